@@ -1,0 +1,231 @@
+"""Download the public LaMP benchmark files into the layout the data layer reads.
+
+Files land in ``<dest>/<task>/<split>/<split>_questions.json`` (plus
+``<split>_outputs.json`` for train and dev). Transfers are resumable and atomic:
+bytes stream into ``<file>.part`` and are moved to the final name only once the
+size matches the server's and the JSON parses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+DEFAULT_BASE_URL = "https://ciir.cs.umass.edu/downloads/LaMP"
+TASKS = ("LaMP_1", "LaMP_2", "LaMP_2N", "LaMP_3", "LaMP_4", "LaMP_5", "LaMP_7")
+SPLITS = ("train", "dev", "test")
+# Where each task lives on the server, relative to the (time-based) base URL:
+# the current movie-tagging LaMP-2 replaced the news version under ``new/``.
+_REMOTE_DIRS = {t: t for t in TASKS} | {"LaMP_2": "LaMP_2/new", "LaMP_2N": "LaMP_2"}
+_CHUNK = 1 << 16
+RETRY_DELAY = 1.0  # seconds, multiplied by the attempt number; tests set it to 0
+AVOCADO_MESSAGE = (
+    "LaMP_6 is not publicly downloadable: it is built from the Avocado Research Email "
+    "Collection, which is licensed from the LDC. Obtain Avocado from the LDC, create the "
+    "files with the official LaMP scripts (github.com/LaMP-Benchmark/LaMP, data/avocado), "
+    "then point --data-dir at them in the LaMP layout (<dir>/LaMP_6/<split>/<split>_questions.json)."
+)
+
+
+class DownloadError(RuntimeError):
+    """A download failed in a way retrying will not fix; the message is user-facing."""
+
+
+class _Transient(Exception):
+    """A transfer broke off half way; the caller retries, resuming from the .part file."""
+
+
+def remote_url(task: str, split: str, filename: str, time_based: bool = False,
+               base_url: str = DEFAULT_BASE_URL) -> str:
+    """Return the official URL of one LaMP file.
+
+    Args:
+        task: lamp_pl task name, e.g. ``"LaMP_2"`` or ``"LaMP_2N"``.
+        split: ``"train"``, ``"dev"`` or ``"test"``.
+        filename: e.g. ``"train_questions.json"``.
+        time_based: use the time-based split (under ``/time/``).
+        base_url: server root, without trailing ``/LaMP_n``.
+    """
+    root = base_url.rstrip("/") + ("/time" if time_based else "")
+    return f"{root}/{_REMOTE_DIRS[task]}/{split}/{filename}"
+
+
+def _check_task(task: str) -> None:
+    if task == "LaMP_6":
+        raise DownloadError(AVOCADO_MESSAGE)
+    if task not in TASKS:
+        raise DownloadError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+
+
+def _range_total(headers: http.client.HTTPMessage) -> int | None:
+    match = re.search(r"/(\d+)\s*$", headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """Make one attempt to complete ``part``; raise ``_Transient`` if it broke off."""
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    try:
+        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have and _range_total(err.headers) == have:
+            return  # the .part already holds the whole file
+        if err.code == 416:  # .part is larger than the remote file: stale, start over
+            part.unlink()
+            raise _Transient(f"stale partial file for {url}") from err
+        if err.code >= 500:
+            raise _Transient(f"HTTP {err.code} for {url}") from err
+        raise DownloadError(f"HTTP {err.code} {err.reason} for {url}") from err
+    with resp:
+        # A 200 to a ranged request means the server ignored the range: start over.
+        offset = have if resp.status == 206 else 0
+        length = resp.headers.get("Content-Length")
+        expected = offset + int(length) if length is not None else None
+        with open(part, "ab" if offset else "wb") as out, tqdm(
+            total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=part.name.removesuffix(".part"), disable=not progress, leave=False,
+        ) as bar:
+            while chunk := resp.read(_CHUNK):
+                out.write(chunk)
+                bar.update(len(chunk))
+    # http.client returns b"" rather than raising when the peer closes early.
+    if expected is not None and part.stat().st_size < expected:
+        raise _Transient(f"connection closed early for {url}")
+
+
+def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0,
+                  progress: bool = True) -> Path:
+    """Download ``url`` to ``path`` atomically, resuming from ``path.part`` if present.
+
+    Args:
+        url: file to fetch.
+        path: final destination; it only appears once the file is complete and valid.
+        retries: extra attempts after a dropped connection or server error.
+        timeout: socket timeout in seconds.
+        progress: show a tqdm byte progress bar.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        DownloadError: on 4xx errors, an unreachable host, invalid JSON, or when
+            every attempt broke off (the ``.part`` file is kept for a later resume).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            _fetch_once(url, part, timeout, progress)
+            break
+        except urllib.error.URLError as err:  # HTTPError is handled in _fetch_once
+            if isinstance(err.reason, (TimeoutError, ConnectionResetError)):
+                last = err
+            else:
+                raise DownloadError(
+                    f"cannot reach {url} ({err.reason}); this machine seems to be offline. "
+                    f"Download the files on a connected machine and copy them into {path.parent}/"
+                ) from err
+        except (_Transient, http.client.IncompleteRead, ConnectionResetError, TimeoutError) as err:
+            last = err
+        if attempt < retries:
+            time.sleep(RETRY_DELAY * (attempt + 1))
+    else:
+        raise DownloadError(f"download of {url} failed after {retries + 1} attempts "
+                            f"({last!r}); rerun to resume from {part}") from last
+    if path.suffix == ".json":
+        try:
+            with open(part, "rb") as fh:
+                json.load(fh)
+        except ValueError as err:
+            # Likely an HTML error page or a truncated body: never let it land.
+            part.unlink()
+            raise DownloadError(f"{url} did not return valid JSON ({err})") from err
+    os.replace(part, path)
+    return path
+
+
+def download_lamp(task: str, dest: str | Path, splits: Sequence[str] = SPLITS,
+                  time_based: bool = False, base_url: str = DEFAULT_BASE_URL,
+                  progress: bool = True, retries: int = 3, timeout: float = 60.0,
+                  force: bool = False) -> list[Path]:
+    """Download one LaMP task into ``<dest>/<task>/<split>/``.
+
+    Args:
+        task: one of ``TASKS`` (``LaMP_6`` raises with instructions to build it locally).
+        dest: root data directory.
+        splits: any of ``"train"``, ``"dev"``, ``"test"`` (test has no outputs file).
+        time_based: fetch the time-based instead of the user-based split.
+        base_url: server root; override for mirrors or tests.
+        progress: show per-file progress bars.
+        retries: extra attempts per file after a dropped connection.
+        timeout: socket timeout in seconds.
+        force: re-download files that already exist.
+
+    Returns:
+        Paths of the requested files, whether downloaded now or already present.
+
+    Raises:
+        DownloadError: unknown task or split, LaMP_6, network or HTTP failure.
+    """
+    _check_task(task)
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise DownloadError(f"unknown split(s) {bad}; valid splits: {', '.join(SPLITS)}")
+    paths = []
+    for split in dict.fromkeys(splits):
+        kinds = ("questions",) if split == "test" else ("questions", "outputs")
+        for kind in kinds:
+            name = f"{split}_{kind}.json"
+            path = Path(dest) / task / split / name
+            if force or not path.exists():  # final names only ever hold complete files
+                download_file(remote_url(task, split, name, time_based, base_url), path,
+                              retries=retries, timeout=timeout, progress=progress)
+            paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``lamp-pl download``; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="lamp-pl download",
+                                     description="Download LaMP benchmark files.")
+    parser.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
+    parser.add_argument("--split", nargs="+", action="extend", choices=SPLITS,
+                        help="splits to fetch (repeatable; default: all)")
+    parser.add_argument("--time-based", action="store_true", help="time-based splits")
+    parser.add_argument("--dest", required=True, help="root data directory")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
+    parser.add_argument("--force", action="store_true", help="re-download existing files")
+    parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--no-progress", action="store_true")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        paths = download_lamp(args.task, args.dest, args.split or SPLITS, args.time_based,
+                              args.base_url, not args.no_progress, args.retries,
+                              args.timeout, args.force)
+    except DownloadError as err:
+        print(f"lamp-pl download: error: {err}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

