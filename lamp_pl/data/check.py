@@ -1,0 +1,57 @@
+"""`lamp-pl check-data`: validate a LaMP data folder and summarise it as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from lamp_pl.data.lamp import SPLITS, LaMPDataError, LaMPQuestion, available_splits, load_split, split_files
+from lamp_pl.tasks import get_task, task_names
+
+
+def summarize_split(questions: list[LaMPQuestion]) -> dict:
+    """Counts and profile-size statistics of one loaded split."""
+    sizes = [len(q.profile) for q in questions]
+    return {
+        "questions": len(questions),
+        "users": len({q.user for q in questions}),
+        "profile_items": sum(sizes),
+        "distinct_profile_items": len({item["id"] for q in questions for item in q.profile}),
+        "profile_size": {"min": min(sizes, default=0), "median": statistics.median(sizes) if sizes else 0,
+                         "max": max(sizes, default=0)},
+        "empty_profiles": sum(1 for s in sizes if s == 0),
+        "has_outputs": all(q.output is not None for q in questions) if questions else False,
+    }
+
+
+def check_data(task: str, data_dir: str | Path, splits: list[str] | None = None) -> dict:
+    """Load and validate the splits (all present ones by default); raise on the first problem."""
+    task_entry = get_task(task)
+    splits = splits or available_splits(data_dir, task_entry)
+    if not splits:
+        split_files(data_dir, task_entry, "train")  # raises a FileNotFoundError naming where we looked
+    summary = {"task": task_entry.name, "data_dir": str(data_dir), "splits": {}}
+    for split in splits:
+        questions_path, outputs_path = split_files(data_dir, task_entry, split)
+        entry = summarize_split(load_split(data_dir, task_entry, split))
+        entry["files"] = [str(questions_path)] + ([str(outputs_path)] if outputs_path else [])
+        summary["splits"][split] = entry
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the JSON summary, or the error on stderr with exit code 1."""
+    parser = argparse.ArgumentParser(prog="lamp-pl check-data", description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, help=f"one of {', '.join(task_names())} or a task .json")
+    parser.add_argument("--data-dir", required=True, help="folder with <task>/<split>_questions.json")
+    parser.add_argument("--split", action="append", choices=SPLITS, help="check only these splits")
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(check_data(args.task, args.data_dir, args.split), indent=2))
+    except (LaMPDataError, FileNotFoundError, ValueError) as error:
+        print(f"lamp-pl check-data: error: {error}", file=sys.stderr)
+        return 1
+    return 0

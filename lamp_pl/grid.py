@@ -1,0 +1,85 @@
+"""`lamp-pl grid`: the user-profile study's grid in one command.
+
+Every combination of retriever, k, ablation and order is trained (unless `--no-fit`) and tested
+in turn, each in its own run folder; the index and retrieval caches are shared, so only the
+first combination that needs an encoder pays for encoding. One table (CSV and Markdown) collects
+the test metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+from pathlib import Path
+
+AXES = {"retriever": "data.retrieval.retriever", "k": "data.k", "ablation": "data.prompt.ablation",
+        "order": "data.prompt.order", "user_context": "data.prompt.user_context"}
+
+
+def combinations(args: argparse.Namespace) -> list[dict[str, str]]:
+    """One dict per grid point, over the axes given on the command line (others stay as configured)."""
+    axes = {name: getattr(args, name) for name in AXES if getattr(args, name)}
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+
+
+def run_combination(configs: list[str], point: dict[str, str], run_dir: Path, fit: bool, extra: list[str]) -> dict:
+    """Fit (optional) then test one grid point; return its test metrics."""
+    from lamp_pl.cli import main
+
+    base = [arg for config in configs for arg in ("--config", config)]
+    overrides = [arg for name, value in point.items() for arg in (f"--{AXES[name]}", str(value))]
+    if point.get("k") in ("0", "0.0"):
+        overrides += ["--data.retrieval.retriever", "none"]
+    common = base + overrides + ["--trainer.default_root_dir", str(run_dir)] + extra
+    if fit:
+        main(["fit", *common])
+        main(["test", *common, "--ckpt_path", "best"])
+    else:
+        main(["test", *common])
+    found = sorted(run_dir.rglob("metrics_*.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise RuntimeError(f"grid point {point} wrote no metrics under {run_dir}")
+    return json.loads(found[-1].read_text())
+
+
+def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
+    """Write `results.csv` and `results.md` (one row per combination)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    csv_path, md_path = out / "results.csv", out / "results.md"
+    with csv_path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [f"{row.get(c):.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lamp-pl grid", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", action="append", required=True, help="LightningCLI config (repeatable)")
+    parser.add_argument("--retriever", nargs="+", help="e.g. contriever bm25 recency random other_users_random")
+    parser.add_argument("--k", nargs="+", help="e.g. 0 1 4 0.5")
+    parser.add_argument("--ablation", nargs="+", help="both only_input only_output decouple")
+    parser.add_argument("--order", nargs="+", help="start end middle random")
+    parser.add_argument("--user-context", dest="user_context", nargs="+", help="none user_id")
+    parser.add_argument("--out", default="runs/grid", help="folder for the runs and the results table")
+    parser.add_argument("--no-fit", dest="fit", action="store_false", help="test only (zero-shot)")
+    args, extra = parser.parse_known_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for point in combinations(args):
+        name = "-".join(f"{key}={value}" for key, value in point.items()) or "default"
+        metrics = run_combination(args.config, point, out / name, args.fit, extra)
+        rows.append({**point, **{key.split("/", 1)[-1]: value for key, value in metrics.items()}})
+        write_tables(rows, out)  # keep a usable table even if a later point fails
+    csv_path, md_path = write_tables(rows, out)
+    print(md_path.read_text())
+    print(f"lamp-pl grid: wrote {csv_path} and {md_path}")
+    return 0

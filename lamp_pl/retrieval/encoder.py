@@ -1,0 +1,157 @@
+"""Dense text encoder: any Hugging Face encoder with mean pooling (Contriever's recipe).
+
+The cost of retrieval is dominated by encoding, so this module does it the cheap way: texts are
+tokenized once, sorted by token length so that each batch carries little padding, run under
+`torch.inference_mode()` (half precision on GPU), and the float32 embeddings are written batch by
+batch into a caller-provided array or memmap, never collected in a Python list.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` = fp16 on CUDA, fp32 elsewhere (half precision on CPU is slow and inexact)."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}, got {precision!r}")
+    return PRECISIONS[precision]
+
+
+def mean_pooling(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average the token states under the attention mask (Contriever's pooling)."""
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class Encoder:
+    """A Hugging Face encoder (AutoModel + AutoTokenizer) that maps texts to mean-pooled vectors.
+
+    Scores between two encodings are inner products; `normalize=True` turns them into cosines.
+    `forward_calls` counts model forward passes of this instance and `total_forward_calls` those
+    of all instances, so callers (and tests) can check that a cached build encoded nothing.
+
+    Args:
+        name_or_path: hub name (``facebook/contriever``) or local folder; ``HF_HUB_OFFLINE=1`` is
+            honoured by transformers itself, so an offline run only needs the files locally.
+        max_length: truncation length, further capped by what the model and tokenizer support.
+        normalize: L2-normalise the pooled vectors.
+        batch_size: texts per forward pass.
+        precision: ``auto`` (fp16 on CUDA, else fp32), ``fp32``, ``fp16`` or ``bf16``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+        trust_remote_code: passed to transformers; off unless you trust the checkpoint's code.
+        revision: hub revision (branch, tag or commit) of the checkpoint.
+        progress: show a tqdm bar (items/s) while encoding.
+        sort_window: texts tokenized and length-sorted together; bounds the token-id memory for
+            millions of texts while keeping padding negligible.
+    """
+
+    total_forward_calls: ClassVar[int] = 0
+
+    def __init__(self, name_or_path: str | Path = "facebook/contriever", *, max_length: int = 512,
+                 normalize: bool = False, batch_size: int = 64, precision: str = "auto", device: str = "auto",
+                 trust_remote_code: bool = False, revision: str | None = None, progress: bool = True,
+                 sort_window: int = 1 << 16) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        if batch_size < 1 or max_length < 1:
+            raise ValueError(f"batch_size and max_length must be positive (got {batch_size}, {max_length})")
+        self.name = str(name_or_path)
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.normalize, self.batch_size, self.progress = normalize, batch_size, progress
+        self.sort_window = max(batch_size, sort_window)
+        self.forward_calls = 0
+        self.tokenizer = AutoTokenizer.from_pretrained(self.name, revision=revision,
+                                                       trust_remote_code=trust_remote_code)
+        self.model = AutoModel.from_pretrained(self.name, revision=revision, trust_remote_code=trust_remote_code,
+                                               dtype=self.dtype).to(self.device).eval()
+        self.max_length = min(max_length, *self._model_limits())
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        logger.info("encoder %s on %s (%s), max_length %d", self.name, self.device, self.dtype, self.max_length)
+
+    def _model_limits(self) -> list[int]:
+        """Lengths past which the model has no position embeddings or the tokenizer no meaning."""
+        limits = [getattr(self.model.config, "max_position_embeddings", None), self.tokenizer.model_max_length]
+        # Tokenizers without a limit report a huge sentinel (int(1e30)); ignore it.
+        return [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000] or [1 << 30]
+
+    @property
+    def dim(self) -> int:
+        """Width of an embedding."""
+        size = getattr(self.model.config, "hidden_size", None)
+        return int(size) if size else int(self.encode(["dimension probe"]).shape[1])
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, truncated to `max_length`, without padding."""
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False,
+                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """One forward pass: pooled float32 vectors of a padded batch."""
+        self.forward_calls += 1
+        Encoder.total_forward_calls += 1
+        output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        # Pool in float32: fp16 sums over 512 tokens lose precision.
+        pooled = mean_pooling(hidden.float(), mask.to(self.device))
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def _pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(ids) for ids in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, tokens in enumerate(batch):
+            ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            mask[row, :len(tokens)] = 1
+        return ids, mask
+
+    def encode(self, texts: Sequence[str], out: np.ndarray | None = None, *, desc: str = "encoding") -> np.ndarray:
+        """Encode `texts` into rows of `out` (allocated when None), in the order given.
+
+        Args:
+            texts: the texts; row i of the result belongs to texts[i].
+            out: a preallocated float32 array or memmap of shape (len(texts), dim).
+            desc: label of the progress bar.
+
+        Returns:
+            `out`, filled.
+        """
+        if out is None:
+            out = np.empty((len(texts), self.dim if texts else 0), dtype=np.float32)
+        if out.shape[0] != len(texts):
+            raise ValueError(f"output has {out.shape[0]} rows for {len(texts)} texts")
+        bar = tqdm(total=len(texts), desc=desc, unit="item", disable=not self.progress, dynamic_ncols=True)
+        with torch.inference_mode(), bar:
+            for start in range(0, len(texts), self.sort_window):
+                window = texts[start:start + self.sort_window]
+                tokens = self.tokenize(window)
+                # Longest first: an out-of-memory batch shows at once, not at the very end.
+                order = np.argsort([-len(t) for t in tokens], kind="stable")
+                for b in range(0, len(order), self.batch_size):
+                    rows = order[b:b + self.batch_size]
+                    pooled = self._forward(*self._pad([tokens[r] for r in rows]))
+                    out[start + rows] = pooled.cpu().numpy()
+                    bar.update(len(rows))
+        return out
+
+
+__all__ = ["Encoder", "mean_pooling", "resolve_device", "resolve_precision"]

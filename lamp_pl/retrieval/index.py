@@ -1,0 +1,330 @@
+"""ProfileIndex: one memory-mapped embedding store per task and encoder, per-user FAISS search.
+
+Layout of `<cache_dir>/<task>/<encoder-slug>/` (built in a temporary sibling and moved into place
+with `os.replace` once complete; guarded by `<folder>.lock`):
+
+* ``manifest.json`` -- `key` (what the cache was built from), `counts`, and build `info`;
+* ``items.jsonl`` -- every distinct profile item (deduplicated by content) of every split;
+* ``texts.jsonl`` -- every distinct text to encode: item retrieval texts and queries, once each;
+* ``item_text.npy`` -- each item's text row; ``users.jsonl`` + ``user_offsets/user_items.npy`` --
+  each user's items (union over their questions and splits, sorted) as CSR;
+* ``split-<name>.npz`` -- question ids, user and query row of each question, profile as CSR;
+* ``embeddings.npy`` -- float32 (texts, dim); only when a dense retriever needs it.
+
+A user's FAISS index is not stored: it is an `IndexFlatIP` over that user's rows of the memmap,
+built on demand (a copy of a few hundred rows); each question's search is restricted to its own
+profile with an `IDSelectorBatch`, so a time-based user's questions share one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import re
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import lamp_pl
+from lamp_pl.data.lamp import LaMPQuestion
+from lamp_pl.tasks import Task
+
+logger = logging.getLogger(__name__)
+FORMAT = 1
+
+
+class CacheError(RuntimeError):
+    """A cache folder is missing, stale or unreadable; the message says which and why."""
+
+
+def stable_hash(value: object, length: int = 16) -> str:
+    """Hex digest of a JSON-able value, independent of dict order and of the Python process."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def encoder_slug(name: str) -> str:
+    """Folder name of an encoder: ``facebook--contriever``; a local folder adds a hash of its path."""
+    path = Path(name)
+    if path.exists():
+        return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', path.name)}-{stable_hash(str(path.resolve()), 8)}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "--"))
+
+
+def folder_fingerprint(name: str) -> str | None:
+    """For a local model folder, a digest of its files (small ones by content, weights by size and
+    mtime), so replacing a checkpoint in place is noticed; None for hub names (the revision is)."""
+    path = Path(name)
+    if not path.is_dir():
+        return None
+    parts = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        content = file_sha256(file) if stat.st_size < (1 << 20) else f"{stat.st_size}:{stat.st_mtime_ns}"
+        parts.append((str(file.relative_to(path)), content))
+    return stable_hash(parts)
+
+
+class JsonLines:
+    """Read-only random access to a JSON-lines file through a byte-offset array (mmap, lazily
+    opened, picklable so DataLoader workers can hold one)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.offsets = np.load(self.path.with_suffix(".offsets.npy"), mmap_mode="r")
+        size = self.path.stat().st_size
+        if self.offsets.ndim != 1 or len(self.offsets) < 1 or int(self.offsets[-1]) != size:
+            raise CacheError(f"{self.path}: offsets do not match the file ({size} bytes)")
+        self._map: mmap.mmap | None = None
+
+    @staticmethod
+    def write(path: str | Path, values: Sequence[object] | Sequence[str], encoded: bool = False) -> None:
+        """Write `values` (or already-encoded JSON strings) and their offsets beside them."""
+        offsets = np.zeros(len(values) + 1, dtype=np.int64)
+        with open(path, "wb") as stream:
+            for i, value in enumerate(values):
+                line = (value if encoded else json.dumps(value, ensure_ascii=False)).encode() + b"\n"
+                stream.write(line)
+                offsets[i + 1] = offsets[i] + len(line)
+        np.save(Path(path).with_suffix(".offsets.npy"), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> object:
+        if self._map is None:
+            with open(self.path, "rb") as stream:
+                self._map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if len(self) else b""
+        return json.loads(self._map[int(self.offsets[index]):int(self.offsets[index + 1])])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_map": None}
+
+
+def replace_folder(tmp: Path, dest: Path) -> None:
+    """Move a completed `tmp` folder to `dest`, replacing an old `dest`."""
+    if dest.exists():
+        trash = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
+        os.replace(dest, trash / "old")
+        shutil.rmtree(trash, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+def read_manifest(folder: Path) -> dict:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["key"], manifest["counts"]  # noqa: B018 -- both sections must exist
+        return manifest
+    except FileNotFoundError:
+        raise CacheError(f"{folder}: no manifest.json (not built, or a build did not finish)") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CacheError(f"{folder}/manifest.json is unreadable ({error!r})") from None
+
+
+@dataclass
+class SplitTables:
+    """One split's questions as the index sees them."""
+
+    question_ids: np.ndarray
+    users: np.ndarray
+    """User row of each question."""
+    query_rows: np.ndarray
+    """Text row of each question's query."""
+    offsets: np.ndarray
+    items: np.ndarray
+    """Question q's profile is items[offsets[q]:offsets[q+1]] (item rows, profile order)."""
+
+    def profile(self, q: int) -> np.ndarray:
+        return self.items[self.offsets[q]:self.offsets[q + 1]]
+
+
+def build_tables(task: Task, splits: dict[str, list[LaMPQuestion]], folder: Path) -> dict:
+    """Deduplicate items and texts over all splits and write the tables into `folder`.
+
+    Returns:
+        counts for the manifest, plus ``texts``: the distinct texts, in store row order.
+    """
+    items: dict[str, int] = {}
+    item_lines: list[str] = []
+    texts: dict[str, int] = {}
+    item_text: list[int] = []
+    users: dict[str, int] = {}
+    user_items: list[set[int]] = []
+    for split, questions in splits.items():
+        offsets, rows, owner, query_rows = [0], [], [], []
+        for question in questions:
+            user = users.setdefault(question.user, len(users))
+            if user == len(user_items):
+                user_items.append(set())
+            for item in question.profile:
+                key = json.dumps(item, sort_keys=True, ensure_ascii=False)
+                row = items.get(key)
+                if row is None:
+                    row = items[key] = len(item_lines)
+                    item_lines.append(json.dumps(item, ensure_ascii=False))
+                    item_text.append(texts.setdefault(task.item_text(item), len(texts)))
+                rows.append(row)
+                user_items[user].add(row)
+            offsets.append(len(rows))
+            owner.append(user)
+            query_rows.append(texts.setdefault(task.query(question.input) or "", len(texts)))
+        np.savez(folder / f"split-{split}.npz", question_ids=np.array([q.id for q in questions], dtype=str),
+                 users=np.array(owner, dtype=np.int64), query_rows=np.array(query_rows, dtype=np.int64),
+                 offsets=np.array(offsets, dtype=np.int64), items=np.array(rows, dtype=np.int64))
+    JsonLines.write(folder / "items.jsonl", item_lines, encoded=True)
+    JsonLines.write(folder / "texts.jsonl", list(texts))
+    JsonLines.write(folder / "users.jsonl", list(users))
+    np.save(folder / "item_text.npy", np.array(item_text, dtype=np.int64))
+    sizes = np.array([0] + [len(s) for s in user_items], dtype=np.int64)
+    np.save(folder / "user_offsets.npy", np.cumsum(sizes))
+    np.save(folder / "user_items.npy", np.array([r for s in user_items for r in sorted(s)], dtype=np.int64))
+    return {"items": len(item_lines), "distinct_item_texts": len(set(item_text)), "texts": len(texts),
+            "users": len(users), "questions": {s: len(q) for s, q in splits.items()}, "texts_list": list(texts)}
+
+
+class ProfileIndex:
+    """A built cache folder, opened read-only (memmaps); `search` needs the dense store.
+
+    Raises:
+        CacheError: the folder is missing, incomplete, or its arrays do not fit its manifest.
+    """
+
+    def __init__(self, folder: str | Path, user_cache: int = 32) -> None:
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder)
+        counts = self.manifest["counts"]
+        try:
+            self.items = JsonLines(self.folder / "items.jsonl")
+            self.texts = JsonLines(self.folder / "texts.jsonl")
+            self.users = JsonLines(self.folder / "users.jsonl")
+            self.item_text = np.load(self.folder / "item_text.npy", mmap_mode="r")
+            self.user_offsets = np.load(self.folder / "user_offsets.npy", mmap_mode="r")
+            self.user_items = np.load(self.folder / "user_items.npy", mmap_mode="r")
+            self.splits = {s: self._load_split(s, n) for s, n in counts["questions"].items()}
+            self.embeddings = (np.load(self.folder / "embeddings.npy", mmap_mode="r")
+                               if self.manifest["key"].get("encoder") else None)
+        except CacheError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            raise CacheError(f"{self.folder}: unreadable array ({error!r})") from None
+        expected = {"items": (len(self.items), counts["items"]), "texts": (len(self.texts), counts["texts"]),
+                    "users": (len(self.users), counts["users"]),
+                    "item_text": (self.item_text.shape, (counts["items"],)),
+                    "user_offsets": (int(self.user_offsets[-1]) if len(self.user_offsets) else -1,
+                                     len(self.user_items))}
+        if self.embeddings is not None:
+            expected["embeddings"] = (self.embeddings.shape, (counts["texts"], counts["dim"]))
+        wrong = [f"{name}: {got} != {want}" for name, (got, want) in expected.items() if got != want]
+        if wrong:
+            raise CacheError(f"{self.folder}: arrays do not match the manifest ({'; '.join(wrong)})")
+        self._faiss: OrderedDict[int, object] = OrderedDict()
+        self._user_cache = user_cache
+
+    def _load_split(self, split: str, n: int) -> SplitTables:
+        with np.load(self.folder / f"split-{split}.npz") as data:
+            tables = SplitTables(**{name: data[name] for name in SplitTables.__dataclass_fields__})
+        if not (len(tables.question_ids) == len(tables.users) == len(tables.query_rows) == n
+                and len(tables.offsets) == n + 1 and int(tables.offsets[-1]) == len(tables.items)):
+            raise CacheError(f"{self.folder}/split-{split}.npz does not match the manifest ({n} questions)")
+        return tables
+
+    @property
+    def hash(self) -> str:
+        """Digest of the manifest key: what the whole cache was built from."""
+        return stable_hash(self.manifest["key"])
+
+    def item(self, row: int) -> dict:
+        return self.items[row]  # type: ignore[return-value]
+
+    def item_text_of(self, row: int) -> str:
+        return self.texts[int(self.item_text[row])]  # type: ignore[return-value]
+
+    def members(self, user: int) -> np.ndarray:
+        """The item rows of `user`, sorted."""
+        return np.asarray(self.user_items[self.user_offsets[user]:self.user_offsets[user + 1]])
+
+    def _user_index(self, user: int):
+        import faiss
+
+        if user in self._faiss:
+            self._faiss.move_to_end(user)
+            return self._faiss[user]
+        vectors = np.ascontiguousarray(self.embeddings[self.item_text[self.members(user)]], dtype=np.float32)
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        self._faiss[user] = index
+        if len(self._faiss) > self._user_cache:
+            self._faiss.popitem(last=False)
+        return index
+
+    def search(self, query_row: int, user: int, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` of `candidates` (item rows of `user`) by inner product with text row `query_row`.
+
+        Returns:
+            (item rows, scores), best first; at most min(k, len(candidates)).
+        """
+        import faiss
+
+        if self.embeddings is None:
+            raise CacheError(f"{self.folder} was built without embeddings; rebuild it for a dense retriever")
+        k = min(k, len(candidates))
+        if k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        members, index = self.members(user), self._user_index(user)
+        params = None
+        if len(candidates) < len(members):
+            positions = np.searchsorted(members, candidates).astype(np.int64)
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(positions))
+        query = np.ascontiguousarray(self.embeddings[query_row][None], dtype=np.float32)
+        scores, found = index.search(query, k, params=params)
+        keep = found[0] >= 0
+        return members[found[0][keep]], scores[0][keep]
+
+
+def manifest_key(task: Task, inputs: dict[str, Path], encoder: dict | None) -> dict:
+    """What a cache is built from; any difference means a rebuild."""
+    return {"format": FORMAT, "lamp_pl_version": lamp_pl.__version__, "task": task.name,
+            "inputs": {s: {"file": p.name, "sha256": file_sha256(p)} for s, p in sorted(inputs.items())},
+            "encoder": encoder}
+
+
+def check_cache(folder: Path, key: dict) -> ProfileIndex | None:
+    """Open `folder` if it was built from `key`; log why not and return None otherwise."""
+    if not folder.exists():
+        return None
+    try:
+        index = ProfileIndex(folder)
+    except CacheError as error:
+        logger.warning("retrieval cache is corrupted or incomplete, rebuilding it: %s", error)
+        return None
+    if index.manifest["key"] != key:
+        old = index.manifest["key"]
+        changed = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+        logger.info("retrieval cache %s is stale (changed: %s); rebuilding it", folder, ", ".join(changed))
+        return None
+    return index
+
+
+def write_manifest(folder: Path, key: dict, counts: dict, info: dict) -> None:
+    """Written last: a folder without it never loads."""
+    (folder / "manifest.json").write_text(json.dumps({"key": key, "counts": counts, "info": info}, indent=1))
+
+
+__all__ = ["CacheError", "JsonLines", "ProfileIndex", "SplitTables", "build_tables", "check_cache", "encoder_slug",
+           "file_sha256", "folder_fingerprint", "manifest_key", "read_manifest", "replace_folder", "stable_hash",
+           "write_manifest"]
