@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,16 +27,19 @@ def _merge(base: dict, update: dict) -> dict:
 def datamodule_from_config(configs: list[str], overrides: list[str] | None = None) -> LaMPDataModule:
     """Instantiate the LaMPDataModule of one or more config files (later files win), as the CLI
     would, with `--data.x value` style overrides."""
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ActionConfigFile, ArgumentParser
 
     merged: dict = {}
     for path in configs:
         _merge(merged, yaml.safe_load(Path(path).read_text()) or {})
     parser = ArgumentParser(prog="lamp-pl", exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile)
     parser.add_class_arguments(LaMPDataModule, "data")
-    cfg = parser.parse_object({"data": merged.get("data", {})})
-    if overrides:
-        cfg = parser.parse_args(overrides, namespace=cfg)
+    # Only the data section is parsed, through a config file so overrides apply on top of it.
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as data_only:
+        yaml.safe_dump({"data": merged.get("data", {})}, data_only)
+        data_only.flush()
+        cfg = parser.parse_args(["--config", data_only.name, *(overrides or [])])
     return parser.instantiate_classes(cfg).data
 
 

@@ -52,7 +52,8 @@ class LaMPModel(L.LightningModule):
         self.save_hyperparameters()
         self.task = get_task(task)
         self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
-        self.model = self._build_network()
+        # from_pretrained returns eval mode; Lightning no longer forces train mode on submodules.
+        self.model = self._build_network().train()
         self.metrics = torch.nn.ModuleDict({
             stage: build_metrics(self.task.metric_kind, self.task.labels) for stage in ("val", "test")})
         self._predictions: list[dict[str, str]] = []

@@ -54,7 +54,7 @@ class SyntheticSpec:
     """Time-based: every user appears in every split, with user ids, and a question's profile is
     the user's history before it (so a user's questions share most of their profile)."""
     vocab_size: int = 600
-    topics: int = 12
+    topics: int = 6
     moods: int = 2
     """Distinct preferences per user, each tied to a group of topics."""
     noise: float = 0.1
@@ -87,7 +87,7 @@ class _World:
     def text(self, topic: int, words: int | None = None) -> str:
         n = words or self.spec.text_words
         pool = self.topic_words[topic]
-        return " ".join(self.rng.choice(pool) if self.rng.random() < 0.6 else self.rng.choice(self.filler)
+        return " ".join(self.rng.choice(pool) if self.rng.random() < 0.75 else self.rng.choice(self.filler)
                         for _ in range(n))
 
     def moods(self) -> list[str]:

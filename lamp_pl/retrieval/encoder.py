@@ -8,8 +8,12 @@ batch into a caller-provided array or memmap, never collected in a Python list.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -98,7 +102,10 @@ class Encoder:
     def dim(self) -> int:
         """Width of an embedding."""
         size = getattr(self.model.config, "hidden_size", None)
-        return int(size) if size else int(self.encode(["dimension probe"]).shape[1])
+        if size:
+            return int(size)
+        with torch.inference_mode():  # configs without hidden_size: ask the model
+            return int(self._forward(*self._pad(self.tokenize(["dimension probe"]))).shape[1])
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, truncated to `max_length`, without padding."""
@@ -116,13 +123,13 @@ class Encoder:
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def _pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(ids) for ids in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        width = max(1, *(len(ids) for ids in batch))
+        ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
         for row, tokens in enumerate(batch):
-            ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            ids[row, :len(tokens)] = tokens
             mask[row, :len(tokens)] = 1
-        return ids, mask
+        return torch.from_numpy(ids), torch.from_numpy(mask)
 
     def encode(self, texts: Sequence[str], out: np.ndarray | None = None, *, desc: str = "encoding") -> np.ndarray:
         """Encode `texts` into rows of `out` (allocated when None), in the order given.
@@ -154,4 +161,58 @@ class Encoder:
         return out
 
 
-__all__ = ["Encoder", "mean_pooling", "resolve_device", "resolve_precision"]
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def encoder_slug(name: str) -> str:
+    """Cache folder name of an encoder: ``facebook--contriever``; a local folder adds a digest of
+    its absolute path, so two folders called ``model`` do not share a cache."""
+    path = Path(name)
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", path.name if path.exists() else name.replace("/", "--"))
+    return f"{clean}-{_digest(str(path.resolve()))[:8]}" if path.exists() else clean
+
+
+def folder_fingerprint(name: str) -> str | None:
+    """A local model folder's digest (small files by content, weights by size and mtime), so a
+    checkpoint replaced in place is noticed; None for hub names, whose `revision` says it."""
+    path = Path(name)
+    if not path.is_dir():
+        return None
+    parts = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        small = stat.st_size < (1 << 20)
+        parts.append((str(file.relative_to(path)),
+                      hashlib.sha256(file.read_bytes()).hexdigest() if small else f"{stat.st_size}:{stat.st_mtime_ns}"))
+    return _digest(parts)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How to build an `Encoder`; `key()` is the part a cached store depends on."""
+
+    name: str = "facebook/contriever"
+    revision: str | None = None
+    max_length: int = 512
+    normalize: bool = False
+    precision: str = "auto"
+    trust_remote_code: bool = False
+    batch_size: int = 64
+    device: str = "auto"
+
+    def key(self) -> dict:
+        """Manifest fields: batch size and device change nothing but float noise, so they are left
+        out; `precision` is recorded as configured (``auto`` means fp16 on GPU, fp32 on CPU)."""
+        return {"name": self.name, "revision": self.revision, "fingerprint": folder_fingerprint(self.name),
+                "max_length": self.max_length, "pooling": "mean", "normalize": self.normalize,
+                "precision": self.precision, "dtype": "float32"}
+
+    def build(self, progress: bool = True) -> Encoder:
+        return Encoder(self.name, max_length=self.max_length, normalize=self.normalize, batch_size=self.batch_size,
+                       precision=self.precision, device=self.device, trust_remote_code=self.trust_remote_code,
+                       revision=self.revision, progress=progress)
+
+
+__all__ = ["Encoder", "EncoderSettings", "encoder_slug", "folder_fingerprint", "mean_pooling", "resolve_device",
+           "resolve_precision"]

@@ -1,0 +1,15 @@
+"""Retrieval over LaMP profiles: encoder, per-user FAISS index, retrievers, and the results cache.
+
+The DataModule and the commands use the facade: `prepare_retrieval` (build or validate caches,
+DDP-aware; in ``prepare_data``) and `load_retrieved` (numpy loads and slicing only; in ``setup``).
+"""
+
+from lamp_pl.retrieval.encoder import Encoder, EncoderSettings
+from lamp_pl.retrieval.index import CacheError, ProfileIndex, build_profile_index
+from lamp_pl.retrieval.results import (RetrievalConfig, RetrievalResults, Retrieved, load_retrieved,
+                                       prepare_retrieval)
+from lamp_pl.retrieval.retrievers import RETRIEVERS, Ranking, Retriever, SplitView, make_retriever, resolve_k
+
+__all__ = ["RETRIEVERS", "CacheError", "Encoder", "EncoderSettings", "ProfileIndex", "Ranking", "RetrievalConfig",
+           "RetrievalResults", "Retrieved", "Retriever", "SplitView", "build_profile_index", "load_retrieved",
+           "make_retriever", "prepare_retrieval", "resolve_k"]

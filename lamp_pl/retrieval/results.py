@@ -1,0 +1,280 @@
+"""The retrieval-results cache and the facade that the DataModule and the commands call.
+
+For each split and retriever configuration the ranked item rows and scores, up to `k_max`, are
+computed once and saved beside the index as ``results/<split>-<hash>.npz`` (atomically; the hash
+covers the index manifest, the retriever's settings, `k_max` and `drop_identical`). Any k <= k_max,
+any rank offset, a second epoch or a second run then costs numpy loads and slicing only: no
+encoder, no FAISS (DataLoader workers can read it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lamp_pl.data.lamp import available_splits, load_split, split_files
+from lamp_pl.retrieval.encoder import EncoderSettings, encoder_slug
+from lamp_pl.retrieval.index import (CacheError, JsonLines, build_profile_index, file_sha256, read_manifest,
+                                     stable_hash)
+from lamp_pl.retrieval.retrievers import RETRIEVERS, Retriever, SplitView, make_retriever, resolve_k
+from lamp_pl.tasks import Task, get_task
+
+logger = logging.getLogger(__name__)
+RESULTS_FORMAT = 1
+
+
+@dataclass
+class RetrievalConfig:
+    """How profile items are retrieved for each question."""
+
+    retriever: str = "contriever"
+    """none | contriever | bm25 | recency | random | recency_contriever | other_users_random |
+    other_users_bm25 | mixed."""
+    k_max: int = 16
+    """Ranked items cached per question; any k <= k_max (plus offset) is then free. -1 = all."""
+    encoder: str = "facebook/contriever"
+    """Dense encoder: hub name or local folder (mean pooling, inner product)."""
+    encoder_max_length: int = 512
+    """Truncation length of the encoder (further capped by the model's own limit)."""
+    normalize: bool = False
+    """L2-normalise embeddings (cosine instead of Contriever's inner product)."""
+    encode_batch_size: int = 64
+    """Texts per encoder forward pass (length-sorted batches)."""
+    precision: str = "auto"
+    """auto (fp16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16."""
+    device: str = "auto"
+    """Device of the encoder: auto | cpu | cuda | cuda:N."""
+    trust_remote_code: bool = False
+    """Let transformers run the checkpoint's own code."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of the encoder."""
+    seed: int = 0
+    """Seed of the random and other-users retrievers (combined with each question id)."""
+    with_replacement: bool = False
+    """random: draw with replacement, as the official code (random.choices)."""
+    drop_identical: bool = False
+    """Never retrieve a profile item whose retrieval text equals the question's query or input."""
+    bm25_tokenizer: str = "whitespace"
+    """whitespace (official: text.split()) | bm25s (lower case, stop words removed)."""
+    bm25_method: str = "robertson"
+    """bm25s scoring variant; robertson is nearest to the official rank_bm25 BM25Okapi."""
+    mixed_inputs: str = "contriever"
+    """mixed: the retriever whose items give the input part."""
+    mixed_outputs: str = "bm25"
+    """mixed: the retriever whose items give the output part."""
+    other_users_pool: int = 0
+    """other_users_bm25: pool size; 0 = the split's mean profile size."""
+
+    def __post_init__(self) -> None:
+        for field_name in ("retriever", "mixed_inputs", "mixed_outputs"):
+            if getattr(self, field_name) not in RETRIEVERS:
+                raise ValueError(f"{field_name}={getattr(self, field_name)!r}; choose one of {', '.join(RETRIEVERS)}")
+        if self.k_max < 1 and self.k_max != -1:
+            raise ValueError(f"k_max must be >= 1, or -1 for whole profiles (got {self.k_max})")
+
+    def encoder_settings(self) -> EncoderSettings:
+        return EncoderSettings(self.encoder, self.revision, self.encoder_max_length, self.normalize, self.precision,
+                               self.trust_remote_code, self.encode_batch_size, self.device)
+
+
+@dataclass
+class Retrieved:
+    """The retrieved items of one question, best first, after k and offset."""
+
+    question_id: str
+    items: list[dict]
+    scores: list[float]
+    item_ids: list[str]
+
+
+def cache_folder(cache_dir: str | Path, task: Task, config: RetrievalConfig, retriever: Retriever) -> Path:
+    return Path(cache_dir) / task.name / (encoder_slug(config.encoder) if retriever.dense else "no-encoder")
+
+
+def results_key(index_hash: str, split: str, retriever: Retriever, config: RetrievalConfig) -> dict:
+    return {"format": RESULTS_FORMAT, "index": index_hash, "split": split, "retriever": retriever.settings(),
+            "k_max": config.k_max, "drop_identical": config.drop_identical}
+
+
+def results_path(folder: Path, key: dict) -> Path:
+    return folder / "results" / f"{key['split']}-{stable_hash(key)}.npz"
+
+
+class RetrievalResults:
+    """One split's cached rankings (plain numpy, picklable): question q's list is
+    ``items[offsets[q]:offsets[q+1]]`` (with `scores`, and `output_items` for `mixed`)."""
+
+    FIELDS = ("question_ids", "offsets", "items", "scores", "output_items", "profile_sizes", "complete")
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.__dict__.update(arrays)
+
+    @classmethod
+    def load(cls, path: Path, key: dict) -> RetrievalResults:
+        try:
+            with np.load(path) as data:
+                arrays = {name: data[name] for name in (*cls.FIELDS, "key")}
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            raise CacheError(f"{path} is unreadable ({error!r})") from None
+        n = len(arrays["question_ids"])
+        if str(arrays.pop("key")) != stable_hash(key) or len(arrays["offsets"]) != n + 1 or not (
+                int(arrays["offsets"][-1]) == len(arrays["items"]) == len(arrays["scores"])):
+            raise CacheError(f"{path} does not match its key or is truncated")
+        return cls(arrays)
+
+    def save(self, path: Path, key: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as stream:
+            np.savez(stream, key=np.array(stable_hash(key)), **{n: getattr(self, n) for n in self.FIELDS})
+        os.replace(tmp, path)
+
+    @classmethod
+    def compute(cls, view: SplitView, retriever: Retriever, k_max: int, progress: bool = True) -> RetrievalResults:
+        offsets, items, scores, outputs, complete = [0], [], [], [], []
+        for q in tqdm(range(len(view)), desc=f"retrieving {view.split}", unit="q", disable=not progress):
+            k = k_max if k_max > 0 else len(view.tables.profile(q))
+            ranking = retriever.rank(view, q, k)
+            items.append(ranking.items)
+            scores.append(ranking.scores)
+            if ranking.output_items is not None:
+                outputs.append(ranking.output_items)
+            offsets.append(offsets[-1] + len(ranking.items))
+            complete.append(len(ranking.items) < k or k_max <= 0)
+
+        def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
+
+        return cls({"question_ids": view.tables.question_ids, "offsets": np.array(offsets, dtype=np.int64),
+                     "items": cat(items, np.int64), "scores": cat(scores, np.float32),
+                     "output_items": cat(outputs, np.int64), "profile_sizes": np.diff(view.tables.offsets),
+                     "complete": np.array(complete, dtype=bool)})
+
+    def select(self, q: int, k: float, offset: int = 0) -> slice:
+        """Rows of question q's items for `k` (see `resolve_k`) after skipping `offset`."""
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        lo, hi = int(self.offsets[q]), int(self.offsets[q + 1])
+        want = offset + resolve_k(k, int(self.profile_sizes[q]))
+        if want > hi - lo and not self.complete[q]:
+            raise ValueError(f"k={k} with offset={offset} needs {want} ranked items for question "
+                             f"{str(self.question_ids[q])!r}, but only {hi - lo} are cached (k_max); "
+                             "prepare the retrieval again with a larger k_max (or -1 for whole profiles)")
+        return slice(lo + min(offset, hi - lo), lo + min(want, hi - lo))
+
+
+def prepare_retrieval(task: str | Task, data_dir: str | Path, splits: Sequence[str], config: RetrievalConfig,
+                      cache_dir: str | Path, *, rank: int = 0, world_size: int = 1,
+                      barrier: Callable[[], None] | None = None, progress: bool = True) -> dict:
+    """Build or validate the index (dense retrievers only) and each split's results cache.
+
+    Every DDP rank calls it; encoding is sharded over ranks, rank 0 computes the results, and a
+    valid cache is a no-op everywhere. The index covers every split present in `data_dir` (so
+    fit, test and predict share one build), the results only `splits`.
+
+    Returns:
+        A JSON-able summary: users, questions, items, distinct_texts, encoded (texts encoded by this
+        call on this rank), dim, seconds, items_per_second (encoded per encoding second), cache_dir,
+        reused (nothing built or computed), and per-split results files.
+    """
+    start, task = time.perf_counter(), get_task(task)
+    retriever = make_retriever(config.retriever, config)
+    covered = sorted(set(available_splits(data_dir, task)) | set(splits))
+    index, report = build_profile_index(task, data_dir, covered, cache_dir,
+                                        config.encoder_settings() if retriever.dense else None, rank=rank,
+                                        world_size=world_size, barrier=barrier, progress=progress)
+    computed, error = {}, None
+    if rank == 0:
+        try:
+            for split in splits:
+                key = results_key(index.hash, split, retriever, config)
+                path = results_path(index.folder, key)
+                try:
+                    RetrievalResults.load(path, key)
+                    computed[split] = False
+                except (FileNotFoundError, CacheError) as why:
+                    if not isinstance(why, FileNotFoundError):
+                        logger.warning("recomputing retrieval results: %s", why)
+                    view = SplitView(task, index, split, load_split(data_dir, task, split), config.drop_identical)
+                    RetrievalResults.compute(view, retriever, config.k_max, progress).save(path, key)
+                    computed[split] = True
+        except Exception as failure:  # noqa: BLE001 -- re-raised after the barrier so no rank hangs
+            error = failure
+    if world_size > 1:
+        barrier()
+    if error is not None:
+        raise error
+    counts, encoded = index.manifest["counts"], report["encoded"]
+    return {"task": task.name, "retriever": config.retriever, "users": counts["users"],
+            "questions": sum(counts["questions"].values()), "items": counts["items"],
+            "distinct_texts": counts["texts"], "distinct_item_texts": counts["distinct_item_texts"],
+            "encoded": encoded, "dim": counts["dim"], "seconds": round(time.perf_counter() - start, 4),
+            "items_per_second": round(encoded / report["encode_seconds"], 2) if encoded else None,
+            "cache_dir": report["folder"], "reused": report["reused"] and not any(computed.values()),
+            "index_reused": report["reused"], "results_computed": computed}
+
+
+def _check_inputs(task: Task, data_dir: str | Path, folder: Path, manifest: dict) -> None:
+    """The questions files must still be those the cache was built from (size and mtime first,
+    the sha256 only when those moved)."""
+    for split, recorded in manifest["key"]["inputs"].items():
+        path = split_files(data_dir, task, split)[0]
+        stat = path.stat()
+        if manifest["info"].get("stat", {}).get(split) != [stat.st_size, stat.st_mtime_ns] and \
+                file_sha256(path) != recorded["sha256"]:
+            raise CacheError(f"{path} changed since the retrieval cache {folder} was built; "
+                             "run prepare_retrieval (`lamp-pl index`) again")
+
+
+def load_retrieved(task: str | Task, data_dir: str | Path, split: str, config: RetrievalConfig,
+                   cache_dir: str | Path, k: float, offset: int = 0) -> list[Retrieved]:
+    """Each question's retrieved items from the results cache; never encodes nor searches.
+
+    Args:
+        k: items per question (an integer), or a fraction of the question's profile in (0, 1).
+        offset: ranked items to skip first.
+
+    Raises:
+        CacheError: the cache is missing or stale: run `prepare_retrieval` (``lamp-pl index``).
+        ValueError: k + offset exceeds the cached k_max for a question with a longer profile.
+    """
+    task = get_task(task)
+    retriever = make_retriever(config.retriever, config)
+    folder = cache_folder(cache_dir, task, config, retriever)
+    hint = f"run prepare_retrieval (`lamp-pl index`) for task {task.name}, retriever {config.retriever!r}"
+    try:
+        manifest = read_manifest(folder)
+    except CacheError as error:
+        raise CacheError(f"no retrieval cache to load ({error}); {hint}") from None
+    if retriever.dense and manifest["key"]["encoder"] != config.encoder_settings().key():
+        raise CacheError(f"{folder} was built with other encoder settings; {hint}")
+    _check_inputs(task, data_dir, folder, manifest)
+    key = results_key(stable_hash(manifest["key"]), split, retriever, config)
+    try:
+        results = RetrievalResults.load(results_path(folder, key), key)
+    except FileNotFoundError:
+        raise CacheError(f"no cached {split} results for {asdict(config)} under {folder}; {hint}") from None
+    items = JsonLines(folder / "items.jsonl")
+    output_field = task.output_field
+    retrieved = []
+    for q, qid in enumerate(results.question_ids.tolist()):
+        rows = results.select(q, k, offset)
+        chosen = [items[r] for r in results.items[rows].tolist()]
+        if len(results.output_items):  # mixed: A's item with B's output
+            others = [items[r] for r in results.output_items[rows].tolist()]
+            chosen = [{**a, output_field: b[output_field], "id": f"{a['id']}+{b['id']}"}
+                      for a, b in zip(chosen, others, strict=True)]
+        retrieved.append(Retrieved(qid, chosen, results.scores[rows].tolist(), [str(i["id"]) for i in chosen]))
+    return retrieved
+
+
+__all__ = ["RetrievalConfig", "RetrievalResults", "Retrieved", "load_retrieved", "prepare_retrieval"]

@@ -1,0 +1,404 @@
+"""Retrievers: one protocol, `rank(view, q, k) -> Ranking`, for each way of choosing profile items.
+
+A retriever ranks the *candidates* of question `q` (its profile items, each distinct item once, in
+profile order, without those identical to the query when `drop_identical` is set) and returns at
+most `k` of them, best first. `k` larger than the profile returns the whole profile ranked; an
+empty profile returns nothing. Rules that differ from the official LaMP code are stated on the
+class that implements them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from lamp_pl.data.lamp import LaMPQuestion
+from lamp_pl.retrieval.index import ProfileIndex
+from lamp_pl.tasks import Task
+
+_EMPTY_ROWS = np.empty(0, dtype=np.int64)
+
+
+@dataclass
+class Ranking:
+    """Ranked item rows of one question, best first."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    output_items: np.ndarray | None = None
+    """`mixed` only: whose output field replaces each item's output field."""
+
+    @classmethod
+    def of(cls, items: Any, scores: Any = None) -> Ranking:
+        """Ranking of `items`; no scores = reciprocal rank, for retrievers that have none."""
+        items = np.asarray(items, dtype=np.int64)
+        scores = 1.0 / np.arange(1, len(items) + 1) if scores is None else scores
+        return cls(items, np.asarray(scores, dtype=np.float32))
+
+
+class SplitView:
+    """What a retriever sees of one split: index tables plus the questions' queries and inputs."""
+
+    def __init__(self, task: Task, index: ProfileIndex, split: str, questions: list[LaMPQuestion],
+                 drop_identical: bool = False) -> None:
+        self.task, self.index, self.split, self.questions = task, index, split, questions
+        self.tables = index.splits[split]
+        if [q.id for q in questions] != self.tables.question_ids.tolist():
+            raise ValueError(f"the {split} questions differ from those the index at {index.folder} was built from")
+        self.drop_identical = drop_identical
+        self.text = functools.lru_cache(maxsize=1 << 18)(index.item_text_of)
+        self.item = functools.lru_cache(maxsize=1 << 16)(index.item)
+        # Per view (not per class) so a finished split's view and its caches can be freed.
+        self.candidates = functools.lru_cache(maxsize=None)(self._candidates)
+        sizes = np.diff(self.tables.offsets)
+        self.mean_profile_size = float(sizes.mean()) if len(sizes) else 0.0
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def query(self, q: int) -> str:
+        return self.task.query(self.questions[q].input) or ""
+
+    def user(self, q: int) -> int:
+        return int(self.tables.users[q])
+
+    def _candidates(self, q: int) -> np.ndarray:
+        """Item rows the question may retrieve from: its profile, in profile order."""
+        rows = self.tables.profile(q)
+        rows = rows[np.sort(np.unique(rows, return_index=True)[1])]  # repeated items count once
+        if self.drop_identical:
+            same = {self.query(q).strip(), self.questions[q].input.strip()}
+            rows = rows[[self.text(int(r)).strip() not in same for r in rows]] if len(rows) else rows
+        return rows
+
+    def rng(self, q: int, seed: int, salt: str = "") -> np.random.Generator:
+        """A generator seeded by (seed, question id): the same question draws the same items in
+        any run and whatever the split's order."""
+        digest = hashlib.sha256(f"{salt}{self.questions[q].id}".encode()).digest()
+        return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+class Retriever(Protocol):
+    """Ranks a question's candidates; `settings()` is what the results cache is keyed by."""
+
+    name: str
+    dense: bool
+
+    def settings(self) -> dict: ...
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking: ...
+
+
+@dataclass
+class NoRetriever:
+    """``none``: always empty (the k = 0 baseline)."""
+
+    name: str = "none"
+    dense: bool = False
+
+    def settings(self) -> dict:
+        return {"name": self.name}
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        return Ranking.of(_EMPTY_ROWS)
+
+
+@dataclass
+class DenseRetriever(NoRetriever):
+    """``contriever``: exact inner product of the encoded query and items (per-user FAISS index)."""
+
+    name: str = "contriever"
+    dense: bool = True
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        rows, scores = view.index.search(int(view.tables.query_rows[q]), view.user(q), view.candidates(q), k)
+        return Ranking.of(rows, scores)
+
+
+@dataclass
+class BM25Retriever(NoRetriever):
+    """``bm25`` (bm25s, k1 = 1.5, b = 0.75) over the question's own profile, as the official code.
+
+    `tokenizer`: ``whitespace`` is the official rule (``text.split()``, case kept); ``bm25s`` is
+    bm25s's own (lower case, ``\\w\\w+`` tokens, English stop words removed). `method`: bm25s's
+    variant; ``robertson`` is nearest to the official rank_bm25 ``BM25Okapi`` (which floors a
+    negative idf at 0.25 x the mean idf where Robertson's floors it at 0). Ties keep profile order.
+    """
+
+    name: str = "bm25"
+    tokenizer: str = "whitespace"
+    method: str = "robertson"
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in ("whitespace", "bm25s"):
+            raise ValueError(f"bm25_tokenizer must be 'whitespace' or 'bm25s', got {self.tokenizer!r}")
+
+    def settings(self) -> dict:
+        return {"name": self.name, "tokenizer": self.tokenizer, "method": self.method}
+
+    def tokens(self, texts: list[str]) -> list[list[str]]:
+        if self.tokenizer == "whitespace":
+            return [text.split() for text in texts]
+        import bm25s
+
+        return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+
+    def scores(self, query: str, texts: list[str]) -> np.ndarray:
+        """BM25 score of each text for `query`, with the texts as the collection."""
+        import bm25s
+
+        model = bm25s.BM25(k1=1.5, b=0.75, method=self.method)
+        model.index(self.tokens(texts), show_progress=False)
+        return model.get_scores_from_ids(model.get_tokens_ids(self.tokens([query])[0]))
+
+    def top(self, view: SplitView, q: int, rows: np.ndarray, k: int) -> Ranking:
+        if not len(rows) or k <= 0:
+            return Ranking.of(_EMPTY_ROWS)
+        scores = self.scores(view.query(q), [view.text(int(r)) for r in rows])
+        order = np.argsort(-scores, kind="stable")[:k]
+        return Ranking.of(rows[order], scores[order])
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        return self.top(view, q, view.candidates(q), k)
+
+
+_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%m/%d/%Y %H:%M:%S",
+                 "%m/%d/%Y", "%Y-%m", "%Y")
+
+
+def parse_date(value: object) -> datetime.datetime | None:
+    """A profile item's ``date`` as a naive (UTC) datetime, or None when absent or unparseable.
+
+    Accepts ISO forms (``YYYY-MM-DD``, with ``T`` or space and a time, with a zone), ``YYYY/MM/DD``,
+    ``MM/DD/YYYY`` (each optionally with ``HH:MM:SS``), ``YYYY-MM`` and ``YYYY``.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+        for fmt in _DATE_FORMATS:
+            try:
+                parsed = datetime.datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is not None and parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+@dataclass
+class RecencyRetriever(NoRetriever):
+    """``recency``: newest first by the item's ``date``. Equal dates: the later profile position
+    first (the official stable sort, then reversed). Items without a parseable date follow, in
+    profile order."""
+
+    name: str = "recency"
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        rows = view.candidates(q)
+        dates = [parse_date(view.item(int(r)).get("date")) for r in rows]
+        dated = sorted((d, p) for p, d in enumerate(dates) if d is not None)[::-1]
+        order = [p for _, p in dated] + [p for p, d in enumerate(dates) if d is None]
+        return Ranking.of(rows[order[:k]] if order else _EMPTY_ROWS)
+
+
+@dataclass
+class RandomRetriever(NoRetriever):
+    """``random``: seeded per question. Without replacement by default (a shuffled profile); with
+    `with_replacement` (the official ``random.choices``) it draws exactly k items, repeats allowed."""
+
+    name: str = "random"
+    seed: int = 0
+    with_replacement: bool = False
+
+    def settings(self) -> dict:
+        return {"name": self.name, "seed": self.seed, "with_replacement": self.with_replacement}
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        rows, rng = view.candidates(q), view.rng(q, self.seed)
+        if not len(rows):
+            return Ranking.of(_EMPTY_ROWS)
+        picks = rng.integers(0, len(rows), size=k) if self.with_replacement else rng.permutation(len(rows))[:k]
+        return Ranking.of(rows[picks])
+
+
+def interleave_newest(newest: list[int], dense: list[int]) -> list[int]:
+    """One list whose first k entries, for every k, are ceil(k/2) newest items plus the floor(k/2)
+    best dense-ranked items among the rest (each step adds exactly one item, so prefixes nest)."""
+    chosen_new: set[int] = set()
+    chosen_dense: set[int] = set()
+    out: list[int] = []
+    at = 0
+
+    def next_dense() -> int:
+        nonlocal at
+        while dense[at] in chosen_new:
+            at += 1
+        chosen_dense.add(dense[at])
+        at += 1
+        return dense[at - 1]
+
+    for k in range(1, len(newest) + 1):
+        if k % 2:  # the newest half grows by one item
+            item = newest[k // 2]
+            chosen_new.add(item)
+            # Already picked as a dense item: it moves to the newest half, so the dense half refills.
+            out.append(next_dense() if item in chosen_dense else item)
+        else:
+            out.append(next_dense())
+    return out
+
+
+@dataclass
+class RecencyDenseRetriever(DenseRetriever):
+    """``recency_contriever``: the top k are the ceil(k/2) newest items plus the floor(k/2) best
+    contriever-ranked items among the others, for every k (see `interleave_newest`), so a list
+    cached up to k_max serves every k. Differences from the official code, which takes k//2 of
+    each (k-1 items for odd k) and may repeat an item present in both halves: no repeats, and an
+    odd k gives the extra item to recency. Prefix order is insertion order (newest, contriever,
+    newest, ...); scores are the contriever scores."""
+
+    name: str = "recency_contriever"
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        n = len(view.candidates(q))
+        dense = super().rank(view, q, n)
+        newest = RecencyRetriever().rank(view, q, n).items.tolist()
+        merged = interleave_newest(newest, dense.items.tolist())[:k]
+        score_of = dict(zip(dense.items.tolist(), dense.scores.tolist(), strict=True))
+        return Ranking.of(merged, [score_of[r] for r in merged])
+
+
+def sample_other_users(view: SplitView, q: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`size` distinct items of users other than q's, uniformly over all other users' item entries
+    (so users are weighted by profile size), never an item whose id or text one of q's own
+    items has."""
+    index, user = view.index, view.user(q)
+    lo, hi = int(index.user_offsets[user]), int(index.user_offsets[user + 1])
+    own = index.user_items[lo:hi]
+    own_ids = {view.item(int(r)).get("id") for r in own}
+    own_texts = {int(index.item_text[r]) for r in own}
+    n_pool = len(index.user_items) - (hi - lo)
+    chosen: dict[int, None] = {}
+
+    def consider(position: int) -> None:
+        row = int(index.user_items[position if position < lo else position + hi - lo])
+        if row not in chosen and int(index.item_text[row]) not in own_texts and view.item(row).get("id") not in own_ids:
+            chosen[row] = None
+
+    if n_pool <= 8 * size + 1024:  # small pool: an exact shuffle
+        for position in rng.permutation(n_pool):
+            if len(chosen) == size:
+                break
+            consider(int(position))
+    else:  # large pool: draw positions until enough survive (rejections are rare there)
+        seen: set[int] = set()
+        while len(chosen) < size and len(seen) < n_pool:
+            for position in rng.integers(0, n_pool, size=2 * (size - len(chosen)) + 8).tolist():
+                if position not in seen and len(chosen) < size:
+                    seen.add(position)
+                    consider(position)
+    return np.fromiter(chosen, dtype=np.int64, count=len(chosen))
+
+
+@dataclass
+class OtherUsersRandom(RandomRetriever):
+    """``other_users_random`` (non-personalized, no retrieval): k random items of other users."""
+
+    name: str = "other_users_random"
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        return Ranking.of(sample_other_users(view, q, k, view.rng(q, self.seed, self.name)))
+
+
+@dataclass
+class OtherUsersBM25(BM25Retriever):
+    """``other_users_bm25`` (non-personalized, with retrieval): BM25 over a seeded random pool of
+    other users' items; pool size `pool` or, when 0, the split's mean profile size (rounded)."""
+
+    name: str = "other_users_bm25"
+    seed: int = 0
+    pool: int = 0
+
+    def settings(self) -> dict:
+        return {**super().settings(), "seed": self.seed, "pool": self.pool}
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        size = self.pool or max(1, round(view.mean_profile_size))
+        return self.top(view, q, sample_other_users(view, q, size, view.rng(q, self.seed, self.name)), k)
+
+
+@dataclass
+class MixedRetriever(NoRetriever):
+    """``mixed``: rank i pairs retriever A's item i (its input part) with retriever B's item i
+    (its output part, `Task.output_field`); as many pairs as the shorter list; A's scores."""
+
+    name: str = "mixed"
+    inputs: Retriever = field(default_factory=DenseRetriever)
+    outputs: Retriever = field(default_factory=BM25Retriever)
+
+    def __post_init__(self) -> None:
+        self.dense = self.inputs.dense or self.outputs.dense
+
+    def settings(self) -> dict:
+        return {"name": self.name, "inputs": self.inputs.settings(), "outputs": self.outputs.settings()}
+
+    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
+        if view.task.output_field is None:
+            raise ValueError(f"{view.task.name} has no output field, so `mixed` retrieval does not apply")
+        a, b = self.inputs.rank(view, q, k), self.outputs.rank(view, q, k)
+        n = min(len(a.items), len(b.items))
+        return Ranking(a.items[:n], a.scores[:n], b.items[:n])
+
+
+RETRIEVERS = ("none", "contriever", "bm25", "recency", "random", "recency_contriever", "other_users_random",
+              "other_users_bm25", "mixed")
+
+
+def make_retriever(name: str, config: Any) -> Retriever:
+    """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields)."""
+    bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method}
+    makers = {
+        "none": NoRetriever, "contriever": DenseRetriever, "recency": RecencyRetriever,
+        "recency_contriever": RecencyDenseRetriever, "bm25": lambda: BM25Retriever(**bm25),
+        "random": lambda: RandomRetriever(seed=config.seed, with_replacement=config.with_replacement),
+        "other_users_random": lambda: OtherUsersRandom(seed=config.seed),
+        "other_users_bm25": lambda: OtherUsersBM25(**bm25, seed=config.seed, pool=config.other_users_pool),
+        "mixed": lambda: MixedRetriever(inputs=_component(config.mixed_inputs, config),
+                                        outputs=_component(config.mixed_outputs, config)),
+    }
+    if name not in makers:
+        raise ValueError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
+    return makers[name]()
+
+
+def _component(name: str, config: Any) -> Retriever:
+    if name == "mixed":
+        raise ValueError("a `mixed` retriever cannot take its inputs or outputs from another `mixed`")
+    return make_retriever(name, config)
+
+
+def resolve_k(k: float, profile_size: int) -> int:
+    """Items to return for `k`: an integer k as is; 0 < k < 1 a fraction of the profile, rounded
+    half up, at least 1 when the profile is not empty."""
+    if k < 0 or math.isnan(k):
+        raise ValueError(f"k must be >= 0, got {k}")
+    if 0 < k < 1:
+        return max(1, math.floor(k * profile_size + 0.5)) if profile_size else 0
+    if k != int(k):
+        raise ValueError(f"k must be an integer or a fraction in (0, 1), got {k}")
+    return int(k)
+
+
+__all__ = ["RETRIEVERS", "Ranking", "Retriever", "SplitView", "interleave_newest", "make_retriever", "parse_date",
+           "resolve_k", "sample_other_users"]
