@@ -26,8 +26,9 @@ class LaMPCLI(LightningCLI):
         parser.link_arguments("data.tokenizer", "model.tokenizer")
 
     def _resolve_ckpt(self) -> None:
-        """`--ckpt_path best|last` in a process that did not fit: take them from the newest
-        `last.ckpt` under the trainer's root dir (its ModelCheckpoint state names the best)."""
+        """`--ckpt_path best|last` in a new process: take them from the newest `last.ckpt` under
+        the trainer's root dir (its ModelCheckpoint state names the best). Lightning alone would
+        look only in this run's fresh, versioned checkpoint folder."""
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") not in ("best", "last") or self.trainer.checkpoint_callback.best_model_path:
             return
@@ -43,7 +44,7 @@ class LaMPCLI(LightningCLI):
         print(f"lamp_pl: --ckpt_path {config['ckpt_path']} -> {last}")
         config["ckpt_path"] = str(last)
 
-    before_validate = before_test = before_predict = _resolve_ckpt
+    before_fit = before_validate = before_test = before_predict = _resolve_ckpt
 
 
 def main(args: list[str] | None = None) -> int | None:

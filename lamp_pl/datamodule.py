@@ -19,7 +19,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 import lamp_pl
 from lamp_pl.data.lamp import load_split, split_files
@@ -33,6 +33,24 @@ from lamp_pl.tokenized import TokenizedSplit, collate
 log = logging.getLogger(__name__)
 STAGE_SPLITS = {"fit": ("train_split", "val_split"), "validate": ("val_split",), "test": ("test_split",),
                 "predict": ("predict_split",)}
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation that is a function of (seed, epoch) alone, so a run resumed from a
+    checkpoint sees the same batches as an uninterrupted one (Lightning calls `set_epoch`)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class LaMPDataModule(L.LightningDataModule):
@@ -202,8 +220,8 @@ class LaMPDataModule(L.LightningDataModule):
         kwargs = dict(num_workers=self.num_workers, collate_fn=functools.partial(collate, pad_token_id=pad),
                       persistent_workers=self.num_workers > 0)
         if train:
-            return DataLoader(dataset, batch_size=self.batch_size, shuffle=True,
-                              generator=torch.Generator().manual_seed(self.seed), **kwargs)
+            return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochShuffleSampler(len(dataset), self.seed),
+                              **kwargs)
         rank, world_size = self._world()
         # No padding of shards: each question is scored and written exactly once under DDP.
         sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False) \

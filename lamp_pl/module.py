@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lamp_pl.metrics import build_metrics
 from lamp_pl.offline import load_tokenizer
-from lamp_pl.predictions import gather_predictions, write_run_outputs
+from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
 from lamp_pl.tasks import get_task
 
 
@@ -131,10 +131,10 @@ class LaMPModel(L.LightningModule):
 
     def _write(self, stage: str, metrics: dict[str, float] | None) -> None:
         predictions = gather_predictions(self._predictions)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        split = getattr(datamodule, f"{stage}_split", stage)
+        folders = output_dirs(self.trainer)
+        split = getattr(getattr(self.trainer, "datamodule", None), f"{stage}_split", stage)
         if self.trainer.is_global_zero:
-            write_run_outputs(self.trainer, self.task.name, split, predictions, metrics)
+            write_run_outputs(folders, self.task.name, split, predictions, metrics)
         self._predictions = []
 
     def configure_optimizers(self):

@@ -45,7 +45,7 @@ def write_json_atomic(path: str | Path, document: Any) -> Path:
 
 def output_dirs(trainer) -> list[Path]:
     """Where a run's outputs go: its (versioned) log dir and, when evaluating a checkpoint, next
-    to that checkpoint."""
+    to that checkpoint. Call on every rank: `trainer.log_dir` is a broadcast under DDP."""
     dirs = [Path(trainer.log_dir or trainer.default_root_dir)]
     ckpt = getattr(trainer, "ckpt_path", None)
     if ckpt and Path(ckpt).is_file() and Path(ckpt).parent not in dirs:
@@ -53,11 +53,11 @@ def output_dirs(trainer) -> list[Path]:
     return dirs
 
 
-def write_run_outputs(trainer, task: str, split: str, predictions: list[dict[str, str]],
+def write_run_outputs(folders: list[Path], task: str, split: str, predictions: list[dict[str, str]],
                       metrics: dict[str, float] | None) -> list[Path]:
     """Write `predictions_<split>.json` (and `metrics_<split>.json` when scored); return the paths."""
     written = []
-    for folder in output_dirs(trainer):
+    for folder in folders:
         written.append(write_json_atomic(folder / f"predictions_{split}.json", {"task": task, "golds": predictions}))
         if metrics is not None:
             written.append(write_json_atomic(folder / f"metrics_{split}.json", metrics))
