@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import torch
+from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.module import LaMPModel
+
+# Dataclass fields document themselves with attribute docstrings; show those in --help.
+set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
 # Commands outside the Lightning loop: name -> module exposing `main(argv) -> int`.
 COMMANDS = {"check-data": "lamp_pl.data.check", "download": "lamp_pl.data.download",

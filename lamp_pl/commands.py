@@ -55,8 +55,7 @@ def index_main(argv: list[str] | None = None) -> int:
     args, overrides = parser.parse_known_args(argv)
     datamodule = datamodule_from_config(args.config, overrides)
     start = time.perf_counter()
-    if datamodule.synthetic is not None:
-        datamodule.prepare_data()
+    datamodule.write_synthetic_data()
     summary = datamodule.build(datamodule.splits_for(None)) or {}
     summary.setdefault("seconds", round(time.perf_counter() - start, 3))
     summary.update(task=datamodule.task.name, retriever=datamodule.retrieval.retriever,
@@ -75,6 +74,7 @@ def inspect_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", required=True, help="question id")
     args, overrides = parser.parse_known_args(argv)
     dm = datamodule_from_config(args.config, overrides)
+    dm.write_synthetic_data()
     dm.build([args.split])
     questions = load_split(dm.data_dir, dm.task, args.split)
     index = next((i for i, q in enumerate(questions) if q.id == args.id), None)

@@ -137,10 +137,14 @@ class LaMPDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def prepare_data(self) -> None:
-        """Build every cache the configured splits need (single process: encoding included)."""
+    def write_synthetic_data(self) -> None:
+        """Write the configured synthetic data into `data_dir` (unchanged files are left alone)."""
         if self.synthetic is not None:
             write_synthetic(self.data_dir, dataclasses.replace(self.synthetic, task=self.task.name))
+
+    def prepare_data(self) -> None:
+        """Build every cache the configured splits need (single process: encoding included)."""
+        self.write_synthetic_data()
         if self._world()[1] == 1:
             self.build(self.splits_for(None))
         else:

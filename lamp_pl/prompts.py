@@ -62,8 +62,13 @@ class PromptOptions:
     """How retrieved items are arranged and rendered (see the module docstring)."""
 
     order: Order = "start"
+    """Where the best items go: start (first), end (reversed, next to the input), middle (best in
+    the centre), random (seeded shuffle)."""
     ablation: Ablation = "both"
+    """Which part of each item is shown: both (official template), only_input, only_output, or
+    decouple (outputs shuffled among the items)."""
     user_context: UserContext = "none"
+    """user_id: prefix the input with "User <id>: " (the user-id context control)."""
     seed: int = 0
     """Seeds ``order="random"`` and ``ablation="decouple"``, together with the question id."""
 
