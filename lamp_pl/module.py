@@ -109,7 +109,9 @@ class LaMPModel(L.LightningModule):
 
     def _log_metrics(self, stage: str) -> dict[str, float]:
         values = {f"{stage}/{name}": value for name, value in self.metrics[stage].compute().items()}
-        self.log_dict(values, sync_dist=False)  # torchmetrics already reduced across ranks
+        # torchmetrics already reduced across ranks, so every rank holds the same value and the
+        # mean that sync_dist takes changes nothing (it only silences Lightning's DDP warning).
+        self.log_dict(values, sync_dist=True)
         self.metrics[stage].reset()
         return {k: float(v) for k, v in values.items()}
 

@@ -76,7 +76,7 @@ def build_tiny_t5(dest: str | Path, corpus: Iterable[str], vocab_size: int = 200
 
 
 def build_tiny_bert(dest: str | Path, corpus: Iterable[str], hidden: int = 32, layers: int = 2,
-                    max_length: int = 128, seed: int = 0) -> Path:
+                    max_length: int = 128, seed: int = 0, heads: int = 2) -> Path:
     """A randomly initialised BERT encoder (Contriever's architecture) with a word-level vocab."""
 
     def build(folder: Path) -> None:
@@ -89,7 +89,7 @@ def build_tiny_bert(dest: str | Path, corpus: Iterable[str], hidden: int = 32, l
         tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), model_max_length=max_length)
         torch.manual_seed(seed)
         config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
-                            num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=max_length)
+                            num_attention_heads=heads, intermediate_size=(4 if heads > 2 else 2) * hidden, max_position_embeddings=max_length)
         BertModel(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 

@@ -15,7 +15,7 @@ from lamp_pl.data.lamp import load_split
 from lamp_pl.data.synthetic import write_synthetic
 from lamp_pl.retrieval import CacheError, Encoder, ProfileIndex, RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.encoder import encoder_slug
-from lamp_pl.retrieval.index import build_profile_index
+from lamp_pl.retrieval.build import build_profile_index
 from lamp_pl.tasks import get_task
 
 TASK = "LaMP_4"

@@ -4,8 +4,9 @@ The DataModule and the commands use the facade: `prepare_retrieval` (build or va
 DDP-aware; in ``prepare_data``) and `load_retrieved` (numpy loads and slicing only; in ``setup``).
 """
 
+from lamp_pl.retrieval.build import build_profile_index
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings
-from lamp_pl.retrieval.index import CacheError, ProfileIndex, build_profile_index
+from lamp_pl.retrieval.index import CacheError, ProfileIndex
 from lamp_pl.retrieval.results import (RetrievalConfig, RetrievalResults, Retrieved, load_retrieved,
                                        prepare_retrieval)
 from lamp_pl.retrieval.retrievers import RETRIEVERS, Ranking, Retriever, SplitView, make_retriever, resolve_k

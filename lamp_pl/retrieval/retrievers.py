@@ -4,95 +4,21 @@ A retriever ranks the *candidates* of question `q` (its profile items, each dist
 profile order, without those identical to the query when `drop_identical` is set) and returns at
 most `k` of them, best first. `k` larger than the profile returns the whole profile ranked; an
 empty profile returns nothing. Rules that differ from the official LaMP code are stated on the
-class that implements them.
+class that implements them. The user-profile study's controls are in `lamp_pl.retrieval.controls`.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
-import hashlib
 import math
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from lamp_pl.data.lamp import LaMPQuestion
-from lamp_pl.retrieval.index import ProfileIndex
-from lamp_pl.tasks import Task
+from lamp_pl.retrieval.protocol import Ranking, Retriever, SplitView
 
 _EMPTY_ROWS = np.empty(0, dtype=np.int64)
-
-
-@dataclass
-class Ranking:
-    """Ranked item rows of one question, best first."""
-
-    items: np.ndarray
-    scores: np.ndarray
-    output_items: np.ndarray | None = None
-    """`mixed` only: whose output field replaces each item's output field."""
-
-    @classmethod
-    def of(cls, items: Any, scores: Any = None) -> Ranking:
-        """Ranking of `items`; no scores = reciprocal rank, for retrievers that have none."""
-        items = np.asarray(items, dtype=np.int64)
-        scores = 1.0 / np.arange(1, len(items) + 1) if scores is None else scores
-        return cls(items, np.asarray(scores, dtype=np.float32))
-
-
-class SplitView:
-    """What a retriever sees of one split: index tables plus the questions' queries and inputs."""
-
-    def __init__(self, task: Task, index: ProfileIndex, split: str, questions: list[LaMPQuestion],
-                 drop_identical: bool = False) -> None:
-        self.task, self.index, self.split, self.questions = task, index, split, questions
-        self.tables = index.splits[split]
-        if [q.id for q in questions] != self.tables.question_ids.tolist():
-            raise ValueError(f"the {split} questions differ from those the index at {index.folder} was built from")
-        self.drop_identical = drop_identical
-        self.text = functools.lru_cache(maxsize=1 << 18)(index.item_text_of)
-        self.item = functools.lru_cache(maxsize=1 << 16)(index.item)
-        # Per view (not per class) so a finished split's view and its caches can be freed.
-        self.candidates = functools.lru_cache(maxsize=None)(self._candidates)
-        sizes = np.diff(self.tables.offsets)
-        self.mean_profile_size = float(sizes.mean()) if len(sizes) else 0.0
-
-    def __len__(self) -> int:
-        return len(self.questions)
-
-    def query(self, q: int) -> str:
-        return self.task.query(self.questions[q].input) or ""
-
-    def user(self, q: int) -> int:
-        return int(self.tables.users[q])
-
-    def _candidates(self, q: int) -> np.ndarray:
-        """Item rows the question may retrieve from: its profile, in profile order."""
-        rows = self.tables.profile(q)
-        rows = rows[np.sort(np.unique(rows, return_index=True)[1])]  # repeated items count once
-        if self.drop_identical:
-            same = {self.query(q).strip(), self.questions[q].input.strip()}
-            rows = rows[[self.text(int(r)).strip() not in same for r in rows]] if len(rows) else rows
-        return rows
-
-    def rng(self, q: int, seed: int, salt: str = "") -> np.random.Generator:
-        """A generator seeded by (seed, question id): the same question draws the same items in
-        any run and whatever the split's order."""
-        digest = hashlib.sha256(f"{salt}{self.questions[q].id}".encode()).digest()
-        return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
-
-
-class Retriever(Protocol):
-    """Ranks a question's candidates; `settings()` is what the results cache is keyed by."""
-
-    name: str
-    dense: bool
-
-    def settings(self) -> dict: ...
-
-    def rank(self, view: SplitView, q: int, k: int) -> Ranking: ...
 
 
 @dataclass
@@ -279,94 +205,15 @@ class RecencyDenseRetriever(DenseRetriever):
         return Ranking.of(merged, [score_of[r] for r in merged])
 
 
-def sample_other_users(view: SplitView, q: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """`size` distinct items of users other than q's, uniformly over all other users' item entries
-    (so users are weighted by profile size), never an item whose id or text one of q's own
-    items has."""
-    index, user = view.index, view.user(q)
-    lo, hi = int(index.user_offsets[user]), int(index.user_offsets[user + 1])
-    own = index.user_items[lo:hi]
-    own_ids = {view.item(int(r)).get("id") for r in own}
-    own_texts = {int(index.item_text[r]) for r in own}
-    n_pool = len(index.user_items) - (hi - lo)
-    chosen: dict[int, None] = {}
-
-    def consider(position: int) -> None:
-        row = int(index.user_items[position if position < lo else position + hi - lo])
-        if row not in chosen and int(index.item_text[row]) not in own_texts and view.item(row).get("id") not in own_ids:
-            chosen[row] = None
-
-    if n_pool <= 8 * size + 1024:  # small pool: an exact shuffle
-        for position in rng.permutation(n_pool):
-            if len(chosen) == size:
-                break
-            consider(int(position))
-    else:  # large pool: draw positions until enough survive (rejections are rare there)
-        seen: set[int] = set()
-        while len(chosen) < size and len(seen) < n_pool:
-            for position in rng.integers(0, n_pool, size=2 * (size - len(chosen)) + 8).tolist():
-                if position not in seen and len(chosen) < size:
-                    seen.add(position)
-                    consider(position)
-    return np.fromiter(chosen, dtype=np.int64, count=len(chosen))
-
-
-@dataclass
-class OtherUsersRandom(RandomRetriever):
-    """``other_users_random`` (non-personalized, no retrieval): k random items of other users."""
-
-    name: str = "other_users_random"
-
-    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
-        return Ranking.of(sample_other_users(view, q, k, view.rng(q, self.seed, self.name)))
-
-
-@dataclass
-class OtherUsersBM25(BM25Retriever):
-    """``other_users_bm25`` (non-personalized, with retrieval): BM25 over a seeded random pool of
-    other users' items; pool size `pool` or, when 0, the split's mean profile size (rounded)."""
-
-    name: str = "other_users_bm25"
-    seed: int = 0
-    pool: int = 0
-
-    def settings(self) -> dict:
-        return {**super().settings(), "seed": self.seed, "pool": self.pool}
-
-    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
-        size = self.pool or max(1, round(view.mean_profile_size))
-        return self.top(view, q, sample_other_users(view, q, size, view.rng(q, self.seed, self.name)), k)
-
-
-@dataclass
-class MixedRetriever(NoRetriever):
-    """``mixed``: rank i pairs retriever A's item i (its input part) with retriever B's item i
-    (its output part, `Task.output_field`); as many pairs as the shorter list; A's scores."""
-
-    name: str = "mixed"
-    inputs: Retriever = field(default_factory=DenseRetriever)
-    outputs: Retriever = field(default_factory=BM25Retriever)
-
-    def __post_init__(self) -> None:
-        self.dense = self.inputs.dense or self.outputs.dense
-
-    def settings(self) -> dict:
-        return {"name": self.name, "inputs": self.inputs.settings(), "outputs": self.outputs.settings()}
-
-    def rank(self, view: SplitView, q: int, k: int) -> Ranking:
-        if view.task.output_field is None:
-            raise ValueError(f"{view.task.name} has no output field, so `mixed` retrieval does not apply")
-        a, b = self.inputs.rank(view, q, k), self.outputs.rank(view, q, k)
-        n = min(len(a.items), len(b.items))
-        return Ranking(a.items[:n], a.scores[:n], b.items[:n])
-
-
 RETRIEVERS = ("none", "contriever", "bm25", "recency", "random", "recency_contriever", "other_users_random",
               "other_users_bm25", "mixed")
 
 
 def make_retriever(name: str, config: Any) -> Retriever:
     """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields)."""
+    # Imported here: the study's controls build on the retrievers of this module.
+    from lamp_pl.retrieval.controls import MixedRetriever, OtherUsersBM25, OtherUsersRandom
+
     bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method}
     makers = {
         "none": NoRetriever, "contriever": DenseRetriever, "recency": RecencyRetriever,
@@ -401,4 +248,4 @@ def resolve_k(k: float, profile_size: int) -> int:
 
 
 __all__ = ["RETRIEVERS", "Ranking", "Retriever", "SplitView", "interleave_newest", "make_retriever", "parse_date",
-           "resolve_k", "sample_other_users"]
+           "resolve_k"]
