@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
-import logging
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +19,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 import lamp_pl
+from lamp_pl.cache import file_sha256_cached, stable_hash
 from lamp_pl.data.lamp import load_split, split_files
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.offline import load_tokenizer, resolve_model_path
@@ -30,7 +28,6 @@ from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.tasks import get_task
 from lamp_pl.tokenized import TokenizedSplit, collate
 
-log = logging.getLogger(__name__)
 STAGE_SPLITS = {"fit": ("train_split", "val_split"), "validate": ("val_split",), "test": ("test_split",),
                 "predict": ("predict_split",)}
 
@@ -183,15 +180,13 @@ class LaMPDataModule(L.LightningDataModule):
 
     def _cache_key(self, split: str) -> str:
         files = [p for p in split_files(self.data_dir, self.task, split) if p is not None]
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(path.read_bytes())
         settings = {"version": lamp_pl.__version__, "task": self.task.name, "split": split,
                     "tokenizer": self.tokenizer_name, "k": self.k, "offset": self.offset,
                     "retrieval": dataclasses.asdict(self.retrieval) if self.uses_retrieval else None,
                     "prompt": dataclasses.asdict(self.prompt), "max_input_length": self.max_input_length,
-                    "max_target_length": self.max_target_length, "data": digest.hexdigest()}
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+                    "max_target_length": self.max_target_length,
+                    "data": [file_sha256_cached(path) for path in files]}
+        return stable_hash(settings)
 
     def _tokenized(self, split: str, build: bool) -> TokenizedSplit:
         folder = self.cache_dir / self.task.name / "prompts" / f"{split}-{self._cache_key(split)}"

@@ -9,31 +9,13 @@ into a folder atomically and reuses it when it is already complete.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
+
+from lamp_pl.cache import atomic_folder
 
 SPECIAL_T5 = ["<pad>", "</s>", "<unk>"]
 SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def _atomic_folder(dest: str | Path, build: Callable[[Path], None]) -> Path:
-    """Build into a temporary sibling and rename it into place: a killed build leaves nothing."""
-    dest = Path(dest)
-    if (dest / ".complete").is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
-        build(tmp)
-        (tmp / ".complete").write_text("ok\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
 
 
 def train_t5_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
@@ -72,7 +54,7 @@ def build_tiny_t5(dest: str | Path, corpus: Iterable[str], vocab_size: int = 200
         T5ForConditionalGeneration(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
-    return _atomic_folder(dest, build)
+    return atomic_folder(dest, build)
 
 
 def build_tiny_bert(dest: str | Path, corpus: Iterable[str], hidden: int = 32, layers: int = 2,
@@ -93,7 +75,7 @@ def build_tiny_bert(dest: str | Path, corpus: Iterable[str], hidden: int = 32, l
         BertModel(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
-    return _atomic_folder(dest, build)
+    return atomic_folder(dest, build)
 
 
 def minilm_path() -> Path:
@@ -135,7 +117,7 @@ def load_tokenizer(name_or_path: str):
         def build(tmp: Path) -> None:
             train_t5_tokenizer(synthetic_corpus(task, int(seed[0]) if seed else 0), vocab_size=2000).save_pretrained(tmp)
 
-        name_or_path = str(_atomic_folder(folder, build))
+        name_or_path = str(atomic_folder(folder, build))
     return AutoTokenizer.from_pretrained(name_or_path)
 
 

@@ -7,12 +7,12 @@ script reads, so a run's predictions can be scored by it unchanged.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
+
+from lamp_pl.cache import write_text_atomic
 
 
 def gather_predictions(local: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -34,13 +34,7 @@ def gather_predictions(local: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def write_json_atomic(path: str | Path, document: Any) -> Path:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(document, stream, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(document, indent=1))
 
 
 def output_dirs(trainer) -> list[Path]:

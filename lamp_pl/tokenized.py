@@ -6,17 +6,14 @@ and lets DataLoader workers share the data without copying it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from lamp_pl.cache import atomic_folder, is_complete
 from lamp_pl.data.lamp import LaMPQuestion
 
-COMPLETE = ".complete"
 
 
 class TokenizedSplit(Dataset):
@@ -28,7 +25,7 @@ class TokenizedSplit(Dataset):
 
     @staticmethod
     def exists(folder: str | Path) -> bool:
-        return (Path(folder) / COMPLETE).is_file()
+        return is_complete(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> TokenizedSplit:
@@ -39,10 +36,9 @@ class TokenizedSplit(Dataset):
     @classmethod
     def build(cls, folder: str | Path, tokenizer, questions: list[LaMPQuestion], prompts: list[str],
               retrieved: list[list[str]], max_input_length: int, max_target_length: int) -> TokenizedSplit:
-        """Tokenize and save atomically: a killed build leaves only a temporary folder behind."""
+        """Tokenize and save atomically: a killed build leaves nothing under `folder`."""
         from datasets import Dataset as ArrowDataset
 
-        folder = Path(folder)
         inputs = tokenizer(prompts, truncation=True, max_length=max_input_length)["input_ids"] if prompts else []
         targets = [q.output for q in questions]
         labels = [[] for _ in questions]
@@ -51,17 +47,7 @@ class TokenizedSplit(Dataset):
         table = ArrowDataset.from_dict({
             "id": [q.id for q in questions], "prompt": prompts, "input_ids": inputs, "labels": labels,
             "target": targets, "retrieved": retrieved})
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        try:
-            table.save_to_disk(str(tmp))
-            (tmp / COMPLETE).write_text("ok\n")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return cls.load(folder)
+        return cls.load(atomic_folder(folder, lambda tmp: table.save_to_disk(str(tmp))))
 
     @property
     def prompts(self) -> list[str]:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamp_pl.cache import write_text_atomic
 from lamp_pl.tasks import Task, get_task
 
 INPUTS = {
@@ -175,14 +174,9 @@ def write_synthetic(dest: str | Path, spec: SyntheticSpec | None = None, **overr
         if split != "test" or spec.test_outputs:
             documents.append((folder / f"{split}_outputs.json", outputs))
         for path, document in documents:
-            path.parent.mkdir(parents=True, exist_ok=True)
             text = json.dumps(document, indent=1)
-            if path.is_file() and path.read_text() == text:
-                continue
-            handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(handle, "w") as stream:
-                stream.write(text)
-            os.replace(tmp, path)
+            if not (path.is_file() and path.read_text() == text):
+                write_text_atomic(path, text)
     return folder
 
 

@@ -27,7 +27,8 @@ from filelock import FileLock
 import lamp_pl
 from lamp_pl.data.lamp import LaMPQuestion, load_split, split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
-from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache, file_sha256, stable_hash
+from lamp_pl.cache import file_sha256, stable_hash
+from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
 from lamp_pl.tasks import Task
 
 FORMAT = 1

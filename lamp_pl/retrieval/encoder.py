@@ -9,7 +9,6 @@ batch into a caller-provided array or memmap, never collected in a Python list.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -20,6 +19,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from lamp_pl.cache import stable_hash
 
 logger = logging.getLogger(__name__)
 
@@ -161,16 +162,12 @@ class Encoder:
         return out
 
 
-def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def encoder_slug(name: str) -> str:
     """Cache folder name of an encoder: ``facebook--contriever``; a local folder adds a digest of
     its absolute path, so two folders called ``model`` do not share a cache."""
     path = Path(name)
     clean = re.sub(r"[^A-Za-z0-9._-]+", "-", path.name if path.exists() else name.replace("/", "--"))
-    return f"{clean}-{_digest(str(path.resolve()))[:8]}" if path.exists() else clean
+    return f"{clean}-{stable_hash(str(path.resolve()))[:8]}" if path.exists() else clean
 
 
 def folder_fingerprint(name: str) -> str | None:
@@ -185,7 +182,7 @@ def folder_fingerprint(name: str) -> str | None:
         small = stat.st_size < (1 << 20)
         parts.append((str(file.relative_to(path)),
                       hashlib.sha256(file.read_bytes()).hexdigest() if small else f"{stat.st_size}:{stat.st_mtime_ns}"))
-    return _digest(parts)
+    return stable_hash(parts)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ profile with an `IDSelectorBatch`, so a time-based user's questions share one in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import mmap
@@ -29,24 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lamp_pl.cache import stable_hash
+
 logger = logging.getLogger(__name__)
 
 
 class CacheError(RuntimeError):
     """A cache folder is missing, stale or unreadable; the message says which and why."""
-
-
-def stable_hash(value: object, length: int = 16) -> str:
-    """Hex digest of a JSON-able value, independent of dict order and of the Python process."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:length]
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class JsonLines:
@@ -231,5 +219,4 @@ def check_cache(folder: Path, key: dict) -> ProfileIndex | None:
 
 
 
-__all__ = ["CacheError", "JsonLines", "ProfileIndex", "SplitTables", "check_cache", "file_sha256", "read_manifest",
-           "stable_hash"]
+__all__ = ["CacheError", "JsonLines", "ProfileIndex", "SplitTables", "check_cache", "read_manifest"]

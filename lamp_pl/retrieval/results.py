@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from lamp_pl.data.lamp import available_splits, load_split, split_files
 from lamp_pl.retrieval.build import build_profile_index
 from lamp_pl.retrieval.encoder import EncoderSettings, encoder_slug
-from lamp_pl.retrieval.index import CacheError, JsonLines, file_sha256, read_manifest, stable_hash
+from lamp_pl.cache import file_sha256, stable_hash
+from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.retrievers import RETRIEVERS, Retriever, SplitView, make_retriever, resolve_k
 from lamp_pl.tasks import Task, get_task
 
