@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -62,10 +63,13 @@ class RetrievalConfig:
     """random: draw with replacement, as the official code (random.choices)."""
     drop_identical: bool = False
     """Never retrieve a profile item whose retrieval text equals the question's query or input."""
+    bm25_impl: Literal["official", "bm25s"] = "official"
+    """official: rank_bm25 BM25Okapi's scores and tie order, as the official code | bm25s: the
+    faster bm25s library (`bm25_method` variant; stop words score differently)."""
     bm25_tokenizer: str = "whitespace"
     """whitespace (official: text.split()) | bm25s (lower case, stop words removed)."""
     bm25_method: str = "robertson"
-    """bm25s scoring variant; robertson is nearest to the official rank_bm25 BM25Okapi."""
+    """bm25s scoring variant (used with bm25_impl=bm25s only)."""
     mixed_inputs: str = "contriever"
     """mixed: the retriever whose items give the input part."""
     mixed_outputs: str = "bm25"

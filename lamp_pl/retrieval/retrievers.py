@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lamp_pl.retrieval.bm25 import okapi_order, okapi_scores
 from lamp_pl.retrieval.protocol import Ranking, Retriever, SplitView
 
 _EMPTY_ROWS = np.empty(0, dtype=np.int64)
@@ -49,24 +50,32 @@ class DenseRetriever(NoRetriever):
 
 @dataclass
 class BM25Retriever(NoRetriever):
-    """``bm25`` (bm25s, k1 = 1.5, b = 0.75) over the question's own profile, as the official code.
+    """``bm25`` (k1 = 1.5, b = 0.75) over the question's own profile.
 
-    `tokenizer`: ``whitespace`` is the official rule (``text.split()``, case kept); ``bm25s`` is
-    bm25s's own (lower case, ``\\w\\w+`` tokens, English stop words removed). `method`: bm25s's
-    variant; ``robertson`` is nearest to the official rank_bm25 ``BM25Okapi`` (which floors a
-    negative idf at 0.25 x the mean idf where Robertson's floors it at 0). Ties keep profile order.
+    `impl`: ``official`` scores and ranks as the official code's rank_bm25 ``BM25Okapi``
+    (`lamp_pl.retrieval.bm25`: a negative idf becomes 0.25 x the mean idf; ties as
+    ``np.argsort(scores)[::-1]``, i.e. the later profile item first); ``bm25s`` is the faster
+    bm25s library with variant `method` (``robertson`` floors a negative idf at 0, so stop words
+    rank differently) and ties in profile order. `tokenizer`: ``whitespace`` is the official rule
+    (``text.split()``, case kept); ``bm25s`` is bm25s's own (lower case, ``\\w\\w+`` tokens,
+    English stop words removed).
     """
 
     name: str = "bm25"
     tokenizer: str = "whitespace"
     method: str = "robertson"
+    impl: str = "official"
 
     def __post_init__(self) -> None:
         if self.tokenizer not in ("whitespace", "bm25s"):
             raise ValueError(f"bm25_tokenizer must be 'whitespace' or 'bm25s', got {self.tokenizer!r}")
+        if self.impl not in ("official", "bm25s"):
+            raise ValueError(f"bm25_impl must be 'official' or 'bm25s', got {self.impl!r}")
 
     def settings(self) -> dict:
-        return {"name": self.name, "tokenizer": self.tokenizer, "method": self.method}
+        if self.impl == "official":  # method is bm25s's alone: it must not split the cache
+            return {"name": self.name, "impl": self.impl, "tokenizer": self.tokenizer}
+        return {"name": self.name, "impl": self.impl, "tokenizer": self.tokenizer, "method": self.method}
 
     def tokens(self, texts: list[str]) -> list[list[str]]:
         if self.tokenizer == "whitespace":
@@ -77,6 +86,8 @@ class BM25Retriever(NoRetriever):
 
     def scores(self, query: str, texts: list[str]) -> np.ndarray:
         """BM25 score of each text for `query`, with the texts as the collection."""
+        if self.impl == "official":
+            return okapi_scores(self.tokens([query])[0], self.tokens(texts))
         import bm25s
 
         model = bm25s.BM25(k1=1.5, b=0.75, method=self.method)
@@ -87,7 +98,7 @@ class BM25Retriever(NoRetriever):
         if not len(rows) or k <= 0:
             return Ranking.of(_EMPTY_ROWS)
         scores = self.scores(view.query(q), [view.text(int(r)) for r in rows])
-        order = np.argsort(-scores, kind="stable")[:k]
+        order = okapi_order(scores)[:k] if self.impl == "official" else np.argsort(-scores, kind="stable")[:k]
         return Ranking.of(rows[order], scores[order])
 
     def rank(self, view: SplitView, q: int, k: int) -> Ranking:
@@ -214,7 +225,8 @@ def make_retriever(name: str, config: Any) -> Retriever:
     # Imported here: the study's controls build on the retrievers of this module.
     from lamp_pl.retrieval.controls import MixedRetriever, OtherUsersBM25, OtherUsersRandom
 
-    bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method}
+    bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method,
+            "impl": config.bm25_impl}
     makers = {
         "none": NoRetriever, "contriever": DenseRetriever, "recency": RecencyRetriever,
         "recency_contriever": RecencyDenseRetriever, "bm25": lambda: BM25Retriever(**bm25),
