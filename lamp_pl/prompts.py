@@ -13,9 +13,13 @@ Token budget (the official algorithm; counts include special tokens, e.g. T5's `
               free text truncated to share + saved - fixed tokens, decoded without special tokens
               saved += share - used - fixed
 
-An attempt fails when an item has no room left (a truncation length <= 0: the official code relies
-on the tokenizer raising there, but Hugging Face tokenizers read ``max_length=0`` as "no limit", so
-the check is explicit). A failed attempt is retried with the factor lowered by 0.1 (counted in
+An attempt fails when an item's truncation length is negative (the official code relies on the
+tokenizer raising there: Hugging Face tokenizers raise `OverflowError` for a negative
+``max_length``). A truncation length of exactly 0 is where the ``budget`` option matters:
+``official`` (default) does what the official code does, which passes ``max_length=0`` to the
+tokenizer and Hugging Face reads that as "no truncation", so the *whole* free text goes in (and
+the next items' room shrinks by what it overspent); ``strict`` treats 0 as no room and fails the
+attempt, so a prompt never holds an item that overspent its share. A failed attempt is retried with the factor lowered by 0.1 (counted in
 integer tenths, so no float drift); after factor 0 the bare input is returned. A lower factor
 reserves less for a long input, so the items get more room and the prompt may then exceed
 `max_length`: the generator's truncation cuts its end (the input), as in the official runs.
@@ -39,6 +43,7 @@ Options of the user-profile study (`PromptOptions`), applied to the retrieved li
   ``f"{seed}:{question_id}:decouple"``), breaking the input-output pairing while keeping both
   distributions. Decoupling happens on the retrieved list, before reordering. The partial
   templates' fixed cost is the template with ``{free}`` replaced by a space, as in the official code.
+* ``budget``: ``official`` or ``strict``, the zero-room rule above.
 * ``user_context``: ``user_id`` prefixes the input with ``f"User {user_id}: "`` before budgeting
   (the identity-only personalization control); callers pass `LaMPQuestion.user`.
 """
@@ -55,6 +60,7 @@ from lamp_pl.tasks import Task, get_task
 Order = Literal["start", "end", "middle", "random"]
 Ablation = Literal["both", "only_input", "only_output", "decouple"]
 UserContext = Literal["none", "user_id"]
+Budget = Literal["official", "strict"]
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,13 @@ class PromptOptions:
     """user_id: prefix the input with "User <id>: " (the user-id context control)."""
     seed: int = 0
     """Seeds ``order="random"`` and ``ablation="decouple"``, together with the question id."""
+    budget: Budget = "official"
+    """An item whose truncation length is exactly 0: official (as the official code: the whole
+    item goes in) | strict (no room: retry with a smaller factor)."""
 
     def __post_init__(self) -> None:
-        for name, kind in (("order", Order), ("ablation", Ablation), ("user_context", UserContext)):
+        for name, kind in (("order", Order), ("ablation", Ablation), ("user_context", UserContext),
+                           ("budget", Budget)):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:
                 raise ValueError(f"PromptOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -155,7 +165,8 @@ def _fixed_cost(tokenizer: Any, form: _Form, item: dict) -> int:
     return count_tokens(tokenizer, template.format_map(item))
 
 
-def _render_items(tokenizer: Any, form: _Form, items: list[dict], fixed: list[int], share: int) -> list[str]:
+def _render_items(tokenizer: Any, form: _Form, items: list[dict], fixed: list[int], share: int,
+                  budget: Budget) -> list[str]:
     """Each item truncated to its share plus what earlier items left unused; raises `_NoRoom`."""
     rendered, saved = [], 0
     for item, cost in zip(items, fixed):
@@ -167,9 +178,13 @@ def _render_items(tokenizer: Any, form: _Form, items: list[dict], fixed: list[in
             saved = room
             rendered.append(form.template.format_map(item))
             continue
-        if room <= 0:
+        if room < 0 or (room == 0 and budget == "strict"):
             raise _NoRoom
-        ids = tokenizer(str(item[form.free_field]), max_length=room, truncation=True)["input_ids"]
+        text = str(item[form.free_field])
+        if room:
+            ids = tokenizer(text, max_length=room, truncation=True)["input_ids"]
+        else:  # official budget: the official call's max_length=0 means "no truncation" to Hugging Face
+            ids = tokenizer(text)["input_ids"]
         saved = room - len(ids)
         free = tokenizer.batch_decode([ids], skip_special_tokens=True)[0]
         rendered.append(form.template.format_map({**item, "free": free}))
@@ -225,7 +240,7 @@ def build_prompt(task: Task | str, input_text: str, items: Sequence[dict], token
         budget = max_length - min(input_count, tenths * max_length // 10)
         share = (budget - task.share_reserve - 2 * (k - 1) - suffix) // k
         try:
-            rendered = _render_items(tokenizer, form, arranged, fixed, share)
+            rendered = _render_items(tokenizer, form, arranged, fixed, share, options.budget)
         except _NoRoom:
             continue
         return _assemble(task, text, ", and ".join(rendered))
