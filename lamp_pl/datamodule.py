@@ -64,7 +64,7 @@ class LaMPDataModule(L.LightningDataModule):
         retrieval: RetrievalConfig = RetrievalConfig(),
         prompt: PromptOptions = PromptOptions(),
         max_input_length: int = 512,
-        max_target_length: int = 64,
+        max_target_length: int = 512,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -87,7 +87,8 @@ class LaMPDataModule(L.LightningDataModule):
             retrieval: Retriever and encoder settings.
             prompt: Order, ablation and user-context options of the prompt.
             max_input_length: Token budget of a prompt; longer inputs are truncated.
-            max_target_length: Longest tokenized gold output in training.
+            max_target_length: Longest tokenized gold output in training (512: the official code
+                truncates targets at its max_length).
             batch_size: Training batch size per device.
             eval_batch_size: Evaluation batch size per device (default: `batch_size`).
             num_workers: DataLoader worker processes.

@@ -14,6 +14,7 @@ Each ``update`` takes decoded strings (``preds``, ``targets``); each
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -184,7 +185,10 @@ class RegressionMetrics(_LaMPMetric):
 
     A prediction that does not parse as a float is replaced, as in the official
     script, by whichever end of the 1-5 scale is farther from the gold rating,
-    i.e. it is scored as badly as a valid rating could be.
+    i.e. it is scored as badly as a valid rating could be. "nan", "inf" and
+    "-inf" (which Python's float() accepts) count as unparseable too, so one
+    such output never turns the MAE into NaN or infinity (the official script
+    would report that).
 
     Args:
         **kwargs: Forwarded to :class:`torchmetrics.Metric`.
@@ -199,9 +203,12 @@ class RegressionMetrics(_LaMPMetric):
     @staticmethod
     def _parse_pred(pred: str, gold: float) -> float:
         try:
-            return float(pred)
+            value = float(pred)
         except ValueError:
-            return 1.0 if abs(1 - gold) > abs(5 - gold) else 5.0
+            value = math.nan
+        if math.isfinite(value):
+            return value
+        return 1.0 if abs(1 - gold) > abs(5 - gold) else 5.0
 
     def update(self, preds: Sequence[str], targets: Sequence[str]) -> None:
         """Accumulate a batch; targets must parse as floats, predictions need not."""

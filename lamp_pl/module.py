@@ -125,7 +125,8 @@ class LaMPModel(L.LightningModule):
         self._predictions = []
 
     def on_test_epoch_end(self) -> None:
-        metrics = self._log_metrics("test")
+        # A split without golds (nothing scored): predictions only, never a metrics file of zeros.
+        metrics = self._log_metrics("test") if self.metrics["test"].update_called else None
         self._write("test", metrics)
 
     def on_predict_epoch_end(self) -> None:

@@ -327,3 +327,11 @@ def _single(kind: str, labels: list[str] | None, preds: list[str], golds: list[s
     metric = build_metrics(kind, labels)
     metric.update(preds, golds)
     return metric.compute()
+
+
+@pytest.mark.parametrize("pred", ["nan", "NaN", "inf", "-inf", "Infinity", " -Infinity "])
+def test_regression_nan_and_inf_count_as_unparseable(pred: str) -> None:
+    metric = RegressionMetrics()
+    metric.update([pred, "2"], ["2", "2"])  # the far end of 1-5 from 2 is 5
+    assert metric.compute()["mae"].item() == pytest.approx(1.5)
+    assert torch.isfinite(metric.compute()["rmse"])

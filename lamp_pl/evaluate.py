@@ -1,0 +1,102 @@
+"""`lamp-pl evaluate`: score any system's predictions file against LaMP golds, as the official
+``eval_task.py`` does, with the same metric classes as ``lamp-pl test``.
+
+Both files are in LaMP's outputs format, ``{"task": "LaMP_N", "golds": [{"id": ..., "output": ...}]}``
+(what ``lamp-pl test``/``predict`` write as ``predictions_<split>.json``). Every gold id must have
+exactly one prediction and every prediction a gold: the error lists the missing and the extra ids
+and names the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lamp_pl.data.lamp import LaMPDataError
+from lamp_pl.metrics import build_metrics
+from lamp_pl.tasks import Task, get_task
+
+_SHOWN_IDS = 10  # ids listed in an error before "... and N more"
+
+
+def read_outputs(path: str | Path, task: Task) -> dict[str, str]:
+    """Id -> output of a LaMP outputs (or predictions) file, in file order.
+
+    Raises:
+        LaMPDataError: Unreadable JSON, a wrong layout or task name, a record without a string id or
+            output, or a duplicate id; the message names the file, the record and the field.
+    """
+    path = Path(path)
+    try:
+        document: Any = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise LaMPDataError(path, f"malformed JSON: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("golds"), list):
+        raise LaMPDataError(path, 'expected {"task": ..., "golds": [{"id": ..., "output": ...}]}', field="golds")
+    if "task" in document and document["task"] not in task.accepted_output_names:
+        raise LaMPDataError(path, f"the file is for task {document['task']!r}, not {task.name!r}", field="task")
+    outputs: dict[str, str] = {}
+    for index, record in enumerate(document["golds"]):
+        if not isinstance(record, dict):
+            raise LaMPDataError(path, "expected an object", index)
+        for field in ("id", "output"):
+            if not isinstance(record.get(field), str):
+                raise LaMPDataError(path, "missing or not a string", index, record.get("id"), field)
+        if record["id"] in outputs:
+            raise LaMPDataError(path, "duplicate id", index, record["id"], "id")
+        outputs[record["id"]] = record["output"]
+    return outputs
+
+
+def _listed(ids: list[str]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:_SHOWN_IDS])
+    return shown + (f" ... and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
+
+
+def evaluate(task: str, golds: Path, preds: Path) -> dict[str, float]:
+    """The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).
+
+    Args:
+        task: LaMP task name, e.g. ``LaMP_1``.
+        golds: The split's outputs file (gold answers).
+        preds: The predictions file, in the same format.
+
+    Returns:
+        Metric name -> value, as ``lamp-pl test`` computes them (without its ``test/`` prefix).
+
+    Raises:
+        LaMPDataError: A malformed file, or ids that are not the same in both files (the missing and
+            the extra ids are listed).
+    """
+    spec = get_task(task)
+    gold = read_outputs(golds, spec)
+    predicted = read_outputs(preds, spec)
+    missing = [i for i in gold if i not in predicted]
+    extra = [i for i in predicted if i not in gold]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} gold id(s) have no prediction: {_listed(missing)}")
+        if extra:
+            problems.append(f"{len(extra)} id(s) are not in the golds ({golds}): {_listed(extra)}")
+        raise LaMPDataError(preds, "; ".join(problems), field="id")
+    metric = build_metrics(spec.metric_kind, spec.labels)
+    if gold:
+        metric.update([predicted[i] for i in gold], list(gold.values()))
+    return {name: float(value) for name, value in metric.compute().items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lamp-pl evaluate --task LaMP_N --golds G --preds P``: print the metrics as JSON."""
+    parser = argparse.ArgumentParser(prog="lamp-pl evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", required=True, help="LaMP task name, e.g. LaMP_1")
+    parser.add_argument("--golds", required=True, type=Path, help="the split's outputs file (gold answers)")
+    parser.add_argument("--preds", required=True, type=Path, help="the predictions file (LaMP's format)")
+    args = parser.parse_args(argv)
+    print(json.dumps(evaluate(args.task, args.golds, args.preds), indent=1))
+    return 0
+
+
+__all__ = ["evaluate", "main", "read_outputs"]
