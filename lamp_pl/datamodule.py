@@ -24,6 +24,7 @@ from lamp_pl.data.lamp import load_split, split_files
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.offline import load_tokenizer, resolve_model_path
 from lamp_pl.prompts import PromptOptions, build_prompt
+from lamp_pl.studies import check_study_options
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.tasks import get_task
 from lamp_pl.tokenized import TokenizedSplit, collate
@@ -105,6 +106,7 @@ class LaMPDataModule(L.LightningDataModule):
         self.tokenizer_name, self.k, self.offset = tokenizer, k, offset
         self.retrieval = dataclasses.replace(retrieval, encoder=resolve_model_path(retrieval.encoder))
         self.prompt = prompt
+        check_study_options(task, k, offset, self.retrieval, prompt)  # no silent no-op options
         self.max_input_length, self.max_target_length = max_input_length, max_target_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed, self.synthetic = num_workers, seed, synthetic

@@ -24,14 +24,45 @@ def combinations(args: argparse.Namespace) -> list[dict[str, str]]:
     return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
+def configured_axes(configs: list[str]) -> dict[str, str]:
+    """The grid axes' values set by the config files (later files win), as strings."""
+    import yaml
+
+    found: dict[str, str] = {}
+    for config in configs:
+        document = yaml.safe_load(Path(config).read_text()) or {}
+        for name, dotted in AXES.items():
+            value = document
+            for key in dotted.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                found[name] = str(value)
+    return found
+
+
+def distinct_points(points: list[dict[str, str]], configured: dict[str, str]) -> list[tuple[dict, dict, int]]:
+    """Each point with the overrides that run it and the index of the first point with the same
+    effective settings (see `lamp_pl.studies.effective_settings`); equal points run once."""
+    from lamp_pl.studies import effective_settings
+
+    seen: dict[tuple, int] = {}
+    out = []
+    for index, point in enumerate(points):
+        settings = effective_settings(point, configured)
+        # Pass what the point sets plus what the no-op rules changed from the configs.
+        overrides = {name: value for name, value in settings.items()
+                     if name in AXES and (name in point or configured.get(name) != value)}
+        first = seen.setdefault(tuple(sorted(settings.items())), index)
+        out.append((point, overrides, first))
+    return out
+
+
 def run_combination(configs: list[str], point: dict[str, str], run_dir: Path, fit: bool, extra: list[str]) -> dict:
     """Fit (optional) then test one grid point; return its test metrics."""
     from lamp_pl.cli import main
 
     base = [arg for config in configs for arg in ("--config", config)]
     overrides = [arg for name, value in point.items() for arg in (f"--{AXES[name]}", str(value))]
-    if point.get("k") in ("0", "0.0"):
-        overrides += ["--data.retrieval.retriever", "none"]
     common = base + overrides + ["--trainer.default_root_dir", str(run_dir)] + extra
     if fit:
         main(["fit", *common])
@@ -42,6 +73,24 @@ def run_combination(configs: list[str], point: dict[str, str], run_dir: Path, fi
     if not found:
         raise RuntimeError(f"grid point {point} wrote no metrics under {run_dir}")
     return json.loads(found[-1].read_text())
+
+
+def run_points(configs: list[str], points: list[dict[str, str]], out: Path, fit: bool, extra: list[str]) -> list[dict]:
+    """Run every grid point (each in `out/<name>`) and return the table rows; a point with the same
+    effective settings as an earlier one is reported and gets that point's metrics, with `same_as`."""
+    rows: list[dict] = []
+    names: list[str] = []
+    for point, overrides, first in distinct_points(points, configured_axes(configs)):
+        names.append("-".join(f"{key}={value}" for key, value in point.items()) or "default")
+        if first < len(rows):  # same prompts as an earlier point: reported, not run twice
+            print(f"lamp-pl grid: {names[-1]} gives the same prompts as {names[first]}; not run again")
+            rows.append({**{k: v for k, v in rows[first].items() if k != "same_as"}, **point,
+                         "same_as": names[first]})
+        else:
+            metrics = run_combination(configs, overrides, out / names[-1], fit, extra)
+            rows.append({**point, **{key.split("/", 1)[-1]: value for key, value in metrics.items()}})
+        write_tables(rows, out)  # keep a usable table even if a later point fails
+    return rows
 
 
 def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
@@ -73,12 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for point in combinations(args):
-        name = "-".join(f"{key}={value}" for key, value in point.items()) or "default"
-        metrics = run_combination(args.config, point, out / name, args.fit, extra)
-        rows.append({**point, **{key.split("/", 1)[-1]: value for key, value in metrics.items()}})
-        write_tables(rows, out)  # keep a usable table even if a later point fails
+    rows = run_points(args.config, combinations(args), out, args.fit, extra)
     csv_path, md_path = write_tables(rows, out)
     print(md_path.read_text())
     print(f"lamp-pl grid: wrote {csv_path} and {md_path}")
