@@ -126,7 +126,9 @@ class LaMPModel(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         # A split without golds (nothing scored): predictions only, never a metrics file of zeros.
-        metrics = self._log_metrics("test") if self.metrics["test"].update_called else None
+        # The count is summed over ranks so every rank takes the same branch (no DDP hang).
+        scored = self.trainer.strategy.reduce(self.metrics["test"].total.double(), reduce_op="sum")
+        metrics = self._log_metrics("test") if scored > 0 else None
         self._write("test", metrics)
 
     def on_predict_epoch_end(self) -> None:
