@@ -161,11 +161,11 @@ class LaMPModel(L.LightningModule):
 
     def configure_callbacks(self) -> list[L.Callback]:
         """Checkpoint on the task's own metric, so no config has to repeat it, and write
-        `last.ckpt` at the end of every training epoch, improved or not (see `lamp_pl.runs`).
+        `last.ckpt` at the end of every training epoch, improved or not (`lamp_pl.runs`).
 
         A `ModelCheckpoint` given in the trainer's config is honoured as it is: then none is
-        added here (Lightning would otherwise let these replace it). `lamp_pl.runs.LastCheckpoint`
-        (a `last.ckpt` every N steps) is not such an override and is kept beside these.
+        added here (Lightning would otherwise let these replace it). `lamp_pl.runs.StepCheckpoint`
+        (`last.ckpt` every N steps) is no such override and is kept beside these.
         """
         from lamp_pl.runs import LastCheckpoint, is_trainer_default_checkpoint
 
@@ -177,5 +177,4 @@ class LaMPModel(L.LightningModule):
         best = ModelCheckpoint(monitor=monitor, mode=self.task.monitor_mode, save_last=False,
                                filename="epoch{epoch}-step{step}-" + self.task.monitor + "{" + monitor + ":.4f}",
                                auto_insert_metric_name=False)
-        last = ModelCheckpoint(save_top_k=0, save_last=True, save_on_train_epoch_end=True)
-        return [best, last]
+        return [best, LastCheckpoint()]

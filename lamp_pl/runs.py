@@ -70,8 +70,9 @@ def recorded_best(checkpoint: str | Path) -> Path:
             is deliberately no fallback to `last`: that would evaluate another model than asked).
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # The callback that monitors a metric; `LastCheckpoint`s (no monitor) record last.ckpt.
     recorded = [s.get("best_model_path") for name, s in state.get("callbacks", {}).items()
-                if name.startswith("ModelCheckpoint") and s.get("best_model_path")]
+                if name.startswith("ModelCheckpoint") and s.get("monitor") and s.get("best_model_path")]
     if not recorded:
         raise CheckpointResolutionError(f"--ckpt_path best: {checkpoint} records no best checkpoint (no monitored "
                                         "metric was logged); use --ckpt_path last or a path")
@@ -91,19 +92,32 @@ def resolve_checkpoint(which: str, folder: str | Path) -> Path:
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """Writes `last.ckpt` every `every_n_train_steps` optimizer steps (and nothing else), beside
-    the end-of-epoch `last.ckpt` that `LaMPModel` always writes. In a config::
+    """Writes `last.ckpt` at the end of every training epoch, whether or not a monitored metric
+    improved (or was logged at all). `LaMPModel` always adds one.
+
+    Lightning's own ``save_last`` writes `last.ckpt` only in a step in which a top-k checkpoint
+    was saved; this is a top-1 checkpoint of "the latest state" named ``last`` instead.
+    """
+
+    def __init__(self, dirpath: str | None = None, every_n_train_steps: int | None = None) -> None:
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
+                         every_n_train_steps=every_n_train_steps, save_on_train_epoch_end=True)
+
+
+class StepCheckpoint(LastCheckpoint):
+    """Writes `last.ckpt` every `every_n_train_steps` optimizer steps as well (a separate class,
+    so that Lightning keeps it beside the module's own checkpoints). In a config::
 
         trainer:
           callbacks:
-            - class_path: lamp_pl.runs.LastCheckpoint
+            - class_path: lamp_pl.runs.StepCheckpoint
               init_args: {every_n_train_steps: 500}
     """
 
     def __init__(self, every_n_train_steps: int = 1000, dirpath: str | None = None) -> None:
         if every_n_train_steps < 1:
-            raise ValueError(f"LastCheckpoint: every_n_train_steps must be >= 1 (got {every_n_train_steps})")
-        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps)
+            raise ValueError(f"StepCheckpoint: every_n_train_steps must be >= 1 (got {every_n_train_steps})")
+        super().__init__(dirpath=dirpath, every_n_train_steps=every_n_train_steps)
 
 
 def is_trainer_default_checkpoint(callback: ModelCheckpoint) -> bool:
@@ -114,6 +128,6 @@ def is_trainer_default_checkpoint(callback: ModelCheckpoint) -> bool:
     return type(callback) is ModelCheckpoint and settings == (None, None, None, None, 1, 0, 1, None)
 
 
-__all__ = ["RUNS_ROOT", "CheckpointResolutionError", "LastCheckpoint", "default_run_folder",
+__all__ = ["RUNS_ROOT", "CheckpointResolutionError", "LastCheckpoint", "StepCheckpoint", "default_run_folder",
            "is_trainer_default_checkpoint", "newest_last_checkpoint", "recorded_best", "resolve_checkpoint",
            "run_folder"]
