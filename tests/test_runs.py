@@ -37,6 +37,20 @@ def test_run_folder_rules():
         run_folder("LaMP_4", 1, "bm25", "../elsewhere")
 
 
+def test_the_cli_derives_the_run_folder_unless_one_is_given(tiny_t5, data_root, tmp_path):
+    from lamp_pl.cli import LaMPCLI
+    from lamp_pl.datamodule import LaMPDataModule
+    from lamp_pl.module import LaMPModel
+
+    def root(*extra: str) -> str:
+        args = [*args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_4"), *extra]
+        return LaMPCLI(LaMPModel, LaMPDataModule, args=args, run=False).trainer.default_root_dir
+
+    assert root("--run_name", "try2") == str(Path("runs/LaMP_4/bm25/try2"))
+    assert root("--data.k", "0") == str(Path("runs/LaMP_4/none"))
+    assert root("--trainer.default_root_dir", str(tmp_path / "mine")) == str(tmp_path / "mine")
+
+
 def test_two_experiments_in_one_folder_each_test_best_evaluates_its_own(tiny_t5, data_root, tmp_path, monkeypatch,
                                                                         capsys):
     monkeypatch.chdir(tmp_path)
