@@ -76,3 +76,58 @@ def atomic_folder(dest: str | Path, build: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+HASH_STORE_FORMAT = 1
+HASH_STORE = ".hashes"
+"""The folder, under a cache dir, of `file_sha256_by_state`'s sidecars."""
+
+
+def file_sha256_by_state(path: str | Path, store: str | Path) -> str:
+    """`file_sha256`, computed once per file state (size and mtime) across processes and ranks.
+
+    The digest is recorded in a small JSON sidecar under `store` (named after the file's absolute
+    path, written atomically); a later process whose file still has the recorded size and mtime
+    reads the digest instead of rehashing. A store that cannot be written (read-only disk) only
+    costs the rehash.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    state = {"format": HASH_STORE_FORMAT, "path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    sidecar = Path(store) / f"{stable_hash(str(path))}.json"
+    try:
+        recorded = json.loads(sidecar.read_text())
+        if {k: recorded.get(k) for k in state} == state and isinstance(recorded.get("sha256"), str):
+            return recorded["sha256"]
+    except (OSError, ValueError):
+        pass  # missing or damaged sidecar: hash again and rewrite it
+    digest = file_sha256(path)
+    try:
+        write_text_atomic(sidecar, json.dumps({**state, "sha256": digest}))
+    except OSError:
+        pass
+    return digest
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".gguf")
+
+
+def tokenizer_fingerprint(name_or_path: str) -> str:
+    """What a tokenizer's output depends on, as a short hash: a folder's files by content (model
+    weights left out, they tokenize nothing); a hub name's locally cached snapshot the same way,
+    or the name itself when nothing is cached; a `synthetic:` tokenizer by name and lamp_pl
+    version (the code that trains it)."""
+    import lamp_pl
+
+    if name_or_path.startswith("synthetic:"):
+        return stable_hash([name_or_path, lamp_pl.__version__])
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(name_or_path, local_files_only=True))
+        except Exception:  # noqa: BLE001 -- not cached locally (or not a hub name): the name is all we know
+            return stable_hash(["name", name_or_path])
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(_WEIGHT_SUFFIXES))
+    return stable_hash([(str(p.relative_to(folder)), file_sha256_cached(p)) for p in files])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
 
-import torch
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.module import LaMPModel
+from lamp_pl.runs import default_run_folder, resolve_checkpoint
 
 # Dataclass fields document themselves with attribute docstrings; show those in --help.
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
@@ -28,25 +27,28 @@ class LaMPCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.task", "model.task")
         parser.link_arguments("data.tokenizer", "model.tokenizer")
+        parser.add_argument("--run_name", type=str | None, default=None,
+                            help="Name of this run inside its experiment folder runs/<task>/<retriever>/<run_name> "
+                                 "(used when trainer.default_root_dir is not set)")
+
+    def before_instantiate_classes(self) -> None:
+        """Give each experiment its own folder when `trainer.default_root_dir` is not set."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.trainer.get("default_root_dir") is None:
+            config.trainer.default_root_dir = str(default_run_folder(config.data, config.get("run_name")))
 
     def _resolve_ckpt(self) -> None:
-        """`--ckpt_path best|last` in a new process: take them from the newest `last.ckpt` under
-        the trainer's root dir (its ModelCheckpoint state names the best). Lightning alone would
-        look only in this run's fresh, versioned checkpoint folder."""
+        """`--ckpt_path best|last` in a new process: resolved inside this experiment's run folder
+        only (see `lamp_pl.runs`); every checkpoint is loaded with weights_only=True."""
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") not in ("best", "last") or self.trainer.checkpoint_callback.best_model_path:
+        if config.get("weights_only") is None and "weights_only" in config:
+            config["weights_only"] = True
+        in_process = self.trainer.checkpoint_callback is not None and self.trainer.checkpoint_callback.best_model_path
+        if config.get("ckpt_path") not in ("best", "last") or in_process:
             return
-        candidates = sorted(Path(self.trainer.default_root_dir).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not candidates:
-            raise FileNotFoundError(f"--ckpt_path {config['ckpt_path']}: no last.ckpt under "
-                                    f"{self.trainer.default_root_dir}; run fit first or pass a checkpoint path")
-        last = candidates[-1]
-        if config["ckpt_path"] == "best":
-            states = torch.load(last, map_location="cpu", weights_only=False).get("callbacks", {})
-            best = next((s.get("best_model_path") for k, s in states.items() if k.startswith("ModelCheckpoint")), None)
-            last = Path(best) if best and Path(best).is_file() else last
-        print(f"lamp_pl: --ckpt_path {config['ckpt_path']} -> {last}")
-        config["ckpt_path"] = str(last)
+        resolved = resolve_checkpoint(config["ckpt_path"], self.trainer.default_root_dir)
+        print(f"lamp_pl: --ckpt_path {config['ckpt_path']} -> {resolved}")
+        config["ckpt_path"] = str(resolved)
 
     before_fit = before_validate = before_test = before_predict = _resolve_ckpt
 

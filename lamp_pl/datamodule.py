@@ -4,7 +4,8 @@
 profiles and building the per-user indexes, ranking every split's items, and tokenizing the
 prompts. `setup` only loads those caches. Under DDP the one step worth sharding, encoding, runs at
 the start of `setup` on every rank (a no-op once cached), because `prepare_data` runs on one
-process per node while the others wait.
+process per node while the others wait. A failure on any rank reaches every rank as an error
+(see `agree_on_failure`), so no rank waits forever on a barrier that a failed rank never reaches.
 """
 
 from __future__ import annotations
@@ -14,41 +15,53 @@ import functools
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 import lamp_pl
-from lamp_pl.cache import file_sha256_cached, stable_hash
+from lamp_pl.cache import HASH_STORE, file_sha256_by_state, stable_hash, tokenizer_fingerprint
 from lamp_pl.data.lamp import load_split, split_files
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.offline import load_tokenizer, resolve_model_path
 from lamp_pl.prompts import PromptOptions, build_prompt
 from lamp_pl.studies import check_study_options
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
+from lamp_pl.retrieval.results import results_fingerprint
 from lamp_pl.tasks import get_task
 from lamp_pl.tokenized import TokenizedSplit, collate
 
 STAGE_SPLITS = {"fit": ("train_split", "val_split"), "validate": ("val_split",), "test": ("test_split",),
                 "predict": ("predict_split",)}
+PROMPT_CACHE_FORMAT = 2
+"""Version of the tokenized-prompt cache; bump it whenever prompts.py or tokenized.py changes
+what they write, so no cache of the old code is read by the new."""
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation that is a function of (seed, epoch) alone, so a run resumed from a
-    checkpoint sees the same batches as an uninterrupted one (Lightning calls `set_epoch`)."""
+def training_sampler(dataset, seed: int, rank: int = 0, world_size: int = 1) -> DistributedSampler:
+    """The training order: a `DistributedSampler(shuffle=True, seed=seed)` on every world size.
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
+    Each epoch draws one permutation of the whole split from ``torch.randperm`` seeded with
+    ``seed + epoch`` (Lightning calls `set_epoch` before every epoch), pads it to a multiple of
+    `world_size` by repeating its first indices, and gives rank r the positions r, r + world_size,
+    ... So the batch order is a function of (seed, epoch, world size) alone, whatever the Lightning
+    version, the global RNG state or a resume from a checkpoint; and with world size 1 the one
+    device sees the same permutation, so a step of W ranks with batch size B covers the same
+    samples as a step of one device with batch size W x B.
+    """
+    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
+def agree_on_failure(strategy, rank: int, error: BaseException | None) -> None:
+    """A collective every rank calls after work that may fail on some ranks only: if any rank
+    failed, every rank raises (the failed one its own error, the others one naming rank 0's),
+    instead of the healthy ranks waiting forever at the next barrier."""
+    failed = strategy.reduce_boolean_decision(error is not None, all=False)
+    message = strategy.broadcast(f"{type(error).__name__}: {error}" if error is not None else None, src=0)
+    if error is not None:
+        raise error
+    if failed:
+        raise RuntimeError(f"rank {rank}: data preparation failed on another rank"
+                           + (f" (rank 0: {message})" if message else ""))
 
 
 class LaMPDataModule(L.LightningDataModule):
@@ -97,11 +110,18 @@ class LaMPDataModule(L.LightningDataModule):
             val_split: Split used for validation.
             test_split: Split used by `test` (LaMP hides test golds, so `dev` by default).
             predict_split: Split used by `predict`.
-            seed: Seed of training-batch shuffling.
+            seed: Seed of training-batch shuffling (see `training_sampler`).
             synthetic: Write synthetic LaMP data into `data_dir` first (offline demo, tests).
         """
         super().__init__()
+        # Dataclass sections may come back as dicts (from a checkpoint's hyper-parameters).
+        retrieval = RetrievalConfig(**retrieval) if isinstance(retrieval, dict) else retrieval
+        prompt = PromptOptions(**prompt) if isinstance(prompt, dict) else prompt
+        synthetic = SyntheticSpec(**synthetic) if isinstance(synthetic, dict) else synthetic
         self.save_hyperparameters()
+        # Plain dicts in the checkpoint, so it loads with torch.load(weights_only=True).
+        self.hparams.update(retrieval=dataclasses.asdict(retrieval), prompt=dataclasses.asdict(prompt),
+                            synthetic=dataclasses.asdict(synthetic) if synthetic is not None else None)
         self.task_name, self.data_dir, self.cache_dir = task, data_dir, Path(cache_dir)
         self.tokenizer_name, self.k, self.offset = tokenizer, k, offset
         self.retrieval = dataclasses.replace(retrieval, encoder=resolve_model_path(retrieval.encoder))
@@ -114,6 +134,7 @@ class LaMPDataModule(L.LightningDataModule):
         self.test_split, self.predict_split = test_split, predict_split
         self.datasets: dict[str, TokenizedSplit] = {}
         self._tokenizer = None
+        self._prepare_error: BaseException | None = None
 
     @property
     def task(self):
@@ -143,26 +164,44 @@ class LaMPDataModule(L.LightningDataModule):
             write_synthetic(self.data_dir, dataclasses.replace(self.synthetic, task=self.task.name))
 
     def prepare_data(self) -> None:
-        """Build every cache the configured splits need (single process: encoding included)."""
-        self.write_synthetic_data()
+        """Build every cache the configured splits need (single process: encoding included).
+
+        Under DDP it runs on one process per node while the others wait at Lightning's next
+        barrier; an error here is kept and raised on every rank at the start of `setup`.
+        """
         if self._world()[1] == 1:
+            self.write_synthetic_data()
             self.build(self.splits_for(None))
-        else:
+            return
+        try:
+            self.write_synthetic_data()
             for split in self.splits_for(None):
                 load_split(self.data_dir, self.task, split)  # fail fast on bad data before ranks start work
+        except Exception as error:  # noqa: BLE001 -- raised on every rank by setup's agree_on_failure
+            self._prepare_error = error
 
-    def build(self, splits: list[str], rank: int = 0, world_size: int = 1, barrier=None) -> dict | None:
-        """Encode, index, rank and tokenize `splits` (a no-op for what is cached already)."""
+    def build(self, splits: list[str], rank: int = 0, world_size: int = 1, strategy=None) -> dict | None:
+        """Encode, index, rank and tokenize `splits` (a no-op for what is cached already).
+
+        With a `strategy` (DDP), every rank must call it; rank 0 tokenizes, and an error on any
+        rank ends the call with an error on every rank (`agree_on_failure`).
+        """
         splits = [s for s in splits if self._has_split(s)]
-        summary = None
-        if self.uses_retrieval:
-            summary = prepare_retrieval(self.task, self.data_dir, splits, self.retrieval, self.cache_dir,
-                                        rank=rank, world_size=world_size, barrier=barrier)
-        if rank == 0:
-            for split in splits:
-                self._tokenized(split, build=True)
-        if barrier is not None:
-            barrier()
+        summary, error = None, None
+        try:
+            if self.uses_retrieval:
+                summary = prepare_retrieval(self.task, self.data_dir, splits, self.retrieval, self.cache_dir,
+                                            rank=rank, world_size=world_size,
+                                            barrier=strategy.barrier if strategy is not None else None)
+            if rank == 0:
+                for split in splits:
+                    self._tokenized(split, build=True)
+        except Exception as failure:  # raised on every rank below
+            if strategy is None:
+                raise
+            error = failure
+        if strategy is not None:
+            agree_on_failure(strategy, rank, error)
         return summary
 
     def _has_split(self, split: str) -> bool:
@@ -176,23 +215,31 @@ class LaMPDataModule(L.LightningDataModule):
         splits = self.splits_for(stage)
         rank, world_size = self._world()
         if world_size > 1:
-            self.build(splits, rank, world_size, barrier=self.trainer.strategy.barrier)
+            error, self._prepare_error = self._prepare_error, None
+            agree_on_failure(self.trainer.strategy, rank, error)  # prepare_data ran on local rank 0 only
+            self.build(splits, rank, world_size, strategy=self.trainer.strategy)
         for split in splits:
             if split not in self.datasets and self._has_split(split):
                 self.datasets[split] = self._tokenized(split, build=False)
 
     def _cache_key(self, split: str) -> str:
+        """Everything that shapes a split's prompts: the cache format, the task's content, the
+        tokenizer's files, the options, the data files' content and the retrieval results read."""
         files = [p for p in split_files(self.data_dir, self.task, split) if p is not None]
-        settings = {"version": lamp_pl.__version__, "task": self.task.name, "split": split,
-                    "tokenizer": self.tokenizer_name, "k": self.k, "offset": self.offset,
+        task = self.task
+        settings = {"format": PROMPT_CACHE_FORMAT, "version": lamp_pl.__version__, "task": task.name,
+                    "task_spec": task.fingerprint, "split": split,
+                    "tokenizer": tokenizer_fingerprint(self.tokenizer_name), "k": self.k, "offset": self.offset,
                     "retrieval": dataclasses.asdict(self.retrieval) if self.uses_retrieval else None,
+                    "results": (results_fingerprint(task, split, self.retrieval, self.cache_dir)
+                                if self.uses_retrieval else None),
                     "prompt": dataclasses.asdict(self.prompt), "max_input_length": self.max_input_length,
                     "max_target_length": self.max_target_length,
-                    "data": [file_sha256_cached(path) for path in files]}
+                    "data": [file_sha256_by_state(path, self.cache_dir / HASH_STORE) for path in files]}
         return stable_hash(settings)
 
     def _tokenized(self, split: str, build: bool) -> TokenizedSplit:
-        folder = self.cache_dir / self.task.name / "prompts" / f"{split}-{self._cache_key(split)}"
+        folder = self.cache_dir / self.task.cache_name / "prompts" / f"{split}-{self._cache_key(split)}"
         if TokenizedSplit.exists(folder):
             return TokenizedSplit.load(folder)
         if not build:
@@ -221,10 +268,10 @@ class LaMPDataModule(L.LightningDataModule):
         pad = self.tokenizer.pad_token_id
         kwargs = dict(num_workers=self.num_workers, collate_fn=functools.partial(collate, pad_token_id=pad),
                       persistent_workers=self.num_workers > 0)
-        if train:
-            return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochShuffleSampler(len(dataset), self.seed),
-                              **kwargs)
         rank, world_size = self._world()
+        if train:
+            return DataLoader(dataset, batch_size=self.batch_size,
+                              sampler=training_sampler(dataset, self.seed, rank, world_size), **kwargs)
         # No padding of shards: each question is scored and written exactly once under DDP.
         sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False) \
             if world_size > 1 else None

@@ -163,8 +163,21 @@ class LaMPModel(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """Checkpoint on the task's own metric, so no config has to repeat it."""
+        """Checkpoint on the task's own metric, so no config has to repeat it, and write
+        `last.ckpt` at the end of every training epoch, improved or not (`lamp_pl.runs`).
+
+        A `ModelCheckpoint` given in the trainer's config is honoured as it is: then none is
+        added here (Lightning would otherwise let these replace it). `lamp_pl.runs.StepCheckpoint`
+        (`last.ckpt` every N steps) is no such override and is kept beside these.
+        """
+        from lamp_pl.runs import LastCheckpoint, is_trainer_default_checkpoint
+
+        given = [c for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint)
+                 and not isinstance(c, LastCheckpoint) and not is_trainer_default_checkpoint(c)]
+        if given:
+            return []
         monitor = f"val/{self.task.monitor}"
-        return [ModelCheckpoint(monitor=monitor, mode=self.task.monitor_mode, save_last=True,
-                                filename="epoch{epoch}-step{step}-" + self.task.monitor + "{" + monitor + ":.4f}",
-                                auto_insert_metric_name=False)]
+        best = ModelCheckpoint(monitor=monitor, mode=self.task.monitor_mode, save_last=False,
+                               filename="epoch{epoch}-step{step}-" + self.task.monitor + "{" + monitor + ":.4f}",
+                               auto_insert_metric_name=False)
+        return [best, LastCheckpoint()]

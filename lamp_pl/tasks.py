@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,21 @@ def quoted_strings(text: str) -> list[str]:
         elif inside:
             current.append(char)
     return found
+
+
+def check_plain_name(name: object, what: str = "name") -> str:
+    """Return `name` if it is a plain file name, safe to join to a folder; raise otherwise.
+
+    Rejected: non-strings, the empty string, ``.`` and ``..``, path separators (``/`` and ``\\``)
+    and control characters, so that no name can point outside the folder it is joined to.
+    """
+    if not isinstance(name, str) or not name.strip() or name in (".", ".."):
+        raise ValueError(f"{what} {name!r} is not a plain file name (empty, '.' or '..')")
+    bad = [c for c in name if c in "/\\" or unicodedata.category(c) == "Cc"]
+    if bad:
+        raise ValueError(f"{what} {name!r} is not a plain file name: it contains {''.join(sorted(set(bad)))!r} "
+                         "(path separators and control characters are not allowed)")
+    return name
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,22 @@ class Task:
     output_task_names: tuple[str, ...] = ()
     """Names an outputs file may carry for this task (defaults to `name`)."""
 
+    def __post_init__(self) -> None:
+        check_plain_name(self.name, "task name")
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of every field: two specs that share a name but not their content differ here."""
+        from lamp_pl.cache import stable_hash
+
+        return stable_hash(dataclasses.asdict(self))
+
+    @property
+    def cache_name(self) -> str:
+        """The task's folder under a cache dir: the name for a built-in task, the name plus the
+        spec's fingerprint for any other, so two custom specs called alike never share a cache."""
+        return self.name if _BUILTIN.get(self.name) == self else f"{self.name}-{self.fingerprint[:8]}"
+
     @property
     def monitor(self) -> str:
         """The metric a checkpoint callback should watch."""
@@ -115,28 +147,46 @@ class Task:
         unknown = sorted(set(spec) - names)
         if unknown:
             raise ValueError(f"{path}: unknown task field(s) {unknown}; known: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 _REGISTRY: dict[str, Task] = {}
+_BUILTIN: dict[str, Task] = {}
+"""The tasks shipped with lamp_pl; a custom spec may never take one of their names."""
 
 
 def register_task(task: Task, overwrite: bool = False) -> Task:
-    """Add `task` to the registry so that every component can find it by name."""
-    if task.name in _REGISTRY and not overwrite:
+    """Add `task` to the registry so that every component can find it by name.
+
+    `overwrite` replaces a registered task of the same name on purpose; without it a name that is
+    taken (a built-in task's included) is an error.
+    """
+    check_plain_name(task.name, "task name")
+    if task.name in _REGISTRY and not overwrite and _REGISTRY[task.name] != task:
         raise ValueError(f"task {task.name!r} is already registered")
     _REGISTRY[task.name] = task
     return task
 
 
 def get_task(name: str | Task) -> Task:
-    """Look a task up by registry name, or load a custom task from a ``.json`` spec file."""
+    """Look a task up by registry name, or load a custom task from a ``.json`` spec file.
+
+    A spec named like a built-in task is an error (it would silently replace the benchmark's
+    definition); a spec is re-read on every call, and its caches are keyed by its content.
+    """
     if isinstance(name, Task):
         return name
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.endswith(".json") and Path(name).is_file():
-        return register_task(Task.from_file(name), overwrite=True)
+        task = Task.from_file(name)
+        if task.name in _BUILTIN:
+            raise ValueError(f"{name}: custom task name {task.name!r} is a built-in task's name; "
+                             "give the spec another name")
+        return register_task(task, overwrite=True)
     raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(task_names())} (or a path to a task .json)")
 
 
@@ -184,6 +234,6 @@ for _task in (
          item_template='"{free}" ', fixed='"" ', layout="{items} are written by a person. " + _PATTERNS + " {input}",
          budget_suffix="are written by user. " + _PATTERNS, output_field="text", output_only_template='"{text}" '),
 ):
-    register_task(_task)
+    _BUILTIN[_task.name] = register_task(_task)
 
-__all__ = ["MetricKind", "Task", "get_task", "quoted_strings", "register_task", "task_names"]
+__all__ = ["MetricKind", "Task", "check_plain_name", "get_task", "quoted_strings", "register_task", "task_names"]

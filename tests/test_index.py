@@ -14,8 +14,7 @@ import pytest
 from lamp_pl.data.lamp import load_split
 from lamp_pl.data.synthetic import write_synthetic
 from lamp_pl.retrieval import CacheError, Encoder, ProfileIndex, RetrievalConfig, load_retrieved, prepare_retrieval
-from lamp_pl.retrieval.encoder import encoder_slug
-from lamp_pl.retrieval.build import build_profile_index
+from lamp_pl.retrieval.build import build_profile_index, index_folder
 from lamp_pl.tasks import get_task
 
 TASK = "LaMP_4"
@@ -45,7 +44,7 @@ def prepare(data_dir, tiny_bert, cache, splits=("dev",), **overrides) -> dict:
 
 
 def folder_of(cache: Path, tiny_bert) -> Path:
-    return cache / TASK / encoder_slug(str(tiny_bert))
+    return index_folder(cache, get_task(TASK), config(tiny_bert).encoder_settings())
 
 
 @pytest.mark.parametrize("fixture", ["data_root", "time_based"])
@@ -99,13 +98,16 @@ def test_changed_data_file_triggers_a_rebuild(data, tiny_bert, tmp_path):
 
 
 @pytest.mark.parametrize("change", [{"encoder_max_length": 16}, {"normalize": True}])
-def test_changed_setting_triggers_a_rebuild(change, data, tiny_bert, tmp_path):
+def test_changed_setting_builds_its_own_index_and_keeps_the_other(change, data, tiny_bert, tmp_path):
     prepare(data, tiny_bert, tmp_path / "cache")
-    with pytest.raises(CacheError, match="other encoder settings"):
+    with pytest.raises(CacheError, match="prepare_retrieval"):
         load_retrieved(TASK, data, "dev", config(tiny_bert, **change), tmp_path / "cache", k=1)
     again = prepare(data, tiny_bert, tmp_path / "cache", **change)
     assert not again["index_reused"] and again["encoded"] > 0
     assert prepare(data, tiny_bert, tmp_path / "cache", **change)["reused"]
+    # Each setting has its own folder: switching back reuses the first index, nothing rebuilds.
+    assert prepare(data, tiny_bert, tmp_path / "cache")["reused"]
+    assert prepare(data, tiny_bert, tmp_path / "cache", encode_batch_size=3)["reused"], "batch size shapes nothing"
 
 
 def test_a_build_that_fails_half_way_leaves_nothing_that_loads(data, tiny_bert, tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ from filelock import FileLock
 import lamp_pl
 from lamp_pl.data.lamp import LaMPQuestion, load_split, split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
-from lamp_pl.cache import file_sha256, stable_hash
+from lamp_pl.cache import HASH_STORE, file_sha256, file_sha256_by_state, stable_hash
 from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
 from lamp_pl.tasks import Task
 
@@ -103,10 +103,22 @@ class Tables:
         np.save(folder / "user_items.npy", np.array([r for s in self.user_items for r in s], dtype=np.int64))
 
 
-def manifest_key(task: Task, inputs: dict[str, Path], encoder: dict | None) -> dict:
+def index_folder(cache_dir: str | Path, task: Task, settings: EncoderSettings | None) -> Path:
+    """Where the index of (task, encoder settings) lives. The folder name carries a short hash of
+    the settings that change embeddings, so two configs never rebuild each other's index."""
+    if settings is None:
+        return Path(cache_dir) / task.cache_name / "no-encoder"
+    shaping = {"revision": settings.revision, "max_length": settings.max_length, "normalize": settings.normalize,
+               "precision": settings.precision}
+    return Path(cache_dir) / task.cache_name / f"{encoder_slug(settings.name)}-{stable_hash(shaping)[:8]}"
+
+
+def manifest_key(task: Task, inputs: dict[str, Path], encoder: dict | None,
+                 sha256: Callable[[Path], str] = file_sha256) -> dict:
     """What a cache is built from; any difference means a rebuild."""
     return {"format": FORMAT, "lamp_pl_version": lamp_pl.__version__, "task": task.name,
-            "inputs": {s: {"file": p.name, "sha256": file_sha256(p)} for s, p in sorted(inputs.items())},
+            "task_spec": task.fingerprint,
+            "inputs": {s: {"file": p.name, "sha256": sha256(p)} for s, p in sorted(inputs.items())},
             "encoder": encoder}
 
 
@@ -208,9 +220,11 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
     if world_size > 1 and barrier is None:
         raise ValueError("a sharded build (world_size > 1) needs a barrier callable shared by all ranks")
     inputs = {s: split_files(data_dir, task, s)[0] for s in splits}
-    key = manifest_key(task, inputs, settings.key() if settings else None)
+    # Hashed once per file state, not once per rank and run (the sidecars live in the cache).
+    sha256 = functools.partial(file_sha256_by_state, store=Path(cache_dir) / HASH_STORE)
+    key = manifest_key(task, inputs, settings.key() if settings else None, sha256)
     load = functools.partial(_load_tables, task, data_dir, splits)
-    folder = Path(cache_dir) / task.name / (encoder_slug(settings.name) if settings else "no-encoder")
+    folder = index_folder(cache_dir, task, settings)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{folder}.lock") if rank == 0 else contextlib.nullcontext()
     encoded, seconds, error = 0, 0.0, None
@@ -260,4 +274,4 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
     return index, {"encoded": encoded, "encode_seconds": seconds, "reused": not build, "folder": str(folder)}
 
 
-__all__ = ["FORMAT", "Tables", "build_profile_index", "manifest_key", "replace_folder", "write_manifest"]
+__all__ = ["FORMAT", "Tables", "build_profile_index", "index_folder", "manifest_key", "replace_folder", "write_manifest"]

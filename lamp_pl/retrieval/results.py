@@ -21,9 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lamp_pl.data.lamp import available_splits, load_split, split_files
-from lamp_pl.retrieval.build import build_profile_index
-from lamp_pl.retrieval.encoder import EncoderSettings, encoder_slug
-from lamp_pl.cache import file_sha256, stable_hash
+from lamp_pl.retrieval.build import build_profile_index, index_folder
+from lamp_pl.retrieval.encoder import EncoderSettings
+from lamp_pl.cache import HASH_STORE, file_sha256, file_sha256_by_state, stable_hash
 from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.retrievers import RETRIEVERS, Retriever, SplitView, make_retriever, resolve_k
 from lamp_pl.tasks import Task, get_task
@@ -100,7 +100,7 @@ class Retrieved:
 
 
 def cache_folder(cache_dir: str | Path, task: Task, config: RetrievalConfig, retriever: Retriever) -> Path:
-    return Path(cache_dir) / task.name / (encoder_slug(config.encoder) if retriever.dense else "no-encoder")
+    return index_folder(cache_dir, task, config.encoder_settings() if retriever.dense else None)
 
 
 def results_key(index_hash: str, split: str, retriever: Retriever, config: RetrievalConfig) -> dict:
@@ -282,4 +282,22 @@ def load_retrieved(task: str | Task, data_dir: str | Path, split: str, config: R
     return retrieved
 
 
-__all__ = ["RetrievalConfig", "RetrievalResults", "Retrieved", "load_retrieved", "prepare_retrieval"]
+def results_fingerprint(task: str | Task, split: str, config: RetrievalConfig, cache_dir: str | Path) -> str:
+    """A hash of the results file `load_retrieved` reads for `split`: its key (which names the
+    index it was ranked on, so an encoder folder replaced in place changes it) and its content.
+
+    Raises:
+        CacheError: no retrieval cache has been built for this configuration.
+    """
+    task = get_task(task)
+    retriever = make_retriever(config.retriever, config)
+    folder = cache_folder(cache_dir, task, config, retriever)
+    key = results_key(stable_hash(read_manifest(folder)["key"]), split, retriever, config)
+    path = results_path(folder, key)
+    if not path.is_file():
+        raise CacheError(f"no cached {split} results under {folder}; run prepare_retrieval (`lamp-pl index`)")
+    return stable_hash([key, file_sha256_by_state(path, Path(cache_dir) / HASH_STORE)])
+
+
+__all__ = ["RetrievalConfig", "RetrievalResults", "Retrieved", "load_retrieved", "prepare_retrieval",
+           "results_fingerprint"]

@@ -1,0 +1,133 @@
+"""One run folder per experiment, and `--ckpt_path best|last` resolved inside it alone.
+
+An experiment's folder is `runs/<task>/<retriever>[/<run_name>]` (retriever ``none`` when k is 0)
+unless the trainer's `default_root_dir` is set. `best` and `last` never look outside that folder,
+so testing `LaMP_4/contriever` can not pick up the checkpoint of `LaMP_4/bm25`. Checkpoints are
+read with ``weights_only=True``: nothing in a checkpoint is ever unpickled as code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+RUNS_ROOT = "runs"
+
+
+class CheckpointResolutionError(FileNotFoundError):
+    """`--ckpt_path best|last` has no checkpoint to resolve to in the experiment's folder."""
+
+
+def run_folder(task_name: str, k: float, retriever: str, run_name: str | None = None, root: str | Path = RUNS_ROOT
+               ) -> Path:
+    """The default root dir of an experiment: ``<root>/<task>/<retriever>[/<run_name>]``.
+
+    Args:
+        task_name: the task's registry name (already checked to be a plain file name).
+        k: profile items per prompt; 0 means no retrieval, whatever the retriever setting says.
+        retriever: the configured retriever name.
+        run_name: optional name that separates runs of one (task, retriever) pair.
+        root: the folder holding every experiment.
+    """
+    from lamp_pl.tasks import check_plain_name
+
+    parts = [check_plain_name(task_name, "task name"), "none" if k == 0 else check_plain_name(retriever, "retriever")]
+    if run_name:
+        parts.append(check_plain_name(run_name, "run_name"))
+    return Path(root, *parts)
+
+
+def default_run_folder(data: Any, run_name: str | None = None, root: str | Path = RUNS_ROOT) -> Path:
+    """`run_folder` of a parsed `data` config section (a namespace or a dict: task name or spec
+    path, k, retrieval.retriever)."""
+    from lamp_pl.tasks import get_task
+
+    def field(section: Any, name: str, default: Any) -> Any:
+        value = section.get(name, default) if hasattr(section, "get") else getattr(section, name, default)
+        return default if value is None else value
+
+    retriever = field(field(data, "retrieval", {}), "retriever", "contriever")
+    return run_folder(get_task(field(data, "task", "LaMP_2")).name, field(data, "k", 1), retriever, run_name, root)
+
+
+def newest_last_checkpoint(folder: str | Path) -> Path:
+    """The most recently written ``last*.ckpt`` under `folder` (any version subfolder)."""
+    candidates = sorted(Path(folder).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+    if not candidates:
+        raise CheckpointResolutionError(f"no last.ckpt under {folder}: run fit for this experiment first, "
+                                        "or pass a checkpoint path")
+    return candidates[-1]
+
+
+def recorded_best(checkpoint: str | Path) -> Path:
+    """The best checkpoint that `checkpoint`'s ModelCheckpoint state records (read with weights_only).
+
+    Raises:
+        CheckpointResolutionError: no best path is recorded, or the recorded file is gone (there
+            is deliberately no fallback to `last`: that would evaluate another model than asked).
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # The callback that monitors a metric; `LastCheckpoint`s (no monitor) record last.ckpt.
+    recorded = [s.get("best_model_path") for name, s in state.get("callbacks", {}).items()
+                if name.startswith("ModelCheckpoint") and s.get("monitor") and s.get("best_model_path")]
+    if not recorded:
+        raise CheckpointResolutionError(f"--ckpt_path best: {checkpoint} records no best checkpoint (no monitored "
+                                        "metric was logged); use --ckpt_path last or a path")
+    best = Path(recorded[0])
+    if not best.is_file():
+        raise CheckpointResolutionError(f"--ckpt_path best: {checkpoint} records {best} as best, but that file is "
+                                        "missing; use --ckpt_path last or a path")
+    return best
+
+
+def resolve_checkpoint(which: str, folder: str | Path) -> Path:
+    """`best` or `last` of the experiment whose run folder is `folder`."""
+    if which not in ("best", "last"):
+        raise ValueError(f"resolve_checkpoint: expected 'best' or 'last', got {which!r}")
+    last = newest_last_checkpoint(folder)
+    return last if which == "last" else recorded_best(last)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Writes `last.ckpt` at the end of every training epoch, whether or not a monitored metric
+    improved (or was logged at all). `LaMPModel` always adds one.
+
+    Lightning's own ``save_last`` writes `last.ckpt` only in a step in which a top-k checkpoint
+    was saved; this is a top-1 checkpoint of "the latest state" named ``last`` instead.
+    """
+
+    def __init__(self, dirpath: str | None = None, every_n_train_steps: int | None = None) -> None:
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
+                         every_n_train_steps=every_n_train_steps, save_on_train_epoch_end=True)
+
+
+class StepCheckpoint(LastCheckpoint):
+    """Writes `last.ckpt` every `every_n_train_steps` optimizer steps as well (a separate class,
+    so that Lightning keeps it beside the module's own checkpoints). In a config::
+
+        trainer:
+          callbacks:
+            - class_path: lamp_pl.runs.StepCheckpoint
+              init_args: {every_n_train_steps: 500}
+    """
+
+    def __init__(self, every_n_train_steps: int = 1000, dirpath: str | None = None) -> None:
+        if every_n_train_steps < 1:
+            raise ValueError(f"StepCheckpoint: every_n_train_steps must be >= 1 (got {every_n_train_steps})")
+        super().__init__(dirpath=dirpath, every_n_train_steps=every_n_train_steps)
+
+
+def is_trainer_default_checkpoint(callback: ModelCheckpoint) -> bool:
+    """Whether `callback` is the plain `ModelCheckpoint()` the Trainer adds when none is given
+    (so not one a user configured). Read from its settings; Lightning keeps no flag for it."""
+    settings = (callback.monitor, callback.dirpath, callback.filename, callback.save_last, callback.save_top_k,
+                callback._every_n_train_steps, callback._every_n_epochs, callback._train_time_interval)
+    return type(callback) is ModelCheckpoint and settings == (None, None, None, None, 1, 0, 1, None)
+
+
+__all__ = ["RUNS_ROOT", "CheckpointResolutionError", "LastCheckpoint", "StepCheckpoint", "default_run_folder",
+           "is_trainer_default_checkpoint", "newest_last_checkpoint", "recorded_best", "resolve_checkpoint",
+           "run_folder"]
