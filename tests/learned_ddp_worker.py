@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import torch.distributed as dist
-
 from test_learned import make_datamodule
 
 

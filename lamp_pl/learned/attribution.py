@@ -23,7 +23,12 @@ import torch
 
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.lamp import load_split
-from lamp_pl.learned.likelihood import encode_pairs, forward_pairs, is_seq2seq, log_likelihoods
+from lamp_pl.learned.likelihood import (
+    encode_pairs,
+    forward_pairs,
+    is_seq2seq,
+    log_likelihoods,
+)
 from lamp_pl.learned.scoring import learned_folder, load_generator, run_sharded, world
 from lamp_pl.prompts import arrange, build_prompt
 from lamp_pl.retrieval import load_retrieved, prepare_retrieval
@@ -64,7 +69,7 @@ def item_spans(prompt: str, items: list[dict], task, ablation: str = "both") -> 
 def token_spans(tokenizer, prompt: str, spans: list[tuple[int, int] | None], max_length: int) -> list[list[int]]:
     """Token indices (of the truncated prompt) overlapping each character span."""
     offsets = tokenizer(prompt, truncation=True, max_length=max_length, return_offsets_mapping=True)["offset_mapping"]
-    out = []
+    out: list[list[int]] = []
     for span in spans:
         if span is None:
             out.append([])
@@ -109,7 +114,7 @@ def _attribute_chunk(datamodule, generator, questions, retrieved, batch_size: in
     model, tokenizer = generator.model, generator.tokenizer
     records = []
     for question, ranked in zip(questions, retrieved):
-        def prompt_of(items: list[dict]) -> str:
+        def prompt_of(items: list[dict], question=question) -> str:
             return build_prompt(task, question.input, items, dm.tokenizer, dm.max_input_length, dm.prompt,
                                 question_id=question.id, user_id=question.user)
 
@@ -128,9 +133,10 @@ def _attribute_chunk(datamodule, generator, questions, retrieved, batch_size: in
         items = []
         for rank, (item, item_id) in enumerate(zip(ranked.items, ranked.item_ids)):
             p = position[id(item)]
+            span = spans[p]
             items.append({"id": item_id, "rank": rank + 1, "position": p + 1, "loo_delta": full_ll - loo[rank],
                           "attention_share": float(shares[0][tokens[p]].sum()) if tokens[p] else 0.0,
-                          "span": list(spans[p]) if spans[p] else None})
+                          "span": list(span) if span is not None else None})
         records.append({"id": question.id, "gold": question.output, "prompt": full, "log_likelihood": full_ll,
                         "items": items})
     return records

@@ -15,7 +15,7 @@ from lamp_pl.data.lamp import load_split
 from lamp_pl.retrieval import load_retrieved
 
 
-def _helpful(task, item: dict, gold: str) -> bool:
+def _helpful(task, item: dict, gold: str | None) -> bool:
     return str(item[task.output_field]).strip() == str(gold).strip()
 
 

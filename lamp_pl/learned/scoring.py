@@ -43,10 +43,12 @@ def world(rank: int | None = None, world_size: int | None = None) -> tuple[int, 
     return rank or 0, world_size or 1, None
 
 
-def load_generator(ckpt_path: str | Path, module_class: type | None = None, device: str = "cpu") -> Any:
+def load_generator(ckpt_path: str | Path, module_class: Any = None, device: str = "cpu") -> Any:
     """The LightningModule of a checkpoint, in eval mode (the generator's family decides its class)."""
     if module_class is None:
-        from lamp_pl.module import LaMPModel as module_class
+        from lamp_pl.module import LaMPModel
+
+        module_class = LaMPModel
     return module_class.load_from_checkpoint(str(ckpt_path), map_location=device).eval()
 
 
@@ -155,7 +157,8 @@ def score_items(datamodule, ckpt_path: str | Path, candidates: int = 20, split: 
     if datamodule.retrieval.k_max != -1 and datamodule.retrieval.k_max < candidates:
         raise ValueError(f"candidates={candidates} exceeds retrieval.k_max={datamodule.retrieval.k_max}: "
                          "raise data.retrieval.k_max (the ranking is cached up to k_max)")
-    datamodule.write_synthetic_data() if rank == 0 else None
+    if rank == 0:
+        datamodule.write_synthetic_data()
     prepare_retrieval(datamodule.task, datamodule.data_dir, [split], datamodule.retrieval, datamodule.cache_dir,
                       rank=rank, world_size=world_size, barrier=barrier, progress=progress)
     folder = utilities_folder(datamodule, ckpt_path, candidates, split, with_metric)
