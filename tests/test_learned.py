@@ -196,3 +196,15 @@ def test_two_gloo_ranks_match_one_process(setup, tiny_t5, tiny_bert, data_root, 
     assert mine.keys() == theirs.keys()
     for name in mine:
         torch.testing.assert_close(theirs[name], mine[name], atol=1e-5, rtol=1e-4)
+
+
+def test_user_grouped_order_keeps_users_together_and_splits_over_ranks():
+    from lamp_pl.learned.distill import StridedShuffleSampler
+
+    groups = ["a", "b", "a", "c", "b", "a", "c", "d"]
+    order = list(StridedShuffleSampler(len(groups), seed=3, groups=groups))
+    assert sorted(order) == list(range(len(groups)))
+    seen = [groups[i] for i in order]
+    assert all(seen.index(g) + seen.count(g) - 1 == len(seen) - 1 - seen[::-1].index(g) for g in set(seen))
+    ranks = [list(StridedShuffleSampler(len(groups), seed=3, rank=r, world_size=2, groups=groups)) for r in (0, 1)]
+    assert ranks[0] == order[0::2] and ranks[1] == order[1::2]
