@@ -18,7 +18,9 @@ set_parsing_settings(docstring_parse_attribute_docstrings=True)
 # Commands outside the Lightning loop: name -> module exposing `main(argv) -> int`.
 COMMANDS = {"check-data": "lamp_pl.data.check", "download": "lamp_pl.data.download",
             "synthetic": "lamp_pl.data.synthetic", "index": "lamp_pl.commands",
-            "inspect": "lamp_pl.commands", "grid": "lamp_pl.grid", "evaluate": "lamp_pl.evaluate"}
+            "inspect": "lamp_pl.commands", "grid": "lamp_pl.grid", "evaluate": "lamp_pl.evaluate",
+            "score-items": "lamp_pl.learned.commands", "attribute": "lamp_pl.learned.commands",
+            "fit-retriever": "lamp_pl.learned.commands", "ropg-kd": "lamp_pl.learned.commands"}
 
 
 class LaMPCLI(LightningCLI):

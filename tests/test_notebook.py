@@ -79,5 +79,8 @@ def test_notebook_runs_on_small_demo(tmp_path, tiny_bert, monkeypatch):
     assert "no room for the items" not in text
     # label agreement rates of a classification task, and the plots
     assert "other_users_random: top-1 label == gold for" in text
-    assert images >= 3
+    assert images >= 4
+    # the attribution section: summary by position and one question's shaded prompt
+    assert "mean leave-one-out delta</th>" in html and "rgba(" in html
+    assert "attribution of question" in text
     assert (tmp_path / "cache").is_dir() and not (ROOT / "notebooks" / "demo_data").exists()

@@ -1,0 +1,116 @@
+"""The ROPG-KD recipe end to end: fit the generator, score items, train the retriever, re-index,
+re-fit, test, and compare the untrained with the trained encoder.
+
+The recipe's own settings live in a small YAML file (``configs/LaMP_2/ropg_kd.yml``): the
+generator's LightningCLI configs and overrides, the work folder, N, and the `fit_retriever`
+arguments. Every stage reuses its cache: a second run only prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+
+def best_checkpoint(root: str | Path) -> Path:
+    """The best checkpoint of the newest fit under `root` (named by its `last.ckpt`), else that."""
+    found = sorted(Path(root).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no last.ckpt under {root}: the generator fit did not save one")
+    states = torch.load(found[-1], map_location="cpu", weights_only=False).get("callbacks", {})
+    best = next((s.get("best_model_path") for k, s in states.items() if k.startswith("ModelCheckpoint")), None)
+    return Path(best) if best and Path(best).is_file() else found[-1]
+
+
+def _test_metrics(root: Path) -> dict:
+    found = sorted(root.rglob("metrics_test.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(found[-1].read_text()) if found else {}
+
+
+def _generator_run(configs: list[str], overrides: list[str], root: Path) -> tuple[Path, dict]:
+    """fit (skipped when a checkpoint exists) then test with the best checkpoint."""
+    from lamp_pl.cli import main
+
+    args = [a for c in configs for a in ("--config", c)] + overrides + ["--trainer.default_root_dir", str(root)]
+    if not list(root.rglob("last*.ckpt")):
+        main(["fit", *args])
+    ckpt = best_checkpoint(root)
+    if not _test_metrics(root):
+        main(["test", *args, "--ckpt_path", str(ckpt)])
+    return ckpt, _test_metrics(root)
+
+
+def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
+    """Run the recipe and return (and print) the comparison table.
+
+    Args:
+        recipe: A recipe YAML file or its mapping: ``generator`` (list of LightningCLI configs),
+            ``overrides`` (``--data.x value`` arguments), ``fit_overrides`` (other LightningCLI
+            arguments of the generator runs, e.g. ``--trainer.max_epochs``), ``workdir``, ``candidates`` (N),
+            ``score`` (`score_items` keyword arguments), ``retriever`` (`fit_retriever` keyword
+            arguments) and ``attribute_split`` (split attributed with each generator, or null) with
+            ``attribute_overrides`` (data overrides of the attributed prompts, e.g. a larger k).
+
+    Returns:
+        ``{"untrained": {...}, "trained": {...}}``: each with the generator's test metrics, the
+        planted top-1 hit rate of the retriever, and (when attributed) the attribution check.
+    """
+    from lamp_pl.commands import datamodule_from_config
+    from lamp_pl.learned.attribution import attribute
+    from lamp_pl.learned.distill import fit_retriever
+    from lamp_pl.learned.planted import attribution_planted_rate, planted_hit_rate
+    from lamp_pl.learned.scoring import score_items
+
+    spec = recipe if isinstance(recipe, dict) else yaml.safe_load(Path(recipe).read_text())
+    configs, overrides = list(spec["generator"]), [str(o) for o in spec.get("overrides", [])]
+    workdir, candidates = Path(spec.get("workdir", "runs/ropg_kd")), int(spec.get("candidates", 20))
+    rows: dict[str, dict] = {}
+
+    fit_overrides = [str(o) for o in spec.get("fit_overrides", [])]
+
+    def evaluate(name: str, extra: list[str]) -> tuple[Any, Path]:
+        ckpt, metrics = _generator_run(configs, overrides + extra + fit_overrides, workdir / name)
+        dm = datamodule_from_config(configs, overrides + extra)
+        dm.build([dm.test_split])
+        row = {**metrics, **{f"planted/{k}": v for k, v in planted_hit_rate(dm, dm.test_split).items()}}
+        split = spec.get("attribute_split", "dev")
+        if split:
+            # Attribution needs several items per prompt: its own k (and budget) may differ.
+            attr_dm = datamodule_from_config(configs, overrides + extra + [str(o) for o in spec.get(
+                "attribute_overrides", [])])
+            out = attribute(attr_dm, ckpt, split=split, out=workdir / name / f"attribution_{split}.json")
+            row.update({f"attribution/{k}": v for k, v in attribution_planted_rate(out, attr_dm).items()})
+        rows[name] = row
+        return dm, ckpt
+
+    base_dm, base_ckpt = evaluate("untrained", [])
+    k_max = ["--data.retrieval.k_max", str(max(candidates, base_dm.retrieval.k_max))]
+    scoring_dm = datamodule_from_config(configs, overrides + k_max)
+    score_kwargs = dict(spec.get("score", {}))
+    train = score_items(scoring_dm, base_ckpt, candidates, scoring_dm.train_split, **score_kwargs)
+    dev = score_items(scoring_dm, base_ckpt, candidates, scoring_dm.val_split, **score_kwargs)
+    encoder = workdir / "retriever" / "encoder"
+    if not (encoder / "config.json").is_file():
+        encoder = fit_retriever(train, base_dm.retrieval.encoder, workdir / "retriever", val_utilities=dev,
+                                normalize=base_dm.retrieval.normalize, **spec.get("retriever", {}))
+    evaluate("trained", ["--data.retrieval.encoder", str(encoder)])
+    print_table(rows)
+    (workdir / "table.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def print_table(rows: dict[str, dict]) -> None:
+    """A Markdown table: one row per encoder, one column per metric."""
+    columns = sorted({k for row in rows.values() for k in row})
+    print("| encoder | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
+                                          for c in columns) + " |")
+
+
+__all__ = ["best_checkpoint", "print_table", "ropg_kd"]
