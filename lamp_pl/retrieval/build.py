@@ -77,9 +77,9 @@ class TextRows(Sequence[str]):
         return self.texts[self.lo + index % len(self)]
 
 
-def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> None:
+def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> float:
     """Stream encodings of `texts` into a new .npy memmap at `path`, renamed into place when full,
-    so a half-written file never has the final name."""
+    so a half-written file never has the final name. Returns the seconds spent in forward passes."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
     try:
@@ -89,6 +89,7 @@ def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return encoder.forward_seconds
 
 
 def _write_tables(task: Task, inputs: dict[str, Path], folder: Path) -> dict:
@@ -112,16 +113,16 @@ def _build_single(task: Task, inputs: dict[str, Path], key: dict, folder: Path, 
                   progress: bool) -> tuple[int, float]:
     """One process: tables, then the store, into a temporary sibling of `folder`."""
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    encoded, seconds = 0, 0.0
+    encoded, seconds, forward = 0, 0.0, 0.0
     try:
         counts = _write_tables(task, inputs, tmp)
         if settings is not None:
             start = time.perf_counter()
             texts = TextRows(JsonLines(tmp / "texts.jsonl"))
-            _encode_into(tmp / "embeddings.npy", texts, settings.build(progress))
+            forward = _encode_into(tmp / "embeddings.npy", texts, settings.build(progress))
             encoded, seconds = len(texts), time.perf_counter() - start
         _finish(folder, tmp, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,
-                                                     "world_size": 1})
+                                                     "forward_seconds": forward, "world_size": 1})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return encoded, seconds
@@ -164,7 +165,7 @@ def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path,
     """
     build_dir = folder.parent / f".{folder.name}.build-{stable_hash(key)}"
     tables = build_dir / "tables"
-    encoded, seconds, error, counts = 0, 0.0, None, None
+    encoded, seconds, forward, error, counts = 0, 0.0, 0.0, None, None
     try:
         if rank == 0 and build:
             build_dir.mkdir(exist_ok=True)
@@ -187,7 +188,7 @@ def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path,
             path = build_dir / f"shard-{rank:03d}-of-{world_size:03d}.npy"
             if not path.is_file():  # a shard from an interrupted identical build is complete
                 start = time.perf_counter()
-                _encode_into(path, TextRows(texts, lo, hi), settings.build(progress))
+                forward = _encode_into(path, TextRows(texts, lo, hi), settings.build(progress))
                 encoded, seconds = hi - lo, time.perf_counter() - start
     except Exception as failure:  # noqa: BLE001
         error = failure
@@ -198,7 +199,7 @@ def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path,
                 if settings is not None:
                     encoded += _assemble_store(tables, build_dir, settings, world_size, progress)
                 _finish(folder, tables, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,
-                                                              "world_size": world_size})
+                                                              "forward_seconds": forward, "world_size": world_size})
             shutil.rmtree(build_dir, ignore_errors=True)
         except Exception as failure:  # noqa: BLE001
             error = failure

@@ -26,9 +26,12 @@ from lamp_pl.data.stream import stream_questions
 from lamp_pl.tasks import Task
 
 
-def digest(data: str) -> bytes:
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # built once: json.dumps(**kw) is not
+
+
+def digest(data: bytes) -> bytes:
     """16-byte key of a text or canonical item: collisions are ~1e-26 likely at 4 million keys."""
-    return hashlib.blake2b(data.encode(), digest_size=16).digest()
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 class JsonLinesWriter:
@@ -42,9 +45,12 @@ class JsonLinesWriter:
 
     def add(self, value: object) -> int:
         """Append `value`; returns its row."""
-        line = json.dumps(value, ensure_ascii=False).encode() + b"\n"
-        self.stream.write(line)
-        self.offsets.append(self.offsets[-1] + len(line))
+        return self.add_encoded(_ENCODE(value).encode())
+
+    def add_encoded(self, line: bytes) -> int:
+        """Append one already-encoded JSON value (no newline); returns its row."""
+        self.stream.write(line + b"\n")
+        self.offsets.append(self.offsets[-1] + len(line) + 1)
         return len(self.offsets) - 2
 
     def __len__(self) -> int:
@@ -56,18 +62,21 @@ class JsonLinesWriter:
 
 
 class DigestTable:
-    """Distinct values of a JsonLinesWriter, looked up by digest: a value is written once."""
+    """Distinct JSON values of a JsonLinesWriter, looked up by the digest of their canonical line
+    (sorted keys): each is written once, and memory holds 16 bytes per value, not the value."""
 
     def __init__(self, writer: JsonLinesWriter) -> None:
         self.writer, self.rows = writer, {}
 
-    def row(self, key: str, value: object) -> int:
-        """Row of the value whose canonical form is `key`, writing `value` when it is new."""
-        code = digest(key)
+    def row(self, value: object) -> tuple[int, bool]:
+        """(row of `value`, whether it was new and has just been written)."""
+        line = _ENCODE(value).encode()
+        code = digest(line)
         row = self.rows.get(code)
-        if row is None:
-            row = self.rows[code] = self.writer.add(value)
-        return row
+        if row is not None:
+            return row, False
+        row = self.rows[code] = self.writer.add_encoded(line)
+        return row, True
 
 
 def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> dict:
@@ -93,16 +102,13 @@ def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> dict:
             for question in stream_questions(path, task):
                 user = users.setdefault(question.user, len(users))
                 for item in question.profile:
-                    before = len(item_lines)
-                    row = items.row(json.dumps(item, sort_keys=True, ensure_ascii=False), item)
-                    if row == before:  # a new item: its text row, in first-occurrence order
-                        text = task.item_text(item)
-                        item_text.append(texts.row(text, text))
+                    row, new = items.row(item)
+                    if new:  # its text row, in first-occurrence order
+                        item_text.append(texts.row(task.item_text(item))[0])
                     rows.append(row)
                 offsets.append(len(rows))
                 owner.append(user)
-                query = task.query(question.input) or ""
-                query_rows.append(texts.row(query, query))
+                query_rows.append(texts.row(task.query(question.input) or "")[0])
                 ids.append(question.id)
             arrays = {name: np.frombuffer(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
                       for name, values in (("users", owner), ("query_rows", query_rows), ("offsets", offsets),
