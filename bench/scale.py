@@ -196,6 +196,7 @@ def training_path(work: Path, name: str, bert: Path, tokenizer: Path, seconds: f
     loader = datamodule.train_dataloader()
 
     def rate(step) -> float:
+        step(next(iter(loader)))  # warm-up: first-call allocations and the optimizer's state
         done, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             for batch in loader:

@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lamp_pl.data.lamp import LaMPDataError, LaMPQuestion, _golds, _question, _read_json, split_files
+from lamp_pl.data.lamp import (
+    LaMPDataError,
+    LaMPQuestion,
+    _golds,
+    _question,
+    _read_json,
+    split_files,
+)
 from lamp_pl.tasks import Task, get_task
 
 CHUNK = 1 << 20
@@ -59,7 +66,7 @@ class _Buffer:
     def skip_space(self) -> str:
         """The next non-blank character (reading on as needed); '' at end of file."""
         while True:
-            self.pos = _SPACE.match(self.text, self.pos).end()
+            self.pos = _SPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]  # '*' always matches
             if self.pos < len(self.text):
                 return self.text[self.pos]
             if not self.more():
@@ -167,7 +174,7 @@ def load_questions(data_dir: str | Path, task: str | Task, split: str, *, profil
     task = get_task(task)
     questions_path, outputs_path = split_files(data_dir, task, split)
     golds = None if outputs_path is None or not outputs else _golds(outputs_path, _read_json(outputs_path), task)
-    questions = []
+    questions: list[LaMPQuestion] = []
     for question in stream_questions(questions_path, task):
         if not profiles:
             question.profile = []
@@ -177,7 +184,7 @@ def load_questions(data_dir: str | Path, task: str | Task, split: str, *, profil
                                     len(questions), question.id, "id")
             question.output = golds.pop(question.id)
         questions.append(question)
-    if golds:
+    if golds and outputs_path is not None:
         orphan = next(iter(golds))
         raise LaMPDataError(outputs_path, f"{len(golds)} gold id(s) have no question in {questions_path}, "
                             f"e.g. {orphan!r}", field="id")

@@ -196,6 +196,7 @@ def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path,
     if rank == 0:
         try:
             if build and error is None:
+                assert counts is not None  # written by this rank before the first barrier
                 if settings is not None:
                     encoded += _assemble_store(tables, build_dir, settings, world_size, progress)
                 _finish(folder, tables, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,

@@ -132,7 +132,7 @@ class Encoder:
         self.forward_seconds += time.perf_counter() - start
         return pooled
 
-    def _pad(self, batch: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pad(self, batch: Sequence[Sequence[int] | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(1, *(len(ids) for ids in batch))
         ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -177,8 +177,10 @@ class Encoder:
         """
         held: list[tuple[np.ndarray, np.ndarray]] = []
         first, count, size = 0, 0, 0
-        for lo in range(0, len(texts), self.batch_size):
-            ids = self.tokenize(texts[lo:lo + self.batch_size])
+        # Texts per tokenizer call: many (fewer calls), but never more tokens than the budget.
+        step = max(self.batch_size, min(4096, self.window_tokens // self.max_length))
+        for lo in range(0, len(texts), step):
+            ids = self.tokenize(texts[lo:lo + step])
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
             del ids

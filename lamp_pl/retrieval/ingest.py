@@ -25,7 +25,6 @@ import numpy as np
 from lamp_pl.data.stream import stream_questions
 from lamp_pl.tasks import Task
 
-
 _ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # built once: json.dumps(**kw) is not
 
 
@@ -66,7 +65,8 @@ class DigestTable:
     (sorted keys): each is written once, and memory holds 16 bytes per value, not the value."""
 
     def __init__(self, writer: JsonLinesWriter) -> None:
-        self.writer, self.rows = writer, {}
+        self.writer = writer
+        self.rows: dict[bytes, int] = {}
 
     def row(self, value: object) -> tuple[int, bool]:
         """(row of `value`, whether it was new and has just been written)."""
@@ -113,7 +113,7 @@ def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> dict:
             arrays = {name: np.frombuffer(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
                       for name, values in (("users", owner), ("query_rows", query_rows), ("offsets", offsets),
                                            ("items", rows))}
-            np.savez(folder / f"split-{split}.npz", question_ids=np.array(ids, dtype=str), **arrays)
+            np.savez(folder / f"split-{split}.npz", **{"question_ids": np.array(ids, dtype=str), **arrays})
             owners.append(np.repeat(arrays["users"], np.diff(arrays["offsets"])))
             members.append(arrays["items"])
             questions[split] = len(ids)
@@ -122,13 +122,13 @@ def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> dict:
         item_lines.close()
         text_lines.close()
     user_lines = JsonLinesWriter(folder / "users.jsonl")
-    for user in users:
-        user_lines.add(user)
+    for name in users:
+        user_lines.add(name)
     user_lines.close()
     item_rows = np.frombuffer(item_text, dtype=np.int64) if len(item_text) else np.empty(0, np.int64)
     np.save(folder / "item_text.npy", item_rows)
     _write_user_items(folder, len(users), len(item_lines), owners, members)
-    return {"items": len(item_lines), "distinct_item_texts": int(len(np.unique(item_rows))),
+    return {"items": len(item_lines), "distinct_item_texts": len(np.unique(item_rows)),
             "texts": len(text_lines), "users": len(users), "questions": questions}
 
 
