@@ -19,7 +19,8 @@ It prints markdown tables (paste them into the README):
   step, in samples/s.
 
 Flags: --sizes N..., --layouts user time, --skip-ddp, --skip-train, --work DIR (kept; default a
-temporary folder), --keep, --seed. Run on a quiet machine: other processes on the cores skew times.
+temporary folder), --keep, --seed. OMP_NUM_THREADS, when set, is the threads of all ranks together
+(default: the cores). Run on a quiet machine: other processes on the cores skew every time.
 """
 
 from __future__ import annotations
@@ -155,8 +156,9 @@ def index_point(work: Path, name: str, bert: Path, tokenizer: Path, ranks: int) 
     port = str(29500 + random.Random().randrange(2000))
     commands = [[sys.executable, __file__, "--worker", str(config), "--rank", str(r), "--world-size", str(ranks),
                  "--port", port] for r in range(ranks)]
-    # Each rank gets an equal share of the cores, as DDP's launcher would give it.
-    threads = str(max(1, (os.cpu_count() or 1) // ranks))
+    # Each rank gets an equal share of the threads (OMP_NUM_THREADS, else the cores), as DDP's
+    # launcher gives it; more threads than cores makes torch's threads spin against each other.
+    threads = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1) // ranks))
     wall, peaks, outputs = run(commands, {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
     build = max(json.loads(out.strip().splitlines()[-1])["build_seconds"] for out in outputs)
     info = manifest(cache)["info"]
@@ -226,6 +228,53 @@ def imports_rss() -> int:
     return run([[sys.executable, "-c", code]])[1][0]
 
 
+def table_row(rows: list[dict], base: int) -> str:
+    """The markdown row of the last point (its speed-up against the 1-rank point before it)."""
+    row, peak = rows[-1], max(rows[-1]["peaks"])
+    pipeline = row["entries"] / max(row["build"] - row["forward"], 1e-9)
+    speedup = f"{rows[-2]['build'] / row['build']:.2f}x" if row["ranks"] > 1 else ""
+    return (f"| {row['layout']} | {row['entries']:,} | {row['questions']:,} | {row['json_mb']:.0f} | {row['ranks']} "
+            f"| {row['wall']:.1f} | {row['entries'] / row['build']:,.0f} | {pipeline:,.0f} "
+            f"| {' / '.join(f'{p / MB:.0f}' for p in row['peaks'])} | {(peak - base) / MB:.0f} "
+            f"| {(peak - base) / row['entries'] / 1024:.2f} | {row['store'] / MB:.1f} | {row['disk'] / MB:.0f} "
+            f"| {speedup} |")
+
+
+def targets(rows: list[dict], base: int, training: tuple[float, float] | None, lamp4: int = 3_700_000) -> str:
+    """Issue 11's targets, met or not, from the largest size of each layout, with the slope between
+    the smallest and largest sizes (memory and time per entry) and its extrapolation to LaMP-4."""
+    lines = ["", "Targets (largest size of each layout):"]
+    for layout in dict.fromkeys(r["layout"] for r in rows):
+        ones = [r for r in rows if r["layout"] == layout and r["ranks"] == 1]
+        big, small = ones[-1], ones[0]
+        peak, bound = max(big["peaks"]), base + 1024 * MB + 1.5 * big["store"]
+        lines.append(f"- {layout}, {big['entries']:,} entries: peak RSS {peak / MB:.0f} MB <= imports + 1 GB + "
+                     f"1.5 x store = {bound / MB:.0f} MB: {'met' if peak <= bound else 'NOT met'}")
+        pipeline = big["entries"] / max(big["build"] - big["forward"], 1e-9)
+        lines.append(f"- {layout}: pipeline (all but the encoder forward) {pipeline:,.0f} entries/s >= 20,000: "
+                     f"{'met' if pipeline >= 20_000 else 'NOT met'}")
+        if big is not small:
+            span = big["entries"] - small["entries"]
+            per_entry = (max(big["peaks"]) - max(small["peaks"])) / span
+            per_second = span / max(big["build"] - small["build"], 1e-9)
+            lines.append(f"- {layout}: slope {per_entry:,.0f} B of peak RSS and {1e6 / per_second:,.1f} us per entry "
+                         f"({small['entries']:,} -> {big['entries']:,}); LaMP-4 user-based train ({lamp4:,} entries) "
+                         f"extrapolates to {(max(big['peaks']) + per_entry * (lamp4 - big['entries'])) / MB:,.0f} MB "
+                         f"and {big['build'] + (lamp4 - big['entries']) / per_second:,.0f} s")
+        twos = [r for r in rows if r["layout"] == layout and r["ranks"] == 2 and r["name"] == big["name"]]
+        if twos:
+            two = twos[0]
+            lines.append(f"- {layout}: 2 ranks, peak per rank {' / '.join(f'{p / MB:.0f}' for p in two['peaks'])} MB "
+                         f"vs 1 process {peak / MB:.0f} MB: {'met' if max(two['peaks']) <= peak * 1.05 else 'NOT met'}; "
+                         f"speed-up {big['build'] / two['build']:.2f}x >= 1.7x: "
+                         f"{'met' if big['build'] / two['build'] >= 1.7 else 'NOT met'}")
+    if training:
+        ratio = training[0] / training[1]
+        lines.append(f"- training data path {ratio:.0f}x the demo model's training step >= 20x: "
+                     f"{'met' if ratio >= 20 else 'NOT met'}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
@@ -255,28 +304,22 @@ def main(argv: list[str] | None = None) -> int:
         print("| layout | entries | questions | JSON MB | ranks | seconds | entries/s | pipeline entries/s "
               "| peak RSS MB (per rank) | over imports MB | RSS/entry KB | store MB | cache MB | speed-up |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        first = None
+        rows: list[dict] = []
         for layout in args.layouts:
             for size in args.sizes:
                 name = f"{layout}-{size}"
                 shape = generate(work / name, size, layout == "time", args.seed)
-                first = first or name
-                points = [(1, index_point(work, name, bert, tokenizer, 1))]
-                if not args.skip_ddp:
-                    points.append((2, index_point(work, name, bert, tokenizer, 2)))
-                for ranks, point in points:
-                    pipeline = shape["entries"] / max(point["build"] - point["forward"], 1e-9)
-                    peak = max(point["peaks"])
-                    speedup = f"{points[0][1]['build'] / point['build']:.2f}x" if ranks > 1 else ""
-                    print(f"| {layout} | {shape['entries']:,} | {shape['questions']:,} | {shape['json_mb']:.0f} | {ranks} "
-                          f"| {point['wall']:.1f} | {shape['entries'] / point['build']:,.0f} | {pipeline:,.0f} "
-                          f"| {' / '.join(f'{p / MB:.0f}' for p in point['peaks'])} | {(peak - base) / MB:.0f} "
-                          f"| {(peak - base) / shape['entries'] / 1024:.2f} | {point['store'] / MB:.1f} "
-                          f"| {point['disk'] / MB:.0f} | {speedup} |", flush=True)
-        if not args.skip_train and first:
-            loading, training = training_path(work, first, bert, tokenizer)
+                for ranks in (1,) if args.skip_ddp else (1, 2):
+                    rows.append({"layout": layout, "name": name, "ranks": ranks, **shape,
+                                 **index_point(work, name, bert, tokenizer, ranks)})
+                    print(table_row(rows, base), flush=True)
+        training = None
+        if not args.skip_train and rows:
+            training = training_path(work, rows[0]["name"], bert, tokenizer)
             print(f"\n| training data path | samples/s |\n|---|---:|\n| cached prompts -> collate -> batch "
-                  f"| {loading:,.0f} |\n| demo tiny T5 training step | {training:,.0f} |\n| ratio | {loading / training:.0f}x |")
+                  f"| {training[0]:,.0f} |\n| demo tiny T5 training step | {training[1]:,.0f} |\n"
+                  f"| ratio | {training[0] / training[1]:.0f}x |")
+        print(targets(rows, base, training))
         print(f"\n(seconds: the child's wall time, imports included; entries/s and pipeline entries/s use the build's own "
               f"seconds; pipeline = build seconds minus encoder forward seconds; speed-up: 1-rank build seconds over "
               f"2-rank build seconds. Total benchmark time {time.perf_counter() - started:.0f} s.)")

@@ -61,7 +61,9 @@ def _shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
 
 
 class TextRows(Sequence[str]):
-    """Rows lo..hi of a texts.jsonl, read on demand from its memory map (not held as a list)."""
+    """Rows lo..hi of a texts.jsonl, read on demand: a slice is one read of its byte range (plain
+    reads, not a memory map, so the texts pass through the page cache without counting in this
+    process's resident memory)."""
 
     def __init__(self, texts: JsonLines, lo: int = 0, hi: int | None = None) -> None:
         self.texts, self.lo, self.hi = texts, lo, len(texts) if hi is None else hi
@@ -71,7 +73,14 @@ class TextRows(Sequence[str]):
 
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            start, stop, step = index.indices(len(self))
+            if step != 1 or stop <= start:
+                return [self[i] for i in range(start, stop, step)]
+            begin, end = int(self.texts.offsets[self.lo + start]), int(self.texts.offsets[self.lo + stop])
+            with open(self.texts.path, "rb") as stream:
+                stream.seek(begin)
+                lines = stream.read(end - begin).split(b"\n")  # JSON escapes newlines inside strings
+            return [json.loads(line) for line in lines[:-1]]
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         return self.texts[self.lo + index % len(self)]
