@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import lamp_pl
 from lamp_pl.cache import HASH_STORE, file_sha256_by_state, stable_hash, tokenizer_fingerprint
-from lamp_pl.data.lamp import load_split, split_files
+from lamp_pl.data.lamp import split_files
+from lamp_pl.data.stream import load_questions
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.offline import load_tokenizer, resolve_model_path
 from lamp_pl.prompts import PromptOptions, build_prompt
@@ -176,7 +177,7 @@ class LaMPDataModule(L.LightningDataModule):
         try:
             self.write_synthetic_data()
             for split in self.splits_for(None):
-                load_split(self.data_dir, self.task, split)  # fail fast on bad data before ranks start work
+                load_questions(self.data_dir, self.task, split)  # fail fast on bad data before ranks start work
         except Exception as error:  # noqa: BLE001 -- raised on every rank by setup's agree_on_failure
             self._prepare_error = error
 
@@ -245,7 +246,7 @@ class LaMPDataModule(L.LightningDataModule):
         if not build:
             raise RuntimeError(f"no tokenized cache for split {split!r} at {folder}: prepare_data has not run "
                                "(call datamodule.prepare_data() or use the Trainer)")
-        questions = load_split(self.data_dir, self.task, split)
+        questions = load_questions(self.data_dir, self.task, split)  # streamed; prompts need no profiles
         retrieved = (load_retrieved(self.task, self.data_dir, split, self.retrieval, self.cache_dir, self.k,
                                     self.offset) if self.uses_retrieval else None)
         prompts, item_ids = [], []

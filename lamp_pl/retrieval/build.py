@@ -3,8 +3,10 @@
 `build_profile_index` opens the cache for (task, questions files, encoder) and builds it when it
 is missing or stale (its manifest key differs). A build writes the whole folder into a temporary
 sibling and moves it into place with `os.replace`, writing the manifest last, under a file lock
-(`<folder>.lock`); leftovers of killed builds are removed under that lock. With several ranks,
-each encodes a contiguous shard of the distinct texts and rank 0 assembles the store.
+(`<folder>.lock`); leftovers of killed builds are removed under that lock. The questions files
+are streamed into the tables (`lamp_pl.retrieval.ingest`), never parsed whole. With several ranks,
+rank 0 alone writes the tables, each rank encodes a contiguous shard of the distinct texts read
+from the memory-mapped ``texts.jsonl``, and rank 0 assembles the store.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 
 import lamp_pl
-from lamp_pl.data.lamp import LaMPQuestion, load_split, split_files
+from lamp_pl.data.lamp import split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
 from lamp_pl.cache import HASH_STORE, file_sha256, file_sha256_by_state, stable_hash
 from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
+from lamp_pl.retrieval.ingest import write_tables
 from lamp_pl.tasks import Task
 
 FORMAT = 1
@@ -41,66 +43,6 @@ def replace_folder(tmp: Path, dest: Path) -> None:
         os.replace(dest, trash / "old")
         shutil.rmtree(trash, ignore_errors=True)
     os.replace(tmp, dest)
-
-
-@dataclass
-class Tables:
-    """Items, texts and users of all splits, deduplicated, in memory (before writing)."""
-
-    item_lines: list[str]
-    """Each distinct item as a JSON line (its first occurrence's key order)."""
-    texts: list[str]
-    """Distinct texts to encode, in store row order: item retrieval texts and queries."""
-    item_text: list[int]
-    users: list[str]
-    user_items: list[list[int]]
-    splits: dict[str, dict[str, np.ndarray]]
-
-    @classmethod
-    def collect(cls, task: Task, splits: dict[str, list[LaMPQuestion]]) -> Tables:
-        items: dict[str, int] = {}
-        texts: dict[str, int] = {}
-        users: dict[str, int] = {}
-        item_lines: list[str] = []
-        item_text: list[int] = []
-        user_items: list[set[int]] = []
-        tables: dict[str, dict[str, np.ndarray]] = {}
-        for split, questions in splits.items():
-            offsets, rows, owner, query_rows = [0], [], [], []
-            for question in questions:
-                user = users.setdefault(question.user, len(users))
-                if user == len(user_items):
-                    user_items.append(set())
-                for item in question.profile:
-                    key = json.dumps(item, sort_keys=True, ensure_ascii=False)
-                    row = items.setdefault(key, len(items))
-                    if row == len(item_lines):
-                        item_lines.append(json.dumps(item, ensure_ascii=False))
-                        item_text.append(texts.setdefault(task.item_text(item), len(texts)))
-                    rows.append(row)
-                    user_items[user].add(row)
-                offsets.append(len(rows))
-                owner.append(user)
-                query_rows.append(texts.setdefault(task.query(question.input) or "", len(texts)))
-            tables[split] = {"question_ids": np.array([q.id for q in questions], dtype=str),
-                             **{name: np.array(values, dtype=np.int64) for name, values in
-                                (("users", owner), ("query_rows", query_rows), ("offsets", offsets), ("items", rows))}}
-        return cls(item_lines, list(texts), item_text, list(users), [sorted(s) for s in user_items], tables)
-
-    def counts(self, dim: int | None) -> dict:
-        return {"items": len(self.item_lines), "distinct_item_texts": len(set(self.item_text)),
-                "texts": len(self.texts), "users": len(self.users), "dim": dim,
-                "questions": {s: len(t["question_ids"]) for s, t in self.splits.items()}}
-
-    def write(self, folder: Path) -> None:
-        for split, arrays in self.splits.items():
-            np.savez(folder / f"split-{split}.npz", **arrays)
-        JsonLines.write(folder / "items.jsonl", self.item_lines, encoded=True)
-        JsonLines.write(folder / "texts.jsonl", self.texts)
-        JsonLines.write(folder / "users.jsonl", self.users)
-        np.save(folder / "item_text.npy", np.array(self.item_text, dtype=np.int64))
-        np.save(folder / "user_offsets.npy", np.cumsum([0] + [len(s) for s in self.user_items], dtype=np.int64))
-        np.save(folder / "user_items.npy", np.array([r for s in self.user_items for r in s], dtype=np.int64))
 
 
 def index_folder(cache_dir: str | Path, task: Task, settings: EncoderSettings | None) -> Path:
@@ -131,9 +73,35 @@ def _shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
     return n * rank // world_size, n * (rank + 1) // world_size
 
 
-def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> None:
+class TextRows(Sequence[str]):
+    """Rows lo..hi of a texts.jsonl, read on demand: a slice is one read of its byte range (plain
+    reads, not a memory map, so the texts pass through the page cache without counting in this
+    process's resident memory)."""
+
+    def __init__(self, texts: JsonLines, lo: int = 0, hi: int | None = None) -> None:
+        self.texts, self.lo, self.hi = texts, lo, len(texts) if hi is None else hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1 or stop <= start:
+                return [self[i] for i in range(start, stop, step)]
+            begin, end = int(self.texts.offsets[self.lo + start]), int(self.texts.offsets[self.lo + stop])
+            with open(self.texts.path, "rb") as stream:
+                stream.seek(begin)
+                lines = stream.read(end - begin).split(b"\n")  # JSON escapes newlines inside strings
+            return [json.loads(line) for line in lines[:-1]]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.texts[self.lo + index % len(self)]
+
+
+def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> float:
     """Stream encodings of `texts` into a new .npy memmap at `path`, renamed into place when full,
-    so a half-written file never has the final name."""
+    so a half-written file never has the final name. Returns the seconds spent in forward passes."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
     try:
@@ -143,60 +111,124 @@ def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return encoder.forward_seconds
 
 
-def _load_tables(task: Task, data_dir: str | Path, splits: Sequence[str]) -> Tables:
-    return Tables.collect(task, {s: load_split(data_dir, task, s) for s in splits})
+def _write_tables(task: Task, inputs: dict[str, Path], folder: Path) -> dict:
+    """Stream the questions files into `folder`'s tables; the counts say how many files were parsed."""
+    start = time.perf_counter()
+    counts = write_tables(task, inputs, folder)
+    return {**counts, "_ingest": {"parsed_files": len(inputs), "pid": os.getpid(),
+                                  "seconds": round(time.perf_counter() - start, 3)}}
 
 
-def _assemble(load: Callable[[], Tables], inputs: dict[str, Path], key: dict, folder: Path, build_dir: Path | None,
-              settings: EncoderSettings | None, world_size: int, tables: Tables | None,
-              progress: bool) -> tuple[int, float]:
-    """Write the whole cache into a temporary sibling of `folder` and move it into place.
+def _finish(folder: Path, tmp: Path, key: dict, counts: dict, inputs: dict[str, Path], info: dict) -> None:
+    """Write the manifest (last) into the complete `tmp` folder and move it into place."""
+    dim = int(np.load(tmp / "embeddings.npy", mmap_mode="r").shape[1]) if (tmp / "embeddings.npy").exists() else None
+    info = {**info, "ingest": counts.pop("_ingest"),
+            "stat": {s: [p.stat().st_size, p.stat().st_mtime_ns] for s, p in inputs.items()}}
+    write_manifest(tmp, key, {**counts, "dim": dim}, info)
+    replace_folder(tmp, folder)
 
-    With a `build_dir`, the store is copied from the ranks' shard files there (a missing shard,
-    from a rank that thought the cache valid, is encoded here). Returns (texts encoded, seconds).
-    """
-    tables = tables or load()
+
+def _build_single(task: Task, inputs: dict[str, Path], key: dict, folder: Path, settings: EncoderSettings | None,
+                  progress: bool) -> tuple[int, float]:
+    """One process: tables, then the store, into a temporary sibling of `folder`."""
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    encoded, seconds, dim = 0, 0.0, None
-    encoder: Encoder | None = None
+    encoded, seconds, forward = 0, 0.0, 0.0
     try:
-        tables.write(tmp)
+        counts = _write_tables(task, inputs, tmp)
         if settings is not None:
             start = time.perf_counter()
-            if build_dir is None:
-                encoder = settings.build(progress)
-                _encode_into(tmp / "embeddings.npy", tables.texts, encoder)
-                encoded = len(tables.texts)
-            else:
-                shards = []
-                for r in range(world_size):
-                    lo, hi = _shard_bounds(len(tables.texts), r, world_size)
-                    path = build_dir / f"shard-{r:03d}-of-{world_size:03d}.npy"
-                    if not path.is_file():
-                        encoder = encoder or settings.build(progress)
-                        _encode_into(path, tables.texts[lo:hi], encoder)
-                        encoded += hi - lo
-                    shards.append((lo, hi, np.load(path, mmap_mode="r")))
-                dim = shards[0][2].shape[1]
-                store = np.lib.format.open_memmap(tmp / "embeddings.npy", mode="w+", dtype=np.float32,
-                                                  shape=(len(tables.texts), dim))
-                for lo, hi, shard in shards:
-                    if shard.shape != (hi - lo, dim):
-                        raise CacheError(f"shard {shard.filename} has shape {shard.shape}, expected {(hi - lo, dim)}")
-                    for at in range(0, hi - lo, 1 << 16):  # chunked: memory bounded by the chunk, not the store
-                        store[lo + at:lo + min(at + (1 << 16), hi - lo)] = shard[at:at + (1 << 16)]
-                store.flush()
-                del store, shards
-            seconds = time.perf_counter() - start
-            dim = np.load(tmp / "embeddings.npy", mmap_mode="r").shape[1]
-        info = {"encoded_here": encoded, "encode_seconds": seconds, "world_size": world_size,
-                "stat": {s: [p.stat().st_size, p.stat().st_mtime_ns] for s, p in inputs.items()}}
-        write_manifest(tmp, key, tables.counts(dim), info)
-        replace_folder(tmp, folder)
+            texts = TextRows(JsonLines(tmp / "texts.jsonl"))
+            forward = _encode_into(tmp / "embeddings.npy", texts, settings.build(progress))
+            encoded, seconds = len(texts), time.perf_counter() - start
+        _finish(folder, tmp, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,
+                                                     "forward_seconds": forward, "world_size": 1})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return encoded, seconds
+
+
+def _assemble_store(tables: Path, build_dir: Path, settings: EncoderSettings, world_size: int,
+                    progress: bool) -> int:
+    """Copy the ranks' shards into ``tables/embeddings.npy`` (chunked: memory bounded by the chunk,
+    not the store); a missing shard, from a rank that failed, is encoded here. Returns texts encoded."""
+    texts, encoded, encoder = JsonLines(tables / "texts.jsonl"), 0, None
+    shards = []
+    for r in range(world_size):
+        lo, hi = _shard_bounds(len(texts), r, world_size)
+        path = build_dir / f"shard-{r:03d}-of-{world_size:03d}.npy"
+        if not path.is_file():
+            encoder = encoder or settings.build(progress)
+            _encode_into(path, TextRows(texts, lo, hi), encoder)
+            encoded += hi - lo
+        shards.append((lo, hi, np.load(path, mmap_mode="r")))
+    dim = shards[0][2].shape[1]
+    store = np.lib.format.open_memmap(tables / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(texts), dim))
+    for lo, hi, shard in shards:
+        if shard.shape != (hi - lo, dim):
+            raise CacheError(f"shard {shard.filename} has shape {shard.shape}, expected {(hi - lo, dim)}")
+        for at in range(0, hi - lo, 1 << 16):
+            store[lo + at:lo + min(at + (1 << 16), hi - lo)] = shard[at:at + (1 << 16)]
+    store.flush()
+    return encoded
+
+
+def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path, settings: EncoderSettings | None,
+                   build: bool, rank: int, world_size: int, barrier: Callable[[], None],
+                   progress: bool) -> tuple[int, float]:
+    """Every rank calls this; it calls `barrier` three times on each, errors or not.
+
+    Rank 0 alone streams the questions into ``<build_dir>/tables`` (one copy per node, on the file
+    system the ranks share); then each rank memory-maps ``texts.jsonl`` there and encodes its
+    contiguous slice into a shard file; then rank 0 assembles the store, writes the manifest and
+    moves the tables folder into place. Whether anything is built is rank 0's decision.
+    """
+    build_dir = folder.parent / f".{folder.name}.build-{stable_hash(key)}"
+    tables = build_dir / "tables"
+    encoded, seconds, forward, error, counts = 0, 0.0, 0.0, None, None
+    try:
+        if rank == 0 and build:
+            build_dir.mkdir(exist_ok=True)
+            shutil.rmtree(tables, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(dir=build_dir, prefix="tables-tmp-"))
+            try:
+                counts = _write_tables(task, inputs, tmp)
+                os.replace(tmp, tables)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        elif rank == 0:  # leftovers of an interrupted build must not make the other ranks encode
+            shutil.rmtree(build_dir, ignore_errors=True)
+    except Exception as failure:  # noqa: BLE001 -- re-raised after the barriers, so no rank hangs
+        error = failure
+    barrier()
+    try:
+        if error is None and settings is not None and tables.is_dir():
+            texts = JsonLines(tables / "texts.jsonl")
+            lo, hi = _shard_bounds(len(texts), rank, world_size)
+            path = build_dir / f"shard-{rank:03d}-of-{world_size:03d}.npy"
+            if not path.is_file():  # a shard from an interrupted identical build is complete
+                start = time.perf_counter()
+                forward = _encode_into(path, TextRows(texts, lo, hi), settings.build(progress))
+                encoded, seconds = hi - lo, time.perf_counter() - start
+    except Exception as failure:  # noqa: BLE001
+        error = failure
+    barrier()
+    if rank == 0:
+        try:
+            if build and error is None:
+                assert counts is not None  # written by this rank before the first barrier
+                if settings is not None:
+                    encoded += _assemble_store(tables, build_dir, settings, world_size, progress)
+                _finish(folder, tables, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,
+                                                              "forward_seconds": forward, "world_size": world_size})
+            shutil.rmtree(build_dir, ignore_errors=True)
+        except Exception as failure:  # noqa: BLE001
+            error = failure
+    barrier()
+    if error is not None:
+        raise error
     return encoded, seconds
 
 
@@ -205,10 +237,13 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
                         barrier: Callable[[], None] | None = None, progress: bool = True) -> tuple[ProfileIndex, dict]:
     """Open the cache for (task, splits' questions files, encoder), building it when missing or stale.
 
-    With ``world_size > 1`` every rank must call this (it calls `barrier` twice on each): each rank
-    encodes its contiguous slice of the distinct texts into a shard file in a build folder named
-    after the manifest hash, then rank 0 assembles the store, writes the manifest and moves the
-    folder into place. A valid cache is a no-op on every rank: no encoder is created.
+    The questions files are streamed (`lamp_pl.retrieval.ingest`): memory holds digests and row
+    numbers, not the parsed JSON. With ``world_size > 1`` every rank must call this (it calls
+    `barrier` three times on each): rank 0 alone parses the questions and writes the tables into a
+    build folder named after the manifest hash; every rank then encodes its contiguous slice of the
+    distinct texts, read from the memory-mapped ``texts.jsonl``, into a shard file; rank 0
+    assembles the store, writes the manifest and moves the folder into place. Peak memory per rank
+    does not grow with the world size. A valid cache is a no-op on every rank: no encoder is created.
 
     Args:
         splits: every split the cache covers (their questions files are hashed into the manifest).
@@ -223,11 +258,10 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
     # Hashed once per file state, not once per rank and run (the sidecars live in the cache).
     sha256 = functools.partial(file_sha256_by_state, store=Path(cache_dir) / HASH_STORE)
     key = manifest_key(task, inputs, settings.key() if settings else None, sha256)
-    load = functools.partial(_load_tables, task, data_dir, splits)
     folder = index_folder(cache_dir, task, settings)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{folder}.lock") if rank == 0 else contextlib.nullcontext()
-    encoded, seconds, error = 0, 0.0, None
+    encoded, seconds = 0, 0.0
     with lock:
         if rank == 0:  # under the lock, temporary folders are leftovers of killed builds
             for stale in [*folder.parent.glob(f".{folder.name}.tmp-*"), *folder.parent.glob(f".{folder.name}.old.*")]:
@@ -236,36 +270,11 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
         build = index is None
         if world_size == 1:
             if build:
-                encoded, seconds = _assemble(load, inputs, key, folder, None, settings, 1, None, progress)
+                encoded, seconds = _build_single(task, inputs, key, folder, settings, progress)
         else:
-            build_dir = folder.parent / f".{folder.name}.build-{stable_hash(key)}"
-            tables = None
-            try:
-                if build:
-                    tables = load()
-                    if settings is not None:
-                        build_dir.mkdir(exist_ok=True)
-                        path = build_dir / f"shard-{rank:03d}-of-{world_size:03d}.npy"
-                        lo, hi = _shard_bounds(len(tables.texts), rank, world_size)
-                        if not path.is_file():  # a shard from an interrupted identical build is complete
-                            start = time.perf_counter()
-                            _encode_into(path, tables.texts[lo:hi], settings.build(progress))
-                            encoded, seconds = hi - lo, time.perf_counter() - start
-            except Exception as failure:  # noqa: BLE001 -- re-raised after the barriers, so no rank hangs
-                error = failure
-            barrier()
-            if rank == 0:
-                try:
-                    if build and error is None:
-                        more, _ = _assemble(load, inputs, key, folder, build_dir, settings, world_size, tables,
-                                            progress)
-                        encoded += more
-                    shutil.rmtree(build_dir, ignore_errors=True)
-                except Exception as failure:  # noqa: BLE001
-                    error = failure
-            barrier()
-        if error is not None:
-            raise error
+            assert barrier is not None
+            encoded, seconds = _build_sharded(task, inputs, key, folder, settings, build, rank, world_size, barrier,
+                                              progress)
         try:
             # Sharded: reopen even when valid here, in case rank 0 judged otherwise and rebuilt.
             index = ProfileIndex(folder) if build or world_size > 1 else index
@@ -274,4 +283,5 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
     return index, {"encoded": encoded, "encode_seconds": seconds, "reused": not build, "folder": str(folder)}
 
 
-__all__ = ["FORMAT", "Tables", "build_profile_index", "index_folder", "manifest_key", "replace_folder", "write_manifest"]
+__all__ = ["FORMAT", "TextRows", "build_profile_index", "index_folder", "manifest_key", "replace_folder",
+           "write_manifest"]

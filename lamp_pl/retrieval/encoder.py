@@ -9,9 +9,11 @@ batch into a caller-provided array or memmap, never collected in a Python list.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -65,8 +67,10 @@ class Encoder:
         trust_remote_code: passed to transformers; off unless you trust the checkpoint's code.
         revision: hub revision (branch, tag or commit) of the checkpoint.
         progress: show a tqdm bar (items/s) while encoding.
-        sort_window: texts tokenized and length-sorted together; bounds the token-id memory for
-            millions of texts while keeping padding negligible.
+        window_tokens: token budget of the sort window: consecutive texts are tokenized (into a
+            numpy int32 array) until the next batch would pass it, then length-sorted and encoded.
+            Memory is bounded by tokens, whatever the text lengths; at least one batch of
+            `max_length` texts always fits. `peak_window_tokens` records the most ever held.
     """
 
     total_forward_calls: ClassVar[int] = 0
@@ -74,7 +78,7 @@ class Encoder:
     def __init__(self, name_or_path: str | Path = "facebook/contriever", *, max_length: int = 512,
                  normalize: bool = False, batch_size: int = 64, precision: str = "auto", device: str = "auto",
                  trust_remote_code: bool = False, revision: str | None = None, progress: bool = True,
-                 sort_window: int = 1 << 16) -> None:
+                 window_tokens: int = 1 << 21) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         if batch_size < 1 or max_length < 1:
@@ -83,13 +87,13 @@ class Encoder:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.normalize, self.batch_size, self.progress = normalize, batch_size, progress
-        self.sort_window = max(batch_size, sort_window)
-        self.forward_calls = 0
+        self.forward_calls, self.peak_window_tokens, self.forward_seconds = 0, 0, 0.0
         self.tokenizer = AutoTokenizer.from_pretrained(self.name, revision=revision,
                                                        trust_remote_code=trust_remote_code)
         self.model = AutoModel.from_pretrained(self.name, revision=revision, trust_remote_code=trust_remote_code,
                                                dtype=self.dtype).to(self.device).eval()
         self.max_length = min(max_length, *self._model_limits())
+        self.window_tokens = max(window_tokens, batch_size * self.max_length)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         logger.info("encoder %s on %s (%s), max_length %d", self.name, self.device, self.dtype, self.max_length)
 
@@ -117,13 +121,18 @@ class Encoder:
         """One forward pass: pooled float32 vectors of a padded batch."""
         self.forward_calls += 1
         Encoder.total_forward_calls += 1
+        start = time.perf_counter()  # the benchmark tells the model's time from the pipeline's
         output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
         hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
         # Pool in float32: fp16 sums over 512 tokens lose precision.
         pooled = mean_pooling(hidden.float(), mask.to(self.device))
-        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+        pooled = torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+        if pooled.device.type == "cuda":
+            torch.cuda.synchronize(pooled.device)
+        self.forward_seconds += time.perf_counter() - start
+        return pooled
 
-    def _pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pad(self, batch: Sequence[Sequence[int] | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(1, *(len(ids) for ids in batch))
         ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -149,17 +158,40 @@ class Encoder:
             raise ValueError(f"output has {out.shape[0]} rows for {len(texts)} texts")
         bar = tqdm(total=len(texts), desc=desc, unit="item", disable=not self.progress, dynamic_ncols=True)
         with torch.inference_mode(), bar:
-            for start in range(0, len(texts), self.sort_window):
-                window = texts[start:start + self.sort_window]
-                tokens = self.tokenize(window)
+            for first, tokens, lengths in self.windows(texts):
+                starts = np.cumsum(lengths) - lengths
                 # Longest first: an out-of-memory batch shows at once, not at the very end.
-                order = np.argsort([-len(t) for t in tokens], kind="stable")
+                order = np.argsort(-lengths, kind="stable")
                 for b in range(0, len(order), self.batch_size):
                     rows = order[b:b + self.batch_size]
-                    pooled = self._forward(*self._pad([tokens[r] for r in rows]))
-                    out[start + rows] = pooled.cpu().numpy()
+                    pooled = self._forward(*self._pad([tokens[starts[r]:starts[r] + lengths[r]] for r in rows]))
+                    out[first + rows] = pooled.cpu().numpy()
                     bar.update(len(rows))
         return out
+
+    def windows(self, texts: Sequence[str]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Consecutive runs of `texts`, tokenized, each within `window_tokens` tokens.
+
+        Yields:
+            (row of the run's first text, its token ids concatenated (int32), each text's length).
+        """
+        held: list[tuple[np.ndarray, np.ndarray]] = []
+        first, count, size = 0, 0, 0
+        # Texts per tokenizer call: many (fewer calls), but never more tokens than the budget.
+        step = max(self.batch_size, min(4096, self.window_tokens // self.max_length))
+        for lo in range(0, len(texts), step):
+            ids = self.tokenize(texts[lo:lo + step])
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
+            del ids
+            if held and size + len(flat) > self.window_tokens:
+                yield first, np.concatenate([f for f, _ in held]), np.concatenate([n for _, n in held])
+                first, held, count, size = first + count, [], 0, 0
+            held.append((flat, lengths))
+            count, size = count + len(lengths), size + len(flat)
+            self.peak_window_tokens = max(self.peak_window_tokens, size)
+        if held:
+            yield first, np.concatenate([f for f, _ in held]), np.concatenate([n for _, n in held])
 
 
 def encoder_slug(name: str) -> str:

@@ -4,7 +4,7 @@ Layout of `<cache_dir>/<task>/<encoder-slug>/` (built by `lamp_pl.retrieval.buil
 sibling and moved into place with `os.replace` once complete; guarded by `<folder>.lock`):
 
 * ``manifest.json`` -- `key` (what the cache was built from), `counts`, and build `info`;
-* ``items.jsonl`` -- every distinct profile item (deduplicated by content) of every split;
+* ``items.jsonl`` -- every distinct profile item (deduplicated by content; keys sorted) of every split;
 * ``texts.jsonl`` -- every distinct text to encode: item retrieval texts and queries, once each;
 * ``item_text.npy`` -- each item's text row; ``users.jsonl`` + ``user_offsets/user_items.npy`` --
   each user's items (union over their questions and splits, sorted) as CSR;

@@ -20,7 +20,8 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from lamp_pl.data.lamp import available_splits, load_split, split_files
+from lamp_pl.data.lamp import available_splits, split_files
+from lamp_pl.data.stream import load_questions
 from lamp_pl.retrieval.build import build_profile_index, index_folder
 from lamp_pl.retrieval.encoder import EncoderSettings
 from lamp_pl.cache import HASH_STORE, file_sha256, file_sha256_by_state, stable_hash
@@ -209,7 +210,9 @@ def prepare_retrieval(task: str | Task, data_dir: str | Path, splits: Sequence[s
                 except (FileNotFoundError, CacheError) as why:
                     if not isinstance(why, FileNotFoundError):
                         logger.warning("recomputing retrieval results: %s", why)
-                    view = SplitView(task, index, split, load_split(data_dir, task, split), config.drop_identical)
+                    # Ids and inputs only: the profiles are in the index already.
+                    questions = load_questions(data_dir, task, split, outputs=False)
+                    view = SplitView(task, index, split, questions, config.drop_identical)
                     RetrievalResults.compute(view, retriever, config.k_max, progress).save(path, key)
                     computed[split] = True
         except Exception as failure:  # noqa: BLE001 -- re-raised after the barrier so no rank hangs

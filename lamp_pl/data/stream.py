@@ -1,0 +1,194 @@
+"""Reading a LaMP questions file record by record, never holding the whole parsed document.
+
+A questions file is either one JSON array of question objects or JSON Lines (LaMP-3's train
+file). `iter_records` walks either one with `json.JSONDecoder.raw_decode` over buffered chunks, so
+memory holds one record and one chunk, whatever the file's size. `stream_questions` validates
+each record as `load_split` does (the same per-record function, so the messages are the same: file,
+record, field) and checks that ids are unique. `load_questions` is `load_split` without the
+profiles, for the code that needs every question's id, input and gold but not their profiles.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lamp_pl.data.lamp import (
+    LaMPDataError,
+    LaMPQuestion,
+    _golds,
+    _question,
+    _read_json,
+    split_files,
+)
+from lamp_pl.tasks import Task, get_task
+
+CHUNK = 1 << 20
+"""Characters read at a time."""
+MAX_RECORD = 1 << 28
+"""A record that does not parse within this many buffered characters is reported malformed, so a
+broken file is not read whole into memory on its way to the error."""
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+parse_count = 0
+"""Questions files this process has started to stream (tests check who parsed what under DDP)."""
+
+
+def _validate(path: Path, record: Any, index: int, task: Task) -> LaMPQuestion:
+    # The one call into lamp_pl.data.lamp's per-record validation; re-point it here when it moves.
+    return _question(path, record, index, task)
+
+
+class _Buffer:
+    """A text file's unread tail, with the line count of what was dropped (for error positions)."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.text, self.pos, self.eof = stream, "", 0, False
+        self.dropped, self.lines_before, self.last_newline = 0, 0, -1  # of the consumed prefix
+
+    def more(self, at_least: int = CHUNK) -> bool:
+        """Read another chunk (dropping the consumed prefix); False at end of file."""
+        if self.eof:
+            return False
+        self.lines_before += self.text.count("\n", 0, self.pos)
+        newline = self.text.rfind("\n", 0, self.pos)
+        self.last_newline = self.dropped + newline if newline >= 0 else self.last_newline
+        self.dropped += self.pos
+        chunk = self.stream.read(max(at_least, CHUNK))
+        self.text, self.pos = self.text[self.pos:] + chunk, 0
+        self.eof = not chunk
+        return bool(chunk)
+
+    def skip_space(self) -> str:
+        """The next non-blank character (reading on as needed); '' at end of file."""
+        while True:
+            self.pos = _SPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]  # '*' always matches
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.more():
+                return ""
+
+    def where(self, pos: int) -> str:
+        line = self.lines_before + self.text.count("\n", 0, pos) + 1
+        newline = self.text.rfind("\n", 0, pos)
+        start = self.dropped + newline if newline >= 0 else self.last_newline
+        return f"line {line} column {self.dropped + pos - start} (char {self.dropped + pos})"
+
+    def value(self) -> Any:
+        """Decode the JSON value that starts at the cursor, reading on until it is whole."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+                # A number at the buffer's end may continue in the next chunk.
+                if end < len(self.text) or self.eof or not isinstance(value, int | float):
+                    self.pos = end
+                    return value
+            except json.JSONDecodeError as error:
+                if self.eof or len(self.text) - self.pos > MAX_RECORD:
+                    raise ValueError(f"{error.msg}: {self.where(error.pos)}") from None
+            self.more(len(self.text) - self.pos)
+
+
+def iter_records(path: str | Path) -> Iterator[Any]:
+    """Yield the records of a JSON array file, or of a JSON Lines file, one at a time.
+
+    Raises:
+        LaMPDataError: malformed JSON (with line and column), or a document that is neither.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8-sig") as stream:
+        buffer = _Buffer(stream)
+        first = buffer.skip_space()
+        if first != "[":
+            _check_json_lines(path, buffer, first)
+        else:
+            buffer.pos += 1
+            char = buffer.skip_space()
+            while char != "]":
+                try:
+                    yield buffer.value()
+                except ValueError as error:
+                    raise LaMPDataError(path, f"malformed JSON: {error}") from None
+                char = buffer.skip_space()
+                if char == ",":
+                    buffer.pos += 1
+                    buffer.skip_space()
+                elif char != "]":
+                    raise LaMPDataError(path, f"malformed JSON: Expecting ',' delimiter: {buffer.where(buffer.pos)}")
+            buffer.pos += 1
+            if buffer.skip_space():
+                raise LaMPDataError(path, f"malformed JSON: extra data: {buffer.where(buffer.pos)}")
+            return
+    with open(path, encoding="utf-8-sig") as stream:
+        for number, line in enumerate(stream, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise LaMPDataError(path, f"malformed JSON on line {number}: {error}") from None
+
+
+def _check_json_lines(path: Path, buffer: _Buffer, first: str) -> None:
+    """Not a list: JSON Lines when a second value follows the first, else a document of the wrong
+    shape (the first value may span lines; JSON Lines are then read line by line)."""
+    if not first:
+        raise LaMPDataError(path, "expected a JSON list of questions, got an empty file")
+    try:
+        value = buffer.value()
+    except ValueError as error:
+        raise LaMPDataError(path, f"malformed JSON: {error}") from None
+    if not buffer.skip_space():
+        raise LaMPDataError(path, f"expected a JSON list of questions, got {type(value).__name__}")
+
+
+def stream_questions(path: str | Path, task: str | Task) -> Iterator[LaMPQuestion]:
+    """Validated questions of one questions file, in file order, one at a time.
+
+    Raises:
+        LaMPDataError: a malformed record (file, record and field) or a repeated id; records
+            before it have been yielded, so a caller that writes must write to a temporary place.
+    """
+    global parse_count
+    parse_count += 1
+    path, task = Path(path), get_task(task)
+    seen: dict[str, int] = {}
+    for index, record in enumerate(iter_records(path)):
+        question = _validate(path, record, index, task)
+        if question.id in seen:
+            raise LaMPDataError(path, f"duplicate id (first at record {seen[question.id]})", index, question.id, "id")
+        seen[question.id] = index
+        yield question
+
+
+def load_questions(data_dir: str | Path, task: str | Task, split: str, *, profiles: bool = False,
+                   outputs: bool = True) -> list[LaMPQuestion]:
+    """A split's questions as `load_split` returns them, streamed, by default without profiles.
+
+    Memory holds the questions' ids and inputs (and profiles only with ``profiles=True``), never the
+    parsed file, so the retrieval and prompt stages of a million-entry split stay small.
+    """
+    task = get_task(task)
+    questions_path, outputs_path = split_files(data_dir, task, split)
+    golds = None if outputs_path is None or not outputs else _golds(outputs_path, _read_json(outputs_path), task)
+    questions: list[LaMPQuestion] = []
+    for question in stream_questions(questions_path, task):
+        if not profiles:
+            question.profile = []
+        if golds is not None:
+            if question.id not in golds:
+                raise LaMPDataError(questions_path, f"question has no gold output in {outputs_path}",
+                                    len(questions), question.id, "id")
+            question.output = golds.pop(question.id)
+        questions.append(question)
+    if golds and outputs_path is not None:
+        orphan = next(iter(golds))
+        raise LaMPDataError(outputs_path, f"{len(golds)} gold id(s) have no question in {questions_path}, "
+                            f"e.g. {orphan!r}", field="id")
+    return questions
+
+
+__all__ = ["iter_records", "load_questions", "stream_questions"]
