@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.datamodule import LaMPDataModule
 
 
@@ -56,6 +57,7 @@ def index_main(argv: list[str] | None = None) -> int:
     datamodule = datamodule_from_config(args.config, overrides)
     start = time.perf_counter()
     datamodule.write_synthetic_data()
+    check_splits_present(datamodule.data_dir, datamodule.task, stage_splits(datamodule))
     summary = datamodule.build(datamodule.splits_for(None)) or {}
     summary.setdefault("seconds", round(time.perf_counter() - start, 3))
     summary.update(task=datamodule.task.name, retriever=datamodule.retrieval.retriever,

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Sampler
 import lamp_pl
 from lamp_pl.cache import file_sha256_cached, stable_hash
 from lamp_pl.data.lamp import load_split, split_files
+from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.offline import load_tokenizer, resolve_model_path
 from lamp_pl.prompts import PromptOptions, build_prompt
@@ -142,6 +143,7 @@ class LaMPDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Build every cache the configured splits need (single process: encoding included)."""
         self.write_synthetic_data()
+        check_splits_present(self.data_dir, self.task, stage_splits(self))  # before anything is cached
         if self._world()[1] == 1:
             self.build(self.splits_for(None))
         else:

@@ -22,6 +22,8 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from lamp_pl.errors import LaMPError
+
 DEFAULT_BASE_URL = "https://ciir.cs.umass.edu/downloads/LaMP"
 TASKS = ("LaMP_1", "LaMP_2", "LaMP_2N", "LaMP_3", "LaMP_4", "LaMP_5", "LaMP_7")
 SPLITS = ("train", "dev", "test")
@@ -38,7 +40,7 @@ AVOCADO_MESSAGE = (
 )
 
 
-class DownloadError(RuntimeError):
+class DownloadError(LaMPError, RuntimeError):
     """A download failed in a way retrying will not fix; the message is user-facing."""
 
 

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from lamp_pl.cache import stable_hash
+from lamp_pl.errors import LaMPError
 
 logger = logging.getLogger(__name__)
 
 
-class CacheError(RuntimeError):
+class CacheError(LaMPError, RuntimeError):
     """A cache folder is missing, stale or unreadable; the message says which and why."""
 
 
