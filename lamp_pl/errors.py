@@ -29,6 +29,13 @@ class MissingDataError(LaMPError, FileNotFoundError):
         return str(self.args[0]) if self.args else ""
 
 
+class NoSpaceError(LaMPError, OSError):
+    """The disk (or a file-size limit) ran out while writing a cache."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def verbose_requested(argv: list[str] | None = None) -> bool:
     """Whether the user asked for tracebacks (`--verbose` in argv, or the environment variable)."""
     return "--verbose" in (argv or []) or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
@@ -61,5 +68,5 @@ def strip_verbose(argv: list[str]) -> list[str]:
     return [arg for arg in argv if arg != "--verbose"]
 
 
-__all__ = ["EXIT_CODE", "LaMPError", "MissingDataError", "one_line", "one_line_errors", "strip_verbose",
+__all__ = ["EXIT_CODE", "LaMPError", "MissingDataError", "NoSpaceError", "one_line", "one_line_errors", "strip_verbose",
            "verbose_requested"]

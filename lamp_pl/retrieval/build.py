@@ -27,7 +27,7 @@ from filelock import FileLock
 import lamp_pl
 from lamp_pl.data.lamp import LaMPQuestion, load_split, split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
-from lamp_pl.cache import file_sha256, stable_hash
+from lamp_pl.cache import file_record, file_sha256, no_space, preallocate, stable_hash, swap_in, write_checksummed
 from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
 from lamp_pl.tasks import Task
 
@@ -35,12 +35,13 @@ FORMAT = 1
 
 
 def replace_folder(tmp: Path, dest: Path) -> None:
-    """Move a completed `tmp` folder to `dest`, replacing an old `dest`."""
-    if dest.exists():
-        trash = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
-        os.replace(dest, trash / "old")
-        shutil.rmtree(trash, ignore_errors=True)
-    os.replace(tmp, dest)
+    """Move a completed `tmp` folder to `dest`, replacing an old `dest` (retrying when another
+    process's folder lands between the two renames, instead of failing with ENOTEMPTY)."""
+    swap_in(tmp, dest, done=lambda _: False)
+
+
+def _save_npy(folder: Path, name: str, array: np.ndarray) -> dict[str, dict]:
+    return {name: write_checksummed(folder / name, lambda stream: np.save(stream, array))}
 
 
 @dataclass
@@ -92,15 +93,20 @@ class Tables:
                 "texts": len(self.texts), "users": len(self.users), "dim": dim,
                 "questions": {s: len(t["question_ids"]) for s, t in self.splits.items()}}
 
-    def write(self, folder: Path) -> None:
+    def write(self, folder: Path) -> dict[str, dict]:
+        """Write every table file; returns their checksum records (for the manifest) by name."""
+        files = {}
         for split, arrays in self.splits.items():
-            np.savez(folder / f"split-{split}.npz", **arrays)
-        JsonLines.write(folder / "items.jsonl", self.item_lines, encoded=True)
-        JsonLines.write(folder / "texts.jsonl", self.texts)
-        JsonLines.write(folder / "users.jsonl", self.users)
-        np.save(folder / "item_text.npy", np.array(self.item_text, dtype=np.int64))
-        np.save(folder / "user_offsets.npy", np.cumsum([0] + [len(s) for s in self.user_items], dtype=np.int64))
-        np.save(folder / "user_items.npy", np.array([r for s in self.user_items for r in s], dtype=np.int64))
+            files[f"split-{split}.npz"] = write_checksummed(folder / f"split-{split}.npz",
+                                                            lambda stream: np.savez(stream, **arrays))
+        files |= JsonLines.write(folder / "items.jsonl", self.item_lines, encoded=True)
+        files |= JsonLines.write(folder / "texts.jsonl", self.texts)
+        files |= JsonLines.write(folder / "users.jsonl", self.users)
+        files |= _save_npy(folder, "item_text.npy", np.array(self.item_text, dtype=np.int64))
+        files |= _save_npy(folder, "user_offsets.npy",
+                           np.cumsum([0] + [len(s) for s in self.user_items], dtype=np.int64))
+        files |= _save_npy(folder, "user_items.npy", np.array([r for s in self.user_items for r in s], dtype=np.int64))
+        return files
 
 
 def manifest_key(task: Task, inputs: dict[str, Path], encoder: dict | None) -> dict:
@@ -110,9 +116,24 @@ def manifest_key(task: Task, inputs: dict[str, Path], encoder: dict | None) -> d
             "encoder": encoder}
 
 
-def write_manifest(folder: Path, key: dict, counts: dict, info: dict) -> None:
-    """Written last: a folder without it never loads."""
-    (folder / "manifest.json").write_text(json.dumps({"key": key, "counts": counts, "info": info}, indent=1))
+def write_manifest(folder: Path, key: dict, counts: dict, info: dict, files: dict[str, dict]) -> None:
+    """Written last: a folder without it never loads. `files` holds each file's checksum record."""
+    (folder / "manifest.json").write_text(json.dumps({"key": key, "counts": counts, "info": info, "files": files},
+                                                     indent=1))
+
+
+def open_store(path: Path, shape: tuple[int, int]) -> np.memmap:
+    """A new float32 .npy memmap whose blocks are allocated up front: a full disk is a clear
+    `NoSpaceError` here, not a SIGBUS when a page of the map is first written."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    try:
+        with open(path, "wb") as stream:
+            np.lib.format.write_array_header_1_0(stream, header)
+            offset = stream.tell()
+    except OSError as error:
+        raise no_space(error, path) from None
+    preallocate(path, offset + 4 * shape[0] * shape[1])
+    return np.lib.format.open_memmap(path, mode="r+")
 
 
 def _shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -123,8 +144,8 @@ def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> None:
     """Stream encodings of `texts` into a new .npy memmap at `path`, renamed into place when full,
     so a half-written file never has the final name."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
     try:
+        store = open_store(tmp, (len(texts), encoder.dim))
         encoder.encode(texts, store, desc=f"encoding {path.stem}")
         store.flush()
         del store
@@ -150,7 +171,7 @@ def _assemble(load: Callable[[], Tables], inputs: dict[str, Path], key: dict, fo
     encoded, seconds, dim = 0, 0.0, None
     encoder: Encoder | None = None
     try:
-        tables.write(tmp)
+        files = tables.write(tmp)
         if settings is not None:
             start = time.perf_counter()
             if build_dir is None:
@@ -168,8 +189,7 @@ def _assemble(load: Callable[[], Tables], inputs: dict[str, Path], key: dict, fo
                         encoded += hi - lo
                     shards.append((lo, hi, np.load(path, mmap_mode="r")))
                 dim = shards[0][2].shape[1]
-                store = np.lib.format.open_memmap(tmp / "embeddings.npy", mode="w+", dtype=np.float32,
-                                                  shape=(len(tables.texts), dim))
+                store = open_store(tmp / "embeddings.npy", (len(tables.texts), dim))
                 for lo, hi, shard in shards:
                     if shard.shape != (hi - lo, dim):
                         raise CacheError(f"shard {shard.filename} has shape {shard.shape}, expected {(hi - lo, dim)}")
@@ -179,10 +199,14 @@ def _assemble(load: Callable[[], Tables], inputs: dict[str, Path], key: dict, fo
                 del store, shards
             seconds = time.perf_counter() - start
             dim = np.load(tmp / "embeddings.npy", mmap_mode="r").shape[1]
+            # Written out of order through a memory map, so read back once (from the page cache).
+            files["embeddings.npy"] = file_record(tmp / "embeddings.npy")
         info = {"encoded_here": encoded, "encode_seconds": seconds, "world_size": world_size,
                 "stat": {s: [p.stat().st_size, p.stat().st_mtime_ns] for s, p in inputs.items()}}
-        write_manifest(tmp, key, tables.counts(dim), info)
+        write_manifest(tmp, key, tables.counts(dim), info, files)
         replace_folder(tmp, folder)
+    except OSError as error:
+        raise no_space(error, tmp) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return encoded, seconds
@@ -211,6 +235,10 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
     key = manifest_key(task, inputs, settings.key() if settings else None)
     load = functools.partial(_load_tables, task, data_dir, splits)
     folder = Path(cache_dir) / task.name / (encoder_slug(settings.name) if settings else "no-encoder")
+    if world_size == 1:  # a valid cache needs no lock (nor any write): a read-only cache works
+        index = check_cache(folder, key, log=False)
+        if index is not None:
+            return index, {"encoded": 0, "encode_seconds": 0.0, "reused": True, "folder": str(folder)}
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{folder}.lock") if rank == 0 else contextlib.nullcontext()
     encoded, seconds, error = 0, 0.0, None
@@ -254,7 +282,8 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
             raise error
         try:
             # Sharded: reopen even when valid here, in case rank 0 judged otherwise and rebuilt.
-            index = ProfileIndex(folder) if build or world_size > 1 else index
+            # A fresh build is checksummed in full once (it is in the page cache now).
+            index = ProfileIndex(folder, full_check=build and rank == 0) if build or world_size > 1 else index
         except CacheError as failure:
             raise CacheError(f"rank {rank}: the build did not produce a usable cache ({failure})") from failure
     return index, {"encoded": encoded, "encode_seconds": seconds, "reused": not build, "folder": str(folder)}
