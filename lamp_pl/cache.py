@@ -78,6 +78,10 @@ class ChecksumWriter:
     def flush(self) -> None:
         self._stream.flush()
 
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
     def read(self, *_: object) -> bytes:  # present so numpy takes us for a file object; never called
         raise OSError("a ChecksumWriter is write-only")
 
@@ -99,7 +103,7 @@ def write_file_atomic(path: str | Path, write: Callable[[ChecksumWriter], object
     or an iterable of byte chunks. Returns the file's record."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fill = write if callable(write) else lambda out: [out.write(chunk) for chunk in write]
+    fill = write if callable(write) else lambda out: out.writelines(write)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
@@ -186,9 +190,10 @@ def preallocate(path: str | Path, size: int) -> None:
         except OSError as error:
             if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 raise no_space(error, path, size) from None
-            stream.seek(0)  # no fallocate on this filesystem: write the blocks (zeros) ourselves
+            start = os.fstat(stream.fileno()).st_size  # no fallocate here: write zeros after the header
+            stream.seek(start)
             try:
-                for at in range(0, size, _BLOCK):
+                for at in range(start, size, _BLOCK):
                     stream.write(bytes(min(_BLOCK, size - at)))
                 stream.flush()
             except OSError as write_error:

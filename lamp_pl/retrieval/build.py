@@ -98,7 +98,7 @@ class Tables:
         files = {}
         for split, arrays in self.splits.items():
             files[f"split-{split}.npz"] = write_checksummed(folder / f"split-{split}.npz",
-                                                            lambda stream: np.savez(stream, **arrays))
+                                                            lambda stream, arrays=arrays: np.savez(stream, **arrays))
         files |= JsonLines.write(folder / "items.jsonl", self.item_lines, encoded=True)
         files |= JsonLines.write(folder / "texts.jsonl", self.texts)
         files |= JsonLines.write(folder / "users.jsonl", self.users)
