@@ -36,9 +36,19 @@ class NoSpaceError(LaMPError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+_BOOLEAN = {"true", "false", "yes", "no", "1", "0"}
+
+
+def _verbose_flags(argv: list[str]) -> list[int]:
+    """Positions of a bare ``--verbose``; ``--verbose false`` is Lightning's own option of
+    `validate`/`test` (it takes a value) and is left alone."""
+    return [i for i, arg in enumerate(argv) if arg == "--verbose"
+            and (i + 1 == len(argv) or argv[i + 1].lower() not in _BOOLEAN)]
+
+
 def verbose_requested(argv: list[str] | None = None) -> bool:
-    """Whether the user asked for tracebacks (`--verbose` in argv, or the environment variable)."""
-    return "--verbose" in (argv or []) or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+    """Whether the user asked for tracebacks (a bare `--verbose` in argv, or the environment variable)."""
+    return bool(_verbose_flags(argv or [])) or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
 def one_line(error: BaseException) -> str:
@@ -64,8 +74,9 @@ def one_line_errors(command: str, argv: list[str] | None = None) -> Iterator[Non
 
 
 def strip_verbose(argv: list[str]) -> list[str]:
-    """`argv` without the ``--verbose`` flag that `one_line_errors` reads."""
-    return [arg for arg in argv if arg != "--verbose"]
+    """`argv` without the bare ``--verbose`` flags that `one_line_errors` reads."""
+    drop = set(_verbose_flags(argv))
+    return [arg for i, arg in enumerate(argv) if i not in drop]
 
 
 __all__ = ["EXIT_CODE", "LaMPError", "MissingDataError", "NoSpaceError", "one_line", "one_line_errors", "strip_verbose",
