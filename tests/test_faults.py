@@ -125,6 +125,16 @@ def test_absurd_nesting_is_a_clear_error_not_recursion(tmp_path):
     assert str(path) in str(caught.value)
 
 
+def test_deep_but_parsable_nesting_in_a_profile_item_is_rejected(tmp_path):
+    root = _rating_data(tmp_path)
+    deep: object = "x"
+    for _ in range(500):
+        deep = [deep]
+    _edit(root / "LaMP_3" / "dev_questions.json", _set_profile("extra", deep))
+    with pytest.raises(LaMPDataError, match=r"record 1 \(id 'dev1'\), field 'profile\[2\]': .*nested"):
+        check_data("LaMP_3", root)
+
+
 def _config(tmp_path: Path, data_dir: Path, tiny_t5: Path, task: str = "LaMP_3", **data) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"data": {

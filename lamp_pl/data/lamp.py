@@ -166,6 +166,21 @@ def _text_field(path: Path, record: dict, index: int, name: str, record_id: Any 
     return value
 
 
+MAX_DEPTH = 16
+"""Deepest nesting accepted inside a profile item (LaMP's are flat; items are re-encoded as JSON)."""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion (a scalar is 0)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list) and depth <= MAX_DEPTH:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def _check_rating(path: Path, value: str, task: Task, index: int, record_id: Any, field: str) -> None:
     """A regression task with a label set (LaMP-3's 1..5) takes only those values."""
     number = _number(value)
@@ -205,6 +220,9 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
         if missing:
             raise LaMPDataError(path, f"profile item {position} (id {item.get('id')!r}) lacks {task.name}'s field",
                                 index, qid, f"profile[{position}].{missing[0]}")
+        if _depth(item) > MAX_DEPTH:
+            raise LaMPDataError(path, f"profile item {position} is nested more than {MAX_DEPTH} levels deep",
+                                index, qid, f"profile[{position}]")
         for name in ("id", *task.profile_fields):
             value = _text_field(path, item, index, name, qid, f"profile[{position}].{name}")
             if task.metric_kind == "regression" and name == task.output_field:

@@ -59,10 +59,14 @@ def _questions(data_dir: str | Path, task: Task, split: str) -> tuple[Path, Path
 
 
 def stage_splits(datamodule) -> dict[str, list[str]]:
-    """The splits each stage of a `LaMPDataModule` run needs: the trainer's current stage when a
-    trainer drives it, else `fit` (what `lamp-pl index` prepares for)."""
+    """The splits the current stage of a `LaMPDataModule` needs: the trainer's stage when a
+    trainer drives it; else (`lamp-pl index`) `fit` when the training split has questions, and
+    `predict` for a folder of questions to predict only."""
     trainer = getattr(datamodule, "_trainer", None)
-    stage = trainer.state.fn.value if trainer is not None and trainer.state.fn is not None else "fit"
+    if trainer is not None and trainer.state.fn is not None:
+        stage = trainer.state.fn.value
+    else:
+        stage = "fit" if _questions(datamodule.data_dir, datamodule.task, datamodule.train_split) else "predict"
     return {stage: datamodule.splits_for(stage)}
 
 
