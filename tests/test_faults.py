@@ -287,6 +287,25 @@ def test_large_files_are_checked_in_full_on_verify(clean, data_root, tiny_t5, ti
         assert _outcome(data_root, cache, tiny_t5, tiny_bert) == clean[1]
 
 
+def test_index_verify_flag_rebuilds_what_a_plain_open_misses(data_root, tiny_t5, tiny_bert, tmp_path, monkeypatch,
+                                                               capsys):
+    from lamp_pl import cache as cache_module
+
+    config = _config(tmp_path, data_root, tiny_t5, task=TASK,
+                     retrieval={"retriever": "contriever", "encoder": str(tiny_bert), "encoder_max_length": 32})
+    assert main(["index", "--config", str(config)]) == 0
+    store = next((tmp_path / "cache").glob(f"{TASK}/*/embeddings.npy"))
+    clean_bytes = store.read_bytes()
+    _flip(store)
+    monkeypatch.setattr(cache_module, "SMALL_FILE", 0)  # as if every file were large
+    capsys.readouterr()
+    assert main(["index", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["index_reused"] and store.read_bytes() != clean_bytes
+    assert main(["index", "--config", str(config), "--verify"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["verified"] and not summary["index_reused"] and store.read_bytes() == clean_bytes
+
+
 def test_leftovers_of_killed_writers_are_removed(clean, data_root, tiny_t5, tiny_bert, tmp_path):
     cache = tmp_path / "cache"
     shutil.copytree(clean[0], cache)
