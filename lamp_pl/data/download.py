@@ -98,7 +98,7 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
     version = version_file.read_text() if have and version_file.is_file() else None
     if have and not version:
         have = 0  # nothing to tell whether the remote file is still the same one: start over
-    headers = {"Range": f"bytes={have}-", "If-Range": version} if have else {}
+    headers = {"Range": f"bytes={have}-", "If-Range": version} if have and version else {}
     try:
         resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as err:
