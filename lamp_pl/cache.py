@@ -1,18 +1,37 @@
-"""What every on-disk cache of lamp_pl shares: the hashes that key it, and writes that appear
-whole or not at all (a killed process leaves at most a hidden temporary next to the target)."""
+"""What every on-disk cache of lamp_pl shares: the hashes that key it, writes that appear whole
+or not at all (a killed process leaves at most a hidden temporary next to the target), and a
+content checksum of every file, recorded while it is written and verified when it is opened.
+
+Checksums are blake2b (stdlib; 16-byte digests). A file's record is ``{"size": n, "blake2b": hex}``;
+a folder's records map its relative file names to theirs. Opening checks sizes always and
+checksums of files up to `SMALL_FILE` bytes; a full check (`full=True`) checksums everything.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 
+from filelock import FileLock
+
+from lamp_pl.errors import NoSpaceError
+
 COMPLETE = ".complete"
+SMALL_FILE = 16 << 20
+"""Files up to this size are checksummed on every open; larger ones on a full check only."""
+_BLOCK = 1 << 20
+_FULL_CHECK: ContextVar[bool] = ContextVar("lamp_pl_full_check", default=False)
+logger = logging.getLogger(__name__)
 
 
 def stable_hash(value: object, length: int = 16) -> str:
@@ -40,18 +59,145 @@ def file_sha256_cached(path: str | Path) -> str:
     return _sha256_of_version(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` through a temporary sibling renamed into place; readers never see half a file."""
+class ChecksumWriter:
+    """A binary file wrapper that digests and counts every byte written through it.
+
+    It has no `tell`/`seek` on purpose: `zipfile` (hence `np.savez`) then writes strictly
+    sequentially, so the digest of the stream is the digest of the file.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream, self._digest, self.size = stream, hashlib.blake2b(digest_size=16), 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self._digest.update(view)
+        self.size += len(view)
+        return self._stream.write(view)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def read(self, *_: object) -> bytes:  # present so numpy takes us for a file object; never called
+        raise OSError("a ChecksumWriter is write-only")
+
+    def record(self) -> dict:
+        """What the manifest stores for the file written so far."""
+        return {"size": self.size, "blake2b": self._digest.hexdigest()}
+
+
+def write_checksummed(path: str | Path, write: Callable[[ChecksumWriter], object]) -> dict:
+    """Create `path`, let `write` fill it through a `ChecksumWriter`, and return its record."""
+    with open(path, "wb") as stream:
+        writer = ChecksumWriter(stream)
+        write(writer)
+    return writer.record()
+
+
+def write_file_atomic(path: str | Path, write: Callable[[ChecksumWriter], object] | Iterable[bytes]) -> dict:
+    """`write_checksummed` through a temporary sibling renamed into place; `write` is a callable
+    or an iterable of byte chunks. Returns the file's record."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fill = write if callable(write) else lambda out: out.writelines(write)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        record = write_checksummed(tmp, fill)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return path
+    return record
+
+
+def file_record(path: str | Path) -> dict:
+    """The record of a file written by other means (a memory map, a library), read back once."""
+    digest, size = hashlib.blake2b(digest_size=16), 0
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(_BLOCK), b""):
+            digest.update(block)
+            size += len(block)
+    return {"size": size, "blake2b": digest.hexdigest()}
+
+
+def folder_records(folder: str | Path, skip: Iterable[str] = ()) -> dict[str, dict]:
+    """Records of every file under `folder` (relative names), except `skip`."""
+    folder, skip = Path(folder), set(skip)
+    return {str(p.relative_to(folder)): file_record(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and str(p.relative_to(folder)) not in skip}
+
+
+@contextlib.contextmanager
+def full_checks() -> Iterator[None]:
+    """Within this block every cache opened is checksummed in full (`lamp-pl index --verify`)."""
+    token = _FULL_CHECK.set(True)
+    try:
+        yield
+    finally:
+        _FULL_CHECK.reset(token)
+
+
+def verify_files(folder: str | Path, records: Mapping[str, dict], full: bool = False) -> list[str]:
+    """What is wrong with the files of `folder` against their `records` (empty: all good).
+
+    Sizes are always compared; checksums for files up to `SMALL_FILE` bytes, or all with `full`
+    (or inside `full_checks`).
+    """
+    full = full or _FULL_CHECK.get()
+    problems = []
+    for name, record in records.items():
+        path = Path(folder) / name
+        try:
+            size = path.stat().st_size
+            if size != record["size"]:
+                problems.append(f"{name}: {size} bytes, {record['size']} expected (truncated or overwritten)")
+            elif (full or size <= SMALL_FILE) and file_record(path)["blake2b"] != record["blake2b"]:
+                problems.append(f"{name}: checksum mismatch (damaged content)")
+        except OSError as error:
+            problems.append(f"{name}: unreadable ({error.strerror or error})")
+        except (KeyError, TypeError):
+            problems.append(f"{name}: malformed checksum record")
+    return problems
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` through a temporary sibling renamed into place; readers never see half a file."""
+    write_file_atomic(path, [text.encode()])
+    return Path(path)
+
+
+def no_space(error: OSError, path: str | Path, needed: int | None = None) -> OSError:
+    """An ENOSPC/EFBIG/EDQUOT `OSError` restated as a `NoSpaceError` that says so in one line,
+    else `error` itself."""
+    if error.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return error
+    free = shutil.disk_usage(Path(path).parent).free
+    wanted = f"{needed} bytes needed, " if needed is not None else ""
+    return NoSpaceError(f"No space left to write {path} ({wanted}{free} bytes free; {error.strerror}): "
+                        "free some space or point the cache elsewhere")
+
+
+def preallocate(path: str | Path, size: int) -> None:
+    """Reserve `size` bytes for `path` with real blocks, so that a memory map over it never
+    faults (SIGBUS) on a full disk: the shortage is an `OSError` here instead."""
+    with open(path, "r+b") as stream:
+        try:
+            os.posix_fallocate(stream.fileno(), 0, size)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise no_space(error, path, size) from None
+            start = os.fstat(stream.fileno()).st_size  # no fallocate here: write zeros after the header
+            stream.seek(start)
+            try:
+                for at in range(start, size, _BLOCK):
+                    stream.write(bytes(min(_BLOCK, size - at)))
+                stream.flush()
+            except OSError as write_error:
+                raise no_space(write_error, path, size) from None
 
 
 def is_complete(folder: str | Path) -> bool:
@@ -59,22 +205,86 @@ def is_complete(folder: str | Path) -> bool:
     return (Path(folder) / COMPLETE).is_file()
 
 
+def verify_folder(folder: str | Path, full: bool = False) -> list[str]:
+    """Problems of a folder built by `atomic_folder` against the records in its marker (a marker
+    of an older lamp_pl without records verifies nothing)."""
+    try:
+        text = (Path(folder) / COMPLETE).read_text()
+    except OSError as error:
+        return [f"{COMPLETE}: unreadable ({error})"]
+    try:
+        records = json.loads(text)["files"]
+    except (ValueError, KeyError, TypeError):
+        return [] if text.strip() == "ok" else [f"{COMPLETE}: malformed"]
+    return verify_files(folder, records, full)
+
+
+def swap_in(tmp: Path, dest: Path, done: Callable[[Path], bool] = is_complete) -> bool:
+    """Move the finished folder `tmp` to `dest`, replacing an older `dest`.
+
+    Safe against other processes doing the same: when one of them put a folder in place that
+    `done` accepts, ours is discarded. Returns whether ours was moved in.
+    """
+    for _ in range(100):
+        if dest.exists():
+            if done(dest):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            trash = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
+            try:
+                os.replace(dest, trash / "old")
+            except FileNotFoundError:  # another process moved it first
+                pass
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(tmp, dest)
+            return True
+        except OSError as error:  # another process's folder landed between our two renames
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    raise OSError(f"could not move {tmp} to {dest}: other processes keep replacing it")
+
+
+def remove_leftovers(dest: Path) -> None:
+    """Delete the temporary siblings of `dest` that killed writers left (call it under the lock)."""
+    for stale in dest.parent.glob(f".{dest.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def folder_is_valid(dest: str | Path) -> bool:
+    """Whether `dest` is a complete `atomic_folder` whose files match their records (a damaged
+    one is logged as a warning)."""
+    if not is_complete(dest):
+        return False
+    problems = verify_folder(dest)
+    if problems:
+        logger.warning("cache %s is damaged, rebuilding it: %s", dest, "; ".join(problems))
+    return not problems
+
+
 def atomic_folder(dest: str | Path, build: Callable[[Path], None]) -> Path:
-    """Build a folder in a temporary sibling and rename it into place, marked complete; a folder
-    already complete is reused as it is, and a killed build leaves nothing under `dest`."""
+    """Build a folder in a temporary sibling and rename it into place, marked complete with the
+    checksums of its files; a complete, intact folder is reused as it is (without taking the
+    lock, so a read-only cache works), a damaged one rebuilt, and a killed build leaves nothing
+    under `dest` (its temporary is removed by the next build, under the lock)."""
     dest = Path(dest)
-    if is_complete(dest):
+    if folder_is_valid(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
-        build(tmp)
-        (tmp / COMPLETE).write_text("ok\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with FileLock(f"{dest}.lock"):
+        if is_complete(dest) and not verify_folder(dest):  # built by another process meanwhile
+            return dest
+        remove_leftovers(dest)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+        try:
+            build(tmp)
+            write_text_atomic(tmp / COMPLETE, json.dumps({"files": folder_records(tmp)}, indent=1))
+            swap_in(tmp, dest, lambda d: is_complete(d) and not verify_folder(d))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

@@ -9,6 +9,7 @@ from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
 from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.errors import one_line_errors, strip_verbose
 from lamp_pl.module import LaMPModel
 from lamp_pl.runs import default_run_folder, resolve_checkpoint
 
@@ -58,10 +59,12 @@ class LaMPCLI(LightningCLI):
 def main(args: list[str] | None = None) -> int | None:
     """Entry point of the `lamp-pl` console script and of `python cli.py`."""
     argv = sys.argv[1:] if args is None else list(args)
-    if argv and argv[0] in COMMANDS:
-        module = importlib.import_module(COMMANDS[argv[0]])
-        entry = getattr(module, argv[0].replace("-", "_") + "_main", None) or module.main
-        return entry(argv[1:])
-    LaMPCLI(LaMPModel, LaMPDataModule, args=argv, seed_everything_default=0,
-            save_config_kwargs={"overwrite": True})
+    with one_line_errors(argv[0] if argv else "lamp-pl", argv):  # LaMPError -> one line, exit 2
+        argv = strip_verbose(argv)
+        if argv and argv[0] in COMMANDS:
+            module = importlib.import_module(COMMANDS[argv[0]])
+            entry = getattr(module, argv[0].replace("-", "_") + "_main", None) or module.main
+            return entry(argv[1:])
+        LaMPCLI(LaMPModel, LaMPDataModule, args=argv, seed_everything_default=0,
+                save_config_kwargs={"overwrite": True})
     return 0

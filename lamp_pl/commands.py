@@ -6,6 +6,7 @@ Both read only the `data:` section of a LightningCLI config, so no model weights
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from lamp_pl.cache import full_checks
+from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.datamodule import LaMPDataModule
 
 
@@ -52,11 +55,16 @@ def _parser(name: str) -> argparse.ArgumentParser:
 def index_main(argv: list[str] | None = None) -> int:
     """Build (or verify) every cache of the config's data section; print a JSON summary."""
     parser = _parser("index")
+    parser.add_argument("--verify", action="store_true",
+                        help="checksum every cache file in full (damaged ones are rebuilt)")
     args, overrides = parser.parse_known_args(argv)
     datamodule = datamodule_from_config(args.config, overrides)
     start = time.perf_counter()
     datamodule.write_synthetic_data()
-    summary = datamodule.build(datamodule.splits_for(None)) or {}
+    check_splits_present(datamodule.data_dir, datamodule.task, stage_splits(datamodule))
+    with full_checks() if args.verify else contextlib.nullcontext():
+        summary = datamodule.build(datamodule.splits_for(None)) or {}
+    summary["verified"] = args.verify
     summary.setdefault("seconds", round(time.perf_counter() - start, 3))
     summary.update(task=datamodule.task.name, retriever=datamodule.retrieval.retriever,
                    cache_dir=str(datamodule.cache_dir))

@@ -22,6 +22,7 @@ import lamp_pl
 from lamp_pl.cache import HASH_STORE, file_sha256_by_state, stable_hash, tokenizer_fingerprint
 from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stream import load_questions
+from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.offline import load_tokenizer, resolve_model_path
 from lamp_pl.prompts import PromptOptions, build_prompt
@@ -172,10 +173,12 @@ class LaMPDataModule(L.LightningDataModule):
         """
         if self._world()[1] == 1:
             self.write_synthetic_data()
+            check_splits_present(self.data_dir, self.task, stage_splits(self))  # before anything is cached
             self.build(self.splits_for(None))
             return
         try:
             self.write_synthetic_data()
+            check_splits_present(self.data_dir, self.task, stage_splits(self))
             for split in self.splits_for(None):
                 load_questions(self.data_dir, self.task, split)  # fail fast on bad data before ranks start work
         except Exception as error:  # noqa: BLE001 -- raised on every rank by setup's agree_on_failure

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from lamp_pl.cache import atomic_folder, is_complete
+from lamp_pl.cache import atomic_folder, folder_is_valid
 from lamp_pl.data.lamp import LaMPQuestion
-
+from lamp_pl.retrieval.index import CacheError
 
 
 class TokenizedSplit(Dataset):
@@ -25,13 +25,18 @@ class TokenizedSplit(Dataset):
 
     @staticmethod
     def exists(folder: str | Path) -> bool:
-        return is_complete(folder)
+        """A complete folder whose files match their checksums (sizes always, small files'
+        content too); a damaged one is logged and counts as absent, so it is rebuilt."""
+        return folder_is_valid(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> TokenizedSplit:
         from datasets import load_from_disk
 
-        return cls(load_from_disk(str(folder)))
+        try:
+            return cls(load_from_disk(str(folder)))
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise CacheError(f"{folder}: unreadable tokenized prompts ({error}); delete it to rebuild") from None
 
     @classmethod
     def build(cls, folder: str | Path, tokenizer, questions: list[LaMPQuestion], prompts: list[str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -54,8 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404)
             return
-        if not srv.honour_range:
-            rng = None
+        etag = f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
+        if not srv.honour_range or self.headers.get("If-Range", etag) != etag:
+            rng = None  # If-Range names another version: the whole current file, with a 200
         start = int(rng.split("=")[1].split("-")[0]) if rng else 0
         if start >= len(body) > 0:
             self.send_response(416)
@@ -69,6 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
+        self.send_header("ETag", etag)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.path in srv.drop:
@@ -164,9 +167,21 @@ def test_existing_part_file_is_resumed(server: _Server, tmp_path: Path) -> None:
     final = tmp_path / "LaMP_1/test/test_questions.json"
     final.parent.mkdir(parents=True)
     final.with_name(final.name + ".part").write_bytes(body[:100])
+    final.with_name(final.name + ".part.validator").write_text(f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"')
     _get(server, "LaMP_1", tmp_path, splits=["test"])
     assert final.read_bytes() == body
     assert server.log == [(url_path, "bytes=100-")]
+    assert not final.with_name(final.name + ".part.validator").exists()
+
+
+def test_part_file_of_unknown_version_is_not_resumed(server: _Server, tmp_path: Path) -> None:
+    url_path = f"{PREFIX}/LaMP_1/test/test_questions.json"
+    final = tmp_path / "LaMP_1/test/test_questions.json"
+    final.parent.mkdir(parents=True)
+    final.with_name(final.name + ".part").write_bytes(b"[{\"id\": \"old")
+    _get(server, "LaMP_1", tmp_path, splits=["test"])
+    assert final.read_bytes() == server.files[url_path]
+    assert server.log == [(url_path, None)]
 
 
 def test_ignored_range_restarts_from_scratch(server: _Server, tmp_path: Path) -> None:

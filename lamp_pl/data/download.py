@@ -3,14 +3,15 @@
 Files land in ``<dest>/<task>/<split>/<split>_questions.json`` (plus
 ``<split>_outputs.json`` for train and dev). Transfers are resumable and atomic:
 bytes stream into ``<file>.part`` and are moved to the final name only once the
-size matches the server's and the JSON parses.
+size matches the server's and the file is a LaMP questions or outputs file. A resume only
+appends bytes of the same remote version (``If-Range``); concurrent downloads of one file wait
+for each other (a lock beside it).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import re
 import sys
@@ -20,7 +21,10 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
+from filelock import FileLock
 from tqdm import tqdm
+
+from lamp_pl.errors import LaMPError
 
 DEFAULT_BASE_URL = "https://ciir.cs.umass.edu/downloads/LaMP"
 TASKS = ("LaMP_1", "LaMP_2", "LaMP_2N", "LaMP_3", "LaMP_4", "LaMP_5", "LaMP_7")
@@ -38,7 +42,7 @@ AVOCADO_MESSAGE = (
 )
 
 
-class DownloadError(RuntimeError):
+class DownloadError(LaMPError, RuntimeError):
     """A download failed in a way retrying will not fix; the message is user-facing."""
 
 
@@ -73,10 +77,28 @@ def _range_total(headers: http.client.HTTPMessage) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _validator_path(part: Path) -> Path:
+    """Beside a ``.part`` file: the ETag (or Last-Modified) of the remote version its bytes are from."""
+    return part.with_name(part.name + ".validator")
+
+
+def _remote_version(headers: http.client.HTTPMessage) -> str | None:
+    return headers.get("ETag") or headers.get("Last-Modified")
+
+
 def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """Make one attempt to complete ``part``; raise ``_Transient`` if it broke off."""
+    """Make one attempt to complete ``part``; raise ``_Transient`` if it broke off.
+
+    A resume asks for the rest only of the version the ``.part`` holds (``If-Range``): a server
+    whose file changed answers with the whole new file, which replaces the old bytes. Bytes of
+    an unknown version (no ETag or Last-Modified was given) are never resumed.
+    """
+    version_file = _validator_path(part)
     have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    version = version_file.read_text() if have and version_file.is_file() else None
+    if have and not version:
+        have = 0  # nothing to tell whether the remote file is still the same one: start over
+    headers = {"Range": f"bytes={have}-", "If-Range": version} if have and version else {}
     try:
         resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as err:
@@ -89,8 +111,17 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
             raise _Transient(f"HTTP {err.code} for {url}") from err
         raise DownloadError(f"HTTP {err.code} {err.reason} for {url}") from err
     with resp:
-        # A 200 to a ranged request means the server ignored the range: start over.
+        remote = _remote_version(resp.headers)
+        if resp.status == 206 and remote is not None and remote != version:
+            # The server ignored If-Range and sent bytes of another version: never splice them.
+            part.unlink()
+            raise _Transient(f"{url} changed during the download (now {remote}, was {version})")
+        # A 200 to a ranged request means the server ignored the range or the file changed: start over.
         offset = have if resp.status == 206 else 0
+        if not offset:
+            version_file.unlink(missing_ok=True)
+            if remote:
+                version_file.write_text(remote)
         length = resp.headers.get("Content-Length")
         expected = offset + int(length) if length is not None else None
         with open(part, "ab" if offset else "wb") as out, tqdm(
@@ -103,6 +134,30 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
     # http.client returns b"" rather than raising when the peer closes early.
     if expected is not None and part.stat().st_size < expected:
         raise _Transient(f"connection closed early for {url}")
+
+
+def check_lamp_file(path: Path, name: str) -> None:
+    """Raise `DownloadError` unless `path` holds a LaMP questions or outputs file (by `name`):
+    an HTML or JSON error page, a truncated body or a splice of two versions never passes."""
+    from lamp_pl.data.lamp import LaMPDataError, read_json
+
+    try:
+        document = read_json(path)  # JSON, or JSON Lines (LaMP-3's train questions)
+    except LaMPDataError as error:
+        raise DownloadError(f"the server did not return valid JSON for {name} ({error})") from None
+    if "_outputs" in name:
+        golds = document.get("golds") if isinstance(document, dict) else None
+        good = isinstance(golds, list) and bool(golds) and all(
+            isinstance(g, dict) and "id" in g and "output" in g for g in golds)
+        shape = 'an object {"task": ..., "golds": [{"id", "output"}, ...]}'
+    else:
+        document = [document] if isinstance(document, dict) and "input" in document else document
+        good = isinstance(document, list) and bool(document) and all(
+            isinstance(q, dict) and "id" in q and "input" in q and isinstance(q.get("profile"), list)
+            for q in document)
+        shape = 'a list of {"id", "input", "profile": [...]} questions'
+    if not good:
+        raise DownloadError(f"the server's {name} is valid JSON but not a LaMP file (expected {shape})")
 
 
 def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0,
@@ -120,8 +175,9 @@ def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0,
         ``path``.
 
     Raises:
-        DownloadError: on 4xx errors, an unreachable host, invalid JSON, or when
-            every attempt broke off (the ``.part`` file is kept for a later resume).
+        DownloadError: on 4xx errors, an unreachable host, invalid JSON, a file that is
+            not a LaMP file, or when every attempt broke off (the ``.part`` file is kept
+            for a later resume).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
@@ -145,15 +201,16 @@ def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0,
     else:
         raise DownloadError(f"download of {url} failed after {retries + 1} attempts "
                             f"({last!r}); rerun to resume from {part}") from last
-    if path.suffix == ".json":
+    if path.suffix in (".json", ".jsonl"):
         try:
-            with open(part, "rb") as fh:
-                json.load(fh)
-        except ValueError as err:
-            # Likely an HTML error page or a truncated body: never let it land.
+            check_lamp_file(part, path.name)
+        except DownloadError as err:
+            # Likely an HTML error page, an error JSON or a truncated body: never let it land.
             part.unlink()
-            raise DownloadError(f"{url} did not return valid JSON ({err})") from err
+            _validator_path(part).unlink(missing_ok=True)
+            raise DownloadError(f"{url}: {err}") from None
     os.replace(part, path)
+    _validator_path(part).unlink(missing_ok=True)
     return path
 
 
@@ -190,9 +247,13 @@ def download_lamp(task: str, dest: str | Path, splits: Sequence[str] = SPLITS,
         for kind in kinds:
             name = f"{split}_{kind}.json"
             path = Path(dest) / task / split / name
-            if force or not path.exists():  # final names only ever hold complete files
-                download_file(remote_url(task, split, name, time_based, base_url), path,
-                              retries=retries, timeout=timeout, progress=progress)
+            locks = Path(dest) / ".locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            # One downloader per file at a time: others wait, then find it complete.
+            with FileLock(locks / f"{task}-{split}-{name}.lock"):
+                if force or not path.exists():  # final names only ever hold complete files
+                    download_file(remote_url(task, split, name, time_based, base_url), path,
+                                  retries=retries, timeout=timeout, progress=progress)
             paths.append(path)
     return paths
 

@@ -20,9 +20,10 @@ from lamp_pl.data.lamp import (
     LaMPDataError,
     LaMPQuestion,
     _golds,
-    _question,
-    _read_json,
+    join_golds,
+    read_json,
     split_files,
+    validate_question,
 )
 from lamp_pl.tasks import Task, get_task
 
@@ -39,8 +40,8 @@ parse_count = 0
 
 
 def _validate(path: Path, record: Any, index: int, task: Task) -> LaMPQuestion:
-    # The one call into lamp_pl.data.lamp's per-record validation; re-point it here when it moves.
-    return _question(path, record, index, task)
+    # The one call into lamp_pl.data.lamp's per-record validation, so both readers say the same.
+    return validate_question(path, record, index, task)
 
 
 class _Buffer:
@@ -100,11 +101,28 @@ def iter_records(path: str | Path) -> Iterator[Any]:
         LaMPDataError: malformed JSON (with line and column), or a document that is neither.
     """
     path = Path(path)
+    try:
+        yield from _iter_records(path)
+    except UnicodeDecodeError as error:
+        raise LaMPDataError(path, f"not UTF-8 text ({error.reason} at offset {error.start} of a chunk); "
+                            "LaMP files are UTF-8") from None
+    except RecursionError:  # json's parser recurses once per nesting level
+        raise LaMPDataError(path, "JSON nested too deeply (no LaMP record nests more than a few levels)") from None
+
+
+def _iter_records(path: Path) -> Iterator[Any]:
+    with open(path, "rb") as raw:
+        if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise LaMPDataError(path, "the file is UTF-16; LaMP files are UTF-8 (convert it, e.g. "
+                                "`iconv -f UTF-16 -t UTF-8`)")
     with open(path, encoding="utf-8-sig") as stream:
         buffer = _Buffer(stream)
         first = buffer.skip_space()
         if first != "[":
-            _check_json_lines(path, buffer, first)
+            single = _check_json_lines(path, buffer, first)
+            if single is not None:  # JSON Lines holding a single question
+                yield single
+                return
         else:
             buffer.pos += 1
             char = buffer.skip_space()
@@ -132,9 +150,10 @@ def iter_records(path: str | Path) -> Iterator[Any]:
                     raise LaMPDataError(path, f"malformed JSON on line {number}: {error}") from None
 
 
-def _check_json_lines(path: Path, buffer: _Buffer, first: str) -> None:
-    """Not a list: JSON Lines when a second value follows the first, else a document of the wrong
-    shape (the first value may span lines; JSON Lines are then read line by line)."""
+def _check_json_lines(path: Path, buffer: _Buffer, first: str) -> Any:
+    """Not a list: JSON Lines when a second value follows the first (None is returned: they are
+    then read line by line), one question object alone (returned), else a document of the wrong
+    shape."""
     if not first:
         raise LaMPDataError(path, "expected a JSON list of questions, got an empty file")
     try:
@@ -142,7 +161,10 @@ def _check_json_lines(path: Path, buffer: _Buffer, first: str) -> None:
     except ValueError as error:
         raise LaMPDataError(path, f"malformed JSON: {error}") from None
     if not buffer.skip_space():
+        if isinstance(value, dict) and "input" in value:
+            return value
         raise LaMPDataError(path, f"expected a JSON list of questions, got {type(value).__name__}")
+    return None
 
 
 def stream_questions(path: str | Path, task: str | Task) -> Iterator[LaMPQuestion]:
@@ -162,6 +184,8 @@ def stream_questions(path: str | Path, task: str | Task) -> Iterator[LaMPQuestio
             raise LaMPDataError(path, f"duplicate id (first at record {seen[question.id]})", index, question.id, "id")
         seen[question.id] = index
         yield question
+    if not seen:
+        raise LaMPDataError(path, "the questions list is empty: nothing to train on, score or predict")
 
 
 def load_questions(data_dir: str | Path, task: str | Task, split: str, *, profiles: bool = False,
@@ -173,22 +197,13 @@ def load_questions(data_dir: str | Path, task: str | Task, split: str, *, profil
     """
     task = get_task(task)
     questions_path, outputs_path = split_files(data_dir, task, split)
-    golds = None if outputs_path is None or not outputs else _golds(outputs_path, _read_json(outputs_path), task)
+    golds = None if outputs_path is None or not outputs else _golds(outputs_path, read_json(outputs_path), task)
     questions: list[LaMPQuestion] = []
     for question in stream_questions(questions_path, task):
         if not profiles:
             question.profile = []
-        if golds is not None:
-            if question.id not in golds:
-                raise LaMPDataError(questions_path, f"question has no gold output in {outputs_path}",
-                                    len(questions), question.id, "id")
-            question.output = golds.pop(question.id)
         questions.append(question)
-    if golds and outputs_path is not None:
-        orphan = next(iter(golds))
-        raise LaMPDataError(outputs_path, f"{len(golds)} gold id(s) have no question in {questions_path}, "
-                            f"e.g. {orphan!r}", field="id")
-    return questions
+    return join_golds(questions, golds, questions_path, outputs_path)
 
 
 __all__ = ["iter_records", "load_questions", "stream_questions"]

@@ -28,7 +28,8 @@ from filelock import FileLock
 import lamp_pl
 from lamp_pl.data.lamp import split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
-from lamp_pl.cache import HASH_STORE, file_sha256, file_sha256_by_state, stable_hash
+from lamp_pl.cache import (HASH_STORE, file_record, file_sha256, file_sha256_by_state, no_space, preallocate,
+                           stable_hash, swap_in)
 from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
 from lamp_pl.retrieval.ingest import write_tables
 from lamp_pl.tasks import Task
@@ -37,12 +38,9 @@ FORMAT = 1
 
 
 def replace_folder(tmp: Path, dest: Path) -> None:
-    """Move a completed `tmp` folder to `dest`, replacing an old `dest`."""
-    if dest.exists():
-        trash = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
-        os.replace(dest, trash / "old")
-        shutil.rmtree(trash, ignore_errors=True)
-    os.replace(tmp, dest)
+    """Move a completed `tmp` folder to `dest`, replacing an old `dest` (retrying when another
+    process's folder lands between the two renames, instead of failing with ENOTEMPTY)."""
+    swap_in(tmp, dest, done=lambda _: False)
 
 
 def index_folder(cache_dir: str | Path, task: Task, settings: EncoderSettings | None) -> Path:
@@ -64,9 +62,24 @@ def manifest_key(task: Task, inputs: dict[str, Path], encoder: dict | None,
             "encoder": encoder}
 
 
-def write_manifest(folder: Path, key: dict, counts: dict, info: dict) -> None:
-    """Written last: a folder without it never loads."""
-    (folder / "manifest.json").write_text(json.dumps({"key": key, "counts": counts, "info": info}, indent=1))
+def write_manifest(folder: Path, key: dict, counts: dict, info: dict, files: dict[str, dict]) -> None:
+    """Written last: a folder without it never loads. `files` holds each file's checksum record."""
+    (folder / "manifest.json").write_text(json.dumps({"key": key, "counts": counts, "info": info, "files": files},
+                                                     indent=1))
+
+
+def open_store(path: Path, shape: tuple[int, int]) -> np.memmap:
+    """A new float32 .npy memmap whose blocks are allocated up front: a full disk is a clear
+    `NoSpaceError` here, not a SIGBUS when a page of the map is first written."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    try:
+        with open(path, "wb") as stream:
+            np.lib.format.write_array_header_1_0(stream, header)
+            offset = stream.tell()
+    except OSError as error:
+        raise no_space(error, path) from None
+    preallocate(path, offset + 4 * shape[0] * shape[1])
+    return np.lib.format.open_memmap(path, mode="r+")
 
 
 def _shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -103,8 +116,8 @@ def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> float:
     """Stream encodings of `texts` into a new .npy memmap at `path`, renamed into place when full,
     so a half-written file never has the final name. Returns the seconds spent in forward passes."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
     try:
+        store = open_store(tmp, (len(texts), encoder.dim))
         encoder.encode(texts, store, desc=f"encoding {path.stem}")
         store.flush()
         del store
@@ -117,17 +130,20 @@ def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> float:
 def _write_tables(task: Task, inputs: dict[str, Path], folder: Path) -> dict:
     """Stream the questions files into `folder`'s tables; the counts say how many files were parsed."""
     start = time.perf_counter()
-    counts = write_tables(task, inputs, folder)
-    return {**counts, "_ingest": {"parsed_files": len(inputs), "pid": os.getpid(),
-                                  "seconds": round(time.perf_counter() - start, 3)}}
+    counts, files = write_tables(task, inputs, folder)
+    return {**counts, "_files": files, "_ingest": {"parsed_files": len(inputs), "pid": os.getpid(),
+                                                   "seconds": round(time.perf_counter() - start, 3)}}
 
 
 def _finish(folder: Path, tmp: Path, key: dict, counts: dict, inputs: dict[str, Path], info: dict) -> None:
     """Write the manifest (last) into the complete `tmp` folder and move it into place."""
     dim = int(np.load(tmp / "embeddings.npy", mmap_mode="r").shape[1]) if (tmp / "embeddings.npy").exists() else None
+    files = counts.pop("_files")
+    if dim is not None:  # written out of order through a memory map, so read back once (from the page cache)
+        files["embeddings.npy"] = file_record(tmp / "embeddings.npy")
     info = {**info, "ingest": counts.pop("_ingest"),
             "stat": {s: [p.stat().st_size, p.stat().st_mtime_ns] for s, p in inputs.items()}}
-    write_manifest(tmp, key, {**counts, "dim": dim}, info)
+    write_manifest(tmp, key, {**counts, "dim": dim}, info, files)
     replace_folder(tmp, folder)
 
 
@@ -145,6 +161,8 @@ def _build_single(task: Task, inputs: dict[str, Path], key: dict, folder: Path, 
             encoded, seconds = len(texts), time.perf_counter() - start
         _finish(folder, tmp, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,
                                                      "forward_seconds": forward, "world_size": 1})
+    except OSError as error:
+        raise no_space(error, tmp) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return encoded, seconds
@@ -165,7 +183,7 @@ def _assemble_store(tables: Path, build_dir: Path, settings: EncoderSettings, wo
             encoded += hi - lo
         shards.append((lo, hi, np.load(path, mmap_mode="r")))
     dim = shards[0][2].shape[1]
-    store = np.lib.format.open_memmap(tables / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(texts), dim))
+    store = open_store(tables / "embeddings.npy", (len(texts), dim))
     for lo, hi, shard in shards:
         if shard.shape != (hi - lo, dim):
             raise CacheError(f"shard {shard.filename} has shape {shard.shape}, expected {(hi - lo, dim)}")
@@ -259,6 +277,10 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
     sha256 = functools.partial(file_sha256_by_state, store=Path(cache_dir) / HASH_STORE)
     key = manifest_key(task, inputs, settings.key() if settings else None, sha256)
     folder = index_folder(cache_dir, task, settings)
+    if world_size == 1:  # a valid cache needs no lock (nor any write): a read-only cache works
+        index = check_cache(folder, key, log=False)
+        if index is not None:
+            return index, {"encoded": 0, "encode_seconds": 0.0, "reused": True, "folder": str(folder)}
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{folder}.lock") if rank == 0 else contextlib.nullcontext()
     encoded, seconds = 0, 0.0
@@ -277,7 +299,8 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
                                               progress)
         try:
             # Sharded: reopen even when valid here, in case rank 0 judged otherwise and rebuilt.
-            index = ProfileIndex(folder) if build or world_size > 1 else index
+            # A fresh build is checksummed in full once (it is in the page cache now).
+            index = ProfileIndex(folder, full_check=build and rank == 0) if build or world_size > 1 else index
         except CacheError as failure:
             raise CacheError(f"rank {rank}: the build did not produce a usable cache ({failure})") from failure
     return index, {"encoded": encoded, "encode_seconds": seconds, "reused": not build, "folder": str(folder)}

@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lamp_pl.cache import stable_hash
+from lamp_pl.cache import stable_hash, verify_files, write_checksummed
+from lamp_pl.errors import LaMPError
 
 logger = logging.getLogger(__name__)
 
 
-class CacheError(RuntimeError):
+class CacheError(LaMPError, RuntimeError):
     """A cache folder is missing, stale or unreadable; the message says which and why."""
 
 
@@ -50,15 +51,24 @@ class JsonLines:
         self._map: mmap.mmap | None = None
 
     @staticmethod
-    def write(path: str | Path, values: Sequence[object] | Sequence[str], encoded: bool = False) -> None:
-        """Write `values` (or already-encoded JSON strings) and their offsets beside them."""
+    def write(path: str | Path, values: Sequence[object] | Sequence[str], encoded: bool = False) -> dict[str, dict]:
+        """Write `values` (or already-encoded JSON strings) and their offsets beside them.
+
+        Returns:
+            The checksum record of each of the two files, by file name.
+        """
+        path = Path(path)
         offsets = np.zeros(len(values) + 1, dtype=np.int64)
-        with open(path, "wb") as stream:
+
+        def lines(stream) -> None:
             for i, value in enumerate(values):
                 line = (value if encoded else json.dumps(value, ensure_ascii=False)).encode() + b"\n"
                 stream.write(line)
                 offsets[i + 1] = offsets[i] + len(line)
-        np.save(Path(path).with_suffix(".offsets.npy"), offsets)
+
+        offsets_path = path.with_suffix(".offsets.npy")
+        return {path.name: write_checksummed(path, lines),
+                offsets_path.name: write_checksummed(offsets_path, lambda stream: np.save(stream, offsets))}
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -108,10 +118,20 @@ class ProfileIndex:
         CacheError: the folder is missing, incomplete, or its arrays do not fit its manifest.
     """
 
-    def __init__(self, folder: str | Path, user_cache: int = 32) -> None:
+    def __init__(self, folder: str | Path, user_cache: int = 32, full_check: bool = False) -> None:
+        """
+        Args:
+            full_check: checksum every file (at build end, `lamp-pl index --verify`); by default
+                sizes are checked always and checksums of small files only.
+        """
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
         counts = self.manifest["counts"]
+        if not isinstance(self.manifest.get("files"), dict):
+            raise CacheError(f"{self.folder}/manifest.json records no checksums (built by an older lamp_pl)")
+        problems = verify_files(self.folder, self.manifest["files"], full=full_check)
+        if problems:
+            raise CacheError(f"{self.folder}: damaged cache files ({'; '.join(problems)})")
         try:
             self.items = JsonLines(self.folder / "items.jsonl")
             self.texts = JsonLines(self.folder / "texts.jsonl")
@@ -200,19 +220,21 @@ class ProfileIndex:
         return members[found[0][keep]], scores[0][keep]
 
 
-def check_cache(folder: Path, key: dict) -> ProfileIndex | None:
-    """Open `folder` if it was built from `key`; log why not and return None otherwise."""
+def check_cache(folder: Path, key: dict, full_check: bool = False, log: bool = True) -> ProfileIndex | None:
+    """Open `folder` if it was built from `key` and is intact; log why not and return None otherwise."""
     if not folder.exists():
         return None
     try:
-        index = ProfileIndex(folder)
+        index = ProfileIndex(folder, full_check=full_check)
     except CacheError as error:
-        logger.warning("retrieval cache is corrupted or incomplete, rebuilding it: %s", error)
+        if log:
+            logger.warning("retrieval cache is corrupted or incomplete, rebuilding it: %s", error)
         return None
     if index.manifest["key"] != key:
         old = index.manifest["key"]
         changed = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
-        logger.info("retrieval cache %s is stale (changed: %s); rebuilding it", folder, ", ".join(changed))
+        if log:
+            logger.info("retrieval cache %s is stale (changed: %s); rebuilding it", folder, ", ".join(changed))
         return None
     return index
 

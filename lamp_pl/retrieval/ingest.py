@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamp_pl.cache import ChecksumWriter, write_checksummed
 from lamp_pl.data.stream import stream_questions
 from lamp_pl.tasks import Task
 
@@ -39,7 +40,8 @@ class JsonLinesWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.stream = open(path, "wb")  # noqa: SIM115 -- closed by close()
+        self.file = open(path, "wb")  # noqa: SIM115 -- closed by close()
+        self.stream = ChecksumWriter(self.file)  # the manifest's checksum, computed while writing
         self.offsets = array("q", [0])
 
     def add(self, value: object) -> int:
@@ -55,9 +57,12 @@ class JsonLinesWriter:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def close(self) -> None:
-        self.stream.close()
-        np.save(self.path.with_suffix(".offsets.npy"), np.frombuffer(self.offsets, dtype=np.int64))
+    def close(self) -> dict[str, dict]:
+        """Close the file and save the offsets; returns both files' checksum records by name."""
+        self.file.close()
+        offsets = self.path.with_suffix(".offsets.npy")
+        return {self.path.name: self.stream.record(), offsets.name: write_checksummed(
+            offsets, lambda out: np.save(out, np.frombuffer(self.offsets, dtype=np.int64)))}
 
 
 class DigestTable:
@@ -79,14 +84,20 @@ class DigestTable:
         return row, True
 
 
-def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> dict:
+def _save(folder: Path, name: str, save) -> dict[str, dict]:
+    """Write `folder/name` through `save(stream)`; its checksum record by name."""
+    return {name: write_checksummed(folder / name, save)}
+
+
+def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> tuple[dict, dict[str, dict]]:
     """Stream every split's questions file into the index tables under `folder`.
 
     Args:
         inputs: split name -> questions file, in the order their rows are numbered.
 
     Returns:
-        The manifest counts (without ``dim``): items, distinct_item_texts, texts, users, questions.
+        The manifest counts (without ``dim``): items, distinct_item_texts, texts, users, questions;
+        and the checksum record of every file written, by name (computed while writing).
 
     Raises:
         LaMPDataError: a malformed record (file, record, field); `folder` is then partly written.
@@ -96,6 +107,7 @@ def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> dict:
     item_text = array("q")
     users: dict[str, int] = {}
     owners, members, questions = [], [], {}  # (user, item) pairs per split, for the users' CSR
+    files: dict[str, dict] = {}
     try:
         for split, path in inputs.items():
             ids, owner, query_rows, offsets, rows = [], array("q"), array("q"), array("q", [0]), array("q")
@@ -113,35 +125,38 @@ def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> dict:
             arrays = {name: np.frombuffer(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
                       for name, values in (("users", owner), ("query_rows", query_rows), ("offsets", offsets),
                                            ("items", rows))}
-            np.savez(folder / f"split-{split}.npz", **{"question_ids": np.array(ids, dtype=str), **arrays})
+            tables = {"question_ids": np.array(ids, dtype=str), **arrays}
+            files |= _save(folder, f"split-{split}.npz", lambda out, tables=tables: np.savez(out, **tables))
             owners.append(np.repeat(arrays["users"], np.diff(arrays["offsets"])))
             members.append(arrays["items"])
             questions[split] = len(ids)
             del ids
     finally:
-        item_lines.close()
-        text_lines.close()
+        files |= item_lines.close()
+        files |= text_lines.close()
     user_lines = JsonLinesWriter(folder / "users.jsonl")
     for name in users:
         user_lines.add(name)
-    user_lines.close()
+    files |= user_lines.close()
     item_rows = np.frombuffer(item_text, dtype=np.int64) if len(item_text) else np.empty(0, np.int64)
-    np.save(folder / "item_text.npy", item_rows)
-    _write_user_items(folder, len(users), len(item_lines), owners, members)
-    return {"items": len(item_lines), "distinct_item_texts": len(np.unique(item_rows)),
-            "texts": len(text_lines), "users": len(users), "questions": questions}
+    files |= _save(folder, "item_text.npy", lambda out: np.save(out, item_rows))
+    files |= _write_user_items(folder, len(users), len(item_lines), owners, members)
+    counts = {"items": len(item_lines), "distinct_item_texts": len(np.unique(item_rows)),
+              "texts": len(text_lines), "users": len(users), "questions": questions}
+    return counts, files
 
 
 def _write_user_items(folder: Path, n_users: int, n_items: int, owners: list[np.ndarray],
-                      members: list[np.ndarray]) -> None:
+                      members: list[np.ndarray]) -> dict[str, dict]:
     """Each user's items (union over their questions and splits, sorted) as CSR, by one sort of
     user * n_items + item keys instead of a Python set per user."""
     keys = np.unique(np.concatenate([np.empty(0, np.int64), *(o * max(n_items, 1) + m
                                                                for o, m in zip(owners, members, strict=True))]))
     user_of = keys // max(n_items, 1)
-    np.save(folder / "user_items.npy", keys % max(n_items, 1))
     counts = np.bincount(user_of, minlength=n_users) if n_users else np.empty(0, np.int64)
-    np.save(folder / "user_offsets.npy", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return {**_save(folder, "user_items.npy", lambda out: np.save(out, keys % max(n_items, 1))),
+            **_save(folder, "user_offsets.npy", lambda out: np.save(out, offsets))}
 
 
 __all__ = ["DigestTable", "JsonLinesWriter", "digest", "write_tables"]

@@ -9,8 +9,8 @@ encoder, no FAISS (DataLoader workers can read it).
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from lamp_pl.data.lamp import available_splits, split_files
 from lamp_pl.data.stream import load_questions
 from lamp_pl.retrieval.build import build_profile_index, index_folder
 from lamp_pl.retrieval.encoder import EncoderSettings
-from lamp_pl.cache import HASH_STORE, file_sha256, file_sha256_by_state, stable_hash
+from lamp_pl.cache import (HASH_STORE, file_sha256, file_sha256_by_state, stable_hash, verify_files, write_file_atomic,
+                           write_text_atomic)
 from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.retrievers import RETRIEVERS, Retriever, SplitView, make_retriever, resolve_k
 from lamp_pl.tasks import Task, get_task
@@ -122,8 +124,30 @@ class RetrievalResults:
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.__dict__.update(arrays)
 
+    @staticmethod
+    def checksum_path(path: Path) -> Path:
+        """The record (size, blake2b) of a results file, written after it (the commit point)."""
+        return path.with_name(path.name + ".blake2b")
+
     @classmethod
     def load(cls, path: Path, key: dict) -> RetrievalResults:
+        """Read a results file, verified against its checksum record.
+
+        Raises:
+            FileNotFoundError: never computed.
+            CacheError: damaged, unrecorded, or for another key.
+        """
+        try:
+            record = json.loads(cls.checksum_path(path).read_text())
+        except FileNotFoundError:
+            if not path.exists():
+                raise FileNotFoundError(path) from None
+            raise CacheError(f"{path} has no checksum record (its writer was killed)") from None
+        except (OSError, ValueError) as error:
+            raise CacheError(f"{cls.checksum_path(path)} is unreadable ({error!r})") from None
+        problems = verify_files(path.parent, {path.name: record})
+        if problems:
+            raise CacheError(f"{path} is damaged ({'; '.join(problems)})")
         try:
             with np.load(path) as data:
                 arrays = {name: data[name] for name in (*cls.FIELDS, "key")}
@@ -138,11 +162,32 @@ class RetrievalResults:
         return cls(arrays)
 
     def save(self, path: Path, key: dict) -> None:
+        """Write the file atomically, then its checksum record (a file without one never loads)."""
+        arrays = {n: getattr(self, n) for n in self.FIELDS}
+        record = write_file_atomic(path, lambda stream: np.savez(stream, key=np.array(stable_hash(key)), **arrays))
+        write_text_atomic(self.checksum_path(path), json.dumps(record))
+
+    @classmethod
+    def ensure(cls, path: Path, key: dict, compute: Callable[[], RetrievalResults]) -> bool:
+        """Load the results at `path`, or (re)compute and save them under `<path>.lock` when
+        missing or damaged (a valid file needs no lock). Returns whether they were computed."""
+        try:
+            cls.load(path, key)
+            return False
+        except FileNotFoundError:
+            pass
+        except CacheError as why:
+            logger.warning("recomputing retrieval results: %s", why)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as stream:
-            np.savez(stream, key=np.array(stable_hash(key)), **{n: getattr(self, n) for n in self.FIELDS})
-        os.replace(tmp, path)
+        with FileLock(f"{path}.lock"):
+            for stale in path.parent.glob(f".{path.name}.*"):  # temporaries of killed writers
+                stale.unlink(missing_ok=True)
+            try:
+                cls.load(path, key)  # another process computed them while we waited
+                return False
+            except (FileNotFoundError, CacheError):
+                compute().save(path, key)
+        return True
 
     @classmethod
     def compute(cls, view: SplitView, retriever: Retriever, k_max: int, progress: bool = True) -> RetrievalResults:
@@ -203,18 +248,14 @@ def prepare_retrieval(task: str | Task, data_dir: str | Path, splits: Sequence[s
         try:
             for split in splits:
                 key = results_key(index.hash, split, retriever, config)
-                path = results_path(index.folder, key)
-                try:
-                    RetrievalResults.load(path, key)
-                    computed[split] = False
-                except (FileNotFoundError, CacheError) as why:
-                    if not isinstance(why, FileNotFoundError):
-                        logger.warning("recomputing retrieval results: %s", why)
+
+                def compute(split: str = split) -> RetrievalResults:
                     # Ids and inputs only: the profiles are in the index already.
                     questions = load_questions(data_dir, task, split, outputs=False)
                     view = SplitView(task, index, split, questions, config.drop_identical)
-                    RetrievalResults.compute(view, retriever, config.k_max, progress).save(path, key)
-                    computed[split] = True
+                    return RetrievalResults.compute(view, retriever, config.k_max, progress)
+
+                computed[split] = RetrievalResults.ensure(results_path(index.folder, key), key, compute)
         except Exception as failure:  # noqa: BLE001 -- re-raised after the barrier so no rank hangs
             error = failure
     if world_size > 1:
