@@ -33,7 +33,7 @@ from lamp_pl.data.stream import load_questions
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.errors import LaMPError, MissingDataError
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
-from lamp_pl.retrieval.encoder import encoder_slug
+from lamp_pl.retrieval.build import index_folder
 
 TASK = "LaMP_7"
 ROOT = Path(__file__).parents[1]
@@ -258,7 +258,7 @@ def _outcome(data_dir: Path, cache: Path, tiny_t5: Path, tiny_bert: Path) -> dic
     dm = _datamodule(data_dir, cache, tiny_t5, tiny_bert)
     dm.prepare_data()
     dm.setup(None)
-    index = cache / TASK / encoder_slug(str(tiny_bert))
+    index = index_folder(cache, dm.task, dm.retrieval.encoder_settings())
     return {"embeddings": np.load(index / "embeddings.npy").tolist(),
             "items": (index / "items.jsonl").read_text(),
             "retrieved": {s: [(r.item_ids, r.scores) for r in load_retrieved(TASK, data_dir, s, dm.retrieval, cache, 4)]
