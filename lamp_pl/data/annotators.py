@@ -186,8 +186,9 @@ def _item(form: TaskForm, row: Annotation) -> dict:
 
 
 def _write_form(out: Path, form: TaskForm, splits: dict[str, list[Annotation]],
-                pools: dict[str, list[Annotation]]) -> dict:
+                pools: dict[str, list[Annotation]], list_labels: bool) -> dict:
     folder = out / form.name
+    question = form.question if list_labels else form.question.replace("labels: [{labels}] ", "")
     sizes = {}
     for split, rows in splits.items():
         questions, golds = [], []
@@ -195,7 +196,7 @@ def _write_form(out: Path, form: TaskForm, splits: dict[str, list[Annotation]],
             item = _item(form, row)
             profile = [_item(form, other) for other in pools[row.annotator] if other.text_id != row.text_id]
             questions.append({"id": item["id"], "user_id": row.annotator,
-                              "input": form.question.format(text=row.text, labels=", ".join(form.labels)),
+                              "input": question.format(text=row.text, labels=", ".join(form.labels)),
                               "profile": profile})
             golds.append({"id": item["id"], "output": item["labels"]})
         write_text_atomic(folder / f"{split}_questions.json", json.dumps(questions, indent=1))
@@ -206,7 +207,8 @@ def _write_form(out: Path, form: TaskForm, splits: dict[str, list[Annotation]],
 
 
 def convert(raw: Sequence[str | Path], out: str | Path, schema: RawSchema, forms: Sequence[TaskForm],
-            split: str = "known_users", min_annotations: int = 10, seed: int = 0, max_profile: int = 100) -> dict:
+            split: str = "known_users", min_annotations: int = 10, seed: int = 0, max_profile: int = 100,
+            list_labels: bool = True) -> dict:
     """Read, filter, split and write every task view of one dataset; return the summary."""
     annotations, counts = read_annotations(raw, schema)
     by_annotator: dict[str, list[Annotation]] = defaultdict(list)
@@ -223,7 +225,7 @@ def convert(raw: Sequence[str | Path], out: str | Path, schema: RawSchema, forms
                                                              min(len(rows), max_profile + 1))
              for a, rows in kept.items()}
     out = Path(out)
-    tasks = {form.name: _write_form(out, form, splits, pools) for form in forms}
+    tasks = {form.name: _write_form(out, form, splits, pools, list_labels) for form in forms}
     return {"split": split, "seed": seed, "min_annotations": min_annotations, "max_profile": max_profile,
             **counts, "annotations_kept": sum(len(r) for r in kept.values()), "annotators_kept": len(kept),
             "dropped_annotators": len(dropped), "dropped_annotator_ids": dropped,
@@ -231,7 +233,7 @@ def convert(raw: Sequence[str | Path], out: str | Path, schema: RawSchema, forms
 
 
 def convert_goemotions(raw: list[Path], out: Path, split: str = "known_users", min_annotations: int = 10,
-                       seed: int = 0, max_profile: int = 100) -> dict:
+                       seed: int = 0, max_profile: int = 100, list_labels: bool = True) -> dict:
     """GoEmotions raw CSVs (`goemotions_1..3.csv`) -> the multi-label `GoEmotions` task.
 
     Args:
@@ -242,15 +244,16 @@ def convert_goemotions(raw: list[Path], out: Path, split: str = "known_users", m
         min_annotations: Annotators with fewer (clear) annotations are dropped.
         seed: Seeds the splits and the profile samples.
         max_profile: Most profile items per question.
+        list_labels: Name the label set in each question's input (off: shorter prompts).
 
     Returns:
         The summary: rows read, dropped unclear rows / duplicates / annotators, questions per split.
     """
-    return convert(raw, out, GOEMOTIONS, GOEMOTIONS_TASKS, split, min_annotations, seed, max_profile)
+    return convert(raw, out, GOEMOTIONS, GOEMOTIONS_TASKS, split, min_annotations, seed, max_profile, list_labels)
 
 
 def convert_unhealthy(raw: list[Path], out: Path, split: str = "known_users", min_annotations: int = 10,
-                      seed: int = 0, max_profile: int = 100) -> dict:
+                      seed: int = 0, max_profile: int = 100, list_labels: bool = True) -> dict:
     """Unhealthy Conversations raw CSV -> `Unhealthy_healthy` (binary) and `Unhealthy_attributes`.
 
     Args:
@@ -261,11 +264,12 @@ def convert_unhealthy(raw: list[Path], out: Path, split: str = "known_users", mi
         min_annotations: Annotators with fewer annotations are dropped.
         seed: Seeds the splits and the profile samples.
         max_profile: Most profile items per question.
+        list_labels: Name the label set in each question's input.
 
     Returns:
         The summary, as `convert_goemotions`.
     """
-    return convert(raw, out, UNHEALTHY, UNHEALTHY_TASKS, split, min_annotations, seed, max_profile)
+    return convert(raw, out, UNHEALTHY, UNHEALTHY_TASKS, split, min_annotations, seed, max_profile, list_labels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,9 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-annotations", type=int, default=10)
     parser.add_argument("--max-profile", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-label-list", dest="list_labels", action="store_false",
+                        help="leave the label set out of the questions' inputs")
     args = parser.parse_args(argv)
     function = convert_goemotions if args.dataset == "goemotions" else convert_unhealthy
-    summary = function(args.raw, args.out, args.split, args.min_annotations, args.seed, args.max_profile)
+    summary = function(args.raw, args.out, args.split, args.min_annotations, args.seed, args.max_profile,
+                       args.list_labels)
     summary["dropped_annotator_ids"] = summary["dropped_annotator_ids"][:20]
     print(json.dumps(summary, indent=2))
     return 0

@@ -109,7 +109,8 @@ def write_demo(dest: str | Path, spec: AnnotatorSpec | None = None, split: str =
 
     dest = Path(dest)
     raw = write_raw_csv(dest / "raw" / "goemotions_synthetic.csv", spec)
-    summary = convert_goemotions([raw], dest / "data", split=split, min_annotations=10, seed=0)
+    summary = convert_goemotions([raw], dest / "data", split=split, min_annotations=10, seed=0,
+                                 list_labels=False)
     build_tiny_t5(dest / "t5", _corpus(dest / "data" / "GoEmotions"), vocab_size=600)
     return summary
 
