@@ -95,7 +95,8 @@ def _corpus(task_folder: Path) -> list[str]:
     texts = []
     for path in sorted(task_folder.glob("*_questions.json")):
         for record in json.loads(path.read_text()):
-            texts.append(record["input"])
+            # The user-id context prefix too, or the ids would tokenize to <unk> and say nothing.
+            texts.append(f"User {record['user_id']}: {record['input']}")
             texts.extend(f'"{item["text"]}" is labelled "{item["labels"]}"' for item in record["profile"][:5])
     for path in sorted(task_folder.glob("*_outputs.json")):
         texts.extend(g["output"] for g in json.loads(path.read_text())["golds"])
@@ -111,7 +112,7 @@ def write_demo(dest: str | Path, spec: AnnotatorSpec | None = None, split: str =
     raw = write_raw_csv(dest / "raw" / "goemotions_synthetic.csv", spec)
     summary = convert_goemotions([raw], dest / "data", split=split, min_annotations=10, seed=0,
                                  list_labels=False)
-    build_tiny_t5(dest / "t5", _corpus(dest / "data" / "GoEmotions"), vocab_size=600)
+    build_tiny_t5(dest / "t5", _corpus(dest / "data" / "GoEmotions"), vocab_size=1000)
     return summary
 
 
