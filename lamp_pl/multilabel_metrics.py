@@ -37,7 +37,7 @@ def _canonical(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def format_labels(chosen: Sequence[str] | set[str], labels: Sequence[str]) -> str:
+def format_labels(chosen: Sequence[str] | set[str] | frozenset[str], labels: Sequence[str]) -> str:
     """The output string of a label set: labels in `labels` order joined by ``", "``, or ``"none"``.
 
     Raises:
@@ -77,6 +77,12 @@ class MultiLabelMetrics(Metric):
 
     is_differentiable = False
     full_state_update = False
+    tp: Tensor
+    fp: Tensor
+    fn: Tensor
+    exact: Tensor
+    total: Tensor
+    user_rows: list[Tensor]
 
     def __init__(self, labels: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -116,8 +122,9 @@ class MultiLabelMetrics(Metric):
             self.user_rows.append(torch.cat([keys[:, None], tp, fp, fn], 1).flatten().to(torch.float64))
 
     def _user_mean(self) -> Tensor | None:
-        rows = self.user_rows
-        rows = torch.cat(rows) if isinstance(rows, list) and rows else rows
+        # A list before a DDP sync, one gathered tensor after it.
+        state: list[Tensor] | Tensor = self.user_rows
+        rows = torch.cat(state) if isinstance(state, list) and state else state
         if not isinstance(rows, Tensor) or rows.numel() == 0:
             return None
         rows = rows.reshape(-1, 1 + 3 * len(self.labels))

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from lamp_pl.data.annotators import EMOTIONS, UNHEALTHY_COLUMNS, convert_goemotions, convert_unhealthy
+from lamp_pl.data.annotators import (
+    EMOTIONS,
+    UNHEALTHY_COLUMNS,
+    convert_goemotions,
+    convert_unhealthy,
+)
 from lamp_pl.data.lamp import LaMPDataError, load_split
 from lamp_pl.data.synthetic_annotators import AnnotatorSpec, write_raw_csv
 from lamp_pl.tasks import get_task

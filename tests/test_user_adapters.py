@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lamp_pl.adapters import fit_users, test_users as evaluate_users
+from lamp_pl.adapters import fit_users
+from lamp_pl.adapters import test_users as evaluate_users
 from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, set_lora_state
 from lamp_pl.adapters.examples import item_to_example, user_examples
 from lamp_pl.adapters.store import load_adapter, read_settings
@@ -70,7 +71,8 @@ def test_item_to_example_covers_lamp_and_annotator_tasks(demo) -> None:
 def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path) -> None:
     root, config = demo
     out = tmp_path / "adapters"
-    args = dict(configs=[str(config)], out=out, min_profile=4, epochs=30, lr=0.05, batch_size=16, r=4, alpha=16)
+    args = {"configs": [str(config)], "out": out, "min_profile": 4, "epochs": 30, "lr": 0.05, "batch_size": 16, "r": 4,
+            "alpha": 16}
     first = fit_users(**args, shard="0/2")
     assert first["trained"] >= 2 and first["bytes_per_adapter"] > 0
     rest = fit_users(**args, shard="1/2")

@@ -41,7 +41,7 @@ ITEM_EXAMPLES: dict[str, ItemExample] = {
 
 
 def _question_prefix(task: Task, question: LaMPQuestion) -> str:
-    marker = task.query_marker
+    marker = task.query_marker or ""
     at = question.input.find(marker) if marker else -1
     if at < 0:
         raise ValueError(f"{task.name}: no ITEM_EXAMPLES row and question {question.id!r} lacks the query marker "

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import torch
 
-from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, lora_settings, lora_state, set_lora_state
+from lamp_pl.adapters.base import (
+    add_lora_slot,
+    build_base,
+    load_config,
+    lora_settings,
+    lora_state,
+    set_lora_state,
+)
 from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, save_adapter, write_settings
 from lamp_pl.cache import stable_hash
@@ -36,7 +43,7 @@ def parse_shard(shard: str) -> tuple[int, int]:
 def my_users(users: list[str], shard: str) -> list[str]:
     """The users this process trains: shard i of n, then this rank's share of it."""
     index, count = parse_shard(shard)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     return [u for j, u in enumerate(sorted(users)) if j % (count * world) == index * world + rank]
 
 
