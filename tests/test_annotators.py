@@ -78,6 +78,11 @@ def test_held_out_users_never_in_train(tmp_path: Path) -> None:
     assert not users["train"] & (users["dev"] | users["test"]) and not users["dev"] & users["test"]
     assert summary["annotators"] == {"train": 7, "dev": 1, "test": 2}
     assert summary["dropped_annotators"] == 2  # the generator's sparse annotators
+    for split in ("dev", "test"):  # held-out profiles are support texts that are never asked
+        questions = load_split(tmp_path / "out", task, split)
+        asked = {q.id for q in questions}
+        assert all(item["id"] not in asked for q in questions for item in q.profile)
+        assert all(len(q.profile) >= 7 for q in questions)
 
 
 @pytest.mark.parametrize("dataset", ["goemotions", "unhealthy"])

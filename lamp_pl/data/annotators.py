@@ -14,7 +14,8 @@ Split protocols:
   70/10/20 into train/dev/test, with at least one text in train, so every annotator is seen in
   training.
 * ``held_out_users``: whole annotators are split 70/10/20 (seeded), so dev/test annotators never
-  occur in train and the model must personalize from their profile items alone.
+  occur in train and the model must personalize from their profile items alone; half of each
+  held-out annotator's texts (seeded) are their profile and only the other half are asked.
 """
 
 from __future__ import annotations
@@ -181,6 +182,23 @@ def split_annotations(by_annotator: dict[str, list[Annotation]], protocol: str, 
     return splits
 
 
+def _hold_out_support(splits: dict[str, list[Annotation]], kept: dict[str, list[Annotation]],
+                      seed: int) -> tuple[dict[str, list[Annotation]], dict[str, list[Annotation]]]:
+    """Held-out annotators: half of their texts (seeded) become profile-only support items and
+    only the other half are asked, so no profile item of theirs is also a question whose label is
+    scored (a per-user adapter trained on the profile would otherwise see test labels)."""
+    support = dict(kept)
+    for split in ("dev", "test"):
+        asked = []
+        for annotator in sorted({row.annotator for row in splits[split]}):
+            rows = sorted(kept[annotator], key=lambda r: r.text_id)
+            random.Random(f"{seed}:support:{annotator}").shuffle(rows)
+            half = len(rows) // 2
+            support[annotator], asked = rows[:half], asked + rows[half:]
+        splits[split] = asked
+    return splits, support
+
+
 def _item(form: TaskForm, row: Annotation) -> dict:
     return {"id": f"{row.annotator}-{row.text_id}", "text": row.text, "labels": form.output(row.flags)}
 
@@ -219,11 +237,14 @@ def convert(raw: Sequence[str | Path], out: str | Path, schema: RawSchema, forms
     if not kept:
         raise ValueError(f"no annotator has {min_annotations} or more annotations in {', '.join(map(str, raw))}")
     splits = split_annotations(kept, split, seed)
+    support = dict(kept)
+    if split == "held_out_users":
+        splits, support = _hold_out_support(splits, kept, seed)
     # Each annotator's profile pool: a seeded sample of at most max_profile + 1 of their rows, so a
     # question's profile (its own text removed) stays bounded on annotators with thousands of rows.
     pools = {a: random.Random(f"{seed}:profile:{a}").sample(sorted(rows, key=lambda r: r.text_id),
                                                              min(len(rows), max_profile + 1))
-             for a, rows in kept.items()}
+             for a, rows in support.items()}
     out = Path(out)
     tasks = {form.name: _write_form(out, form, splits, pools, list_labels) for form in forms}
     return {"split": split, "seed": seed, "min_annotations": min_annotations, "max_profile": max_profile,
