@@ -21,7 +21,9 @@ COMMANDS = {"check-data": "lamp_pl.data.check", "download": "lamp_pl.data.downlo
             "synthetic": "lamp_pl.data.synthetic", "index": "lamp_pl.commands",
             "inspect": "lamp_pl.commands", "grid": "lamp_pl.grid", "evaluate": "lamp_pl.evaluate",
             "score-items": "lamp_pl.learned.commands", "attribute": "lamp_pl.learned.commands",
-            "fit-retriever": "lamp_pl.learned.commands", "ropg-kd": "lamp_pl.learned.commands"}
+            "fit-retriever": "lamp_pl.learned.commands", "ropg-kd": "lamp_pl.learned.commands",
+            "convert": "lamp_pl.data.annotators", "fit-users": "lamp_pl.adapters.commands",
+            "test-users": "lamp_pl.adapters.commands"}
 
 
 class LaMPCLI(LightningCLI):

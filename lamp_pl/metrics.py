@@ -290,4 +290,8 @@ def build_metrics(kind: str, labels: Sequence[str] | None = None, **kwargs) -> M
         return RegressionMetrics(**kwargs)
     if kind == "generation":
         return GenerationMetrics(**kwargs)
+    if kind == "multilabel":  # per-annotator subjective tasks (issue 12)
+        from lamp_pl.multilabel_metrics import MultiLabelMetrics
+
+        return MultiLabelMetrics(labels or (), **kwargs)
     raise ValueError(f"unknown metric kind {kind!r}; expected classification, regression or generation")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-MetricKind = Literal["classification", "regression", "generation"]
+MetricKind = Literal["classification", "regression", "generation", "multilabel"]
 
 
 def quoted_strings(text: str) -> list[str]:
@@ -113,7 +113,8 @@ class Task:
     @property
     def monitor(self) -> str:
         """The metric a checkpoint callback should watch."""
-        return {"classification": "accuracy", "regression": "mae", "generation": "rouge-1"}[self.metric_kind]
+        return {"classification": "accuracy", "regression": "mae", "generation": "rouge-1",
+                "multilabel": "f1_macro"}[self.metric_kind]
 
     @property
     def monitor_mode(self) -> Literal["min", "max"]:

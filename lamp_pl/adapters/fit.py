@@ -1,0 +1,128 @@
+"""`fit_users`: one LoRA adapter per user, trained on that user's own profile items.
+
+Users are sharded by `shard` ("i/n", e.g. one per machine) and, inside a shard, over the ranks
+of a `torch.distributed` job (RANK / WORLD_SIZE in the environment, as torchrun sets them). Each
+adapter is written atomically as soon as it is trained, so a killed run loses at most the user in
+progress and a rerun skips every user whose file exists.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from lamp_pl.adapters.base import (
+    add_lora_slot,
+    build_base,
+    load_config,
+    lora_settings,
+    lora_state,
+    set_lora_state,
+)
+from lamp_pl.adapters.examples import user_examples
+from lamp_pl.adapters.store import adapter_path, save_adapter, write_settings
+from lamp_pl.cache import stable_hash
+from lamp_pl.data.lamp import load_split
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """ "i/n" -> (i, n), checked."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n', got {shard!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard {shard!r}: need 0 <= i < n")
+    return index, count
+
+
+def my_users(users: list[str], shard: str) -> list[str]:
+    """The users this process trains: shard i of n, then this rank's share of it."""
+    index, count = parse_shard(shard)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    return [u for j, u in enumerate(sorted(users)) if j % (count * world) == index * world + rank]
+
+
+def _train_one(peft_model, tokenizer, pairs: list[tuple[str, str]], epochs: int, lr: float, batch_size: int,
+               max_input_length: int, max_target_length: int, seed: int) -> float:
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    rng, loss = random.Random(seed), torch.tensor(0.0)
+    peft_model.train()
+    for _ in range(epochs):
+        order = list(range(len(pairs)))
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            chosen = [pairs[i] for i in order[start:start + batch_size]]
+            inputs = tokenizer([p[0] for p in chosen], truncation=True, max_length=max_input_length,
+                               padding=True, return_tensors="pt")
+            labels = tokenizer([p[1] for p in chosen], truncation=True, max_length=max_target_length,
+                               padding=True, return_tensors="pt")["input_ids"]
+            labels[labels == tokenizer.pad_token_id] = -100
+            loss = peft_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    peft_model.eval()
+    return float(loss)
+
+
+def fit_users(configs: list[str], out: str | Path, ckpt_path: str | Path | None = None, split: str | None = None,
+              shard: str = "0/1", min_profile: int = 4, epochs: int = 5, lr: float = 1e-3, batch_size: int = 8,
+              r: int = 8, alpha: int = 16, dropout: float = 0.0, seed: int = 0,
+              overrides: list[str] | None = None) -> dict:
+    """Train one LoRA adapter per user of a split over the config's frozen base model.
+
+    Args:
+        configs: LightningCLI config files (data and model sections are read).
+        out: Folder of the adapters (one `<user>-<hash>.safetensors` each, plus `adapters.json`).
+        ckpt_path: A Lightning checkpoint of the base model (e.g. the non-personalized fit).
+        split: Whose users (default: the data section's `test_split`).
+        shard: "i/n": train only every n-th user starting at i (also split over DDP ranks).
+        min_profile: Users with fewer training pairs get no adapter (they use the base model).
+        epochs: Passes over each user's pairs.
+        lr: AdamW learning rate of the LoRA weights.
+        batch_size: Pairs per step.
+        r: LoRA rank.
+        alpha: LoRA scaling numerator.
+        dropout: LoRA dropout.
+        seed: Seeds each user's batch order (with the user id).
+        overrides: `--data.x value` overrides of the data section.
+
+    Returns:
+        Summary: users trained / skipped (finished earlier) / too small, bytes per adapter, seconds.
+    """
+    start = time.perf_counter()
+    datamodule, model_args = load_config(configs, overrides)
+    datamodule.write_synthetic_data()
+    questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
+    examples = user_examples(datamodule.task, questions)
+    settings = lora_settings(r, alpha, dropout, model_args, ckpt_path)
+    write_settings(out, settings)
+    base = build_base(model_args, ckpt_path)
+    torch.manual_seed(seed)
+    peft_model = add_lora_slot(base.model, settings)
+    initial = lora_state(peft_model)
+    trained, skipped, small, sizes = [], [], [], {}
+    for user in my_users(list(examples), shard):
+        if len(examples[user]) < min_profile:
+            small.append(user)
+            continue
+        path = adapter_path(out, user)
+        if path.is_file():
+            skipped.append(user)
+            sizes[user] = path.stat().st_size
+            continue
+        set_lora_state(peft_model, initial)
+        _train_one(peft_model, base.tokenizer, examples[user], epochs, lr, batch_size, datamodule.max_input_length,
+                   datamodule.max_target_length, int(stable_hash([seed, user], 8), 16))
+        sizes[user] = save_adapter(out, user, lora_state(peft_model))
+        trained.append(user)
+    return {"out": str(out), "users": len(examples), "trained": len(trained), "skipped_finished": len(skipped),
+            "too_small": len(small), "min_profile": min_profile,
+            "bytes_per_adapter": max(sizes.values(), default=0), "bytes_total": sum(sizes.values()),
+            "seconds": round(time.perf_counter() - start, 2)}
