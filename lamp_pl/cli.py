@@ -19,7 +19,8 @@ set_parsing_settings(docstring_parse_attribute_docstrings=True)
 # Commands outside the Lightning loop: name -> module exposing `main(argv) -> int`.
 COMMANDS = {"check-data": "lamp_pl.data.check", "download": "lamp_pl.data.download",
             "synthetic": "lamp_pl.data.synthetic", "index": "lamp_pl.commands",
-            "inspect": "lamp_pl.commands", "grid": "lamp_pl.grid"}
+            "inspect": "lamp_pl.commands", "grid": "lamp_pl.grid",
+            "export": "lamp_pl.export"}
 
 
 class LaMPCLI(LightningCLI):
