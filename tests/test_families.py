@@ -206,3 +206,19 @@ def test_export_reproduces_predictions(lora, tiny_llama, data_root, tmp_path):
         out_ids = model.generate(**ids, max_new_tokens=6, num_beams=2, do_sample=False)
         text = tokenizer.decode(out_ids[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
         assert text == expected[question_id]
+
+
+def test_zero_shot_causal_test_and_gradient_checkpointing(tiny_llama, data_root, tmp_path):
+    args = args_for(tiny_llama, data_root, tmp_path, "LaMP_2", "causal")
+    main(["test", *args])  # no checkpoint: the pretrained causal LM as it is
+    assert json.loads(newest(tmp_path, "predictions_test.json").read_text())["golds"]
+    main(["fit", *args, "--model.peft", LORA, "--model.gradient_checkpointing", "true",
+          "--trainer.fast_dev_run", "true"])
+
+
+def test_fsdp_policy_wraps_each_transformer_block(tiny_llama):
+    from lamp_pl.models.adapters import fsdp_block_policy
+
+    model = causal_model(tiny_llama, peft={"r": 2})
+    wrapped = [type(m).__name__ for m in model.model.modules() if fsdp_block_policy(m, False, 0)]
+    assert wrapped == ["LlamaDecoderLayer"] * 2
