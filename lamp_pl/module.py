@@ -15,8 +15,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lamp_pl.metrics import build_metrics
 from lamp_pl.models import FamilyName, get_family
-from lamp_pl.models.adapters import (LoraSettings, Quantization, apply_lora, enable_gradient_checkpointing,
-                                     mark_fsdp_blocks, quantization_kwargs, trainable_state)
+from lamp_pl.models.adapters import (
+    LoraSettings,
+    Quantization,
+    apply_lora,
+    enable_gradient_checkpointing,
+    mark_fsdp_blocks,
+    quantization_kwargs,
+    trainable_state,
+)
 from lamp_pl.offline import load_tokenizer
 from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
 from lamp_pl.tasks import get_task
