@@ -58,19 +58,23 @@ def model_card(hparams: dict[str, Any], data: dict[str, Any], metrics: dict[str,
     retrieval = retrieval if isinstance(retrieval, dict) else vars(retrieval)
     prompt = data.get("prompt") or {}
     prompt = prompt if isinstance(prompt, dict) else vars(prompt)
+    random_init = hparams.get("random_init")
+    base = f"randomly initialised ({random_init})" if random_init else hparams.get("model_name_or_path")
     lines = [f"# {hparams.get('task')} ({family}) fine-tuned with lamp_pl", "",
              f"- task: {hparams.get('task')}", f"- family: {family} (`{auto}`)",
-             f"- base model: {hparams.get('model_name_or_path')}",
+             f"- base model: {base}",
              f"- LoRA: {hparams.get('peft') or 'none'}" + (" (adapter only)" if adapter_only else
                                                           (" (merged)" if hparams.get("peft") else "")),
              f"- retriever: {retrieval.get('retriever', '?')} (encoder {retrieval.get('encoder', '-')})",
              f"- k: {data.get('k', '?')}", f"- prompt options: {json.dumps(prompt, default=str)}",
              f"- max_input_length: {data.get('max_input_length', '?')}",
-             f"- chat_template: {hparams.get('chat_template', False)}", "", "## Test metrics", ""]
+             f"- chat_template: {hparams.get('chat_template', False)}", "", "## Test metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in (metrics or {}).items()] or ["(no metrics_test.json next to the checkpoint)"]
     lines += ["", "## Use", "", "```python", f"from transformers import {auto}, AutoTokenizer",
               f"model = {auto}.from_pretrained(DIR)", "tokenizer = AutoTokenizer.from_pretrained(DIR)", "```",
-              "Prompts must be built as lamp_pl builds them (same task template, retriever and k)."]
+              "Prompts must be built as lamp_pl builds them (same task template, retriever and k), tokenized",
+              "with truncation at max_input_length; a causal model reads the prompt without any special token",
+              "the tokenizer appends (e.g. a T5-style `</s>`) and generates after it."]
     return "\n".join(lines) + "\n"
 
 
