@@ -23,7 +23,7 @@ COMMANDS = {"check-data": "lamp_pl.data.check", "download": "lamp_pl.data.downlo
             "score-items": "lamp_pl.learned.commands", "attribute": "lamp_pl.learned.commands",
             "fit-retriever": "lamp_pl.learned.commands", "ropg-kd": "lamp_pl.learned.commands",
             "convert": "lamp_pl.data.annotators", "fit-users": "lamp_pl.adapters.commands",
-            "test-users": "lamp_pl.adapters.commands"}
+            "test-users": "lamp_pl.adapters.commands", "export": "lamp_pl.export"}
 
 
 class LaMPCLI(LightningCLI):

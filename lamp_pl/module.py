@@ -1,4 +1,9 @@
-"""LaMPModel: a sequence-to-sequence LM (Flan-T5 by default) trained and scored on LaMP prompts."""
+"""LaMPModel: one LightningModule for every generator family (seq2seq, causal LM, classifier).
+
+The family (lamp_pl/models/) builds the network, computes the loss and turns a batch into output
+strings; this class owns what is shared: LoRA, quantization, building in `configure_model`,
+trainable-only checkpoints, optimisation, metrics and prediction files.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,35 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lamp_pl.metrics import build_metrics
+from lamp_pl.models import FamilyName, get_family
+from lamp_pl.models.adapters import (
+    LoraSettings,
+    Quantization,
+    apply_lora,
+    enable_gradient_checkpointing,
+    mark_fsdp_blocks,
+    quantization_kwargs,
+    trainable_state,
+)
 from lamp_pl.offline import load_tokenizer
 from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
 from lamp_pl.tasks import get_task
 
+TRAINABLE_ONLY = "lamp_pl_trainable_only"
+"""Checkpoint key set when `state_dict` holds only the trainable (adapter) weights."""
+
 
 class LaMPModel(L.LightningModule):
-    """Fine-tunes and evaluates a seq2seq model on retrieval-augmented LaMP prompts.
+    """Fine-tunes and evaluates a generator on retrieval-augmented LaMP prompts.
 
-    Training minimises the LM loss of the gold output; validation, test and predict generate with
-    beam search and score with the task's metrics (from the task registry).
+    Training minimises the family's loss of the gold output; validation, test and predict produce
+    output strings (generated, or the classifier's label) and score them with the task's metrics.
     """
 
     def __init__(
         self,
         model_name_or_path: str = "google/flan-t5-base",
+        family: FamilyName = "seq2seq",
         task: str = "LaMP_2",
         tokenizer: str | None = None,
         random_init: dict[str, Any] | None = None,
@@ -31,59 +50,116 @@ class LaMPModel(L.LightningModule):
         weight_decay: float = 1e-4,
         warmup_ratio: float = 0.05,
         num_beams: int = 4,
-        max_new_tokens: int = 64,
+        max_new_tokens: int = 128,
+        chat_template: bool = False,
+        peft: LoraSettings | None = None,
+        quantization: Quantization | None = None,
+        gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
     ) -> None:
         """
         Args:
-            model_name_or_path: Hub name or local folder of an `AutoModelForSeq2SeqLM` checkpoint.
+            model_name_or_path: Hub name or local folder of a checkpoint of the family's Auto class
+                (`AutoModelForSeq2SeqLM`, `AutoModelForCausalLM`, `AutoModelForSequenceClassification`).
+            family: `seq2seq` (T5, Flan-T5, BART), `causal` (decoder-only LMs: prompt + target,
+                loss on the target only) or `classifier` (CLS-P: a head over the task's labels).
             task: LaMP task name (linked from the data section); picks metrics and the monitor.
             tokenizer: Generator tokenizer (linked from the data section); defaults to the model's.
-            random_init: `T5Config` fields for a randomly initialised T5 instead of pretrained
-                weights (tests, the offline demo); the vocabulary size comes from the tokenizer.
+            random_init: Config fields of a randomly initialised network instead of pretrained
+                weights (tests, the offline demo); `model_type` picks the architecture (default
+                t5 / llama / bert by family); the vocabulary size comes from the tokenizer.
             lr: AdamW learning rate.
             weight_decay: AdamW weight decay.
             warmup_ratio: Fraction of the estimated training steps spent warming up linearly.
             num_beams: Beam width of generation in validation, test and predict.
-            max_new_tokens: Most tokens generated per output.
+            max_new_tokens: Most tokens generated per output (128: the official generation_max_length).
+            chat_template: Causal family: wrap each prompt in the tokenizer's chat template
+                (instruction-tuned models).
+            peft: A LoRA section: train adapters only, on a frozen base; checkpoints then hold the
+                adapter weights only.
+            quantization: Load the frozen base in `4bit` (QLoRA) or `8bit` with bitsandbytes
+                (CUDA only; needs `peft`).
+            gradient_checkpointing: Recompute activations in backward (less memory, more time).
             trust_remote_code: Allow model code from the hub (off unless you trust it).
         """
         super().__init__()
         self.save_hyperparameters()
         self.task = get_task(task)
         self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
-        # from_pretrained returns eval mode; Lightning no longer forces train mode on submodules.
-        self.model = self._build_network().train()
+        if quantization is not None and peft is None:
+            raise ValueError("model.quantization: a quantized base cannot be fine-tuned directly; add a model.peft "
+                             "(LoRA) section (QLoRA)")
+        if quantization is not None and random_init is not None:
+            raise ValueError("model.quantization applies to pretrained weights, not to model.random_init")
+        # Validates family and task together now (e.g. classifier on a generation task), before
+        # any weights load.
+        self.family = get_family(family, model_name_or_path=model_name_or_path, tokenizer=self.tokenizer,
+                                 task=self.task, random_init=random_init, trust_remote_code=trust_remote_code,
+                                 num_beams=num_beams, max_new_tokens=max_new_tokens, chat_template=chat_template)
+        # Built in configure_model, under the strategy's sharding context (FSDP shards at creation).
+        self.model: torch.nn.Module | None = None
         self.metrics = torch.nn.ModuleDict({
             stage: build_metrics(self.task.metric_kind, self.task.labels) for stage in ("val", "test")})
         self._predictions: list[dict[str, str]] = []
 
-    def _build_network(self) -> torch.nn.Module:
-        from transformers import AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGeneration
-
+    def configure_model(self) -> None:
+        """Build the network once (Lightning may call this hook more than once)."""
+        if self.model is not None:
+            return
         hp = self.hparams
-        if hp.random_init is None:
-            return AutoModelForSeq2SeqLM.from_pretrained(hp.model_name_or_path, trust_remote_code=hp.trust_remote_code)
-        tok = self.tokenizer
-        config = T5Config(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                          decoder_start_token_id=tok.pad_token_id, **hp.random_init)
-        return T5ForConditionalGeneration(config)
+        family = self.family.replace(load_kwargs=quantization_kwargs(hp.quantization))
+        model = family.build()
+        if hp.gradient_checkpointing:
+            enable_gradient_checkpointing(model, adapters=hp.peft is not None)
+        if hp.peft is not None:
+            settings = hp.peft if isinstance(hp.peft, LoraSettings) else LoraSettings(**hp.peft)
+            model = apply_lora(model, settings, type(self.family).peft_task_type, hp.quantization is not None,
+                               hp.gradient_checkpointing)
+        mark_fsdp_blocks(model)
+        self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    @property
+    def saves_trainable_only(self) -> bool:
+        """LoRA on a pretrained base: the base reloads from its name, so checkpoints skip it.
+        A random-init base cannot be reproduced from a name, so it is saved whole."""
+        return self.hparams.peft is not None and self.hparams.random_init is None
+
+    def state_dict(self, *args, **kwargs):
+        state = super().state_dict(*args, **kwargs)
+        if not self.saves_trainable_only or self.model is None:
+            return state
+        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        return trainable_state(state, trainable, prefix="model.")
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if not self.saves_trainable_only:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        # Trainable-only: the frozen base was loaded by configure_model; every trainable weight
+        # must come from the checkpoint, so a partial or foreign checkpoint still fails loudly.
+        keys = super().load_state_dict(state_dict, strict=False, assign=assign)
+        expected = set(self.state_dict())
+        missing = sorted(k for k in keys.missing_keys if k in expected)
+        if strict and (missing or keys.unexpected_keys):
+            raise RuntimeError(f"LoRA checkpoint does not match the model: missing {missing[:5]}, "
+                               f"unexpected {keys.unexpected_keys[:5]}")
+        return keys
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[TRAINABLE_ONLY] = self.saves_trainable_only
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """The family's training loss of `batch`."""
+        return self.family.loss(self.model, batch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        loss = self(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
         return loss
 
     @torch.no_grad()
     def generate(self, batch: dict) -> list[str]:
-        """Decode beam-search outputs for a batch, without special tokens, stripped."""
-        hp = self.hparams
-        out = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  num_beams=hp.num_beams, max_new_tokens=hp.max_new_tokens)
-        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        """Output strings of a batch (generated text, or the classifier's label), stripped."""
+        return self.family.generate(self.model, batch)
 
     def _evaluate(self, batch: dict, stage: str) -> list[str]:
         outputs = self.generate(batch)
@@ -94,7 +170,7 @@ class LaMPModel(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if "labels" in batch:
-            loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+            loss = self(batch)
             self.log("val/loss", loss, sync_dist=True, batch_size=len(batch["ids"]))
         self._evaluate(batch, "val")
 
@@ -144,11 +220,12 @@ class LaMPModel(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        no_decay = ("bias", "layer_norm.weight", "LayerNorm.weight")
+        no_decay = ("bias", "layer_norm.weight", "LayerNorm.weight", "norm.weight")
+        # Only what trains (all weights, or LoRA's adapters) reaches the optimizer and its state.
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [
-            {"params": [p for n, p in self.model.named_parameters() if not n.endswith(no_decay)],
-             "weight_decay": hp.weight_decay},
-            {"params": [p for n, p in self.model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
+            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=hp.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))

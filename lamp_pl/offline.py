@@ -16,6 +16,10 @@ from lamp_pl.cache import atomic_folder
 
 SPECIAL_T5 = ["<pad>", "</s>", "<unk>"]
 SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPECIAL_CAUSAL = ["<pad>", "<s>", "</s>", "<unk>"]
+# A minimal chat template (Llama-2 style), so `model.chat_template: true` is testable offline.
+TINY_CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
+                      "{% if add_generation_prompt %}[assistant] {% endif %}")
 
 
 def train_t5_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
@@ -52,6 +56,47 @@ def build_tiny_t5(dest: str | Path, corpus: Iterable[str], vocab_size: int = 200
                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                           decoder_start_token_id=tokenizer.pad_token_id)
         T5ForConditionalGeneration(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return atomic_folder(dest, build)
+
+
+def train_causal_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
+    """A Llama-style Unigram tokenizer (`<s>` prepended, nothing appended, `</s>` as EOS)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_CAUSAL, unk_token="<unk>")
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
+                                                             special_tokens=[("<s>", tokenizer.token_to_id("<s>"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", model_max_length=512)
+    fast.chat_template = TINY_CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_causal(dest: str | Path, corpus: Iterable[str], vocab_size: int = 2000, hidden: int = 64,
+                      layers: int = 2, heads: int = 4, model_type: str = "llama", seed: int = 0) -> Path:
+    """A randomly initialised decoder-only LM (`llama` or `qwen2` config) and its tokenizer, as a folder."""
+
+    def build(folder: Path) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        tokenizer = train_causal_tokenizer(corpus, vocab_size)
+        torch.manual_seed(seed)
+        config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=hidden,
+                                      intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                      num_attention_heads=heads, num_key_value_heads=heads,
+                                      max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                      tie_word_embeddings=False)
+        AutoModelForCausalLM.from_config(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
     return atomic_folder(dest, build)
@@ -118,7 +163,11 @@ def load_tokenizer(name_or_path: str):
             train_t5_tokenizer(synthetic_corpus(task, int(seed[0]) if seed else 0), vocab_size=2000).save_pretrained(tmp)
 
         name_or_path = str(atomic_folder(folder, build))
-    return AutoTokenizer.from_pretrained(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        # Llama-style tokenizers have no pad token; batches need one (it is always masked out).
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def resolve_model_path(name_or_path: str) -> str:

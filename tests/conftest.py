@@ -67,3 +67,11 @@ def tiny_bert(data_root, tmp_path_factory) -> Path:
     from lamp_pl.offline import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("models") / "bert", _corpus(data_root))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(data_root, tmp_path_factory) -> Path:
+    """Folder of a tiny random Llama with a Llama-style tokenizer (BOS prepended, chat template)."""
+    from lamp_pl.offline import build_tiny_causal
+
+    return build_tiny_causal(tmp_path_factory.mktemp("models") / "llama", _corpus(data_root), vocab_size=800)

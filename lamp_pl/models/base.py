@@ -1,0 +1,94 @@
+"""What the three families share: building a network from a hub name or a random config, and the
+check that the data's tokenizer fits the model's vocabulary."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from lamp_pl.tasks import Task
+
+
+def check_vocabulary(model: torch.nn.Module, tokenizer: Any, model_name: str) -> None:
+    """Fail at start when the tokenizer can emit ids the model has no embedding row for.
+
+    Such ids index past the embedding matrix (an error on GPU only when it is too late, or
+    silently wrong rows with some kernels), so a mismatched `data.tokenizer` must stop the run.
+    """
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ValueError(
+            f"data.tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has {len(tokenizer)} tokens but model "
+            f"{model_name!r} has only {rows} embedding rows: use the model's own tokenizer as data.tokenizer")
+
+
+@dataclass
+class FamilyBase:
+    """Build settings common to every family; subclasses add the loss and generation."""
+
+    model_name_or_path: str
+    tokenizer: Any
+    task: Task
+    random_init: dict[str, Any] | None = None
+    trust_remote_code: bool = False
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra `from_pretrained` arguments (quantization config, device map)."""
+    num_beams: int = 1
+    max_new_tokens: int = 128
+    chat_template: bool = False
+
+    auto_class_name: ClassVar[str] = ""
+    default_model_type: ClassVar[str] = ""
+    """`model_type` of a randomly initialised network when `random_init` names none."""
+
+    def __post_init__(self) -> None:
+        """Subclasses validate the task here (the generated `__init__` calls it)."""
+
+    def config_overrides(self) -> dict[str, Any]:
+        """Config fields this family sets on every network (e.g. the classifier's label set)."""
+        return {}
+
+    def token_ids(self) -> dict[str, Any]:
+        tok = self.tokenizer
+        return {"pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
+
+    def build(self) -> torch.nn.Module:
+        import transformers
+
+        auto = getattr(transformers, self.auto_class_name)
+        if self.random_init is None:
+            model = auto.from_pretrained(self.model_name_or_path, trust_remote_code=self.trust_remote_code,
+                                         **self.config_overrides(), **self.load_kwargs)
+        else:
+            fields = dict(self.random_init)
+            model_type = fields.pop("model_type", self.default_model_type)
+            config = transformers.AutoConfig.for_model(
+                model_type, **{"vocab_size": len(self.tokenizer), **self.token_ids(), **self.config_overrides(), **fields})
+            model = auto.from_config(config)
+        check_vocabulary(model, self.tokenizer, self.model_name_or_path)
+        # from_pretrained returns eval mode; Lightning no longer forces train mode on submodules.
+        return model.train()
+
+    def replace(self, **changes: Any) -> FamilyBase:
+        return dataclasses.replace(self, **changes)
+
+
+def strip_labels(labels: torch.Tensor) -> list[list[int]]:
+    """The target ids of each row of a `labels` batch (padding -100 removed)."""
+    return [[int(t) for t in row if t != -100] for row in labels]
+
+
+def pad_rows(rows: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
+    """Pad id lists to one width, on the right (training) or on the left (generation)."""
+    width = max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            if left:
+                out[i, width - len(row):] = torch.tensor(row)
+            else:
+                out[i, :len(row)] = torch.tensor(row)
+    return out
