@@ -22,7 +22,6 @@ import lamp_pl
 from lamp_pl.cache import file_sha256_cached, stable_hash
 from lamp_pl.data.lamp import load_split, split_files
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
-from lamp_pl.offline import load_tokenizer, resolve_model_path
 from lamp_pl.prompts import PromptOptions, build_prompt
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.tasks import get_task
@@ -80,7 +79,7 @@ class LaMPDataModule(L.LightningDataModule):
             task: LaMP task name (`LaMP_1` .. `LaMP_7`, `LaMP_2N`) or a custom task's .json spec.
             data_dir: Folder holding `<task>/<split>_questions.json` (or `<task>/<split>/...`).
             cache_dir: Where indexes, retrieval results and tokenized prompts are cached.
-            tokenizer: The generator's tokenizer (hub name, folder, or `synthetic:<task>`).
+            tokenizer: The generator's tokenizer (hub name or folder).
             k: Profile items per prompt: 0 = no personalization, 0 < k < 1 = that fraction of
                 the profile.
             offset: Skip this many top-ranked items (rank-offset study).
@@ -102,7 +101,7 @@ class LaMPDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.task_name, self.data_dir, self.cache_dir = task, data_dir, Path(cache_dir)
         self.tokenizer_name, self.k, self.offset = tokenizer, k, offset
-        self.retrieval = dataclasses.replace(retrieval, encoder=resolve_model_path(retrieval.encoder))
+        self.retrieval = retrieval
         self.prompt = prompt
         self.max_input_length, self.max_target_length = max_input_length, max_target_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
@@ -119,7 +118,9 @@ class LaMPDataModule(L.LightningDataModule):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.tokenizer_name)
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
         return self._tokenizer
 
     @property

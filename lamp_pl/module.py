@@ -9,7 +9,6 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lamp_pl.metrics import build_metrics
-from lamp_pl.offline import load_tokenizer
 from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
 from lamp_pl.tasks import get_task
 
@@ -51,7 +50,9 @@ class LaMPModel(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.task = get_task(task)
-        self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model_name_or_path)
         # from_pretrained returns eval mode; Lightning no longer forces train mode on submodules.
         self.model = self._build_network().train()
         self.metrics = torch.nn.ModuleDict({

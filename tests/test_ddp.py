@@ -11,7 +11,7 @@ from pathlib import Path
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
 
-from test_cli import tiny_args
+from helpers import tiny_args
 
 ROOT = Path(__file__).parents[1]
 
