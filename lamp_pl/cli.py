@@ -37,19 +37,37 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "fit": Command("lamp_pl.lightning_cli:run_training", "Train the model (Lightning `fit`: trainer, model and data options)."),
-    "validate": Command("lamp_pl.lightning_cli:run_training", "Evaluate on the validation split (Lightning `validate`)."),
-    "test": Command("lamp_pl.lightning_cli:run_training", "Evaluate and write predictions on the test split (Lightning `test`)."),
-    "predict": Command("lamp_pl.lightning_cli:run_training", "Write predictions without metrics (Lightning `predict`)."),
+    "fit": Command(
+        "lamp_pl.lightning_cli:run_training", "Train the model (Lightning `fit`: trainer, model and data options)."
+    ),
+    "validate": Command(
+        "lamp_pl.lightning_cli:run_training", "Evaluate on the validation split (Lightning `validate`)."
+    ),
+    "test": Command(
+        "lamp_pl.lightning_cli:run_training", "Evaluate and write predictions on the test split (Lightning `test`)."
+    ),
+    "predict": Command(
+        "lamp_pl.lightning_cli:run_training", "Write predictions without metrics (Lightning `predict`)."
+    ),
     "download": Command("lamp_pl.data.commands:download", "Download the official files of one LaMP task."),
-    "demo": Command("lamp_pl.demo.prepare:demo", "Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml)."),
+    "demo": Command(
+        "lamp_pl.demo.prepare:demo",
+        "Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).",
+    ),
     "check-data": Command("lamp_pl.data.commands:check_data", "Validate a LaMP data folder and print a JSON summary."),
-    "synthetic": Command("lamp_pl.data.commands:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."),
+    "synthetic": Command(
+        "lamp_pl.data.commands:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."
+    ),
     "index": Command("lamp_pl.commands:index", "Build (or verify) every data cache of a config; print a JSON summary."),
-    "inspect": Command("lamp_pl.commands:inspect", "Print what the model reads for one question: query, items, prompt."),
-    "grid": Command("lamp_pl.grid:main", "Fit and test every combination of the study's axes; write one table.",
-                    raw=True),
-    "evaluate": Command("lamp_pl.evaluate:evaluate", "Score a predictions file against gold outputs with the task's metrics."),
+    "inspect": Command(
+        "lamp_pl.commands:inspect", "Print what the model reads for one question: query, items, prompt."
+    ),
+    "grid": Command(
+        "lamp_pl.grid:main", "Fit and test every combination of the study's axes; write one table.", raw=True
+    ),
+    "evaluate": Command(
+        "lamp_pl.evaluate:evaluate", "Score a predictions file against gold outputs with the task's metrics."
+    ),
 }
 # To come, registered the same way: export (lamp_pl.models), score-items / attribute / fit-users
 # (lamp_pl.learned).
@@ -69,8 +87,13 @@ def load(command: Command) -> Callable[..., Any]:
 def usage() -> str:
     """`lamp-pl --help`: every command with its one-line summary."""
     width = max(map(len, COMMANDS))
-    lines = ["usage: lamp-pl <command> [--config FILE ...] [options]", "",
-             "Retrieval-augmented personalization on LaMP, with PyTorch Lightning.", "", "commands:"]
+    lines = [
+        "usage: lamp-pl <command> [--config FILE ...] [options]",
+        "",
+        "Retrieval-augmented personalization on LaMP, with PyTorch Lightning.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name.ljust(width)}  {command.summary}" for name, command in COMMANDS.items()]
     lines += ["", "`lamp-pl <command> --help` lists a command's options."]
     return "\n".join(lines)
@@ -90,8 +113,11 @@ def build_parser(name: str, function: Callable[..., Any]):
     if reads_data:
         from lamp_pl.datamodule import LaMPDataModule
 
-        parser.add_argument("--config", action=ActionConfigFile,
-                            help="LightningCLI-style config; repeat to compose (later files win); its data section is read")
+        parser.add_argument(
+            "--config",
+            action=ActionConfigFile,
+            help="LightningCLI-style config; repeat to compose (later files win); its data section is read",
+        )
         parser.add_class_arguments(LaMPDataModule, "data", instantiate=True)
         for section in OTHER_SECTIONS:
             parser.add_argument(f"--{section}", type=Any, default=None, help=argparse.SUPPRESS)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,16 +50,26 @@ def inspect(data: LaMPDataModule, id: str, split: str = "dev") -> dict | int:
         print(f"lamp-pl inspect: error: no question {id!r} in split {split!r}", file=sys.stderr)
         return 1
     question = questions[index]
-    retrieved = load_retrieved(data.task, data.data_dir, split, data.retrieval, data.cache_dir, data.k,
-                               data.offset)[index] if data.uses_retrieval else None
+    retrieved = (
+        load_retrieved(data.task, data.data_dir, split, data.retrieval, data.cache_dir, data.k, data.offset)[index]
+        if data.uses_retrieval
+        else None
+    )
     prompt = data.prompts(split)[index]
     return {
-        "id": question.id, "user": question.user, "retriever": data.retrieval.retriever, "k": data.k,
+        "id": question.id,
+        "user": question.user,
+        "retriever": data.retrieval.retriever,
+        "k": data.k,
         "query": data.task.query(question.input),
-        "retrieved": [{"id": item["id"], "score": score, "text": data.task.item_text(item)}
-                      for item, score in zip(retrieved.items, retrieved.scores)] if retrieved else [],
-        "prompt": prompt, "prompt_tokens": len(data.tokenizer(prompt, truncation=True,
-                                                             max_length=data.max_input_length)["input_ids"]),
+        "retrieved": [
+            {"id": item["id"], "score": score, "text": data.task.item_text(item)}
+            for item, score in zip(retrieved.items, retrieved.scores)
+        ]
+        if retrieved
+        else [],
+        "prompt": prompt,
+        "prompt_tokens": len(data.tokenizer(prompt, truncation=True, max_length=data.max_input_length)["input_ids"]),
         "gold": question.output,
     }
 

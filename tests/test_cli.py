@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import tiny_args
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
 from lamp_pl.tasks import get_task, task_names
-
-from helpers import tiny_args
 
 
 def predictions(tmp_path: Path, split: str) -> dict:

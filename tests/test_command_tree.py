@@ -31,14 +31,22 @@ def loadable(name: str):
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def test_help_lists_every_command_without_warnings_or_lightning():
-    done = run_python("import sys; from lamp_pl.cli import main; code = main(['--help']); "
-                      "heavy = [m for m in ('lightning', 'torch', 'transformers') if m in sys.modules]; "
-                      "print('HEAVY', heavy); sys.exit(code)")
+    done = run_python(
+        "import sys; from lamp_pl.cli import main; code = main(['--help']); "
+        "heavy = [m for m in ('lightning', 'torch', 'transformers') if m in sys.modules]; "
+        "print('HEAVY', heavy); sys.exit(code)"
+    )
     assert done.returncode == 0 and done.stderr == ""
     lines = done.stdout.splitlines()
     for name, command in COMMANDS.items():
@@ -69,15 +77,17 @@ def test_unknown_command_lists_the_tree(capsys):
 
 def test_data_commands_run_without_lightning(tmp_path):
     """synthetic then check-data, as a user types them; neither imports Lightning."""
-    code = (f"import sys; from lamp_pl.cli import main; "
-            f"assert main(['synthetic', '--dest', {str(tmp_path)!r}, '--users', '5']) == 0; "
-            f"assert main(['check-data', '--task', 'LaMP_2', '--data_dir', {str(tmp_path)!r}, '--split+', 'dev']) == 0; "
-            f"print('LIGHTNING', 'lightning' in sys.modules)")
+    code = (
+        f"import sys; from lamp_pl.cli import main; "
+        f"assert main(['synthetic', '--dest', {str(tmp_path)!r}, '--users', '5']) == 0; "
+        f"assert main(['check-data', '--task', 'LaMP_2', '--data_dir', {str(tmp_path)!r}, '--split+', 'dev']) == 0; "
+        f"print('LIGHTNING', 'lightning' in sys.modules)"
+    )
     done = run_python(code)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.splitlines()[0] == str(tmp_path / "LaMP_2") and "LIGHTNING False" in out
-    summary = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    summary = json.loads(out[out.index("{") : out.rindex("}") + 1])
     assert summary["task"] == "LaMP_2" and list(summary["splits"]) == ["dev"]
 
 

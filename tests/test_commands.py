@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import CONF, tiny_args
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
 from lamp_pl.demo.models import minilm_path
-
-from helpers import CONF, tiny_args
 
 
 def write_config(path: Path, data: dict) -> Path:

@@ -49,8 +49,11 @@ def parse_training(args: list[str], capsys) -> dict:
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(CONFIG_DIR)))
 def test_every_config_parses(config, capsys):
     """Each file is valid against the CLI (types, names, links), on top of a task when it is a group."""
-    base = [] if config.parent == CONFIG_DIR and config.name == "demo.yaml" else \
-        ["--config", str(CONFIG_DIR / ("demo.yaml" if config.name == "demo_k0.yaml" else "task/LaMP_2.yaml"))]
+    base = (
+        []
+        if config.parent == CONFIG_DIR and config.name == "demo.yaml"
+        else ["--config", str(CONFIG_DIR / ("demo.yaml" if config.name == "demo_k0.yaml" else "task/LaMP_2.yaml"))]
+    )
     printed = parse_training(["fit", *base, "--config", str(config)], capsys)
     # Linked arguments are set once, in the data section, and derived for the model.
     assert "task" not in printed["model"] and "tokenizer" not in printed["model"]
@@ -58,10 +61,20 @@ def test_every_config_parses(config, capsys):
 
 
 def test_groups_compose_each_overriding_only_its_own(capsys):
-    printed = parse_training(["fit", "--config", str(CONFIG_DIR / "task/LaMP_4.yaml"),
-                              "--config", str(CONFIG_DIR / "retriever/none.yaml"),
-                              "--config", str(CONFIG_DIR / "trainer/cpu.yaml"),
-                              "--config", str(CONFIG_DIR / "logger/csv.yaml")], capsys)
+    printed = parse_training(
+        [
+            "fit",
+            "--config",
+            str(CONFIG_DIR / "task/LaMP_4.yaml"),
+            "--config",
+            str(CONFIG_DIR / "retriever/none.yaml"),
+            "--config",
+            str(CONFIG_DIR / "trainer/cpu.yaml"),
+            "--config",
+            str(CONFIG_DIR / "logger/csv.yaml"),
+        ],
+        capsys,
+    )
     assert printed["data"]["task"] == "LaMP_4" and printed["trainer"]["max_epochs"] == 10
     assert printed["data"]["k"] == 0 and printed["data"]["retrieval"]["retriever"] == "none"
     assert printed["trainer"]["accelerator"] == "cpu"
@@ -70,8 +83,13 @@ def test_groups_compose_each_overriding_only_its_own(capsys):
 
 def test_group_files_own_disjoint_sections():
     """A group file sets only its own keys, so the order of `--config` files never matters between groups."""
-    owned = {"task": {"trainer.max_epochs", "data.task", "data.data_dir"}, "retriever": {"data.retrieval", "data.k"},
-             "model": {"model", "data.tokenizer"}, "trainer": {"trainer"}, "logger": {"trainer.logger"}}
+    owned = {
+        "task": {"trainer.max_epochs", "data.task", "data.data_dir"},
+        "retriever": {"data.retrieval", "data.k"},
+        "model": {"model", "data.tokenizer"},
+        "trainer": {"trainer"},
+        "logger": {"trainer.logger"},
+    }
     for group, prefixes in owned.items():
         for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
             keys = _leaf_keys(yaml.safe_load(path.read_text()))

@@ -25,9 +25,17 @@ def check_data(task: str, data_dir: Path, split: list[Split] | None = None) -> d
     return check(task, data_dir, list(split) if split else None)
 
 
-def download(task: str, dest: Path, split: list[Split] | None = None, time_based: bool = False,
-             base_url: str | None = None, force: bool = False, retries: int = 3, timeout: float = 60.0,
-             progress: bool = True) -> list[Path]:
+def download(
+    task: str,
+    dest: Path,
+    split: list[Split] | None = None,
+    time_based: bool = False,
+    base_url: str | None = None,
+    force: bool = False,
+    retries: int = 3,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> list[Path]:
     """Download the official files of one LaMP task.
 
     Resumable and atomic: a file appears under its final name only when complete and valid JSON.
@@ -45,12 +53,20 @@ def download(task: str, dest: Path, split: list[Split] | None = None, time_based
     """
     from lamp_pl.data import download as dl
 
-    return dl.download_lamp(task, dest, split or dl.SPLITS, time_based, base_url or dl.DEFAULT_BASE_URL,
-                            progress, retries, timeout, force)
+    return dl.download_lamp(
+        task, dest, split or dl.SPLITS, time_based, base_url or dl.DEFAULT_BASE_URL, progress, retries, timeout, force
+    )
 
 
-def synthetic(dest: Path, task: str = "LaMP_2", users: int = 60, profile_size: tuple[int, int] = (8, 24),
-              questions_per_user: int = 1, time_based: bool = False, seed: int = 0) -> Path:
+def synthetic(
+    dest: Path,
+    task: str = "LaMP_2",
+    users: int = 60,
+    profile_size: tuple[int, int] = (8, 24),
+    questions_per_user: int = 1,
+    time_based: bool = False,
+    seed: int = 0,
+) -> Path:
     """Write a synthetic LaMP task folder (offline demo and tests).
 
     Args:
@@ -64,5 +80,12 @@ def synthetic(dest: Path, task: str = "LaMP_2", users: int = 60, profile_size: t
     """
     from lamp_pl.data.synthetic import write_synthetic
 
-    return write_synthetic(dest, task=task, users=users, profile_size=tuple(profile_size),
-                           questions_per_user=questions_per_user, time_based=time_based, seed=seed)
+    return write_synthetic(
+        dest,
+        task=task,
+        users=users,
+        profile_size=tuple(profile_size),
+        questions_per_user=questions_per_user,
+        time_based=time_based,
+        seed=seed,
+    )

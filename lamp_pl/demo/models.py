@@ -29,7 +29,7 @@ def build_tiny_t5(dest: str | Path, corpus: Iterable[str], vocab_size: int = 200
         config = T5Config(vocab_size=len(tokenizer), d_model=d_model, d_ff=2 * d_model, d_kv=d_model // heads,
                           num_layers=layers, num_decoder_layers=layers, num_heads=heads, dropout_rate=0.0,
                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                          decoder_start_token_id=tokenizer.pad_token_id)
+                          decoder_start_token_id=tokenizer.pad_token_id)  # type: ignore[call-arg]
         T5ForConditionalGeneration(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
@@ -42,7 +42,7 @@ def build_tiny_bert(dest: str | Path, corpus: Iterable[str], hidden: int = 32, l
 
     def build(folder: Path) -> None:
         import torch
-        from transformers import BertConfig, BertModel, BertTokenizerFast
+        from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
         words = sorted({w for text in corpus for w in text.lower().split()})
         vocab = SPECIAL_BERT + [c for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + words
