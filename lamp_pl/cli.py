@@ -166,8 +166,7 @@ def main(args: list[str] | None = None) -> int | None:
         print(f"{usage()}\n\nlamp-pl: error: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
     if argv[0] in TRAINING:
-        # None: LightningCLI reads sys.argv itself (no "got both args and sys.argv" warning).
-        load(command)(None if args is None else argv)
+        load(command)(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
         return 0
     if command.raw:
         return load(command)(argv[1:])

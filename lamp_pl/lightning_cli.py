@@ -5,6 +5,7 @@ Imported only by those four commands (see `lamp_pl.cli`), so the others start wi
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,14 @@ class LaMPCLI(LightningCLI):
 def run_training(args: list[str] | None) -> None:
     """Run one of fit / validate / test / predict; `args` starts with the subcommand's name.
 
-    `args=None` lets LightningCLI read `sys.argv` itself (the console script), which avoids its
-    warning about getting both `args` and command-line arguments.
+    LightningCLI always reads `sys.argv` here: `args` from Python (tests, `lamp-pl grid`) stand in
+    for it during the call, so LightningCLI never warns that it got both `args` and a command line.
     """
     silence_third_party_notices()
-    LaMPCLI(LaMPModel, LaMPDataModule, args=args, seed_everything_default=0,
-            save_config_kwargs={"overwrite": True})
+    saved = sys.argv
+    if args is not None:
+        sys.argv = [saved[0] if saved else "lamp-pl", *args]
+    try:
+        LaMPCLI(LaMPModel, LaMPDataModule, seed_everything_default=0, save_config_kwargs={"overwrite": True})
+    finally:
+        sys.argv = saved
