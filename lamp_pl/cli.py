@@ -66,7 +66,8 @@ COMMANDS: dict[str, Command] = {
         "lamp_pl.grid:main", "Fit and test every combination of the study's axes; write one table.", raw=True
     ),
     "evaluate": Command(
-        "lamp_pl.evaluate:evaluate", "Score a predictions file against gold outputs with the task's metrics."
+        "lamp_pl.evaluate:evaluate",
+        'The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).',
     ),
 }
 # To come, registered the same way: export (lamp_pl.models), score-items / attribute / fit-users
