@@ -126,6 +126,15 @@ def build_parser(name: str, function: Callable[..., Any]):
     return parser
 
 
+def underscored(arg: str) -> str:
+    """`--data-dir x` as `--data_dir x`: option names may be spelled with dashes, as shells users
+    expect (jsonargparse names options after the Python parameters)."""
+    if not arg.startswith("--"):
+        return arg
+    option, sep, value = arg.partition("=")
+    return "--" + option[2:].replace("-", "_") + sep + value
+
+
 def instantiate(parser: Any, config: Any) -> Any:
     """`parser.instantiate` (jsonargparse >= 4.49; `instantiate_classes` before, now deprecated)."""
     method = getattr(parser, "instantiate", None) or parser.instantiate_classes
@@ -136,7 +145,7 @@ def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> in
     """Parse `argv` for `function`, call it, print what it returns (JSON for dicts, one line per
     list entry), and turn a user error into one line on stderr with exit code 1."""
     parser = build_parser(name, function)
-    config = parser.parse_args(argv)
+    config = parser.parse_args([underscored(arg) for arg in argv])
     try:
         init = instantiate(parser, config)
         params = inspect.signature(function).parameters

@@ -92,7 +92,7 @@ def test_data_commands_run_without_lightning(tmp_path):
 
 
 def test_check_data_error_is_one_line(tmp_path, capsys):
-    assert main(["check-data", "--task", "LaMP_2", "--data_dir", str(tmp_path)]) == 1
+    assert main(["check-data", "--task", "LaMP_2", "--data-dir", str(tmp_path)]) == 1  # dashes work too
     err = capsys.readouterr().err
     assert err.startswith("lamp-pl check-data: error:") and err.count("\n") == 1
 
