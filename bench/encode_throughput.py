@@ -7,7 +7,7 @@ Contriever (BERT-base: 768 wide, 12 layers, 12 heads), built offline: the same c
 Contriever without needing its weights (throughput does not depend on the weights' values).
 
     python bench/encode_throughput.py --shape base --precisions fp32 fp16 bf16   # on a GPU
-    python bench/encode_throughput.py --encoder offline:all-MiniLM-L6-v2         # on a CPU
+    python bench/encode_throughput.py --encoder minilm                            # on a CPU
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from lamp_pl.data.lamp import load_split  # noqa: E402
 from lamp_pl.data.synthetic import write_synthetic  # noqa: E402
-from lamp_pl.offline import build_tiny_bert, resolve_model_path  # noqa: E402
+from lamp_pl.demo.models import build_tiny_bert, minilm_path  # noqa: E402
 from lamp_pl.retrieval import Encoder  # noqa: E402
 from lamp_pl.tasks import get_task  # noqa: E402
 
@@ -40,7 +40,7 @@ def distinct_texts(folder: Path, task: str, users: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default=None, help="folder, hub name or offline alias")
+    parser.add_argument("--encoder", default=None, help="folder, hub name, or `minilm` (the PyPI-shipped all-MiniLM-L6-v2)")
     parser.add_argument("--shape", choices=["base"], default=None, help="random Contriever-shaped encoder")
     parser.add_argument("--task", default="LaMP_4")
     parser.add_argument("--users", type=int, default=100)
@@ -54,7 +54,7 @@ def main() -> None:
         encoder_path = str(build_tiny_bert(work / "bert-base", texts, hidden=768, layers=12, heads=12,
                                            max_length=512))
     else:
-        encoder_path = resolve_model_path(args.encoder or "offline:all-MiniLM-L6-v2")
+        encoder_path = str(minilm_path()) if args.encoder in (None, "minilm") else args.encoder
     results = {"encoder": args.shape and "random BERT-base (Contriever's shape)" or encoder_path,
                "texts": len(texts), "max_length": args.max_length, "batch_size": args.batch_size,
                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",

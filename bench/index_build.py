@@ -2,7 +2,7 @@
 
 On synthetic data with LaMP's shape (profiles of tens to hundreds of items; a user-based variant
 and a time-based one whose users' questions share most of their profile) and one encoder
-(default: the real all-MiniLM-L6-v2 from `lamp_pl.offline.minilm_path()`), it times
+(default: the real all-MiniLM-L6-v2 from `lamp_pl.demo.models.minilm_path()`), it times
 
 * lamp_pl's first build (`prepare_retrieval`: parse, dedupe, encode, per-user FAISS top-k, cache);
 * the encoder alone on the same distinct texts (the pipeline-overhead ratio should be near 1);
@@ -148,7 +148,7 @@ def run_variant(name: str, args: argparse.Namespace, root: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from lamp_pl.offline import minilm_path
+    from lamp_pl.demo.models import minilm_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default=None, help="model folder or hub name (default: offline all-MiniLM-L6-v2)")

@@ -6,7 +6,7 @@
 It writes LaMP-4-shaped data (news articles: texts of 30-60 words, titles of 8-12, user-based
 profiles of 100-500 items, about 300 on average; time-based: users whose questions share a growing
 profile) with a generator of its own (lamp_pl.data.synthetic builds whole documents in memory and is
-too slow at a million entries), builds a tiny BERT encoder (lamp_pl.offline.build_tiny_bert) so the
+too slow at a million entries), builds a tiny BERT encoder (lamp_pl.demo.models.build_tiny_bert) so the
 pipeline's own cost shows, and runs `lamp-pl index` on it in a fresh subprocess per point. Peak
 resident memory is that child's ru_maxrss (os.wait4). With 2 gloo ranks, two subprocesses run this
 script's `--worker` mode, which builds the same config as `lamp-pl index` does under DDP.
@@ -91,7 +91,8 @@ def generate(folder: Path, entries: int, time_based: bool, seed: int) -> dict:
 
 def models(work: Path) -> tuple[Path, Path]:
     """A tiny BERT encoder and a T5 tokenizer whose vocabularies know the generator's words."""
-    from lamp_pl.offline import build_tiny_bert, train_t5_tokenizer
+    from lamp_pl.demo.models import build_tiny_bert
+    from lamp_pl.demo.tokenizers import train_t5_tokenizer
 
     corpus = [" ".join(vocabulary(random.Random(0)))] * 4
     bert = build_tiny_bert(work / "bert", corpus, max_length=128)
@@ -167,21 +168,49 @@ def index_point(work: Path, name: str, bert: Path, tokenizer: Path, ranks: int) 
             "store": next(cache.rglob("embeddings.npy")).stat().st_size}
 
 
+class GlooRanks:
+    """What `LaMPDataModule.build` needs of a Lightning strategy, over a bare gloo process group."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def barrier(self, *_: object) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002 -- Lightning's name
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor(int(decision))
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN if all else dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def broadcast(self, obj: object, src: int = 0) -> object:
+        import torch.distributed as dist
+
+        holder = [obj]
+        dist.broadcast_object_list(holder, src=src)
+        return holder[0]
+
+
 def worker(config: str, rank: int, world_size: int, port: str) -> None:
     """One point's process: `lamp-pl index` itself with 1 rank; with more, one gloo rank doing what
     `lamp-pl index` does (the config's data caches) under DDP. Prints its build seconds last."""
-    from lamp_pl.commands import datamodule_from_config, index_main
+    from lamp_pl.cli import main
+    from lamp_pl.commands import datamodule_from_config
 
     start = time.perf_counter()
     if world_size == 1:
-        index_main(["--config", config])
+        main(["index", "--config", config])
     else:
         import torch.distributed as dist
 
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
         dist.init_process_group("gloo", rank=rank, world_size=world_size)
         datamodule = datamodule_from_config([config])
-        datamodule.build(datamodule.splits_for(None), rank, world_size, barrier=dist.barrier)
+        datamodule.build(datamodule.splits_for(None), rank, world_size, strategy=GlooRanks(rank))
         dist.destroy_process_group()
     print(json.dumps({"build_seconds": time.perf_counter() - start}))
 

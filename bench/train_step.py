@@ -36,6 +36,13 @@ SHAPES = {
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
 
 
+def synthetic_tokenizer() -> str:
+    """The demo's tokenizer folder (trained offline on the synthetic LaMP-2 texts; built once)."""
+    from lamp_pl.demo.tokenizers import build_synthetic_tokenizer
+
+    return str(build_synthetic_tokenizer(Path(tempfile.gettempdir()) / "lamp_pl-bench-tokenizer"))
+
+
 def batches(root: Path, shape: str, steps: int, batch_size: int) -> list[dict]:
     """`steps` training batches of LaMPDataModule over a synthetic LaMP-2."""
     from lamp_pl.data.synthetic import SyntheticSpec
@@ -44,7 +51,7 @@ def batches(root: Path, shape: str, steps: int, batch_size: int) -> list[dict]:
 
     long = shape != "small"
     data = LaMPDataModule(task="LaMP_2", data_dir=str(root / "data"), cache_dir=str(root / "cache"),
-                          tokenizer="synthetic:LaMP_2", k=4 if long else 1,
+                          tokenizer=synthetic_tokenizer(), k=4 if long else 1,
                           retrieval=RetrievalConfig(retriever="bm25"), max_input_length=512 if long else 96,
                           max_target_length=16, batch_size=batch_size,
                           synthetic=SyntheticSpec(users=200, questions_per_user=10, profile_size=(10, 20),
@@ -60,7 +67,7 @@ def batches(root: Path, shape: str, steps: int, batch_size: int) -> list[dict]:
 def build_model(shape: str, lora: bool):
     from lamp_pl.module import LaMPModel
 
-    model = LaMPModel(model_name_or_path="random", family="causal", task="LaMP_2", tokenizer="synthetic:LaMP_2",
+    model = LaMPModel(model_name_or_path="random", family="causal", task="LaMP_2", tokenizer=synthetic_tokenizer(),
                       random_init=SHAPES[shape], lr=1e-4, peft=LORA if lora else None, num_beams=1)
     torch.manual_seed(0)
     model.configure_model()

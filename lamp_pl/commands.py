@@ -1,108 +1,98 @@
 """`lamp-pl index` and `lamp-pl inspect`: build the data caches of a config, and show one prompt.
 
-Both read only the `data:` section of a LightningCLI config, so no model weights are loaded.
+Typed functions whose docstrings are their `--help` (see `lamp_pl.cli`, which registers and parses
+them). They receive the `LaMPDataModule` of the config's data section; no model weights are loaded.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import sys
-import tempfile
 import time
-from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from lamp_pl.cache import full_checks
 from lamp_pl.data.stages import check_splits_present, stage_splits
-from lamp_pl.datamodule import LaMPDataModule
+
+if TYPE_CHECKING:
+    from lamp_pl.datamodule import LaMPDataModule
 
 
-def _merge(base: dict, update: dict) -> dict:
-    for key, value in update.items():
-        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
-            else value
-    return base
+def index(data: LaMPDataModule, verify: bool = False) -> dict:
+    """Build (or verify) every data cache of a config; print a JSON summary.
 
+    Encodes profiles, builds the per-user indexes, ranks every split's items and tokenizes the
+    prompts, once; a second run only verifies the caches.
 
-def datamodule_from_config(configs: list[str], overrides: list[str] | None = None) -> LaMPDataModule:
-    """Instantiate the LaMPDataModule of one or more config files (later files win), as the CLI
-    would, with `--data.x value` style overrides."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    merged: dict = {}
-    for path in configs:
-        _merge(merged, yaml.safe_load(Path(path).read_text()) or {})
-    parser = ArgumentParser(prog="lamp-pl", exit_on_error=False)
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_class_arguments(LaMPDataModule, "data")
-    # Only the data section is parsed, through a config file so overrides apply on top of it.
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as data_only:
-        yaml.safe_dump({"data": merged.get("data", {})}, data_only)
-        data_only.flush()
-        cfg = parser.parse_args(["--config", data_only.name, *(overrides or [])])
-    return parser.instantiate_classes(cfg).data
-
-
-def _parser(name: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"lamp-pl {name}")
-    parser.add_argument("--config", action="append", required=True, help="LightningCLI config (repeatable)")
-    return parser
-
-
-def index_main(argv: list[str] | None = None) -> int:
-    """Build (or verify) every cache of the config's data section; print a JSON summary."""
-    parser = _parser("index")
-    parser.add_argument("--verify", action="store_true",
-                        help="checksum every cache file in full (damaged ones are rebuilt)")
-    args, overrides = parser.parse_known_args(argv)
-    datamodule = datamodule_from_config(args.config, overrides)
+    Args:
+        data: The config's data section.
+        verify: Checksum every cache file in full (a damaged one is rebuilt); a plain open checks
+            sizes and the checksums of small files only.
+    """
     start = time.perf_counter()
-    datamodule.write_synthetic_data()
-    check_splits_present(datamodule.data_dir, datamodule.task, stage_splits(datamodule))
-    with full_checks() if args.verify else contextlib.nullcontext():
-        summary = datamodule.build(datamodule.splits_for(None)) or {}
-    summary["verified"] = args.verify
+    data.write_synthetic_data()
+    check_splits_present(data.data_dir, data.task, stage_splits(data))  # before anything is cached
+    with full_checks() if verify else contextlib.nullcontext():
+        summary = data.build(data.splits_for(None)) or {}
+    summary["verified"] = verify
     summary.setdefault("seconds", round(time.perf_counter() - start, 3))
-    summary.update(task=datamodule.task.name, retriever=datamodule.retrieval.retriever,
-                   cache_dir=str(datamodule.cache_dir))
-    print(json.dumps(summary, indent=2))
-    return 0
+    summary.update(task=data.task.name, retriever=data.retrieval.retriever, cache_dir=str(data.cache_dir))
+    return summary
 
 
-def inspect_main(argv: list[str] | None = None) -> int:
-    """Print what the model will read for one question: query, retrieved items, final prompt."""
+def inspect(data: LaMPDataModule, id: str, split: str = "dev") -> dict | int:
+    """Print what the model reads for one question: query, items, prompt.
+
+    Args:
+        data: The config's data section.
+        id: Question id.
+        split: Split holding the question.
+    """
     from lamp_pl.data.lamp import load_split
     from lamp_pl.retrieval import load_retrieved
 
-    parser = _parser("inspect")
-    parser.add_argument("--split", default="dev")
-    parser.add_argument("--id", required=True, help="question id")
-    args, overrides = parser.parse_known_args(argv)
-    dm = datamodule_from_config(args.config, overrides)
-    dm.write_synthetic_data()
-    dm.build([args.split])
-    questions = load_split(dm.data_dir, dm.task, args.split)
-    index = next((i for i, q in enumerate(questions) if q.id == args.id), None)
+    data.write_synthetic_data()
+    data.build([split])
+    questions = load_split(data.data_dir, data.task, split)
+    index = next((i for i, q in enumerate(questions) if q.id == id), None)
     if index is None:
-        print(f"lamp-pl inspect: error: no question {args.id!r} in split {args.split!r}", file=sys.stderr)
+        print(f"lamp-pl inspect: error: no question {id!r} in split {split!r}", file=sys.stderr)
         return 1
     question = questions[index]
-    retrieved = load_retrieved(dm.task, dm.data_dir, args.split, dm.retrieval, dm.cache_dir, dm.k, dm.offset)[index] \
-        if dm.uses_retrieval else None
-    prompt = dm.prompts(args.split)[index]
-    print(json.dumps({
-        "id": question.id, "user": question.user, "retriever": dm.retrieval.retriever, "k": dm.k,
-        "query": dm.task.query(question.input),
-        "retrieved": [{"id": item["id"], "score": score, "text": dm.task.item_text(item)}
-                      for item, score in zip(retrieved.items, retrieved.scores)] if retrieved else [],
-        "prompt": prompt, "prompt_tokens": len(dm.tokenizer(prompt, truncation=True,
-                                                           max_length=dm.max_input_length)["input_ids"]),
+    retrieved = (
+        load_retrieved(data.task, data.data_dir, split, data.retrieval, data.cache_dir, data.k, data.offset)[index]
+        if data.uses_retrieval
+        else None
+    )
+    prompt = data.prompts(split)[index]
+    return {
+        "id": question.id,
+        "user": question.user,
+        "retriever": data.retrieval.retriever,
+        "k": data.k,
+        "query": data.task.query(question.input),
+        "retrieved": [
+            {"id": item["id"], "score": score, "text": data.task.item_text(item)}
+            for item, score in zip(retrieved.items, retrieved.scores)
+        ]
+        if retrieved
+        else [],
+        "prompt": prompt,
+        "prompt_tokens": len(data.tokenizer(prompt, truncation=True, max_length=data.max_input_length)["input_ids"]),
         "gold": question.output,
-    }, indent=2))
-    return 0
+    }
 
 
-main = index_main
+def _data_section(data: LaMPDataModule) -> LaMPDataModule:
+    """The config's data section (used by `datamodule_from_config`)."""
+    return data
+
+
+def datamodule_from_config(configs: list[str], overrides: list[str] | None = None) -> LaMPDataModule:
+    """The `LaMPDataModule` of one or more config files (later files win) with `--data.x value`
+    overrides, parsed as `lamp-pl index` parses them (for notebooks and scripts)."""
+    from lamp_pl.cli import build_parser, instantiate
+
+    parser = build_parser("data", _data_section)
+    args = [arg for path in configs for arg in ("--config", str(path))] + list(overrides or [])
+    return instantiate(parser, parser.parse_args(args)).data

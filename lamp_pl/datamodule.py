@@ -24,12 +24,12 @@ from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stream import load_questions
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
-from lamp_pl.offline import load_tokenizer, resolve_model_path
 from lamp_pl.prompts import PromptOptions, build_prompt
 from lamp_pl.studies import check_study_options
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.results import results_fingerprint
 from lamp_pl.tasks import get_task
+from lamp_pl.tokenizer import load_tokenizer
 from lamp_pl.tokenized import TokenizedSplit, collate
 
 STAGE_SPLITS = {"fit": ("train_split", "val_split"), "validate": ("val_split",), "test": ("test_split",),
@@ -96,7 +96,7 @@ class LaMPDataModule(L.LightningDataModule):
             task: LaMP task name (`LaMP_1` .. `LaMP_7`, `LaMP_2N`) or a custom task's .json spec.
             data_dir: Folder holding `<task>/<split>_questions.json` (or `<task>/<split>/...`).
             cache_dir: Where indexes, retrieval results and tokenized prompts are cached.
-            tokenizer: The generator's tokenizer (hub name, folder, or `synthetic:<task>`).
+            tokenizer: The generator's tokenizer (hub name or folder).
             k: Profile items per prompt: 0 = no personalization, 0 < k < 1 = that fraction of
                 the profile.
             offset: Skip this many top-ranked items (rank-offset study).
@@ -126,7 +126,7 @@ class LaMPDataModule(L.LightningDataModule):
                             synthetic=dataclasses.asdict(synthetic) if synthetic is not None else None)
         self.task_name, self.data_dir, self.cache_dir = task, data_dir, Path(cache_dir)
         self.tokenizer_name, self.k, self.offset = tokenizer, k, offset
-        self.retrieval = dataclasses.replace(retrieval, encoder=resolve_model_path(retrieval.encoder))
+        self.retrieval = retrieval
         self.prompt = prompt
         check_study_options(task, k, offset, self.retrieval, prompt)  # no silent no-op options
         self.max_input_length, self.max_target_length = max_input_length, max_target_length

@@ -26,9 +26,9 @@ def load_checkpoint_model(ckpt_path: str | Path):
     """The `LaMPModel` of a checkpoint, built and restored on CPU (any world size: single file)."""
     from lamp_pl.module import LaMPModel
 
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     # load_from_checkpoint calls configure_model before loading, as the Trainer does.
-    model = LaMPModel.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+    model = LaMPModel.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
     return model.eval(), checkpoint
 
 

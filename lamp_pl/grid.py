@@ -110,6 +110,11 @@ def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Fit and test every combination of the study's axes; write one table.
+
+    Takes `--config` files and `--data.x` / `--trainer.x` overrides as `fit` does, passed on to
+    each grid point, plus one list of values per axis (argparse: `--k 0 1 4`).
+    """
     parser = argparse.ArgumentParser(prog="lamp-pl grid", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", required=True, help="LightningCLI config (repeatable)")
     parser.add_argument("--retriever", nargs="+", help="e.g. contriever bm25 recency random other_users_random")

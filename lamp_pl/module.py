@@ -24,8 +24,8 @@ from lamp_pl.models.adapters import (
     quantization_kwargs,
     trainable_state,
 )
-from lamp_pl.offline import load_tokenizer
 from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
+from lamp_pl.tokenizer import load_tokenizer
 from lamp_pl.tasks import get_task
 
 TRAINABLE_ONLY = "lamp_pl_trainable_only"

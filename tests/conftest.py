@@ -56,7 +56,7 @@ def _corpus(root: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_t5(data_root, tmp_path_factory) -> Path:
     """Folder of a tiny random T5 with a tokenizer trained on the synthetic corpus."""
-    from lamp_pl.offline import build_tiny_t5
+    from lamp_pl.demo.models import build_tiny_t5
 
     return build_tiny_t5(tmp_path_factory.mktemp("models") / "t5", _corpus(data_root), vocab_size=800)
 
@@ -64,7 +64,7 @@ def tiny_t5(data_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(data_root, tmp_path_factory) -> Path:
     """Folder of a tiny random BERT encoder (mean-pooled, Contriever's recipe)."""
-    from lamp_pl.offline import build_tiny_bert
+    from lamp_pl.demo.models import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("models") / "bert", _corpus(data_root))
 
@@ -72,6 +72,6 @@ def tiny_bert(data_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(data_root, tmp_path_factory) -> Path:
     """Folder of a tiny random Llama with a Llama-style tokenizer (BOS prepended, chat template)."""
-    from lamp_pl.offline import build_tiny_causal
+    from lamp_pl.demo.models import build_tiny_causal
 
     return build_tiny_causal(tmp_path_factory.mktemp("models") / "llama", _corpus(data_root), vocab_size=800)

@@ -15,7 +15,7 @@ from lamp_pl.data.annotators import (
     convert_unhealthy,
 )
 from lamp_pl.data.lamp import LaMPDataError, load_split
-from lamp_pl.data.synthetic_annotators import AnnotatorSpec, write_raw_csv
+from lamp_pl.demo.annotators import AnnotatorSpec, write_raw_csv
 from lamp_pl.tasks import get_task
 
 

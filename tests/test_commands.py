@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import CONF, tiny_args
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
-
-from test_cli import CONF, tiny_args
+from lamp_pl.demo.models import minilm_path
 
 
 def write_config(path: Path, data: dict) -> Path:
@@ -65,7 +65,7 @@ def test_index_and_inspect_with_real_minilm(tmp_path, tiny_t5, capsys):
     config = write_config(tmp_path / "minilm.yaml", {
         "task": "LaMP_4", "data_dir": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache"),
         "tokenizer": str(tiny_t5), "k": 2, "synthetic": {"users": 6, "profile_size": [3, 6]},
-        "retrieval": {"retriever": "contriever", "encoder": "offline:all-MiniLM-L6-v2", "encoder_max_length": 64}})
+        "retrieval": {"retriever": "contriever", "encoder": str(minilm_path()), "encoder_max_length": 64}})
     summary = run_json(capsys, ["index", "--config", str(config)])
     assert summary["dim"] == 384 and summary["encoded"] > 0
     question = load_split(tmp_path / "data", "LaMP_4", "dev")[0]

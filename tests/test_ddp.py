@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import tiny_args
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
-
-from test_cli import tiny_args
 
 ROOT = Path(__file__).parents[1]
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from test_cli import tiny_args
+from helpers import tiny_args
 
 from lamp_pl.cli import main
 from lamp_pl.tasks import get_task

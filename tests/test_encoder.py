@@ -59,7 +59,7 @@ def test_precision_and_settings(tiny_bert):
 
 def test_real_minilm_ranks_the_related_item_first():
     """Trained weights, offline, through the same class: meaning beats word overlap."""
-    from lamp_pl.offline import minilm_path
+    from lamp_pl.demo.models import minilm_path
 
     encoder = Encoder(minilm_path(), progress=False)
     items = ["Cooking pasta: boil salted water and add the noodles.",

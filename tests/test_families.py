@@ -53,7 +53,7 @@ def test_family_fits_and_tests(family, model, task, lora, data_root, tmp_path, r
     if family == "classifier":  # CLS-P writes label strings, scored by the ordinary metrics
         assert {g["output"] for g in predictions["golds"]} <= set(get_task(task).labels)
     if lora:  # the checkpoint holds the adapters (and a classifier's head) only
-        state = torch.load(newest(tmp_path, "last.ckpt"), map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(newest(tmp_path, "last.ckpt"), map_location="cpu", weights_only=True)["state_dict"]
         assert state and all("lora_" in k or "modules_to_save" in k for k in state if k.startswith("model."))
 
 
@@ -154,7 +154,7 @@ def test_classifier_outputs_score_with_existing_metrics():
 
 
 def trainable(ckpt: Path) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"].items()}
+    return {k: v for k, v in torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"].items()}
 
 
 class StopAfter(L.Callback):
@@ -176,7 +176,7 @@ def test_lora_resume_equals_uninterrupted_run(tiny_llama, data_root, tmp_path):
     stop = json.dumps({"class_path": f"{__name__}.StopAfter", "init_args": {"epochs": 1}})
     main(["fit", *split, "--trainer.callbacks", stop])
     ckpt = newest(tmp_path / "split", "last.ckpt")
-    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == 2
+    assert torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"] == 2
     main(["fit", *split, "--ckpt_path", str(ckpt)])
     a, b = trainable(newest(tmp_path / "whole", "last.ckpt")), trainable(newest(tmp_path / "split", "last.ckpt"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

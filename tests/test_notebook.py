@@ -41,8 +41,9 @@ def test_notebook_is_saved_clean():
         assert f"{name} =" in code[0].source
 
 
-def test_notebook_runs_on_small_demo(tmp_path, tiny_bert, monkeypatch):
+def test_notebook_runs_on_small_demo(tmp_path, tiny_bert, tiny_t5, monkeypatch):
     overrides = ["--data.data_dir", str(tmp_path / "data"), "--data.cache_dir", str(tmp_path / "cache"),
+                 "--data.tokenizer", str(tiny_t5),
                  "--data.synthetic.users", "30", "--data.synthetic.questions_per_user", "2",
                  "--data.retrieval.encoder", str(tiny_bert),
                  # a budget with room for K=5 items, so the order/ablation prompts show them

@@ -14,7 +14,7 @@ from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, set_lo
 from lamp_pl.adapters.examples import item_to_example, user_examples
 from lamp_pl.adapters.store import load_adapter, read_settings
 from lamp_pl.data.lamp import LaMPQuestion, load_split
-from lamp_pl.data.synthetic_annotators import AnnotatorSpec, write_demo
+from lamp_pl.demo.annotators import AnnotatorSpec, write_demo
 from lamp_pl.tasks import get_task
 
 pytestmark = pytest.mark.timeout(600)

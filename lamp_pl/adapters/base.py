@@ -7,19 +7,18 @@ from pathlib import Path
 import torch
 import yaml
 
-from lamp_pl.commands import _merge, datamodule_from_config
+from lamp_pl.commands import datamodule_from_config
 from lamp_pl.datamodule import LaMPDataModule
 
 
 def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple[LaMPDataModule, dict]:
     """The data module and the model section's arguments of LightningCLI config files, with the
     data section's task and tokenizer linked into the model's, as `lamp-pl fit` links them."""
-    merged: dict = {}
-    for path in configs:
-        _merge(merged, yaml.safe_load(Path(path).read_text()) or {})
+    model_args: dict = {}
+    for path in configs:  # later files win, key by key, as LightningCLI composes them
+        section = (yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}
+        model_args.update(section.get("init_args", section))
     datamodule = datamodule_from_config(configs, overrides)
-    model_args = dict(merged.get("model") or {})
-    model_args = dict(model_args.get("init_args", model_args))
     model_args.update(task=datamodule.task_name, tokenizer=datamodule.tokenizer_name)
     return datamodule, model_args
 
@@ -30,7 +29,7 @@ def build_base(model_args: dict, ckpt_path: str | Path | None = None):
 
     model = LaMPModel(**model_args)
     if ckpt_path is not None:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
         model.configure_model()
         model.load_state_dict(state)
     model.configure_model()  # builds the network where the model defers it to this hook (a no-op otherwise)

@@ -21,7 +21,7 @@ def best_checkpoint(root: str | Path) -> Path:
     found = sorted(Path(root).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"no last.ckpt under {root}: the generator fit did not save one")
-    states = torch.load(found[-1], map_location="cpu", weights_only=False).get("callbacks", {})
+    states = torch.load(found[-1], map_location="cpu", weights_only=True).get("callbacks", {})
     best = next((s.get("best_model_path") for k, s in states.items() if k.startswith("ModelCheckpoint")), None)
     return Path(best) if best and Path(best).is_file() else found[-1]
 

@@ -69,9 +69,7 @@ class RetrieverModule(L.LightningModule):
         self.save_hyperparameters()
         from transformers import AutoModel, AutoTokenizer
 
-        from lamp_pl.offline import resolve_model_path
-
-        name = resolve_model_path(encoder)
+        name = encoder
         self.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         self.encoder = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code).train()
         for name, parameter in self.encoder.named_parameters():

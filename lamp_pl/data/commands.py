@@ -1,0 +1,91 @@
+"""`lamp-pl download`, `check-data` and `synthetic`: the data folder's commands.
+
+Typed functions whose docstrings are their `--help` (see `lamp_pl.cli`). Each imports only what it
+uses, so none of them loads Lightning, torch or a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+Split = Literal["train", "dev", "test"]
+
+
+def check_data(task: str, data_dir: Path, split: list[Split] | None = None) -> dict:
+    """Validate a LaMP data folder and print a JSON summary.
+
+    Args:
+        task: LaMP task name (`LaMP_1` .. `LaMP_7`, `LaMP_2N`) or a custom task's .json spec.
+        data_dir: Folder with `<task>/<split>_questions.json` (or `<task>/<split>/...`).
+        split: Check only these splits (default: every split present).
+    """
+    from lamp_pl.data.check import check_data as check
+
+    return check(task, data_dir, list(split) if split else None)
+
+
+def download(
+    task: str,
+    dest: Path,
+    split: list[Split] | None = None,
+    time_based: bool = False,
+    base_url: str | None = None,
+    force: bool = False,
+    retries: int = 3,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> list[Path]:
+    """Download the official files of one LaMP task.
+
+    Resumable and atomic: a file appears under its final name only when complete and valid JSON.
+
+    Args:
+        task: One of LaMP_1, LaMP_2, LaMP_2N, LaMP_3, LaMP_4, LaMP_5, LaMP_7 (LaMP_6 explains how to build it).
+        dest: Root data directory; files go to `<dest>/<task>/<split>/`.
+        split: Splits to fetch (default: all).
+        time_based: Fetch the time-based instead of the user-based split.
+        base_url: Server root (default: the official one); for mirrors and tests.
+        force: Re-download files that already exist.
+        retries: Extra attempts per file after a dropped connection.
+        timeout: Socket timeout in seconds.
+        progress: Show per-file progress bars.
+    """
+    from lamp_pl.data import download as dl
+
+    return dl.download_lamp(
+        task, dest, split or dl.SPLITS, time_based, base_url or dl.DEFAULT_BASE_URL, progress, retries, timeout, force
+    )
+
+
+def synthetic(
+    dest: Path,
+    task: str = "LaMP_2",
+    users: int = 60,
+    profile_size: tuple[int, int] = (8, 24),
+    questions_per_user: int = 1,
+    time_based: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write a synthetic LaMP task folder (offline demo and tests).
+
+    Args:
+        dest: Root data directory; the task folder is `<dest>/<task>`.
+        task: Which LaMP task's shape to imitate.
+        users: Number of users.
+        profile_size: Smallest and largest profile size.
+        questions_per_user: Questions per user.
+        time_based: Time-based split (each user's questions in every split).
+        seed: Random seed; equal arguments give byte-identical files.
+    """
+    from lamp_pl.data.synthetic import write_synthetic
+
+    return write_synthetic(
+        dest,
+        task=task,
+        users=users,
+        profile_size=tuple(profile_size),
+        questions_per_user=questions_per_user,
+        time_based=time_based,
+        seed=seed,
+    )

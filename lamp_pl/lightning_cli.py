@@ -1,0 +1,78 @@
+"""`lamp-pl fit | validate | test | predict`: the LightningCLI half of the command tree.
+
+Imported only by those four commands (see `lamp_pl.cli`), so the others start without Lightning.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import set_parsing_settings
+from lightning.pytorch.cli import LightningCLI
+
+from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.module import LaMPModel
+from lamp_pl.quiet import silence_third_party_notices
+from lamp_pl.runs import default_run_folder, resolve_checkpoint
+
+# Dataclass fields document themselves with attribute docstrings; show those in --help.
+set_parsing_settings(docstring_parse_attribute_docstrings=True)
+
+
+class LaMPCLI(LightningCLI):
+    """Links the data section's task and tokenizer to the model, so each is set once."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.task", "model.task")
+        parser.link_arguments("data.tokenizer", "model.tokenizer")
+        parser.add_argument("--run_name", type=str | None, default=None,
+                            help="Name of this run inside its experiment folder runs/<task>/<retriever>/<run_name> "
+                                 "(used when trainer.default_root_dir is not set)")
+
+    def before_instantiate_classes(self) -> None:
+        """Give each experiment its own folder when `trainer.default_root_dir` is not set."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.trainer.get("default_root_dir") is None:
+            config.trainer.default_root_dir = str(default_run_folder(config.data, config.get("run_name")))
+
+    def _resolve_ckpt(self) -> None:
+        """`--ckpt_path best|last` in a new process: resolved inside this experiment's run folder
+        only (see `lamp_pl.runs`); every checkpoint is loaded with weights_only=True."""
+        config = self.config_init[self.subcommand]
+        if config.get("weights_only") is None and "weights_only" in config:
+            config["weights_only"] = True
+        in_process = self.trainer.checkpoint_callback is not None and self.trainer.checkpoint_callback.best_model_path
+        if config.get("ckpt_path") not in ("best", "last") or in_process:
+            return
+        resolved = resolve_checkpoint(config["ckpt_path"], self.trainer.default_root_dir)
+        print(f"lamp_pl: --ckpt_path {config['ckpt_path']} -> {resolved}")
+        config["ckpt_path"] = str(resolved)
+
+    before_fit = before_validate = before_test = before_predict = _resolve_ckpt
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+        """Lightning's default logger (`logger=True`) made explicit: a CSVLogger in the same place,
+        so no "tensorboardX has been removed" warning; presets for others are in configs/logger/."""
+        if config.get("logger") in (None, True):
+            from lightning.pytorch.loggers import CSVLogger
+
+            config["logger"] = CSVLogger(save_dir=config.get("default_root_dir") or Path.cwd())
+        return super()._instantiate_trainer(config, callbacks)
+
+
+def run_training(args: list[str] | None) -> None:
+    """Run one of fit / validate / test / predict; `args` starts with the subcommand's name.
+
+    LightningCLI always reads `sys.argv` here: `args` from Python (tests, `lamp-pl grid`) stand in
+    for it during the call, so LightningCLI never warns that it got both `args` and a command line.
+    """
+    silence_third_party_notices()
+    saved = sys.argv
+    if args is not None:
+        sys.argv = [saved[0] if saved else "lamp-pl", *args]
+    try:
+        LaMPCLI(LaMPModel, LaMPDataModule, seed_everything_default=0, save_config_kwargs={"overwrite": True})
+    finally:
+        sys.argv = saved

@@ -1,0 +1,122 @@
+"""The `lamp-pl` command tree: one registry, help from docstrings, light start-up, fakes kept apart."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lamp_pl.cli import COMMANDS, TRAINING, build_parser, load, main
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lamp_pl"
+
+
+def loadable(name: str):
+    """The command's function, or skip when its module is not in this checkout (registered ahead)."""
+    module = COMMANDS[name].target.partition(":")[0]
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name and module.startswith(error.name):
+            pytest.skip(f"{module} is not in this checkout")
+        raise
+    return load(COMMANDS[name])
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_help_lists_every_command_without_warnings_or_lightning():
+    done = run_python(
+        "import sys; from lamp_pl.cli import main; code = main(['--help']); "
+        "heavy = [m for m in ('lightning', 'torch', 'transformers') if m in sys.modules]; "
+        "print('HEAVY', heavy); sys.exit(code)"
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    lines = done.stdout.splitlines()
+    for name, command in COMMANDS.items():
+        assert any(line.split()[:1] == [name] and command.summary in line for line in lines), name
+    assert "HEAVY []" in lines
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in TRAINING and not COMMANDS[n].raw])
+def test_each_command_help_comes_from_its_docstring(name):
+    function = loadable(name)
+    summary = inspect.getdoc(function).splitlines()[0]
+    assert summary == COMMANDS[name].summary, "keep the registry's summary equal to the docstring's"
+    text = build_parser(name, function).format_help()
+    assert text.startswith(f"usage: lamp-pl {name}") and summary in " ".join(text.split())
+
+
+def test_grid_summary_matches_its_docstring(capsys):
+    assert inspect.getdoc(load(COMMANDS["grid"])).splitlines()[0] == COMMANDS["grid"].summary
+    with pytest.raises(SystemExit):
+        main(["grid", "--help"])
+    assert "lamp-pl grid" in capsys.readouterr().out
+
+
+def test_unknown_command_lists_the_tree(capsys):
+    assert main(["nope"]) == 2
+    assert "unknown command 'nope'" in capsys.readouterr().err
+
+
+def test_data_commands_run_without_lightning(tmp_path):
+    """synthetic then check-data, as a user types them; neither imports Lightning."""
+    code = (
+        f"import sys; from lamp_pl.cli import main; "
+        f"assert main(['synthetic', '--dest', {str(tmp_path)!r}, '--users', '5']) == 0; "
+        f"assert main(['check-data', '--task', 'LaMP_2', '--data_dir', {str(tmp_path)!r}, '--split+', 'dev']) == 0; "
+        f"print('LIGHTNING', 'lightning' in sys.modules)"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.splitlines()[0] == str(tmp_path / "LaMP_2") and "LIGHTNING False" in out
+    summary = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    assert summary["task"] == "LaMP_2" and list(summary["splits"]) == ["dev"]
+
+
+def test_check_data_error_is_one_line(tmp_path, capsys):
+    assert main(["check-data", "--task", "LaMP_2", "--data-dir", str(tmp_path)]) == 1  # dashes work too
+    err = capsys.readouterr().err
+    assert err.startswith("lamp-pl check-data: error:") and err.count("\n") == 1
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules of `lamp_pl` imported anywhere in a file (function-level imports included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n.split(".")[0] == "lamp_pl"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_only_the_demo_imports_the_demo():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "demo" in path.relative_to(PACKAGE).parts:
+            continue
+        demo = sorted(n for n in _imports(path) if n.startswith("lamp_pl.demo"))
+        assert not demo, f"{path.relative_to(ROOT)} imports {demo}: the core must not depend on the fakes"
