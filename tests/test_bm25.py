@@ -87,8 +87,8 @@ def test_ties_put_the_later_profile_item_first():
 
 
 def test_official_is_the_default_and_bm25s_an_option():
-    from lamp_pl.retrieval.results import RetrievalConfig
-    from lamp_pl.retrieval.retrievers import make_retriever
+    from lamp_pl.retrieval.config import RetrievalConfig
+    from lamp_pl.retrieval.registry import make_retriever
 
     for name in ("bm25", "other_users_bm25"):
         assert make_retriever(name, RetrievalConfig(retriever=name)).impl == "official"

@@ -1,8 +1,7 @@
-"""The `lamp-pl` command tree: one registry, help from docstrings, light start-up, fakes kept apart."""
+"""The `lamp-pl` command tree: one registry, help from docstrings, light start-up."""
 
 from __future__ import annotations
 
-import ast
 import importlib
 import inspect
 import json
@@ -15,7 +14,6 @@ import pytest
 from lamp_pl.cli import COMMANDS, TRAINING, build_parser, load, main
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "lamp_pl"
 
 
 def loadable(name: str):
@@ -95,28 +93,3 @@ def test_check_data_error_is_one_line(tmp_path, capsys):
     assert main(["check-data", "--task", "LaMP_2", "--data-dir", str(tmp_path)]) == 1  # dashes work too
     err = capsys.readouterr().err
     assert err.startswith("lamp-pl check-data: error:") and err.count("\n") == 1
-
-
-def _imports(path: Path) -> set[str]:
-    """Modules of `lamp_pl` imported anywhere in a file (function-level imports included)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {n for n in names if n.split(".")[0] == "lamp_pl"}
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def test_only_the_demo_imports_the_demo():
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if "demo" in path.relative_to(PACKAGE).parts:
-            continue
-        demo = sorted(n for n in _imports(path) if n.startswith("lamp_pl.demo"))
-        assert not demo, f"{path.relative_to(ROOT)} imports {demo}: the core must not depend on the fakes"

@@ -5,12 +5,13 @@ DDP-aware; in ``prepare_data``) and `load_retrieved` (numpy loads and slicing on
 """
 
 from lamp_pl.retrieval.build import build_profile_index
+from lamp_pl.retrieval.config import RETRIEVERS, RetrievalConfig, RetrieverName
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings
 from lamp_pl.retrieval.index import CacheError, ProfileIndex
-from lamp_pl.retrieval.results import (RetrievalConfig, RetrievalResults, Retrieved, load_retrieved,
-                                       prepare_retrieval)
-from lamp_pl.retrieval.retrievers import RETRIEVERS, Ranking, Retriever, SplitView, make_retriever, resolve_k
+from lamp_pl.retrieval.registry import make_retriever
+from lamp_pl.retrieval.results import RetrievalResults, Retrieved, load_retrieved, prepare_retrieval
+from lamp_pl.retrieval.retrievers import Ranking, Retriever, SplitView, resolve_k
 
 __all__ = ["RETRIEVERS", "CacheError", "Encoder", "EncoderSettings", "ProfileIndex", "Ranking", "RetrievalConfig",
-           "RetrievalResults", "Retrieved", "Retriever", "SplitView", "build_profile_index", "load_retrieved",
+           "RetrieverName", "RetrievalResults", "Retrieved", "Retriever", "SplitView", "build_profile_index", "load_retrieved",
            "make_retriever", "prepare_retrieval", "resolve_k"]

@@ -2,7 +2,7 @@
 
 ``other_users_random`` (no personalization, no retrieval), ``other_users_bm25`` (no
 personalization, with retrieval) and ``mixed`` (inputs of one retriever's items paired with the
-outputs of another's); `lamp_pl.retrieval.retrievers.make_retriever` builds them by name.
+outputs of another's); `lamp_pl.retrieval.registry.make_retriever` builds them by name.
 """
 
 from __future__ import annotations

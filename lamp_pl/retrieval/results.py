@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from filelock import FileLock
@@ -24,72 +23,16 @@ from tqdm.auto import tqdm
 from lamp_pl.data.lamp import available_splits, split_files
 from lamp_pl.data.stream import load_questions
 from lamp_pl.retrieval.build import build_profile_index, index_folder
-from lamp_pl.retrieval.encoder import EncoderSettings
 from lamp_pl.cache import (HASH_STORE, file_sha256, file_sha256_by_state, stable_hash, verify_files, write_file_atomic,
                            write_text_atomic)
 from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
-from lamp_pl.retrieval.retrievers import RETRIEVERS, Retriever, SplitView, make_retriever, resolve_k
+from lamp_pl.retrieval.config import RetrievalConfig
+from lamp_pl.retrieval.registry import make_retriever
+from lamp_pl.retrieval.retrievers import Retriever, SplitView, resolve_k
 from lamp_pl.tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
 RESULTS_FORMAT = 1
-
-
-@dataclass
-class RetrievalConfig:
-    """How profile items are retrieved for each question."""
-
-    retriever: str = "contriever"
-    """none | contriever | bm25 | recency | random | recency_contriever | other_users_random |
-    other_users_bm25 | mixed."""
-    k_max: int = 16
-    """Ranked items cached per question; any k <= k_max (plus offset) is then free. -1 = all."""
-    encoder: str = "facebook/contriever"
-    """Dense encoder: hub name or local folder (mean pooling, inner product)."""
-    encoder_max_length: int = 512
-    """Truncation length of the encoder (further capped by the model's own limit)."""
-    normalize: bool = False
-    """L2-normalise embeddings (cosine instead of Contriever's inner product)."""
-    encode_batch_size: int = 64
-    """Texts per encoder forward pass (length-sorted batches)."""
-    precision: str = "auto"
-    """auto (fp16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16."""
-    device: str = "auto"
-    """Device of the encoder: auto | cpu | cuda | cuda:N."""
-    trust_remote_code: bool = False
-    """Let transformers run the checkpoint's own code."""
-    revision: str | None = None
-    """Hub revision (branch, tag or commit) of the encoder."""
-    seed: int = 0
-    """Seed of the random and other-users retrievers (combined with each question id)."""
-    with_replacement: bool = False
-    """random: draw with replacement, as the official code (random.choices)."""
-    drop_identical: bool = False
-    """Never retrieve a profile item whose retrieval text equals the question's query or input."""
-    bm25_impl: Literal["official", "bm25s"] = "official"
-    """official: rank_bm25 BM25Okapi's scores and tie order, as the official code | bm25s: the
-    faster bm25s library (`bm25_method` variant; stop words score differently)."""
-    bm25_tokenizer: str = "whitespace"
-    """whitespace (official: text.split()) | bm25s (lower case, stop words removed)."""
-    bm25_method: str = "robertson"
-    """bm25s scoring variant (used with bm25_impl=bm25s only)."""
-    mixed_inputs: str = "contriever"
-    """mixed: the retriever whose items give the input part."""
-    mixed_outputs: str = "bm25"
-    """mixed: the retriever whose items give the output part."""
-    other_users_pool: int = 0
-    """other_users_bm25: pool size; 0 = the split's mean profile size."""
-
-    def __post_init__(self) -> None:
-        for field_name in ("retriever", "mixed_inputs", "mixed_outputs"):
-            if getattr(self, field_name) not in RETRIEVERS:
-                raise ValueError(f"{field_name}={getattr(self, field_name)!r}; choose one of {', '.join(RETRIEVERS)}")
-        if self.k_max < 1 and self.k_max != -1:
-            raise ValueError(f"k_max must be >= 1, or -1 for whole profiles (got {self.k_max})")
-
-    def encoder_settings(self) -> EncoderSettings:
-        return EncoderSettings(self.encoder, self.revision, self.encoder_max_length, self.normalize, self.precision,
-                               self.trust_remote_code, self.encode_batch_size, self.device)
 
 
 @dataclass

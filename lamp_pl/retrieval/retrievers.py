@@ -4,7 +4,8 @@ A retriever ranks the *candidates* of question `q` (its profile items, each dist
 profile order, without those identical to the query when `drop_identical` is set) and returns at
 most `k` of them, best first. `k` larger than the profile returns the whole profile ranked; an
 empty profile returns nothing. Rules that differ from the official LaMP code are stated on the
-class that implements them. The user-profile study's controls are in `lamp_pl.retrieval.controls`.
+class that implements them. The user-profile study's controls are in `lamp_pl.retrieval.controls`;
+`lamp_pl.retrieval.registry` builds any of them by name.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -216,37 +216,6 @@ class RecencyDenseRetriever(DenseRetriever):
         return Ranking.of(merged, [score_of[r] for r in merged])
 
 
-RETRIEVERS = ("none", "contriever", "bm25", "recency", "random", "recency_contriever", "other_users_random",
-              "other_users_bm25", "mixed")
-
-
-def make_retriever(name: str, config: Any) -> Retriever:
-    """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields)."""
-    # Imported here: the study's controls build on the retrievers of this module.
-    from lamp_pl.retrieval.controls import MixedRetriever, OtherUsersBM25, OtherUsersRandom
-
-    bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method,
-            "impl": config.bm25_impl}
-    makers = {
-        "none": NoRetriever, "contriever": DenseRetriever, "recency": RecencyRetriever,
-        "recency_contriever": RecencyDenseRetriever, "bm25": lambda: BM25Retriever(**bm25),
-        "random": lambda: RandomRetriever(seed=config.seed, with_replacement=config.with_replacement),
-        "other_users_random": lambda: OtherUsersRandom(seed=config.seed),
-        "other_users_bm25": lambda: OtherUsersBM25(**bm25, seed=config.seed, pool=config.other_users_pool),
-        "mixed": lambda: MixedRetriever(inputs=_component(config.mixed_inputs, config),
-                                        outputs=_component(config.mixed_outputs, config)),
-    }
-    if name not in makers:
-        raise ValueError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
-    return makers[name]()
-
-
-def _component(name: str, config: Any) -> Retriever:
-    if name == "mixed":
-        raise ValueError("a `mixed` retriever cannot take its inputs or outputs from another `mixed`")
-    return make_retriever(name, config)
-
-
 def resolve_k(k: float, profile_size: int) -> int:
     """Items to return for `k`: an integer k as is; 0 < k < 1 a fraction of the profile, rounded
     half up, at least 1 when the profile is not empty."""
@@ -259,5 +228,4 @@ def resolve_k(k: float, profile_size: int) -> int:
     return int(k)
 
 
-__all__ = ["RETRIEVERS", "Ranking", "Retriever", "SplitView", "interleave_newest", "make_retriever", "parse_date",
-           "resolve_k"]
+__all__ = ["Ranking", "Retriever", "SplitView", "interleave_newest", "parse_date", "resolve_k"]

@@ -1,0 +1,76 @@
+"""`RetrievalConfig`: how profile items are retrieved, and the names of the retrievers.
+
+The bottom of the retrieval package's imports: config -> registry -> retrievers -> controls, and
+results (the cache) -> config and registry. Retriever names are a `Literal`, so `--help` and config
+errors list them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from lamp_pl.retrieval.encoder import EncoderSettings
+
+RetrieverName = Literal["none", "contriever", "bm25", "recency", "random", "recency_contriever",
+                        "other_users_random", "other_users_bm25", "mixed"]
+RETRIEVERS: tuple[str, ...] = get_args(RetrieverName)
+
+
+@dataclass
+class RetrievalConfig:
+    """How profile items are retrieved for each question."""
+
+    retriever: RetrieverName = "contriever"
+    """Which retriever ranks the profile (`none` = no profile items)."""
+    k_max: int = 16
+    """Ranked items cached per question; any k <= k_max (plus offset) is then free. -1 = all."""
+    encoder: str = "facebook/contriever"
+    """Dense encoder: hub name or local folder (mean pooling, inner product)."""
+    encoder_max_length: int = 512
+    """Truncation length of the encoder (further capped by the model's own limit)."""
+    normalize: bool = False
+    """L2-normalise embeddings (cosine instead of Contriever's inner product)."""
+    encode_batch_size: int = 64
+    """Texts per encoder forward pass (length-sorted batches)."""
+    precision: str = "auto"
+    """auto (fp16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16."""
+    device: str = "auto"
+    """Device of the encoder: auto | cpu | cuda | cuda:N."""
+    trust_remote_code: bool = False
+    """Let transformers run the checkpoint's own code."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of the encoder."""
+    seed: int = 0
+    """Seed of the random and other-users retrievers (combined with each question id)."""
+    with_replacement: bool = False
+    """random: draw with replacement, as the official code (random.choices)."""
+    drop_identical: bool = False
+    """Never retrieve a profile item whose retrieval text equals the question's query or input."""
+    bm25_impl: Literal["official", "bm25s"] = "official"
+    """official: rank_bm25 BM25Okapi's scores and tie order, as the official code | bm25s: the
+    faster bm25s library (`bm25_method` variant; stop words score differently)."""
+    bm25_tokenizer: str = "whitespace"
+    """whitespace (official: text.split()) | bm25s (lower case, stop words removed)."""
+    bm25_method: str = "robertson"
+    """bm25s scoring variant (used with bm25_impl=bm25s only)."""
+    mixed_inputs: RetrieverName = "contriever"
+    """mixed: the retriever whose items give the input part."""
+    mixed_outputs: RetrieverName = "bm25"
+    """mixed: the retriever whose items give the output part."""
+    other_users_pool: int = 0
+    """other_users_bm25: pool size; 0 = the split's mean profile size."""
+
+    def __post_init__(self) -> None:
+        for field_name in ("retriever", "mixed_inputs", "mixed_outputs"):
+            if getattr(self, field_name) not in RETRIEVERS:
+                raise ValueError(f"{field_name}={getattr(self, field_name)!r}; choose one of {', '.join(RETRIEVERS)}")
+        if self.k_max < 1 and self.k_max != -1:
+            raise ValueError(f"k_max must be >= 1, or -1 for whole profiles (got {self.k_max})")
+
+    def encoder_settings(self) -> EncoderSettings:
+        from lamp_pl.retrieval.encoder import EncoderSettings  # torch: only when encoding
+
+        return EncoderSettings(self.encoder, self.revision, self.encoder_max_length, self.normalize, self.precision,
+                               self.trust_remote_code, self.encode_batch_size, self.device)

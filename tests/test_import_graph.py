@@ -1,0 +1,84 @@
+"""The package's import graph: no cycles (function-level imports included), and the fakes of
+`lamp_pl.demo` imported by nothing else in the package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lamp_pl"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(path: Path) -> set[str]:
+    """Modules of `lamp_pl` that a file imports anywhere (top level, functions, TYPE_CHECKING)."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            # `from pkg import name` imports pkg.name when that is a module, else pkg.
+            names.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names)
+    return {name for name in names if name in MODULES}
+
+
+GRAPH = {name: imports(path) - {name} for name, path in MODULES.items()}
+
+
+def test_no_import_cycles():
+    """Depth-first search; a package's `__init__` re-exporting its own modules is not an edge back."""
+
+    def edges(name: str) -> set[str]:
+        # Importing lamp_pl.a.b runs lamp_pl.a's __init__ too, but an __init__ importing its own
+        # submodules (the facade) is the package's structure, not a cycle between modules.
+        return {t for t in GRAPH[name] if not name.startswith(t + ".")}
+
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        stack.append(name)
+        for target in sorted(edges(name)):
+            if state.get(target) == 1:
+                cycle = stack[stack.index(target) :] + [target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[name] = 2
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name)
+
+
+def test_retrieval_layers_point_one_way():
+    """results -> registry -> controls -> retrievers -> protocol, and config under all of them."""
+    order = ["results", "registry", "controls", "retrievers", "protocol"]
+    for i, upper in enumerate(order):
+        for lower in order[i + 1 :]:
+            assert f"lamp_pl.retrieval.{upper}" not in GRAPH[f"lamp_pl.retrieval.{lower}"], f"{lower} imports {upper}"
+    assert not {f"lamp_pl.retrieval.{m}" for m in order} & GRAPH["lamp_pl.retrieval.config"]
+
+
+def test_only_the_demo_imports_the_demo():
+    for name, targets in GRAPH.items():
+        if name == "lamp_pl.demo" or name.startswith("lamp_pl.demo."):
+            continue
+        demo = sorted(t for t in targets if t == "lamp_pl.demo" or t.startswith("lamp_pl.demo."))
+        assert not demo, f"{name} imports {demo}: the core must not depend on the fakes"
