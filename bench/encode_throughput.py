@@ -33,14 +33,20 @@ from lamp_pl.tasks import get_task  # noqa: E402
 def distinct_texts(folder: Path, task: str, users: int) -> list[str]:
     write_synthetic(folder, task=task, users=users, profile_size=(30, 200), text_words=60)
     entry = get_task(task)
-    texts = {entry.item_text(item) for split in ("train", "dev", "test")
-             for q in load_split(folder, task, split) for item in q.profile}
+    texts = {
+        entry.item_text(item)
+        for split in ("train", "dev", "test")
+        for q in load_split(folder, task, split)
+        for item in q.profile
+    }
     return sorted(texts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default=None, help="folder, hub name, or `minilm` (the PyPI-shipped all-MiniLM-L6-v2)")
+    parser.add_argument(
+        "--encoder", default=None, help="folder, hub name, or `minilm` (the PyPI-shipped all-MiniLM-L6-v2)"
+    )
     parser.add_argument("--shape", choices=["base"], default=None, help="random Contriever-shaped encoder")
     parser.add_argument("--task", default="LaMP_4")
     parser.add_argument("--users", type=int, default=100)
@@ -51,18 +57,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lamp_encode_"))
     texts = distinct_texts(work / "data", args.task, args.users)
     if args.shape == "base":
-        encoder_path = str(build_tiny_bert(work / "bert-base", texts, hidden=768, layers=12, heads=12,
-                                           max_length=512))
+        encoder_path = str(build_tiny_bert(work / "bert-base", texts, hidden=768, layers=12, heads=12, max_length=512))
     else:
         encoder_path = str(minilm_path()) if args.encoder in (None, "minilm") else args.encoder
-    results = {"encoder": args.shape and "random BERT-base (Contriever's shape)" or encoder_path,
-               "texts": len(texts), "max_length": args.max_length, "batch_size": args.batch_size,
-               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-               "threads": torch.get_num_threads(), "items_per_second": {}}
+    results = {
+        "encoder": args.shape and "random BERT-base (Contriever's shape)" or encoder_path,
+        "texts": len(texts),
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "items_per_second": {},
+    }
     for precision in args.precisions:
-        encoder = Encoder(encoder_path, max_length=args.max_length, batch_size=args.batch_size,
-                          precision=precision, progress=False)
-        encoder.encode(texts[:args.batch_size * 2])  # warm-up: kernels, allocator
+        encoder = Encoder(
+            encoder_path, max_length=args.max_length, batch_size=args.batch_size, precision=precision, progress=False
+        )
+        encoder.encode(texts[: args.batch_size * 2])  # warm-up: kernels, allocator
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -71,8 +82,10 @@ def main() -> None:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         results["items_per_second"][precision] = round(len(texts) / seconds, 1)
-        print(f"{precision}: {len(texts)} texts in {seconds:.2f} s = {len(texts) / seconds:.1f} items/s, "
-              f"dim {vectors.shape[1]}")
+        print(
+            f"{precision}: {len(texts)} texts in {seconds:.2f} s = {len(texts) / seconds:.1f} items/s, "
+            f"dim {vectors.shape[1]}"
+        )
     print(json.dumps(results))
 
 

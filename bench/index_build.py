@@ -61,7 +61,7 @@ def official_way(task, data_dir: Path, encoder_path: str, k: int) -> tuple[float
                 query = mean_pooling(model(**tokens).last_hidden_state, tokens["attention_mask"])
                 scores = []
                 for at in range(0, len(corpus), 4):
-                    batch = tokenizer(corpus[at:at + 4], padding=True, truncation=True, return_tensors="pt")
+                    batch = tokenizer(corpus[at : at + 4], padding=True, truncation=True, return_tensors="pt")
                     vectors = mean_pooling(model(**batch).last_hidden_state, batch["attention_mask"])
                     scores.extend((query.squeeze() @ vectors.T).tolist())
                 values, indices = torch.topk(torch.tensor(scores), min(k, len(scores)))
@@ -88,12 +88,19 @@ def run_variant(name: str, args: argparse.Namespace, root: Path) -> dict:
     task = get_task(args.task)
     time_based = name == "time_based"
     data = root / name
-    write_synthetic(data, task=task.name, users=args.time_users if time_based else args.users,
-                    profile_size=tuple(args.profile_size), questions_per_user=args.questions_per_user if time_based
-                    else 1, time_based=time_based, seed=args.seed)
+    write_synthetic(
+        data,
+        task=task.name,
+        users=args.time_users if time_based else args.users,
+        profile_size=tuple(args.profile_size),
+        questions_per_user=args.questions_per_user if time_based else 1,
+        time_based=time_based,
+        seed=args.seed,
+    )
     splits = available_splits(data, task)
-    config = RetrievalConfig(retriever="contriever", k_max=args.k, encoder=args.encoder,
-                             encode_batch_size=args.batch_size)
+    config = RetrievalConfig(
+        retriever="contriever", k_max=args.k, encoder=args.encoder, encode_batch_size=args.batch_size
+    )
     cache = root / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)  # a first build is a cold one, even in a kept --workdir
     print(f"\n== {name}: {task.name}, encoder {args.encoder}")
@@ -129,15 +136,25 @@ def run_variant(name: str, args: argparse.Namespace, root: Path) -> dict:
     official_s, official = official_way(task, data, args.encoder, args.k) if not args.skip_official else (None, {})
     entries = sum(len(q.profile) for s in splits for q in load_split(data, task, s))
     figures = {
-        "variant": name, "users": first["users"], "questions": first["questions"], "profile_entries": entries,
-        "distinct_items": first["items"], "distinct_texts": first["distinct_texts"], "encoded": first["encoded"],
-        "first_build_s": round(first_s, 3), "encoder_load_s": round(load_s, 3),
-        "encoder_forward_s": round(forward_s, 3), "pipeline_overhead_ratio": round(first_s / forward_s, 3),
-        "items_per_second": first["items_per_second"], "official_s": official_s and round(official_s, 3),
+        "variant": name,
+        "users": first["users"],
+        "questions": first["questions"],
+        "profile_entries": entries,
+        "distinct_items": first["items"],
+        "distinct_texts": first["distinct_texts"],
+        "encoded": first["encoded"],
+        "first_build_s": round(first_s, 3),
+        "encoder_load_s": round(load_s, 3),
+        "encoder_forward_s": round(forward_s, 3),
+        "pipeline_overhead_ratio": round(first_s / forward_s, 3),
+        "items_per_second": first["items_per_second"],
+        "official_s": official_s and round(official_s, 3),
         "speedup_first_vs_official": official_s and round(official_s / first_s, 2),
         "cached_rebuild_s": round(cached_s, 5),
         "speedup_cached_vs_official": official_s and round(official_s / cached_s),
-        "new_k_from_cache_s": round(new_k_s, 5), "new_k_questions": new_k, "peak_rss_mb_after_build": mem_build,
+        "new_k_from_cache_s": round(new_k_s, 5),
+        "new_k_questions": new_k,
+        "peak_rss_mb_after_build": mem_build,
         "peak_rss_mb": peak_mb(),
     }
     if official:
@@ -160,8 +177,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="cached rebuilds timed (median)")
-    parser.add_argument("--variants", nargs="+", default=["user_based", "time_based"],
-                        choices=["user_based", "time_based"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["user_based", "time_based"], choices=["user_based", "time_based"]
+    )
     parser.add_argument("--skip-official", action="store_true")
     parser.add_argument("--progress", action="store_true", help="show lamp_pl's progress bars")
     parser.add_argument("--workdir", default=None, help="keep data and caches here (default: a temp folder)")
@@ -175,8 +193,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.workdir or tmp)
-        results = {"encoder": args.encoder, "torch_threads": torch.get_num_threads(),
-                   "variants": [run_variant(v, args, root) for v in args.variants]}
+        results = {
+            "encoder": args.encoder,
+            "torch_threads": torch.get_num_threads(),
+            "variants": [run_variant(v, args, root) for v in args.variants],
+        }
     print("\n" + json.dumps(results))
     return results
 

@@ -40,13 +40,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MB = 1 << 20
-DEMO_T5 = {"d_model": 64, "d_ff": 128, "d_kv": 16, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4,
-           "dropout_rate": 0.0}  # configs/demo.yaml's model.random_init
+DEMO_T5 = {
+    "d_model": 64,
+    "d_ff": 128,
+    "d_kv": 16,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+    "num_heads": 4,
+    "dropout_rate": 0.0,
+}  # configs/demo.yaml's model.random_init
 
 
 def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
-    return list(dict.fromkeys("".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9)))
-                              for _ in range(size)))
+    return list(dict.fromkeys("".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(size)))
 
 
 def generate(folder: Path, entries: int, time_based: bool, seed: int) -> dict:
@@ -59,8 +65,12 @@ def generate(folder: Path, entries: int, time_based: bool, seed: int) -> dict:
         return " ".join(rng.choices(phrases, k=rng.randint(lo, hi)))
 
     def item(uid: str, j: int) -> dict:
-        return {"text": text(3, 6), "title": " ".join(rng.choices(words, k=rng.randint(8, 12))),
-                "id": f"{uid}{j:04d}", "date": f"20{rng.randint(10, 19)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"}
+        return {
+            "text": text(3, 6),
+            "title": " ".join(rng.choices(words, k=rng.randint(8, 12))),
+            "id": f"{uid}{j:04d}",
+            "date": f"20{rng.randint(10, 19)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+        }
 
     task_dir = folder / "LaMP_4"
     task_dir.mkdir(parents=True, exist_ok=True)
@@ -75,8 +85,11 @@ def generate(folder: Path, entries: int, time_based: bool, seed: int) -> dict:
             cuts = [size * (i + 2) // 4 for i in range(3)] if time_based else [size]
             for cut in cuts:
                 qid = f"{uid}{len(golds):02d}"
-                record = {"id": qid, "input": f"Generate a headline for the following article: {text(3, 6)}",
-                          "profile": profile[:cut]}
+                record = {
+                    "id": qid,
+                    "input": f"Generate a headline for the following article: {text(3, 6)}",
+                    "profile": profile[:cut],
+                }
                 if time_based:
                     record["user_id"] = uid
                 out.write(("," if questions else "") + json.dumps(record))
@@ -85,8 +98,12 @@ def generate(folder: Path, entries: int, time_based: bool, seed: int) -> dict:
             user += 1
         out.write("]")
     (task_dir / "train_outputs.json").write_text(json.dumps({"task": "LaMP_4", "golds": golds}))
-    return {"entries": written, "questions": questions, "users": user,
-            "json_mb": (task_dir / "train_questions.json").stat().st_size / MB}
+    return {
+        "entries": written,
+        "questions": questions,
+        "users": user,
+        "json_mb": (task_dir / "train_questions.json").stat().st_size / MB,
+    }
 
 
 def models(work: Path) -> tuple[Path, Path]:
@@ -103,10 +120,25 @@ def models(work: Path) -> tuple[Path, Path]:
 
 
 def write_config(path: Path, data: Path, cache: Path, bert: Path, tokenizer: Path) -> Path:
-    config = {"data": {"task": "LaMP_4", "data_dir": str(data), "cache_dir": str(cache), "tokenizer": str(tokenizer),
-                       "k": 1, "retrieval": {"retriever": "contriever", "encoder": str(bert), "k_max": 1,
-                                             "encoder_max_length": 128, "device": "cpu"},
-                       "max_input_length": 256, "max_target_length": 32, "batch_size": 32}}
+    config = {
+        "data": {
+            "task": "LaMP_4",
+            "data_dir": str(data),
+            "cache_dir": str(cache),
+            "tokenizer": str(tokenizer),
+            "k": 1,
+            "retrieval": {
+                "retriever": "contriever",
+                "encoder": str(bert),
+                "k_max": 1,
+                "encoder_max_length": 128,
+                "device": "cpu",
+            },
+            "max_input_length": 256,
+            "max_target_length": 32,
+            "batch_size": 32,
+        }
+    }
     path.write_text(json.dumps(config))  # JSON is YAML
     return path
 
@@ -155,17 +187,36 @@ def index_point(work: Path, name: str, bert: Path, tokenizer: Path, ranks: int) 
     shutil.rmtree(cache, ignore_errors=True)
     config = write_config(work / f"{name}-{ranks}.yaml", work / name, cache, bert, tokenizer)
     port = str(29500 + random.Random().randrange(2000))
-    commands = [[sys.executable, __file__, "--worker", str(config), "--rank", str(r), "--world-size", str(ranks),
-                 "--port", port] for r in range(ranks)]
+    commands = [
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            str(config),
+            "--rank",
+            str(r),
+            "--world-size",
+            str(ranks),
+            "--port",
+            port,
+        ]
+        for r in range(ranks)
+    ]
     # Each rank gets an equal share of the threads (OMP_NUM_THREADS, else the cores), as DDP's
     # launcher gives it; more threads than cores makes torch's threads spin against each other.
     threads = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1) // ranks))
     wall, peaks, outputs = run(commands, {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
     build = max(json.loads(out.strip().splitlines()[-1])["build_seconds"] for out in outputs)
     info = manifest(cache)["info"]
-    return {"wall": wall, "build": build, "peaks": peaks, "disk": disk(cache),
-            "forward": info.get("forward_seconds", 0.0), "ingest": info["ingest"]["seconds"],
-            "store": next(cache.rglob("embeddings.npy")).stat().st_size}
+    return {
+        "wall": wall,
+        "build": build,
+        "peaks": peaks,
+        "disk": disk(cache),
+        "forward": info.get("forward_seconds", 0.0),
+        "ingest": info["ingest"]["seconds"],
+        "store": next(cache.rglob("embeddings.npy")).stat().st_size,
+    }
 
 
 class GlooRanks:
@@ -238,9 +289,14 @@ def training_path(work: Path, name: str, bert: Path, tokenizer: Path, seconds: f
         return done / (time.perf_counter() - start)
 
     loading = rate(lambda batch: None)
-    model = T5ForConditionalGeneration(T5Config(vocab_size=len(datamodule.tokenizer), **DEMO_T5,
-                                                pad_token_id=datamodule.tokenizer.pad_token_id,
-                                                decoder_start_token_id=datamodule.tokenizer.pad_token_id))
+    model = T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=len(datamodule.tokenizer),
+            **DEMO_T5,
+            pad_token_id=datamodule.tokenizer.pad_token_id,
+            decoder_start_token_id=datamodule.tokenizer.pad_token_id,
+        )
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
 
     def train(batch) -> None:
@@ -262,11 +318,13 @@ def table_row(rows: list[dict], base: int) -> str:
     row, peak = rows[-1], max(rows[-1]["peaks"])
     pipeline = row["entries"] / max(row["build"] - row["forward"], 1e-9)
     speedup = f"{rows[-2]['build'] / row['build']:.2f}x" if row["ranks"] > 1 else ""
-    return (f"| {row['layout']} | {row['entries']:,} | {row['questions']:,} | {row['json_mb']:.0f} | {row['ranks']} "
-            f"| {row['wall']:.1f} | {row['entries'] / row['build']:,.0f} | {pipeline:,.0f} "
-            f"| {' / '.join(f'{p / MB:.0f}' for p in row['peaks'])} | {(peak - base) / MB:.0f} "
-            f"| {(peak - base) / row['entries'] / 1024:.2f} | {row['store'] / MB:.1f} | {row['disk'] / MB:.0f} "
-            f"| {speedup} |")
+    return (
+        f"| {row['layout']} | {row['entries']:,} | {row['questions']:,} | {row['json_mb']:.0f} | {row['ranks']} "
+        f"| {row['wall']:.1f} | {row['entries'] / row['build']:,.0f} | {pipeline:,.0f} "
+        f"| {' / '.join(f'{p / MB:.0f}' for p in row['peaks'])} | {(peak - base) / MB:.0f} "
+        f"| {(peak - base) / row['entries'] / 1024:.2f} | {row['store'] / MB:.1f} | {row['disk'] / MB:.0f} "
+        f"| {speedup} |"
+    )
 
 
 def targets(rows: list[dict], base: int, training: tuple[float, float] | None, lamp4: int = 3_700_000) -> str:
@@ -278,42 +336,64 @@ def targets(rows: list[dict], base: int, training: tuple[float, float] | None, l
         ones = [r for r in rows if r["layout"] == layout and r["ranks"] == 1]
         big, small = ones[-1], ones[0]
         peak, bound = max(big["peaks"]), base + 1024 * MB + 1.5 * big["store"]
-        lines.append(f"- {layout}, {big['entries']:,} entries: peak RSS {peak / MB:.0f} MB <= imports + 1 GB + "
-                     f"1.5 x store = {bound / MB:.0f} MB: {'met' if peak <= bound else 'NOT met'}")
+        lines.append(
+            f"- {layout}, {big['entries']:,} entries: peak RSS {peak / MB:.0f} MB <= imports + 1 GB + "
+            f"1.5 x store = {bound / MB:.0f} MB: {'met' if peak <= bound else 'NOT met'}"
+        )
         pipeline = big["entries"] / max(big["build"] - big["forward"], 1e-9)
-        lines.append(f"- {layout}: pipeline (all but the encoder forward) {pipeline:,.0f} entries/s >= 20,000: "
-                     f"{'met' if pipeline >= 20_000 else 'NOT met'}")
+        lines.append(
+            f"- {layout}: pipeline (all but the encoder forward) {pipeline:,.0f} entries/s >= 20,000: "
+            f"{'met' if pipeline >= 20_000 else 'NOT met'}"
+        )
         if big is not small:
             span = big["entries"] - small["entries"]
             per_entry = (max(big["peaks"]) - max(small["peaks"])) / span
             per_second = span / max(big["build"] - small["build"], 1e-9)
             own = span / max((big["build"] - big["forward"]) - (small["build"] - small["forward"]), 1e-9)
-            lines.append(f"- {layout}: marginal pipeline rate (fixed start-up costs cancelled) {own:,.0f} entries/s "
-                         f">= 20,000: {'met' if own >= 20_000 else 'NOT met'}")
-            lines.append(f"- {layout}: slope {per_entry:,.0f} B of peak RSS and {1e6 / per_second:,.1f} us per entry "
-                         f"({small['entries']:,} -> {big['entries']:,}); LaMP-4 user-based train ({lamp4:,} entries) "
-                         f"extrapolates to {(max(big['peaks']) + per_entry * (lamp4 - big['entries'])) / MB:,.0f} MB "
-                         f"and {big['build'] + (lamp4 - big['entries']) / per_second:,.0f} s")
+            lines.append(
+                f"- {layout}: marginal pipeline rate (fixed start-up costs cancelled) {own:,.0f} entries/s "
+                f">= 20,000: {'met' if own >= 20_000 else 'NOT met'}"
+            )
+            lines.append(
+                f"- {layout}: slope {per_entry:,.0f} B of peak RSS and {1e6 / per_second:,.1f} us per entry "
+                f"({small['entries']:,} -> {big['entries']:,}); LaMP-4 user-based train ({lamp4:,} entries) "
+                f"extrapolates to {(max(big['peaks']) + per_entry * (lamp4 - big['entries'])) / MB:,.0f} MB "
+                f"and {big['build'] + (lamp4 - big['entries']) / per_second:,.0f} s"
+            )
         twos = [r for r in rows if r["layout"] == layout and r["ranks"] == 2 and r["name"] == big["name"]]
         if twos:
             two = twos[0]
-            lines.append(f"- {layout}: 2 ranks, peak per rank {' / '.join(f'{p / MB:.0f}' for p in two['peaks'])} MB "
-                         f"vs 1 process {peak / MB:.0f} MB: {'met' if max(two['peaks']) <= peak * 1.05 else 'NOT met'}; "
-                         f"speed-up {big['build'] / two['build']:.2f}x >= 1.7x: "
-                         f"{'met' if big['build'] / two['build'] >= 1.7 else 'NOT met'}")
+            lines.append(
+                f"- {layout}: 2 ranks, peak per rank {' / '.join(f'{p / MB:.0f}' for p in two['peaks'])} MB "
+                f"vs 1 process {peak / MB:.0f} MB: {'met' if max(two['peaks']) <= peak * 1.05 else 'NOT met'}; "
+                f"speed-up {big['build'] / two['build']:.2f}x >= 1.7x: "
+                f"{'met' if big['build'] / two['build'] >= 1.7 else 'NOT met'}"
+            )
     if training:
         ratio = training[0] / training[1]
-        lines.append(f"- training data path {ratio:.0f}x the demo model's training step >= 20x: "
-                     f"{'met' if ratio >= 20 else 'NOT met'}")
+        lines.append(
+            f"- training data path {ratio:.0f}x the demo model's training step >= 20x: "
+            f"{'met' if ratio >= 20 else 'NOT met'}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
-                        help="profile entries per point (default: 10k 100k 1M)")
-    parser.add_argument("--layouts", nargs="+", choices=["user", "time"], default=["user", "time"],
-                        help="user-based (one profile per question) and/or time-based (users' questions share one)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000, 1_000_000],
+        help="profile entries per point (default: 10k 100k 1M)",
+    )
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        choices=["user", "time"],
+        default=["user", "time"],
+        help="user-based (one profile per question) and/or time-based (users' questions share one)",
+    )
     parser.add_argument("--skip-ddp", action="store_true", help="no 2-rank gloo points")
     parser.add_argument("--skip-train", action="store_true", help="no training data path measurement")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed)")
@@ -334,8 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         bert, tokenizer = models(work)
         base = imports_rss()
         print(f"imports alone: {base / MB:.0f} MB peak RSS; {os.cpu_count()} CPUs\n")
-        print("| layout | entries | questions | JSON MB | ranks | seconds | entries/s | pipeline entries/s "
-              "| peak RSS MB (per rank) | over imports MB | RSS/entry KB | store MB | cache MB | speed-up |")
+        print(
+            "| layout | entries | questions | JSON MB | ranks | seconds | entries/s | pipeline entries/s "
+            "| peak RSS MB (per rank) | over imports MB | RSS/entry KB | store MB | cache MB | speed-up |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         rows: list[dict] = []
         for layout in args.layouts:
@@ -343,19 +425,30 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"{layout}-{size}"
                 shape = generate(work / name, size, layout == "time", args.seed)
                 for ranks in (1,) if args.skip_ddp else (1, 2):
-                    rows.append({"layout": layout, "name": name, "ranks": ranks, **shape,
-                                 **index_point(work, name, bert, tokenizer, ranks)})
+                    rows.append(
+                        {
+                            "layout": layout,
+                            "name": name,
+                            "ranks": ranks,
+                            **shape,
+                            **index_point(work, name, bert, tokenizer, ranks),
+                        }
+                    )
                     print(table_row(rows, base), flush=True)
         training = None
         if not args.skip_train and rows:
             training = training_path(work, rows[0]["name"], bert, tokenizer)
-            print(f"\n| training data path | samples/s |\n|---|---:|\n| cached prompts -> collate -> batch "
-                  f"| {training[0]:,.0f} |\n| demo tiny T5 training step | {training[1]:,.0f} |\n"
-                  f"| ratio | {training[0] / training[1]:.0f}x |")
+            print(
+                f"\n| training data path | samples/s |\n|---|---:|\n| cached prompts -> collate -> batch "
+                f"| {training[0]:,.0f} |\n| demo tiny T5 training step | {training[1]:,.0f} |\n"
+                f"| ratio | {training[0] / training[1]:.0f}x |"
+            )
         print(targets(rows, base, training))
-        print(f"\n(seconds: the child's wall time, imports included; entries/s and pipeline entries/s use the build's own "
-              f"seconds; pipeline = build seconds minus encoder forward seconds; speed-up: 1-rank build seconds over "
-              f"2-rank build seconds. Total benchmark time {time.perf_counter() - started:.0f} s.)")
+        print(
+            f"\n(seconds: the child's wall time, imports included; entries/s and pipeline entries/s use the build's own "
+            f"seconds; pipeline = build seconds minus encoder forward seconds; speed-up: 1-rank build seconds over "
+            f"2-rank build seconds. Total benchmark time {time.perf_counter() - started:.0f} s.)"
+        )
     finally:
         if not (args.keep or args.work):
             shutil.rmtree(work, ignore_errors=True)

@@ -26,12 +26,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 SHAPES = {
-    "small": {"model_type": "llama", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
-              "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 512},
+    "small": {
+        "model_type": "llama",
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 512,
+    },
     # Qwen2.5-0.5B's shape (random weights): ~0.5B parameters with its 151,936-row vocabulary.
-    "0.5b": {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
-             "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-             "vocab_size": 151936, "tie_word_embeddings": True},
+    "0.5b": {
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+    },
 }
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
 
@@ -50,12 +65,18 @@ def batches(root: Path, shape: str, steps: int, batch_size: int) -> list[dict]:
     from lamp_pl.retrieval import RetrievalConfig
 
     long = shape != "small"
-    data = LaMPDataModule(task="LaMP_2", data_dir=str(root / "data"), cache_dir=str(root / "cache"),
-                          tokenizer=synthetic_tokenizer(), k=4 if long else 1,
-                          retrieval=RetrievalConfig(retriever="bm25"), max_input_length=512 if long else 96,
-                          max_target_length=16, batch_size=batch_size,
-                          synthetic=SyntheticSpec(users=200, questions_per_user=10, profile_size=(10, 20),
-                                                  text_words=40 if long else 10))
+    data = LaMPDataModule(
+        task="LaMP_2",
+        data_dir=str(root / "data"),
+        cache_dir=str(root / "cache"),
+        tokenizer=synthetic_tokenizer(),
+        k=4 if long else 1,
+        retrieval=RetrievalConfig(retriever="bm25"),
+        max_input_length=512 if long else 96,
+        max_target_length=16,
+        batch_size=batch_size,
+        synthetic=SyntheticSpec(users=200, questions_per_user=10, profile_size=(10, 20), text_words=40 if long else 10),
+    )
     data.prepare_data()
     data.setup("fit")
     out = []
@@ -67,8 +88,16 @@ def batches(root: Path, shape: str, steps: int, batch_size: int) -> list[dict]:
 def build_model(shape: str, lora: bool):
     from lamp_pl.module import LaMPModel
 
-    model = LaMPModel(model_name_or_path="random", family="causal", task="LaMP_2", tokenizer=synthetic_tokenizer(),
-                      random_init=SHAPES[shape], lr=1e-4, peft=LORA if lora else None, num_beams=1)
+    model = LaMPModel(
+        model_name_or_path="random",
+        family="causal",
+        task="LaMP_2",
+        tokenizer=synthetic_tokenizer(),
+        random_init=SHAPES[shape],
+        lr=1e-4,
+        peft=LORA if lora else None,
+        num_beams=1,
+    )
     torch.manual_seed(0)
     model.configure_model()
     return model
@@ -92,9 +121,18 @@ def run_lamp(data: list[dict], shape: str, lora: bool, precision: str, warmup: i
 
     model = build_model(shape, lora)
     model.configure_callbacks = list  # no checkpointing inside a timing loop
-    trainer = L.Trainer(accelerator="auto", devices=1, precision=precision, max_steps=len(data), logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[StepTimer()], limit_val_batches=0)
+    trainer = L.Trainer(
+        accelerator="auto",
+        devices=1,
+        precision=precision,
+        max_steps=len(data),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[StepTimer()],
+        limit_val_batches=0,
+    )
     trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None, collate_fn=lambda b: b))
     return times[warmup:]
 
@@ -131,19 +169,29 @@ def one(args: argparse.Namespace) -> dict:
         root = Path(args.workdir or tmp)
         data = batches(root, args.shape, args.steps, args.batch_size)
         holder = build_model(args.shape, False)
-        tokens = sum(int(holder.family.training_sequences(b)["attention_mask"].sum()) for b in data[args.warmup:])
+        tokens = sum(int(holder.family.training_sequences(b)["attention_mask"].sum()) for b in data[args.warmup :])
         del holder
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         run = run_lamp if args.impl == "lamp_pl" else run_plain
         times = run(data, args.shape, args.lora, args.precision, args.warmup)
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available()
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     step = sum(times) / len(times)
-    return {"impl": args.impl, "lora": args.lora, "shape": args.shape, "precision": args.precision,
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "step_ms": round(1000 * step, 2), "tokens_per_s": round(tokens / sum(times), 1),
-            "peak_mib": round(peak, 1), "peak_kind": "cuda_max_allocated" if torch.cuda.is_available() else "max_rss"}
+    return {
+        "impl": args.impl,
+        "lora": args.lora,
+        "shape": args.shape,
+        "precision": args.precision,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "step_ms": round(1000 * step, 2),
+        "tokens_per_s": round(tokens / sum(times), 1),
+        "peak_mib": round(peak, 1),
+        "peak_kind": "cuda_max_allocated" if torch.cuda.is_available() else "max_rss",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,19 +213,38 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or tempfile.mkdtemp(prefix="lamp_bench_")
     for lora in (False, True):
         for impl in ("plain", "lamp_pl"):
-            cmd = [sys.executable, __file__, "--impl", impl, "--shape", args.shape, "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--batch_size", str(args.batch_size), "--precision",
-                   args.precision, "--workdir", workdir] + (["--lora"] if lora else [])
+            cmd = [
+                sys.executable,
+                __file__,
+                "--impl",
+                impl,
+                "--shape",
+                args.shape,
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--batch_size",
+                str(args.batch_size),
+                "--precision",
+                args.precision,
+                "--workdir",
+                workdir,
+            ] + (["--lora"] if lora else [])
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{'impl':8} {'lora':5} {'step ms':>9} {'tokens/s':>10} {'peak MiB':>9}  ({rows[0]['device']}, "
-          f"{args.shape}, {args.precision})")
+    print(
+        f"{'impl':8} {'lora':5} {'step ms':>9} {'tokens/s':>10} {'peak MiB':>9}  ({rows[0]['device']}, "
+        f"{args.shape}, {args.precision})"
+    )
     for r in rows:
         print(f"{r['impl']:8} {r['lora']!s:5} {r['step_ms']:9.2f} {r['tokens_per_s']:10.1f} {r['peak_mib']:9.1f}")
     for lora in (False, True):
         plain, lamp = (next(r for r in rows if r["impl"] == i and r["lora"] == lora) for i in ("plain", "lamp_pl"))
-        print(f"lora={lora}: lamp_pl/plain step time {lamp['step_ms'] / plain['step_ms']:.3f}, "
-              f"peak memory {lamp['peak_mib'] / plain['peak_mib']:.3f}")
+        print(
+            f"lora={lora}: lamp_pl/plain step time {lamp['step_ms'] / plain['step_ms']:.3f}, "
+            f"peak memory {lamp['peak_mib'] / plain['peak_mib']:.3f}"
+        )
     print(json.dumps(rows))
     return 0
 

@@ -127,8 +127,11 @@ def file_record(path: str | Path) -> dict:
 def folder_records(folder: str | Path, skip: Iterable[str] = ()) -> dict[str, dict]:
     """Records of every file under `folder` (relative names), except `skip`."""
     folder, skip = Path(folder), set(skip)
-    return {str(p.relative_to(folder)): file_record(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and str(p.relative_to(folder)) not in skip}
+    return {
+        str(p.relative_to(folder)): file_record(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and str(p.relative_to(folder)) not in skip
+    }
 
 
 @contextlib.contextmanager
@@ -177,8 +180,10 @@ def no_space(error: OSError, path: str | Path, needed: int | None = None) -> OSE
         return error
     free = shutil.disk_usage(Path(path).parent).free
     wanted = f"{needed} bytes needed, " if needed is not None else ""
-    return NoSpaceError(f"No space left to write {path} ({wanted}{free} bytes free; {error.strerror}): "
-                        "free some space or point the cache elsewhere")
+    return NoSpaceError(
+        f"No space left to write {path} ({wanted}{free} bytes free; {error.strerror}): "
+        "free some space or point the cache elsewhere"
+    )
 
 
 def preallocate(path: str | Path, size: int) -> None:

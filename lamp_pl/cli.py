@@ -74,26 +74,46 @@ COMMANDS: dict[str, Command] = {
 }
 # Commands that parse their own arguments (list-valued axes, several sub-forms, pass-through
 # flags); each shim's --help is its argparse usage and its function's docstring.
-COMMANDS.update({
-    "export": Command("lamp_pl.export:main", "Export a checkpoint as a plain Hugging Face model folder.", raw=True),
-    "score-items": Command("lamp_pl.learned.commands:score_items_main",
-                           "Score each candidate profile item by the generator's likelihood of the gold.", raw=True),
-    "fit-retriever": Command("lamp_pl.learned.commands:fit_retriever_main",
-                             "Distil item utilities into the dense retriever (ROPG-KD).", raw=True),
-    "ropg-kd": Command("lamp_pl.learned.commands:ropg_kd_main",
-                       "Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.",
-                       raw=True),
-    "attribute": Command("lamp_pl.learned.commands:attribute_main",
-                         "Attribute each retrieved item: leave-one-out likelihood change and attention share.",
-                         raw=True),
-    "convert": Command("lamp_pl.data.annotators:main",
-                       "Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
-                       raw=True),
-    "fit-users": Command("lamp_pl.adapters.commands:fit_users_main",
-                         "Train one LoRA adapter per user on the user's own profile items.", raw=True),
-    "test-users": Command("lamp_pl.adapters.commands:test_users_main",
-                          "Evaluate each question with its own user's adapter (alone or with retrieval).", raw=True),
-})
+COMMANDS.update(
+    {
+        "export": Command("lamp_pl.export:main", "Export a checkpoint as a plain Hugging Face model folder.", raw=True),
+        "score-items": Command(
+            "lamp_pl.learned.commands:score_items_main",
+            "Score each candidate profile item by the generator's likelihood of the gold.",
+            raw=True,
+        ),
+        "fit-retriever": Command(
+            "lamp_pl.learned.commands:fit_retriever_main",
+            "Distil item utilities into the dense retriever (ROPG-KD).",
+            raw=True,
+        ),
+        "ropg-kd": Command(
+            "lamp_pl.learned.commands:ropg_kd_main",
+            "Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.",
+            raw=True,
+        ),
+        "attribute": Command(
+            "lamp_pl.learned.commands:attribute_main",
+            "Attribute each retrieved item: leave-one-out likelihood change and attention share.",
+            raw=True,
+        ),
+        "convert": Command(
+            "lamp_pl.data.annotators:main",
+            "Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
+            raw=True,
+        ),
+        "fit-users": Command(
+            "lamp_pl.adapters.commands:fit_users_main",
+            "Train one LoRA adapter per user on the user's own profile items.",
+            raw=True,
+        ),
+        "test-users": Command(
+            "lamp_pl.adapters.commands:test_users_main",
+            "Evaluate each question with its own user's adapter (alone or with retrieval).",
+            raw=True,
+        ),
+    }
+)
 
 # Sections of a LightningCLI config that the non-training commands accept and ignore.
 OTHER_SECTIONS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path")
@@ -157,6 +177,21 @@ def underscored(arg: str) -> str:
     return "--" + option[2:].replace("-", "_") + sep + value
 
 
+def bare_flags(function: Callable[..., Any], argv: list[str]) -> list[str]:
+    """`--verify` alone as `--verify true` for a bool parameter, as shell users expect of a flag
+    (jsonargparse wants a value for every bool option)."""
+    flags = {
+        f"--{name}" for name, p in inspect.signature(function).parameters.items() if p.annotation in (bool, "bool")
+    }
+    out: list[str] = []
+    for at, arg in enumerate(argv):
+        out.append(arg)
+        following = argv[at + 1] if at + 1 < len(argv) else "--"
+        if arg in flags and following.startswith("--"):
+            out.append("true")
+    return out
+
+
 def instantiate(parser: Any, config: Any) -> Any:
     """`parser.instantiate` (jsonargparse >= 4.49; `instantiate_classes` before, now deprecated)."""
     method = getattr(parser, "instantiate", None) or parser.instantiate_classes
@@ -167,7 +202,7 @@ def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> in
     """Parse `argv` for `function`, call it, print what it returns (JSON for dicts, one line per
     list entry), and turn a user error into one line on stderr with exit code 1."""
     parser = build_parser(name, function)
-    config = parser.parse_args([underscored(arg) for arg in argv])
+    config = parser.parse_args(bare_flags(function, [underscored(arg) for arg in argv]))
     try:
         init = instantiate(parser, config)
         params = inspect.signature(function).parameters

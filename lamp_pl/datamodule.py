@@ -21,19 +21,23 @@ from torch.utils.data import DataLoader, DistributedSampler
 import lamp_pl
 from lamp_pl.cache import HASH_STORE, file_sha256_by_state, stable_hash, tokenizer_fingerprint
 from lamp_pl.data.lamp import split_files
-from lamp_pl.data.stream import load_questions
 from lamp_pl.data.stages import check_splits_present, stage_splits
+from lamp_pl.data.stream import load_questions
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.prompts import PromptOptions, build_prompt
-from lamp_pl.studies import check_study_options
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.results import results_fingerprint
+from lamp_pl.studies import check_study_options
 from lamp_pl.tasks import get_task
-from lamp_pl.tokenizer import load_tokenizer
 from lamp_pl.tokenized import TokenizedSplit, collate
+from lamp_pl.tokenizer import load_tokenizer
 
-STAGE_SPLITS = {"fit": ("train_split", "val_split"), "validate": ("val_split",), "test": ("test_split",),
-                "predict": ("predict_split",)}
+STAGE_SPLITS = {
+    "fit": ("train_split", "val_split"),
+    "validate": ("val_split",),
+    "test": ("test_split",),
+    "predict": ("predict_split",),
+}
 PROMPT_CACHE_FORMAT = 2
 """Version of the tokenized-prompt cache; bump it whenever prompts.py or tokenized.py changes
 what they write, so no cache of the old code is read by the new."""
@@ -62,8 +66,9 @@ def agree_on_failure(strategy, rank: int, error: BaseException | None) -> None:
     if error is not None:
         raise error
     if failed:
-        raise RuntimeError(f"rank {rank}: data preparation failed on another rank"
-                           + (f" (rank 0: {message})" if message else ""))
+        raise RuntimeError(
+            f"rank {rank}: data preparation failed on another rank" + (f" (rank 0: {message})" if message else "")
+        )
 
 
 class LaMPDataModule(L.LightningDataModule):
@@ -122,8 +127,11 @@ class LaMPDataModule(L.LightningDataModule):
         synthetic = SyntheticSpec(**synthetic) if isinstance(synthetic, dict) else synthetic
         self.save_hyperparameters()
         # Plain dicts in the checkpoint, so it loads with torch.load(weights_only=True).
-        self.hparams.update(retrieval=dataclasses.asdict(retrieval), prompt=dataclasses.asdict(prompt),
-                            synthetic=dataclasses.asdict(synthetic) if synthetic is not None else None)
+        self.hparams.update(
+            retrieval=dataclasses.asdict(retrieval),
+            prompt=dataclasses.asdict(prompt),
+            synthetic=dataclasses.asdict(synthetic) if synthetic is not None else None,
+        )
         self.task_name, self.data_dir, self.cache_dir = task, data_dir, Path(cache_dir)
         self.tokenizer_name, self.k, self.offset = tokenizer, k, offset
         self.retrieval = retrieval
@@ -194,9 +202,16 @@ class LaMPDataModule(L.LightningDataModule):
         summary, error = None, None
         try:
             if self.uses_retrieval:
-                summary = prepare_retrieval(self.task, self.data_dir, splits, self.retrieval, self.cache_dir,
-                                            rank=rank, world_size=world_size,
-                                            barrier=strategy.barrier if strategy is not None else None)
+                summary = prepare_retrieval(
+                    self.task,
+                    self.data_dir,
+                    splits,
+                    self.retrieval,
+                    self.cache_dir,
+                    rank=rank,
+                    world_size=world_size,
+                    barrier=strategy.barrier if strategy is not None else None,
+                )
             if rank == 0:
                 for split in splits:
                     self._tokenized(split, build=True)
@@ -231,15 +246,24 @@ class LaMPDataModule(L.LightningDataModule):
         tokenizer's files, the options, the data files' content and the retrieval results read."""
         files = [p for p in split_files(self.data_dir, self.task, split) if p is not None]
         task = self.task
-        settings = {"format": PROMPT_CACHE_FORMAT, "version": lamp_pl.__version__, "task": task.name,
-                    "task_spec": task.fingerprint, "split": split,
-                    "tokenizer": tokenizer_fingerprint(self.tokenizer_name), "k": self.k, "offset": self.offset,
-                    "retrieval": dataclasses.asdict(self.retrieval) if self.uses_retrieval else None,
-                    "results": (results_fingerprint(task, split, self.retrieval, self.cache_dir)
-                                if self.uses_retrieval else None),
-                    "prompt": dataclasses.asdict(self.prompt), "max_input_length": self.max_input_length,
-                    "max_target_length": self.max_target_length,
-                    "data": [file_sha256_by_state(path, self.cache_dir / HASH_STORE) for path in files]}
+        settings = {
+            "format": PROMPT_CACHE_FORMAT,
+            "version": lamp_pl.__version__,
+            "task": task.name,
+            "task_spec": task.fingerprint,
+            "split": split,
+            "tokenizer": tokenizer_fingerprint(self.tokenizer_name),
+            "k": self.k,
+            "offset": self.offset,
+            "retrieval": dataclasses.asdict(self.retrieval) if self.uses_retrieval else None,
+            "results": (
+                results_fingerprint(task, split, self.retrieval, self.cache_dir) if self.uses_retrieval else None
+            ),
+            "prompt": dataclasses.asdict(self.prompt),
+            "max_input_length": self.max_input_length,
+            "max_target_length": self.max_target_length,
+            "data": [file_sha256_by_state(path, self.cache_dir / HASH_STORE) for path in files],
+        }
         return stable_hash(settings)
 
     def _tokenized(self, split: str, build: bool) -> TokenizedSplit:
@@ -247,19 +271,35 @@ class LaMPDataModule(L.LightningDataModule):
         if TokenizedSplit.exists(folder):
             return TokenizedSplit.load(folder)
         if not build:
-            raise RuntimeError(f"no tokenized cache for split {split!r} at {folder}: prepare_data has not run "
-                               "(call datamodule.prepare_data() or use the Trainer)")
+            raise RuntimeError(
+                f"no tokenized cache for split {split!r} at {folder}: prepare_data has not run "
+                "(call datamodule.prepare_data() or use the Trainer)"
+            )
         questions = load_questions(self.data_dir, self.task, split)  # streamed; prompts need no profiles
-        retrieved = (load_retrieved(self.task, self.data_dir, split, self.retrieval, self.cache_dir, self.k,
-                                    self.offset) if self.uses_retrieval else None)
+        retrieved = (
+            load_retrieved(self.task, self.data_dir, split, self.retrieval, self.cache_dir, self.k, self.offset)
+            if self.uses_retrieval
+            else None
+        )
         prompts, item_ids = [], []
         for i, question in enumerate(questions):
             items = retrieved[i].items if retrieved else []
-            prompts.append(build_prompt(self.task, question.input, items, self.tokenizer, self.max_input_length,
-                                        self.prompt, question_id=question.id, user_id=question.user))
+            prompts.append(
+                build_prompt(
+                    self.task,
+                    question.input,
+                    items,
+                    self.tokenizer,
+                    self.max_input_length,
+                    self.prompt,
+                    question_id=question.id,
+                    user_id=question.user,
+                )
+            )
             item_ids.append(retrieved[i].item_ids if retrieved else [])
-        return TokenizedSplit.build(folder, self.tokenizer, questions, prompts, item_ids, self.max_input_length,
-                                    self.max_target_length)
+        return TokenizedSplit.build(
+            folder, self.tokenizer, questions, prompts, item_ids, self.max_input_length, self.max_target_length
+        )
 
     def prompts(self, split: str) -> list[str]:
         """The prompts of a split, as the model reads them (for inspection)."""
@@ -270,15 +310,25 @@ class LaMPDataModule(L.LightningDataModule):
             self.setup(None)
         dataset = self.datasets[split]
         pad = self.tokenizer.pad_token_id
-        kwargs = dict(num_workers=self.num_workers, collate_fn=functools.partial(collate, pad_token_id=pad),
-                      persistent_workers=self.num_workers > 0)
+        kwargs = dict(
+            num_workers=self.num_workers,
+            collate_fn=functools.partial(collate, pad_token_id=pad),
+            persistent_workers=self.num_workers > 0,
+        )
         rank, world_size = self._world()
         if train:
-            return DataLoader(dataset, batch_size=self.batch_size,
-                              sampler=training_sampler(dataset, self.seed, rank, world_size), **kwargs)
+            return DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                sampler=training_sampler(dataset, self.seed, rank, world_size),
+                **kwargs,
+            )
         # No padding of shards: each question is scored and written exactly once under DDP.
-        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False) \
-            if world_size > 1 else None
+        sampler = (
+            UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+            if world_size > 1
+            else None
+        )
         return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, **kwargs)
 
     def train_dataloader(self) -> DataLoader:

@@ -42,8 +42,11 @@ _BOOLEAN = {"true", "false", "yes", "no", "1", "0"}
 def _verbose_flags(argv: list[str]) -> list[int]:
     """Positions of a bare ``--verbose``; ``--verbose false`` is Lightning's own option of
     `validate`/`test` (it takes a value) and is left alone."""
-    return [i for i, arg in enumerate(argv) if arg == "--verbose"
-            and (i + 1 == len(argv) or argv[i + 1].lower() not in _BOOLEAN)]
+    return [
+        i
+        for i, arg in enumerate(argv)
+        if arg == "--verbose" and (i + 1 == len(argv) or argv[i + 1].lower() not in _BOOLEAN)
+    ]
 
 
 def verbose_requested(argv: list[str] | None = None) -> bool:
@@ -79,5 +82,13 @@ def strip_verbose(argv: list[str]) -> list[str]:
     return [arg for i, arg in enumerate(argv) if i not in drop]
 
 
-__all__ = ["EXIT_CODE", "LaMPError", "MissingDataError", "NoSpaceError", "one_line", "one_line_errors", "strip_verbose",
-           "verbose_requested"]
+__all__ = [
+    "EXIT_CODE",
+    "LaMPError",
+    "MissingDataError",
+    "NoSpaceError",
+    "one_line",
+    "one_line_errors",
+    "strip_verbose",
+    "verbose_requested",
+]

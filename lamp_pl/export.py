@@ -48,33 +48,57 @@ def test_metrics(ckpt_path: Path) -> dict[str, float] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def model_card(hparams: dict[str, Any], data: dict[str, Any], metrics: dict[str, float] | None,
-               adapter_only: bool) -> str:
+def model_card(
+    hparams: dict[str, Any], data: dict[str, Any], metrics: dict[str, float] | None, adapter_only: bool
+) -> str:
     """A README.md describing what the exported model was trained for and how it scored."""
     family = hparams.get("family", "seq2seq")
-    auto = {"seq2seq": "AutoModelForSeq2SeqLM", "causal": "AutoModelForCausalLM",
-            "classifier": "AutoModelForSequenceClassification"}[family]
+    auto = {
+        "seq2seq": "AutoModelForSeq2SeqLM",
+        "causal": "AutoModelForCausalLM",
+        "classifier": "AutoModelForSequenceClassification",
+    }[family]
     retrieval = data.get("retrieval") or {}
     retrieval = retrieval if isinstance(retrieval, dict) else vars(retrieval)
     prompt = data.get("prompt") or {}
     prompt = prompt if isinstance(prompt, dict) else vars(prompt)
     random_init = hparams.get("random_init")
     base = f"randomly initialised ({random_init})" if random_init else hparams.get("model_name_or_path")
-    lines = [f"# {hparams.get('task')} ({family}) fine-tuned with lamp_pl", "",
-             f"- task: {hparams.get('task')}", f"- family: {family} (`{auto}`)",
-             f"- base model: {base}",
-             f"- LoRA: {hparams.get('peft') or 'none'}" + (" (adapter only)" if adapter_only else
-                                                          (" (merged)" if hparams.get("peft") else "")),
-             f"- retriever: {retrieval.get('retriever', '?')} (encoder {retrieval.get('encoder', '-')})",
-             f"- k: {data.get('k', '?')}", f"- prompt options: {json.dumps(prompt, default=str)}",
-             f"- max_input_length: {data.get('max_input_length', '?')}",
-             f"- chat_template: {hparams.get('chat_template', False)}", "", "## Test metrics", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4f} |" for k, v in (metrics or {}).items()] or ["(no metrics_test.json next to the checkpoint)"]
-    lines += ["", "## Use", "", "```python", f"from transformers import {auto}, AutoTokenizer",
-              f"model = {auto}.from_pretrained(DIR)", "tokenizer = AutoTokenizer.from_pretrained(DIR)", "```",
-              "Prompts must be built as lamp_pl builds them (same task template, retriever and k), tokenized",
-              "with truncation at max_input_length; a causal model reads the prompt without any special token",
-              "the tokenizer appends (e.g. a T5-style `</s>`) and generates after it."]
+    lines = [
+        f"# {hparams.get('task')} ({family}) fine-tuned with lamp_pl",
+        "",
+        f"- task: {hparams.get('task')}",
+        f"- family: {family} (`{auto}`)",
+        f"- base model: {base}",
+        f"- LoRA: {hparams.get('peft') or 'none'}"
+        + (" (adapter only)" if adapter_only else (" (merged)" if hparams.get("peft") else "")),
+        f"- retriever: {retrieval.get('retriever', '?')} (encoder {retrieval.get('encoder', '-')})",
+        f"- k: {data.get('k', '?')}",
+        f"- prompt options: {json.dumps(prompt, default=str)}",
+        f"- max_input_length: {data.get('max_input_length', '?')}",
+        f"- chat_template: {hparams.get('chat_template', False)}",
+        "",
+        "## Test metrics",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v:.4f} |" for k, v in (metrics or {}).items()] or [
+        "(no metrics_test.json next to the checkpoint)"
+    ]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        f"from transformers import {auto}, AutoTokenizer",
+        f"model = {auto}.from_pretrained(DIR)",
+        "tokenizer = AutoTokenizer.from_pretrained(DIR)",
+        "```",
+        "Prompts must be built as lamp_pl builds them (same task template, retriever and k), tokenized",
+        "with truncation at max_input_length; a causal model reads the prompt without any special token",
+        "the tokenizer appends (e.g. a T5-style `</s>`) and generates after it.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,7 +139,7 @@ def export(config: str | Path | None, ckpt_path: str, out: Path, adapter_only: b
 
 def main(argv: list[str] | None = None) -> int:
     """`lamp-pl export --ckpt_path CKPT --out DIR [--config run.yaml] [--adapter-only]`."""
-    parser = argparse.ArgumentParser(prog="lamp-pl export", description=export.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lamp-pl export", description=(export.__doc__ or "").splitlines()[0])
     parser.add_argument("--config", default=None, help="the run's config (default: its saved config.yaml)")
     parser.add_argument("--ckpt_path", required=True, help="checkpoint file")
     parser.add_argument("--out", required=True, type=Path, help="destination folder")

@@ -14,8 +14,13 @@ import itertools
 import json
 from pathlib import Path
 
-AXES = {"retriever": "data.retrieval.retriever", "k": "data.k", "ablation": "data.prompt.ablation",
-        "order": "data.prompt.order", "user_context": "data.prompt.user_context"}
+AXES = {
+    "retriever": "data.retrieval.retriever",
+    "k": "data.k",
+    "ablation": "data.prompt.ablation",
+    "order": "data.prompt.order",
+    "user_context": "data.prompt.user_context",
+}
 
 
 def combinations(args: argparse.Namespace) -> list[dict[str, str]]:
@@ -50,8 +55,11 @@ def distinct_points(points: list[dict[str, str]], configured: dict[str, str]) ->
     for index, point in enumerate(points):
         settings = effective_settings(point, configured)
         # Pass what the point sets plus what the no-op rules changed from the configs.
-        overrides = {name: value for name, value in settings.items()
-                     if name in AXES and (name in point or configured.get(name) != value)}
+        overrides = {
+            name: value
+            for name, value in settings.items()
+            if name in AXES and (name in point or configured.get(name) != value)
+        }
         first = seen.setdefault(tuple(sorted(settings.items())), index)
         out.append((point, overrides, first))
     return out
@@ -84,8 +92,7 @@ def run_points(configs: list[str], points: list[dict[str, str]], out: Path, fit:
         names.append("-".join(f"{key}={value}" for key, value in point.items()) or "default")
         if first < len(rows):  # same prompts as an earlier point: reported, not run twice
             print(f"lamp-pl grid: {names[-1]} gives the same prompts as {names[first]}; not run again")
-            rows.append({**{k: v for k, v in rows[first].items() if k != "same_as"}, **point,
-                         "same_as": names[first]})
+            rows.append({**{k: v for k, v in rows[first].items() if k != "same_as"}, **point, "same_as": names[first]})
         else:
             metrics = run_combination(configs, overrides, out / names[-1], fit, extra)
             rows.append({**point, **{key.split("/", 1)[-1]: value for key, value in metrics.items()}})

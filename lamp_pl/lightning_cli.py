@@ -27,9 +27,13 @@ class LaMPCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.task", "model.task")
         parser.link_arguments("data.tokenizer", "model.tokenizer")
-        parser.add_argument("--run_name", type=str | None, default=None,
-                            help="Name of this run inside its experiment folder runs/<task>/<retriever>/<run_name> "
-                                 "(used when trainer.default_root_dir is not set)")
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="Name of this run inside its experiment folder runs/<task>/<retriever>/<run_name> "
+            "(used when trainer.default_root_dir is not set)",
+        )
 
     def before_instantiate_classes(self) -> None:
         """Give each experiment its own folder when `trainer.default_root_dir` is not set."""

@@ -25,8 +25,8 @@ from lamp_pl.models.adapters import (
     trainable_state,
 )
 from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
-from lamp_pl.tokenizer import load_tokenizer
 from lamp_pl.tasks import get_task
+from lamp_pl.tokenizer import load_tokenizer
 
 TRAINABLE_ONLY = "lamp_pl_trainable_only"
 """Checkpoint key set when `state_dict` holds only the trainable (adapter) weights."""
@@ -87,19 +87,30 @@ class LaMPModel(L.LightningModule):
         self.task = get_task(task)
         self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
         if quantization is not None and peft is None:
-            raise ValueError("model.quantization: a quantized base cannot be fine-tuned directly; add a model.peft "
-                             "(LoRA) section (QLoRA)")
+            raise ValueError(
+                "model.quantization: a quantized base cannot be fine-tuned directly; add a model.peft "
+                "(LoRA) section (QLoRA)"
+            )
         if quantization is not None and random_init is not None:
             raise ValueError("model.quantization applies to pretrained weights, not to model.random_init")
         # Validates family and task together now (e.g. classifier on a generation task), before
         # any weights load.
-        self.family = get_family(family, model_name_or_path=model_name_or_path, tokenizer=self.tokenizer,
-                                 task=self.task, random_init=random_init, trust_remote_code=trust_remote_code,
-                                 num_beams=num_beams, max_new_tokens=max_new_tokens, chat_template=chat_template)
+        self.family = get_family(
+            family,
+            model_name_or_path=model_name_or_path,
+            tokenizer=self.tokenizer,
+            task=self.task,
+            random_init=random_init,
+            trust_remote_code=trust_remote_code,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            chat_template=chat_template,
+        )
         # Built in configure_model, under the strategy's sharding context (FSDP shards at creation).
         self.model: torch.nn.Module | None = None
-        self.metrics = torch.nn.ModuleDict({
-            stage: build_metrics(self.task.metric_kind, self.task.labels) for stage in ("val", "test")})
+        self.metrics = torch.nn.ModuleDict(
+            {stage: build_metrics(self.task.metric_kind, self.task.labels) for stage in ("val", "test")}
+        )
         self._predictions: list[dict[str, str]] = []
 
     def configure_model(self) -> None:
@@ -113,8 +124,13 @@ class LaMPModel(L.LightningModule):
             enable_gradient_checkpointing(model, adapters=hp.peft is not None)
         if hp.peft is not None:
             settings = hp.peft if isinstance(hp.peft, LoraSettings) else LoraSettings(**hp.peft)
-            model = apply_lora(model, settings, type(self.family).peft_task_type, hp.quantization is not None,
-                               hp.gradient_checkpointing)
+            model = apply_lora(
+                model,
+                settings,
+                type(self.family).peft_task_type,
+                hp.quantization is not None,
+                hp.gradient_checkpointing,
+            )
         mark_fsdp_blocks(model)
         self.model = model
 
@@ -140,8 +156,10 @@ class LaMPModel(L.LightningModule):
         expected = set(self.state_dict())
         missing = sorted(k for k in keys.missing_keys if k in expected)
         if strict and (missing or keys.unexpected_keys):
-            raise RuntimeError(f"LoRA checkpoint does not match the model: missing {missing[:5]}, "
-                               f"unexpected {keys.unexpected_keys[:5]}")
+            raise RuntimeError(
+                f"LoRA checkpoint does not match the model: missing {missing[:5]}, "
+                f"unexpected {keys.unexpected_keys[:5]}"
+            )
         return keys
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -249,12 +267,21 @@ class LaMPModel(L.LightningModule):
         """
         from lamp_pl.runs import LastCheckpoint, is_trainer_default_checkpoint
 
-        given = [c for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint)
-                 and not isinstance(c, LastCheckpoint) and not is_trainer_default_checkpoint(c)]
+        given = [
+            c
+            for c in self.trainer.callbacks
+            if isinstance(c, ModelCheckpoint)
+            and not isinstance(c, LastCheckpoint)
+            and not is_trainer_default_checkpoint(c)
+        ]
         if given:
             return []
         monitor = f"val/{self.task.monitor}"
-        best = ModelCheckpoint(monitor=monitor, mode=self.task.monitor_mode, save_last=False,
-                               filename="epoch{epoch}-step{step}-" + self.task.monitor + "{" + monitor + ":.4f}",
-                               auto_insert_metric_name=False)
+        best = ModelCheckpoint(
+            monitor=monitor,
+            mode=self.task.monitor_mode,
+            save_last=False,
+            filename="epoch{epoch}-step{step}-" + self.task.monitor + "{" + monitor + ":.4f}",
+            auto_insert_metric_name=False,
+        )
         return [best, LastCheckpoint()]

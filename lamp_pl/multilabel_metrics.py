@@ -100,16 +100,19 @@ class MultiLabelMetrics(Metric):
         self.set_dtype(torch.float64)
 
     def _matrix(self, texts: Sequence[str]) -> Tensor:
-        return torch.tensor([parse_labels(t, self.labels) for t in texts], dtype=torch.bool,
-                            device=self.tp.device).reshape(len(texts), len(self.labels))
+        return torch.tensor(
+            [parse_labels(t, self.labels) for t in texts], dtype=torch.bool, device=self.tp.device
+        ).reshape(len(texts), len(self.labels))
 
     def update(self, preds: Sequence[str], targets: Sequence[str], users: Sequence[str] | None = None) -> None:
         """Accumulate a batch of output strings, gold strings and (optionally) their users."""
         if isinstance(preds, str) or isinstance(targets, str):
             raise TypeError("preds and targets must be sequences of strings, not a single string")
         if len(preds) != len(targets) or (users is not None and len(users) != len(preds)):
-            raise ValueError(f"got {len(preds)} predictions, {len(targets)} targets and "
-                             f"{'no' if users is None else len(users)} users")
+            raise ValueError(
+                f"got {len(preds)} predictions, {len(targets)} targets and "
+                f"{'no' if users is None else len(users)} users"
+            )
         pred, gold = self._matrix(preds), self._matrix(targets)
         tp, fp, fn = (pred & gold).long(), (pred & ~gold).long(), (~pred & gold).long()
         self.tp += tp.sum(0)

@@ -47,8 +47,9 @@ def output_dirs(trainer) -> list[Path]:
     return dirs
 
 
-def write_run_outputs(folders: list[Path], task: str, split: str, predictions: list[dict[str, str]],
-                      metrics: dict[str, float] | None) -> list[Path]:
+def write_run_outputs(
+    folders: list[Path], task: str, split: str, predictions: list[dict[str, str]], metrics: dict[str, float] | None
+) -> list[Path]:
     """Write `predictions_<split>.json` (and `metrics_<split>.json` when scored); return the paths."""
     written = []
     for folder in folders:

@@ -82,8 +82,7 @@ class PromptOptions:
     item goes in) | strict (no room: retry with a smaller factor)."""
 
     def __post_init__(self) -> None:
-        for name, kind in (("order", Order), ("ablation", Ablation), ("user_context", UserContext),
-                           ("budget", Budget)):
+        for name, kind in (("order", Order), ("ablation", Ablation), ("user_context", UserContext), ("budget", Budget)):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:
                 raise ValueError(f"PromptOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -114,8 +113,10 @@ def _form(task: Task, ablation: Ablation) -> _Form:
         return _Form(task.item_template, task.free_field, task.fixed)
     if ablation == "only_input":
         if task.input_field is None or task.input_only_template is None:
-            raise ValueError(f"{task.name} has no input field (its profile items hold only what the user wrote), "
-                             "so ablation='only_input' is undefined; use 'both' or 'only_output'")
+            raise ValueError(
+                f"{task.name} has no input field (its profile items hold only what the user wrote), "
+                "so ablation='only_input' is undefined; use 'both' or 'only_output'"
+            )
         return _Form(task.input_only_template, task.input_field)
     if task.output_only_template is None:
         raise ValueError(f"{task.name} has no output_only_template, so ablation='only_output' is undefined")
@@ -165,8 +166,9 @@ def _fixed_cost(tokenizer: Any, form: _Form, item: dict) -> int:
     return count_tokens(tokenizer, template.format_map(item))
 
 
-def _render_items(tokenizer: Any, form: _Form, items: list[dict], fixed: list[int], share: int,
-                  budget: Budget) -> list[str]:
+def _render_items(
+    tokenizer: Any, form: _Form, items: list[dict], fixed: list[int], share: int, budget: Budget
+) -> list[str]:
     """Each item truncated to its share plus what earlier items left unused; raises `_NoRoom`."""
     rendered, saved = [], 0
     for item, cost in zip(items, fixed):
@@ -201,9 +203,16 @@ def _assemble(task: Task, text: str, joined: str) -> str:
     return task.layout.format(items=joined, input=text[:end] + ", and " + joined + text[end:])
 
 
-def build_prompt(task: Task | str, input_text: str, items: Sequence[dict], tokenizer: Any, max_length: int = 512,
-                 options: PromptOptions = PromptOptions(), question_id: str = "",
-                 user_id: str | None = None) -> str:
+def build_prompt(
+    task: Task | str,
+    input_text: str,
+    items: Sequence[dict],
+    tokenizer: Any,
+    max_length: int = 512,
+    options: PromptOptions = PromptOptions(),
+    question_id: str = "",
+    user_id: str | None = None,
+) -> str:
     """The official LaMP prompt of `input_text` augmented with the retrieved `items`.
 
     Args:

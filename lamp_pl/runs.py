@@ -21,8 +21,9 @@ class CheckpointResolutionError(FileNotFoundError):
     """`--ckpt_path best|last` has no checkpoint to resolve to in the experiment's folder."""
 
 
-def run_folder(task_name: str, k: float, retriever: str, run_name: str | None = None, root: str | Path = RUNS_ROOT
-               ) -> Path:
+def run_folder(
+    task_name: str, k: float, retriever: str, run_name: str | None = None, root: str | Path = RUNS_ROOT
+) -> Path:
     """The default root dir of an experiment: ``<root>/<task>/<retriever>[/<run_name>]``.
 
     Args:
@@ -57,8 +58,9 @@ def newest_last_checkpoint(folder: str | Path) -> Path:
     """The most recently written ``last*.ckpt`` under `folder` (any version subfolder)."""
     candidates = sorted(Path(folder).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
     if not candidates:
-        raise CheckpointResolutionError(f"no last.ckpt under {folder}: run fit for this experiment first, "
-                                        "or pass a checkpoint path")
+        raise CheckpointResolutionError(
+            f"no last.ckpt under {folder}: run fit for this experiment first, or pass a checkpoint path"
+        )
     return candidates[-1]
 
 
@@ -71,15 +73,22 @@ def recorded_best(checkpoint: str | Path) -> Path:
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     # The callback that monitors a metric; `LastCheckpoint`s (no monitor) record last.ckpt.
-    recorded = [s.get("best_model_path") for name, s in state.get("callbacks", {}).items()
-                if name.startswith("ModelCheckpoint") and s.get("monitor") and s.get("best_model_path")]
+    recorded = [
+        s.get("best_model_path")
+        for name, s in state.get("callbacks", {}).items()
+        if name.startswith("ModelCheckpoint") and s.get("monitor") and s.get("best_model_path")
+    ]
     if not recorded:
-        raise CheckpointResolutionError(f"--ckpt_path best: {checkpoint} records no best checkpoint (no monitored "
-                                        "metric was logged); use --ckpt_path last or a path")
+        raise CheckpointResolutionError(
+            f"--ckpt_path best: {checkpoint} records no best checkpoint (no monitored "
+            "metric was logged); use --ckpt_path last or a path"
+        )
     best = Path(recorded[0])
     if not best.is_file():
-        raise CheckpointResolutionError(f"--ckpt_path best: {checkpoint} records {best} as best, but that file is "
-                                        "missing; use --ckpt_path last or a path")
+        raise CheckpointResolutionError(
+            f"--ckpt_path best: {checkpoint} records {best} as best, but that file is "
+            "missing; use --ckpt_path last or a path"
+        )
     return best
 
 
@@ -100,8 +109,15 @@ class LastCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, dirpath: str | None = None, every_n_train_steps: int | None = None) -> None:
-        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
-                         every_n_train_steps=every_n_train_steps, save_on_train_epoch_end=True)
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_train_steps=every_n_train_steps,
+            save_on_train_epoch_end=True,
+        )
 
 
 class StepCheckpoint(LastCheckpoint):
@@ -123,11 +139,28 @@ class StepCheckpoint(LastCheckpoint):
 def is_trainer_default_checkpoint(callback: ModelCheckpoint) -> bool:
     """Whether `callback` is the plain `ModelCheckpoint()` the Trainer adds when none is given
     (so not one a user configured). Read from its settings; Lightning keeps no flag for it."""
-    settings = (callback.monitor, callback.dirpath, callback.filename, callback.save_last, callback.save_top_k,
-                callback._every_n_train_steps, callback._every_n_epochs, callback._train_time_interval)
+    settings = (
+        callback.monitor,
+        callback.dirpath,
+        callback.filename,
+        callback.save_last,
+        callback.save_top_k,
+        callback._every_n_train_steps,
+        callback._every_n_epochs,
+        callback._train_time_interval,
+    )
     return type(callback) is ModelCheckpoint and settings == (None, None, None, None, 1, 0, 1, None)
 
 
-__all__ = ["RUNS_ROOT", "CheckpointResolutionError", "LastCheckpoint", "StepCheckpoint", "default_run_folder",
-           "is_trainer_default_checkpoint", "newest_last_checkpoint", "recorded_best", "resolve_checkpoint",
-           "run_folder"]
+__all__ = [
+    "RUNS_ROOT",
+    "CheckpointResolutionError",
+    "LastCheckpoint",
+    "StepCheckpoint",
+    "default_run_folder",
+    "is_trainer_default_checkpoint",
+    "newest_last_checkpoint",
+    "recorded_best",
+    "resolve_checkpoint",
+    "run_folder",
+]

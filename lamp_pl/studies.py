@@ -41,8 +41,11 @@ def check_study_options(task: str | Task, k: float, offset: int, retrieval: Any,
     retriever, k_max = retrieval.retriever, retrieval.k_max
     if _no_items(k, retriever):
         why = f"k={k} and retriever={retriever!r} put no profile items in the prompt"
-        for name, value, neutral in (("prompt.order", prompt.order, "start"),
-                                     ("prompt.ablation", prompt.ablation, "both"), ("offset", offset, 0)):
+        for name, value, neutral in (
+            ("prompt.order", prompt.order, "start"),
+            ("prompt.ablation", prompt.ablation, "both"),
+            ("offset", offset, 0),
+        ):
             if value != neutral:
                 raise ValueError(f"{name}={value!r} cannot change the prompt: {why}")
         return
@@ -51,18 +54,30 @@ def check_study_options(task: str | Task, k: float, offset: int, retrieval: Any,
         if prompt.order != "start":
             raise ValueError(f"prompt.order={prompt.order!r} cannot change the prompt: k={k} gives one item")
         if prompt.ablation == "decouple":
-            raise ValueError(f"prompt.ablation='decouple' cannot change the prompt: k={k} gives one item, "
-                             "with no other item's output to pair it with")
-    uses = [name for name, on in (("prompt.ablation='decouple'", prompt.ablation == "decouple"),
-                                  ("retrieval.retriever='mixed'", retriever == "mixed")) if on]
+            raise ValueError(
+                f"prompt.ablation='decouple' cannot change the prompt: k={k} gives one item, "
+                "with no other item's output to pair it with"
+            )
+    uses = [
+        name
+        for name, on in (
+            ("prompt.ablation='decouple'", prompt.ablation == "decouple"),
+            ("retrieval.retriever='mixed'", retriever == "mixed"),
+        )
+        if on
+    ]
     if uses and spec.output_field is not None and spec.output_field == spec.free_field:
-        raise ValueError(f"{uses[0]} cannot change the prompt on {spec.name}: its items' output part "
-                         f"({spec.output_field!r}) is the free text itself, so there is no separate output to swap")
+        raise ValueError(
+            f"{uses[0]} cannot change the prompt on {spec.name}: its items' output part "
+            f"({spec.output_field!r}) is the free text itself, so there is no separate output to swap"
+        )
     if k_max != -1 and offset > 0:
         last = offset + (count if count is not None else 1)
         if last > k_max:
-            raise ValueError(f"offset={offset} with k={k} reaches rank {last}, beyond retrieval.k_max={k_max} "
-                             "(the ranked lists are cached up to k_max): raise k_max or lower the offset")
+            raise ValueError(
+                f"offset={offset} with k={k} reaches rank {last}, beyond retrieval.k_max={k_max} "
+                "(the ranked lists are cached up to k_max): raise k_max or lower the offset"
+            )
 
 
 def effective_settings(point: dict[str, str], configured: dict[str, str]) -> dict[str, str]:

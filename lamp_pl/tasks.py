@@ -42,8 +42,10 @@ def check_plain_name(name: object, what: str = "name") -> str:
         raise ValueError(f"{what} {name!r} is not a plain file name (empty, '.' or '..')")
     bad = [c for c in name if c in "/\\" or unicodedata.category(c) == "Cc"]
     if bad:
-        raise ValueError(f"{what} {name!r} is not a plain file name: it contains {''.join(sorted(set(bad)))!r} "
-                         "(path separators and control characters are not allowed)")
+        raise ValueError(
+            f"{what} {name!r} is not a plain file name: it contains {''.join(sorted(set(bad)))!r} "
+            "(path separators and control characters are not allowed)"
+        )
     return name
 
 
@@ -113,8 +115,9 @@ class Task:
     @property
     def monitor(self) -> str:
         """The metric a checkpoint callback should watch."""
-        return {"classification": "accuracy", "regression": "mae", "generation": "rouge-1",
-                "multilabel": "f1_macro"}[self.metric_kind]
+        return {"classification": "accuracy", "regression": "mae", "generation": "rouge-1", "multilabel": "f1_macro"}[
+            self.metric_kind
+        ]
 
     @property
     def monitor_mode(self) -> Literal["min", "max"]:
@@ -130,7 +133,7 @@ class Task:
             quoted = quoted_strings(text)
             return f"{quoted[1]} {quoted[2]}".strip() if len(quoted) >= 3 else None
         at = text.find(self.query_marker)
-        return text[at + len(self.query_marker):].strip() if at >= 0 else None
+        return text[at + len(self.query_marker) :].strip() if at >= 0 else None
 
     def item_text(self, item: dict) -> str:
         """The text of a profile item that retrievers encode or index."""
@@ -185,56 +188,190 @@ def get_task(name: str | Task) -> Task:
     if name.endswith(".json") and Path(name).is_file():
         task = Task.from_file(name)
         if task.name in _BUILTIN:
-            raise ValueError(f"{name}: custom task name {task.name!r} is a built-in task's name; "
-                             "give the spec another name")
+            raise ValueError(
+                f"{name}: custom task name {task.name!r} is a built-in task's name; give the spec another name"
+            )
         return register_task(task, overwrite=True)
     raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(task_names())} (or a path to a task .json)")
 
 
 def task_names() -> list[str]:
+    """Every registered task: the built-in ones and the custom specs loaded so far."""
     return sorted(_REGISTRY)
 
 
-_MOVIE_TAGS = ("sci-fi", "based on a book", "comedy", "action", "twist ending", "dystopia", "dark comedy",
-               "classic", "psychology", "fantasy", "romance", "thought-provoking", "social commentary",
-               "violence", "true story")
-_NEWS_CATEGORIES = ("food & drink", "sports", "education", "parents", "religion", "travel", "business", "crime",
-                    "science & technology", "culture & arts", "entertainment", "politics", "women",
-                    "style & beauty", "healthy living")
+def builtin_task_names() -> list[str]:
+    """The LaMP tasks lamp_pl ships (`LaMP_1` .. `LaMP_7`, `LaMP_2N`), whatever else is registered."""
+    return sorted(_BUILTIN)
+
+
+_MOVIE_TAGS = (
+    "sci-fi",
+    "based on a book",
+    "comedy",
+    "action",
+    "twist ending",
+    "dystopia",
+    "dark comedy",
+    "classic",
+    "psychology",
+    "fantasy",
+    "romance",
+    "thought-provoking",
+    "social commentary",
+    "violence",
+    "true story",
+)
+_NEWS_CATEGORIES = (
+    "food & drink",
+    "sports",
+    "education",
+    "parents",
+    "religion",
+    "travel",
+    "business",
+    "crime",
+    "science & technology",
+    "culture & arts",
+    "entertainment",
+    "politics",
+    "women",
+    "style & beauty",
+    "healthy living",
+)
 _PATTERNS = "Following the given patterns"
 
 for _task in (
-    Task("LaMP_1", "personalized citation identification", ("title", "abstract"), ("title", "abstract"), None,
-         "classification", labels=("[1]", "[2]"), free_field="title", item_template='"{free}"', fixed=2,
-         layout="{input}", insert_after="title", share_reserve=0, input_field="abstract", output_field="title",
-         input_only_template='"{free}"', output_only_template='"{title}"'),
-    Task("LaMP_2", "personalized movie tagging", ("description", "tag"), ("description",), "description:",
-         "classification", labels=_MOVIE_TAGS, free_field="description",
-         item_template='the tag for the movie: "{free}" is "{tag}" ', input_field="description", output_field="tag",
-         input_only_template='the movie: "{free}" ', output_only_template='a movie tagged "{tag}" '),
-    Task("LaMP_2N", "personalized news categorization (first LaMP release)", ("text", "title", "category"),
-         ("title", "text"), "article:", "classification", labels=_NEWS_CATEGORIES,
-         item_template='the category for the article: "{free}" is "{category}" ', input_field="text",
-         output_field="category", input_only_template='the article: "{free}" ',
-         output_only_template='an article in the category "{category}" ', output_task_names=("LaMP_2N", "LaMP_2")),
-    Task("LaMP_3", "personalized product rating", ("text", "score"), ("text",), "review:", "regression",
-         labels=("1", "2", "3", "4", "5"), item_template='{score} is the score for "{free}" ', input_field="text",
-         output_field="score", input_only_template='the review "{free}" ', output_only_template="{score} is a score "),
-    Task("LaMP_4", "personalized news headline generation", ("text", "title"), ("title", "text"), "article:",
-         "generation", item_template='"{title}" is the title for "{free}" ', input_field="text",
-         output_field="title", input_only_template='the article "{free}" ', output_only_template='"{title}" is a title '),
-    Task("LaMP_5", "personalized scholarly title generation", ("title", "abstract"), ("title", "abstract"), "paper:",
-         "generation", free_field="abstract", item_template='"{title}" is a title for "{free}" ',
-         fixed='"{title}" is a title " " ', layout="{items}. " + _PATTERNS + " {input}", budget_suffix=_PATTERNS,
-         input_field="abstract", output_field="title", input_only_template='the abstract "{free}" ',
-         output_only_template='"{title}" is a title '),
-    Task("LaMP_6", "personalized email subject generation (data from the Avocado corpus)", ("text", "title"),
-         ("text",), ":", "generation", item_template='"{title}" is the title for "{free}" ', input_field="text",
-         output_field="title", input_only_template='the email "{free}" ', output_only_template='"{title}" is a title '),
-    Task("LaMP_7", "personalized tweet paraphrasing", ("text",), ("text",), ":", "generation",
-         item_template='"{free}" ', fixed='"" ', layout="{items} are written by a person. " + _PATTERNS + " {input}",
-         budget_suffix="are written by user. " + _PATTERNS, output_field="text", output_only_template='"{text}" '),
+    Task(
+        "LaMP_1",
+        "personalized citation identification",
+        ("title", "abstract"),
+        ("title", "abstract"),
+        None,
+        "classification",
+        labels=("[1]", "[2]"),
+        free_field="title",
+        item_template='"{free}"',
+        fixed=2,
+        layout="{input}",
+        insert_after="title",
+        share_reserve=0,
+        input_field="abstract",
+        output_field="title",
+        input_only_template='"{free}"',
+        output_only_template='"{title}"',
+    ),
+    Task(
+        "LaMP_2",
+        "personalized movie tagging",
+        ("description", "tag"),
+        ("description",),
+        "description:",
+        "classification",
+        labels=_MOVIE_TAGS,
+        free_field="description",
+        item_template='the tag for the movie: "{free}" is "{tag}" ',
+        input_field="description",
+        output_field="tag",
+        input_only_template='the movie: "{free}" ',
+        output_only_template='a movie tagged "{tag}" ',
+    ),
+    Task(
+        "LaMP_2N",
+        "personalized news categorization (first LaMP release)",
+        ("text", "title", "category"),
+        ("title", "text"),
+        "article:",
+        "classification",
+        labels=_NEWS_CATEGORIES,
+        item_template='the category for the article: "{free}" is "{category}" ',
+        input_field="text",
+        output_field="category",
+        input_only_template='the article: "{free}" ',
+        output_only_template='an article in the category "{category}" ',
+        output_task_names=("LaMP_2N", "LaMP_2"),
+    ),
+    Task(
+        "LaMP_3",
+        "personalized product rating",
+        ("text", "score"),
+        ("text",),
+        "review:",
+        "regression",
+        labels=("1", "2", "3", "4", "5"),
+        item_template='{score} is the score for "{free}" ',
+        input_field="text",
+        output_field="score",
+        input_only_template='the review "{free}" ',
+        output_only_template="{score} is a score ",
+    ),
+    Task(
+        "LaMP_4",
+        "personalized news headline generation",
+        ("text", "title"),
+        ("title", "text"),
+        "article:",
+        "generation",
+        item_template='"{title}" is the title for "{free}" ',
+        input_field="text",
+        output_field="title",
+        input_only_template='the article "{free}" ',
+        output_only_template='"{title}" is a title ',
+    ),
+    Task(
+        "LaMP_5",
+        "personalized scholarly title generation",
+        ("title", "abstract"),
+        ("title", "abstract"),
+        "paper:",
+        "generation",
+        free_field="abstract",
+        item_template='"{title}" is a title for "{free}" ',
+        fixed='"{title}" is a title " " ',
+        layout="{items}. " + _PATTERNS + " {input}",
+        budget_suffix=_PATTERNS,
+        input_field="abstract",
+        output_field="title",
+        input_only_template='the abstract "{free}" ',
+        output_only_template='"{title}" is a title ',
+    ),
+    Task(
+        "LaMP_6",
+        "personalized email subject generation (data from the Avocado corpus)",
+        ("text", "title"),
+        ("text",),
+        ":",
+        "generation",
+        item_template='"{title}" is the title for "{free}" ',
+        input_field="text",
+        output_field="title",
+        input_only_template='the email "{free}" ',
+        output_only_template='"{title}" is a title ',
+    ),
+    Task(
+        "LaMP_7",
+        "personalized tweet paraphrasing",
+        ("text",),
+        ("text",),
+        ":",
+        "generation",
+        item_template='"{free}" ',
+        fixed='"" ',
+        layout="{items} are written by a person. " + _PATTERNS + " {input}",
+        budget_suffix="are written by user. " + _PATTERNS,
+        output_field="text",
+        output_only_template='"{text}" ',
+    ),
 ):
     _BUILTIN[_task.name] = register_task(_task)
 
-__all__ = ["MetricKind", "Task", "check_plain_name", "get_task", "quoted_strings", "register_task", "task_names"]
+__all__ = [
+    "MetricKind",
+    "Task",
+    "check_plain_name",
+    "get_task",
+    "quoted_strings",
+    "register_task",
+    "task_names",
+    "builtin_task_names",
+]

@@ -39,8 +39,16 @@ class TokenizedSplit(Dataset):
             raise CacheError(f"{folder}: unreadable tokenized prompts ({error}); delete it to rebuild") from None
 
     @classmethod
-    def build(cls, folder: str | Path, tokenizer, questions: list[LaMPQuestion], prompts: list[str],
-              retrieved: list[list[str]], max_input_length: int, max_target_length: int) -> TokenizedSplit:
+    def build(
+        cls,
+        folder: str | Path,
+        tokenizer,
+        questions: list[LaMPQuestion],
+        prompts: list[str],
+        retrieved: list[list[str]],
+        max_input_length: int,
+        max_target_length: int,
+    ) -> TokenizedSplit:
         """Tokenize and save atomically: a killed build leaves nothing under `folder`."""
         from datasets import Dataset as ArrowDataset
 
@@ -49,9 +57,16 @@ class TokenizedSplit(Dataset):
         labels = [[] for _ in questions]
         if questions and all(t is not None for t in targets):
             labels = tokenizer(targets, truncation=True, max_length=max_target_length)["input_ids"]
-        table = ArrowDataset.from_dict({
-            "id": [q.id for q in questions], "prompt": prompts, "input_ids": inputs, "labels": labels,
-            "target": targets, "retrieved": retrieved})
+        table = ArrowDataset.from_dict(
+            {
+                "id": [q.id for q in questions],
+                "prompt": prompts,
+                "input_ids": inputs,
+                "labels": labels,
+                "target": targets,
+                "retrieved": retrieved,
+            }
+        )
         return cls.load(atomic_folder(folder, lambda tmp: table.save_to_disk(str(tmp))))
 
     @property
@@ -73,7 +88,7 @@ def _pad(sequences: list[list[int]], value: int) -> torch.Tensor:
     width = max((len(s) for s in sequences), default=0)
     out = torch.full((len(sequences), width), value, dtype=torch.long)
     for row, seq in enumerate(sequences):
-        out[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
     return out
 
 
@@ -83,10 +98,13 @@ def collate(rows: list[dict], pad_token_id: int) -> dict:
     # The mask comes from lengths, not from comparing with the pad id: T5's pad id is also its
     # decoder start id, and a tokenizer may emit it inside a prompt.
     lengths = torch.tensor([len(r["input_ids"]) for r in rows])
-    batch = {"input_ids": input_ids,
-             "attention_mask": (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long(),
-             "ids": [r["id"] for r in rows], "targets": [r["target"] for r in rows],
-             "retrieved": [r["retrieved"] for r in rows]}
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long(),
+        "ids": [r["id"] for r in rows],
+        "targets": [r["target"] for r in rows],
+        "retrieved": [r["retrieved"] for r in rows],
+    }
     if rows and all(r["target"] is not None and r["labels"] for r in rows):
         batch["labels"] = _pad([r["labels"] for r in rows], -100)
     return batch

@@ -33,10 +33,10 @@ socket.socket.connect = _loopback_only
 def data_root(tmp_path_factory) -> Path:
     """Synthetic LaMP folders for every task (small), shared by the session."""
     from lamp_pl.data.synthetic import write_synthetic
-    from lamp_pl.tasks import task_names
+    from lamp_pl.tasks import builtin_task_names
 
     root = tmp_path_factory.mktemp("lamp")
-    for name in task_names():
+    for name in builtin_task_names():  # not custom tasks other tests registered
         write_synthetic(root, task=name, users=20, profile_size=(4, 12))
     return root
 
@@ -46,8 +46,9 @@ def _corpus(root: Path) -> list[str]:
     for path in sorted(root.glob("*/*_questions.json")):
         for record in json.loads(path.read_text()):
             texts.append(record["input"])
-            texts.extend(" ".join(str(v) for k, v in item.items() if k not in ("id", "date"))
-                         for item in record["profile"])
+            texts.extend(
+                " ".join(str(v) for k, v in item.items() if k not in ("id", "date")) for item in record["profile"]
+            )
     for path in sorted(root.glob("*/*_outputs.json")):
         texts.extend(g["output"] for g in json.loads(path.read_text())["golds"])
     return texts

@@ -19,15 +19,26 @@ def main() -> None:
 
     out = Path(args["out"])
     dm = make_datamodule(Path(args["data_root"]), Path(args["tiny_t5"]), Path(args["tiny_bert"]), out / "cache")
-    utilities = score_items(dm, args["ckpt"], candidates=3, split="train", batch_size=5, chunk_size=4,
-                            progress=False)
+    utilities = score_items(dm, args["ckpt"], candidates=3, split="train", batch_size=5, chunk_size=4, progress=False)
     attribution = attribute(dm, args["ckpt"], split="dev", out=out / "attribution.json", chunk_size=2, progress=False)
     # Per-rank batch 2 on 2 ranks = batch 4 in one process.
-    encoder = fit_retriever(utilities, args["tiny_bert"], out / "retriever", batch_size=2, max_epochs=2, lr=3e-3,
-                            dropout=False, trainer={"enable_progress_bar": False, "devices": 2, "strategy": "ddp"})
+    encoder = fit_retriever(
+        utilities,
+        args["tiny_bert"],
+        out / "retriever",
+        batch_size=2,
+        max_epochs=2,
+        lr=3e-3,
+        dropout=False,
+        trainer={"enable_progress_bar": False, "devices": 2, "strategy": "ddp"},
+    )
     if dist.get_rank() == 0:
-        report = {"world_size": dist.get_world_size(), "utilities": str(utilities), "attribution": str(attribution),
-                  "encoder": str(encoder)}
+        report = {
+            "world_size": dist.get_world_size(),
+            "utilities": str(utilities),
+            "attribution": str(attribution),
+            "encoder": str(encoder),
+        }
         (out / "report.json").write_text(json.dumps(report))
     dist.barrier()
 

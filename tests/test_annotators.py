@@ -28,21 +28,43 @@ def _write(path: Path, header: list[str], rows: list[dict]) -> Path:
 
 
 def _goemotions(tmp_path: Path, raters: int = 4, texts: int = 12, drop: str | None = None) -> list[Path]:
-    header = ["text", "id", "author", "subreddit", "link_id", "parent_id", "created_utc", "rater_id",
-              "example_very_unclear", *EMOTIONS]
+    header = [
+        "text",
+        "id",
+        "author",
+        "subreddit",
+        "link_id",
+        "parent_id",
+        "created_utc",
+        "rater_id",
+        "example_very_unclear",
+        *EMOTIONS,
+    ]
     rows = []
     for r in range(raters):
         for t in range(texts if r else 3):  # rater 0 has only 3 rows: below the minimum
             emotions = {EMOTIONS[(t + r) % 5], "joy"} if t % 2 else set()
-            rows.append({"text": f"comment number {t}, with a comma", "id": f"e{t}", "author": "a", "subreddit": "s",
-                         "link_id": "l", "parent_id": "p", "created_utc": "0", "rater_id": str(r),
-                         "example_very_unclear": "True" if t == 5 else "False",
-                         **{e: int(e in emotions) for e in EMOTIONS}})
+            rows.append(
+                {
+                    "text": f"comment number {t}, with a comma",
+                    "id": f"e{t}",
+                    "author": "a",
+                    "subreddit": "s",
+                    "link_id": "l",
+                    "parent_id": "p",
+                    "created_utc": "0",
+                    "rater_id": str(r),
+                    "example_very_unclear": "True" if t == 5 else "False",
+                    **{e: int(e in emotions) for e in EMOTIONS},
+                }
+            )
     header = [h for h in header if h != drop]
     rows = [{k: v for k, v in row.items() if k != drop} for row in rows]
     half = len(rows) // 2
-    return [_write(tmp_path / "goemotions_1.csv", header, rows[:half]),
-            _write(tmp_path / "goemotions_2.csv", header, rows[half:])]
+    return [
+        _write(tmp_path / "goemotions_1.csv", header, rows[:half]),
+        _write(tmp_path / "goemotions_2.csv", header, rows[half:]),
+    ]
 
 
 def test_goemotions_known_users(tmp_path: Path) -> None:
@@ -65,8 +87,9 @@ def test_goemotions_known_users(tmp_path: Path) -> None:
     # Same seed, same files.
     again = convert_goemotions(_goemotions(tmp_path), tmp_path / "again", min_annotations=5, seed=3)
     assert again["tasks"]["GoEmotions"]["questions"] == summary["tasks"]["GoEmotions"]["questions"]
-    assert (tmp_path / "out/GoEmotions/test_questions.json").read_text() == \
-        (tmp_path / "again/GoEmotions/test_questions.json").read_text()
+    assert (tmp_path / "out/GoEmotions/test_questions.json").read_text() == (
+        tmp_path / "again/GoEmotions/test_questions.json"
+    ).read_text()
 
 
 def test_held_out_users_never_in_train(tmp_path: Path) -> None:
@@ -91,23 +114,42 @@ def test_missing_column_names_file_and_column(tmp_path: Path, dataset: str) -> N
         paths, column, convert = _goemotions(tmp_path, drop="rater_id"), "rater_id", convert_goemotions
     else:
         column, convert = "_trust", convert_unhealthy
-        paths = [_write(tmp_path / "unhealthy_full.csv", ["_unit_id", "comment", "_worker_id", *UNHEALTHY_COLUMNS],
-                        [])]
+        paths = [_write(tmp_path / "unhealthy_full.csv", ["_unit_id", "comment", "_worker_id", *UNHEALTHY_COLUMNS], [])]
     with pytest.raises(LaMPDataError, match=rf"{paths[0].name}.*'{column}'"):
         convert(paths, tmp_path / "out")
 
 
 def test_unhealthy_binary_and_attributes(tmp_path: Path) -> None:
-    header = ["_unit_id", "_golden", "_unit_state", "_trusted_judgments", "_last_judgment_at", "_trust", "_worker_id",
-              "comment", *UNHEALTHY_COLUMNS, "replyto"]
+    header = [
+        "_unit_id",
+        "_golden",
+        "_unit_state",
+        "_trusted_judgments",
+        "_last_judgment_at",
+        "_trust",
+        "_worker_id",
+        "comment",
+        *UNHEALTHY_COLUMNS,
+        "replyto",
+    ]
     rows = []
     for worker in range(3):
         for unit in range(8):
             flags = {"healthy"} if unit % 3 == 0 else {"hostile", "sarcastic"} if unit % 3 == 1 else {"dismissive"}
-            rows.append({"_unit_id": 100 + unit, "_golden": "false", "_unit_state": "finalized",
-                         "_trusted_judgments": 3, "_last_judgment_at": "x", "_trust": 0.9,
-                         "_worker_id": 7000 + worker, "comment": f'he said "no"\nline {unit}', "replyto": "",
-                         **{c: int(c in flags) for c in UNHEALTHY_COLUMNS}})
+            rows.append(
+                {
+                    "_unit_id": 100 + unit,
+                    "_golden": "false",
+                    "_unit_state": "finalized",
+                    "_trusted_judgments": 3,
+                    "_last_judgment_at": "x",
+                    "_trust": 0.9,
+                    "_worker_id": 7000 + worker,
+                    "comment": f'he said "no"\nline {unit}',
+                    "replyto": "",
+                    **{c: int(c in flags) for c in UNHEALTHY_COLUMNS},
+                }
+            )
     raw = _write(tmp_path / "unhealthy_full.csv", header, rows)
     summary = convert_unhealthy([raw], tmp_path / "out", min_annotations=4)
     assert set(summary["tasks"]) == {"Unhealthy_healthy", "Unhealthy_attributes"}

@@ -14,24 +14,41 @@ rank_bm25 = pytest.importorskip("rank_bm25")
 # Hand-written, LaMP-shaped profiles: short English texts where "the", "of", "a" sit in more than
 # half the items (negative idf, replaced by epsilon x mean idf), plus exact duplicates (ties).
 PROFILES = {
-    "papers": ["Learning to rank with partially labeled data for the web",
-               "A study of the effect of query length on retrieval of the documents",
-               "Personalized search using the history of a user",
-               "The role of context in the personalization of a search engine",
-               "A neural model of the user for query suggestion",
-               "Learning to rank with partially labeled data for the web",
-               "Efficient indexing of the web at scale"],
-    "reviews": ["This is the best blender I have ever owned and it is quiet",
-                "The lid broke after a week and the motor is loud",
-                "It is fine for the price but the cord is short",
-                "I love it , the color is great and it is easy to clean",
-                "Returned it . The motor died and the smell was awful",
-                "great"],
-    "tweets": ["i love the beach in the summer", "coffee first , then the world", "the world is a beach",
-               "monday again . the coffee is cold", "summer summer summer", "", "the the the"],
+    "papers": [
+        "Learning to rank with partially labeled data for the web",
+        "A study of the effect of query length on retrieval of the documents",
+        "Personalized search using the history of a user",
+        "The role of context in the personalization of a search engine",
+        "A neural model of the user for query suggestion",
+        "Learning to rank with partially labeled data for the web",
+        "Efficient indexing of the web at scale",
+    ],
+    "reviews": [
+        "This is the best blender I have ever owned and it is quiet",
+        "The lid broke after a week and the motor is loud",
+        "It is fine for the price but the cord is short",
+        "I love it , the color is great and it is easy to clean",
+        "Returned it . The motor died and the smell was awful",
+        "great",
+    ],
+    "tweets": [
+        "i love the beach in the summer",
+        "coffee first , then the world",
+        "the world is a beach",
+        "monday again . the coffee is cold",
+        "summer summer summer",
+        "",
+        "the the the",
+    ],
 }
-QUERIES = ["learning to rank the web documents", "the motor is loud and the lid broke", "the beach the coffee",
-           "the of a", "nothing matches here", "summer summer world"]
+QUERIES = [
+    "learning to rank the web documents",
+    "the motor is loud and the lid broke",
+    "the beach the coffee",
+    "the of a",
+    "nothing matches here",
+    "summer summer world",
+]
 
 
 def _official_top(query: list[str], documents: list[list[str]], n: int) -> list[int]:
@@ -96,5 +113,7 @@ def test_official_is_the_default_and_bm25s_an_option():
     assert fast.impl == "bm25s" and fast.settings()["impl"] == "bm25s"
     texts = PROFILES["papers"]
     query = "the of a web"
-    assert make_retriever("bm25", RetrievalConfig()).scores(query, texts).tolist() == \
-        rank_bm25.BM25Okapi([t.split() for t in texts]).get_scores(query.split()).tolist()
+    assert (
+        make_retriever("bm25", RetrievalConfig()).scores(query, texts).tolist()
+        == rank_bm25.BM25Okapi([t.split() for t in texts]).get_scores(query.split()).tolist()
+    )

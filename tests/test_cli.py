@@ -38,8 +38,18 @@ def test_fit_test_predict_every_task(task, tiny_t5, data_root, tmp_path):
 
 def test_fast_dev_run_with_dense_retrieval(tiny_t5, tiny_bert, data_root, tmp_path):
     args = tiny_args(tiny_t5, data_root, tmp_path, "LaMP_2")
-    main(["fit", *args, "--trainer.fast_dev_run", "true", "--data.retrieval.retriever", "contriever",
-          "--data.retrieval.encoder", str(tiny_bert)])
+    main(
+        [
+            "fit",
+            *args,
+            "--trainer.fast_dev_run",
+            "true",
+            "--data.retrieval.retriever",
+            "contriever",
+            "--data.retrieval.encoder",
+            str(tiny_bert),
+        ]
+    )
     main(["validate", *args, "--trainer.fast_dev_run", "true", "--data.k", "0"])
 
 

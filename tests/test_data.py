@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -24,30 +24,39 @@ from lamp_pl.tasks import get_task, task_names
 
 _INPUTS = {
     "LaMP_1": 'For an author who has written the paper with the title "Neural ranking for personal search", '
-              "which reference is related? Just answer with [1] or [2] without explanation. "
-              '[1]: "Learning to rank with user history" [2]: "Soil moisture in arid regions"',
+    "which reference is related? Just answer with [1] or [2] without explanation. "
+    '[1]: "Learning to rank with user history" [2]: "Soil moisture in arid regions"',
     "LaMP_2": "Which tag does this movie relate to among the following tags? Just answer with the tag name without "
-              "further explanation. tags: [sci-fi, based on a book, comedy, action, twist ending, dystopia, dark "
-              "comedy, classic, psychology, fantasy, romance, thought-provoking, social commentary, violence, true "
-              "story] description: A hacker learns that the world he lives in is a simulation.",
+    "further explanation. tags: [sci-fi, based on a book, comedy, action, twist ending, dystopia, dark "
+    "comedy, classic, psychology, fantasy, romance, thought-provoking, social commentary, violence, true "
+    "story] description: A hacker learns that the world he lives in is a simulation.",
     "LaMP_2N": "Which category does this article relate to among the following categories? Just answer with the "
-               "category name without further explanation. categories: [travel, education, parents, style & "
-               "beauty, entertainment, food & drink, science & technology, business, sports, healthy living, "
-               "women, politics, crime, culture & arts, religion] article: The senate passed the budget bill.",
+    "category name without further explanation. categories: [travel, education, parents, style & "
+    "beauty, entertainment, food & drink, science & technology, business, sports, healthy living, "
+    "women, politics, crime, culture & arts, religion] article: The senate passed the budget bill.",
     "LaMP_3": "What is the score of the following review on a scale of 1 to 5? just answer with 1, 2, 3, 4, or 5 "
-              "without further explanation. review: Works as described, but the battery could last longer.",
+    "without further explanation. review: Works as described, but the battery could last longer.",
     "LaMP_4": "Generate a headline for the following article: The city council approved a new bike lane plan.",
 }
 _ITEMS = {  # the fields of one profile item besides "id"; LaMP_1's genuine items have no date
     "LaMP_1": {"title": "Personalized query expansion", "abstract": "We expand queries with user history."},
     "LaMP_2": {"tag": "classic", "description": "A young lion prince flees his kingdom."},
-    "LaMP_2N": {"text": "Lawmakers debated the tax plan.", "title": "Tax plan debated", "category": "politics",
-                "date": "20140312"},
+    "LaMP_2N": {
+        "text": "Lawmakers debated the tax plan.",
+        "title": "Tax plan debated",
+        "category": "politics",
+        "date": "20140312",
+    },
     "LaMP_3": {"text": "Great value for the price.", "score": "5"},
     "LaMP_4": {"text": "The mayor opened the new library.", "title": "Library opens downtown", "date": "2017-05-01"},
 }
-_GOLDS = {"LaMP_1": "[1]", "LaMP_2": "sci-fi", "LaMP_2N": "politics", "LaMP_3": "4",
-          "LaMP_4": "Council approves bike lanes"}
+_GOLDS = {
+    "LaMP_1": "[1]",
+    "LaMP_2": "sci-fi",
+    "LaMP_2N": "politics",
+    "LaMP_3": "4",
+    "LaMP_4": "Council approves bike lanes",
+}
 _OUTPUT_TASK = {"LaMP_2N": "LaMP_2"}
 """The genuine LaMP_2N (first-release news) outputs file names its task "LaMP_2"."""
 _QUERIES = {
@@ -64,16 +73,27 @@ def real_split(task: str, questions: int = 3, items: int = 2) -> tuple[list[dict
 
     Question ids are "100", "101", ...; profile item ids append the item's position.
     """
-    records = [{"id": str(100 + i), "input": _INPUTS[task],
-                "profile": [{**_ITEMS[task], "id": f"{100 + i}{j}"} for j in range(items)]}
-               for i in range(questions)]
-    golds = {"task": _OUTPUT_TASK.get(task, task),
-             "golds": [{"id": r["id"], "output": _GOLDS[task]} for r in records]}
+    records = [
+        {
+            "id": str(100 + i),
+            "input": _INPUTS[task],
+            "profile": [{**_ITEMS[task], "id": f"{100 + i}{j}"} for j in range(items)],
+        }
+        for i in range(questions)
+    ]
+    golds = {"task": _OUTPUT_TASK.get(task, task), "golds": [{"id": r["id"], "output": _GOLDS[task]} for r in records]}
     return records, golds
 
 
-def write_split(folder: Path, split: str, questions: list | str, outputs: dict | str | None = None, *,
-                nested: bool = False, questions_name: str | None = None) -> Path:
+def write_split(
+    folder: Path,
+    split: str,
+    questions: list | str,
+    outputs: dict | str | None = None,
+    *,
+    nested: bool = False,
+    questions_name: str | None = None,
+) -> Path:
     """Write a split's files into `folder` (or `folder/<split>/` when `nested`); strings go verbatim.
 
     Returns:
@@ -113,20 +133,25 @@ def expected_summary(questions_file: Path) -> dict:
     except json.JSONDecodeError:
         records = [json.loads(line) for line in text.splitlines() if line.strip()]
     sizes = [len(r["profile"]) for r in records]
-    return {"questions": len(records), "users": len({r.get("user_id", r["id"]) for r in records}),
-            "profile_items": sum(sizes),
-            "profile_size": {"min": min(sizes), "median": statistics.median(sizes), "max": max(sizes)}}
+    return {
+        "questions": len(records),
+        "users": len({r.get("user_id", r["id"]) for r in records}),
+        "profile_items": sum(sizes),
+        "profile_size": {"min": min(sizes), "median": statistics.median(sizes), "max": max(sizes)},
+    }
 
 
 def assert_summary(entry: dict, questions_file: Path) -> None:
     """`entry` (one split of check-data's JSON) matches the counts of `questions_file`."""
-    assert {k: entry[k] for k in ("questions", "users", "profile_items", "profile_size")} == \
-        expected_summary(questions_file)
+    assert {k: entry[k] for k in ("questions", "users", "profile_items", "profile_size")} == expected_summary(
+        questions_file
+    )
     assert entry["files"][0] == str(questions_file)
 
 
 # --------------------------------------------------------------------------------------------
 # check-data on good data.
+
 
 @pytest.mark.parametrize("task", task_names())
 def test_check_data_summarizes_every_task(data_root: Path, capsys, task: str) -> None:
@@ -148,8 +173,13 @@ def test_check_data_layouts(data_root: Path, tmp_path: Path, capsys, layout: str
     task = "LaMP_4"
     folder = tmp_path / task
     for split in SPLITS:
-        write_split(folder, split, (data_root / task / f"{split}_questions.json").read_text(),
-                    (data_root / task / f"{split}_outputs.json").read_text(), nested=layout == "nested")
+        write_split(
+            folder,
+            split,
+            (data_root / task / f"{split}_questions.json").read_text(),
+            (data_root / task / f"{split}_outputs.json").read_text(),
+            nested=layout == "nested",
+        )
     code, summary, err = run_check(capsys, task, folder if layout == "task-folder" else tmp_path)
     assert code == 0, err
     for split in SPLITS:
@@ -168,8 +198,9 @@ def test_check_data_selected_split(data_root: Path, capsys) -> None:
 @pytest.mark.parametrize("name", ["train_questions.json", "train_questions.jsonl"])
 def test_lamp3_train_as_json_lines(tmp_path: Path, capsys, name: str) -> None:
     questions, outputs = real_split("LaMP_3", questions=4)
-    path = write_split(tmp_path / "LaMP_3", "train", "\n".join(json.dumps(q) for q in questions) + "\n", outputs,
-                       questions_name=name)
+    path = write_split(
+        tmp_path / "LaMP_3", "train", "\n".join(json.dumps(q) for q in questions) + "\n", outputs, questions_name=name
+    )
     loaded = load_split(tmp_path, "LaMP_3", "train")
     assert [q.id for q in loaded] == ["100", "101", "102", "103"]
     assert all(q.output == "4" and len(q.profile) == 2 for q in loaded)
@@ -216,6 +247,7 @@ def test_empty_profile_is_allowed(tmp_path: Path, capsys) -> None:
 # --------------------------------------------------------------------------------------------
 # Real LaMP shapes.
 
+
 @pytest.mark.parametrize("task", sorted(_INPUTS))
 def test_real_shapes_load(tmp_path: Path, task: str) -> None:
     """Records shaped like the genuine files load, golds join by id and the query is found."""
@@ -251,25 +283,60 @@ _BAD = [
     ("LaMP_4", lambda q, o: q[1].pop("input"), "questions", ["record 1 (id '101')", "field 'input'"]),
     ("LaMP_4", lambda q, o: q[1].pop("id"), "questions", ["record 1", "field 'id'", "missing"]),
     ("LaMP_4", lambda q, o: q[1].pop("profile"), "questions", ["record 1 (id '101')", "field 'profile'"]),
-    ("LaMP_4", lambda q, o: q[2]["profile"][1].pop("title"), "questions",
-     ["record 2 (id '102')", "field 'profile[1].title'", "id '1021'"]),
+    (
+        "LaMP_4",
+        lambda q, o: q[2]["profile"][1].pop("title"),
+        "questions",
+        ["record 2 (id '102')", "field 'profile[1].title'", "id '1021'"],
+    ),
     ("LaMP_4", lambda q, o: q[2].update(id="100"), "questions", ["record 2 (id '100')", "field 'id'", "duplicate"]),
-    ("LaMP_4", lambda q, o: o["golds"][2].update(id="100"), "outputs",
-     ["record 2 (id '100')", "field 'id'", "duplicate"]),
-    ("LaMP_4", lambda q, o: o["golds"].append({"id": "999", "output": "x"}), "outputs",
-     ["record 3 (id '999')", "field 'id'", "no question"]),
+    (
+        "LaMP_4",
+        lambda q, o: o["golds"][2].update(id="100"),
+        "outputs",
+        ["record 2 (id '100')", "field 'id'", "duplicate"],
+    ),
+    (
+        "LaMP_4",
+        lambda q, o: o["golds"].append({"id": "999", "output": "x"}),
+        "outputs",
+        ["record 3 (id '999')", "field 'id'", "no question"],
+    ),
     ("LaMP_4", lambda q, o: o["golds"].pop(1), "questions", ["record 1 (id '101')", "field 'id'", "no gold"]),
     ("LaMP_4", lambda q, o: o.update(task="LaMP_5"), "outputs", ["field 'task'", "'LaMP_5'"]),
-    ("LaMP_2", lambda q, o: q[0].update(input=q[0]["input"].replace("description:", "plot:")), "questions",
-     ["record 0 (id '100')", "field 'input'", "'description:'"]),
-    ("LaMP_1", lambda q, o: q[0].update(input="Which reference is related? [1]: \"a\""), "questions",
-     ["record 0 (id '100')", "field 'input'"]),
-    ("LaMP_3", lambda q, o: o["golds"][0].update(output="five"), "outputs",
-     ["record 0 (id '100')", "field 'output'", "'five' is not a number"]),
+    (
+        "LaMP_2",
+        lambda q, o: q[0].update(input=q[0]["input"].replace("description:", "plot:")),
+        "questions",
+        ["record 0 (id '100')", "field 'input'", "'description:'"],
+    ),
+    (
+        "LaMP_1",
+        lambda q, o: q[0].update(input='Which reference is related? [1]: "a"'),
+        "questions",
+        ["record 0 (id '100')", "field 'input'"],
+    ),
+    (
+        "LaMP_3",
+        lambda q, o: o["golds"][0].update(output="five"),
+        "outputs",
+        ["record 0 (id '100')", "field 'output'", "'five' is not a number"],
+    ),
 ]
-_BAD_IDS = ["question-without-input", "question-without-id", "question-without-profile", "item-without-title",
-            "duplicate-question-id", "duplicate-output-id", "output-without-question", "question-without-output",
-            "outputs-of-another-task", "input-without-marker", "lamp1-input-without-quotes", "non-numeric-rating"]
+_BAD_IDS = [
+    "question-without-input",
+    "question-without-id",
+    "question-without-profile",
+    "item-without-title",
+    "duplicate-question-id",
+    "duplicate-output-id",
+    "output-without-question",
+    "question-without-output",
+    "outputs-of-another-task",
+    "input-without-marker",
+    "lamp1-input-without-quotes",
+    "non-numeric-rating",
+]
 
 
 def assert_rejected(capsys, task: str, data_dir: Path, needles: list[str]) -> None:
@@ -283,8 +350,9 @@ def assert_rejected(capsys, task: str, data_dir: Path, needles: list[str]) -> No
 
 
 @pytest.mark.parametrize(("task", "mutate", "named", "needles"), _BAD, ids=_BAD_IDS)
-def test_bad_input_is_rejected(tmp_path: Path, capsys, task: str, mutate: Mutation, named: str,
-                               needles: list[str]) -> None:
+def test_bad_input_is_rejected(
+    tmp_path: Path, capsys, task: str, mutate: Mutation, named: str, needles: list[str]
+) -> None:
     questions, outputs = real_split(task)
     mutate(questions, outputs)
     write_split(tmp_path / task, "dev", questions, outputs)
@@ -303,12 +371,12 @@ def test_malformed_json_is_rejected(tmp_path: Path, capsys, named: str, style: s
         records = documents[named] if named == "questions" else [outputs]
         text = "\n".join(json.dumps(r) for r in [*records, *records])  # the break is on line 2
         at = text.index("\n") + 1
-        text = text[:at] + text[at + 1:]  # drop the opening brace of line 2
+        text = text[:at] + text[at + 1 :]  # drop the opening brace of line 2
         needles = ["malformed JSON on line 2"]
     else:
         text = json.dumps(documents[named], indent=1 if style == "indented" else None)
         at = text.index('"id"', text.index('"id"') + 1)  # the second record's id loses its quotes
-        text = text[:at] + "id" + text[at + 4:]
+        text = text[:at] + "id" + text[at + 4 :]
         needles = [f"line {text[:at].count(chr(10)) + 1} column"]
     documents[named] = text
     write_split(tmp_path / "LaMP_4", "dev", documents["questions"], documents["outputs"])
@@ -329,11 +397,11 @@ def test_missing_folder_is_rejected(tmp_path: Path, capsys) -> None:
 # --------------------------------------------------------------------------------------------
 # The synthetic generator.
 
+
 @pytest.mark.parametrize("time_based", [False, True])
 def test_synthetic_is_deterministic(tmp_path: Path, time_based: bool) -> None:
     def files(name: str, seed: int) -> dict[str, bytes]:
-        write_synthetic(tmp_path / name, task="LaMP_2", users=8, profile_size=(2, 5), time_based=time_based,
-                        seed=seed)
+        write_synthetic(tmp_path / name, task="LaMP_2", users=8, profile_size=(2, 5), time_based=time_based, seed=seed)
         return snapshot(tmp_path / name)
 
     first = files("a", 7)
@@ -355,8 +423,9 @@ def test_synthetic_data_loads(data_root: Path, task: str) -> None:
         assert all(get_task(task).query(q.input) for q in questions)
 
 
-_LABEL_TASKS = [t for t in task_names()
-                if get_task(t).metric_kind == "classification" and len(get_task(t).labels or ()) > 2]
+_LABEL_TASKS = [
+    t for t in task_names() if get_task(t).metric_kind == "classification" and len(get_task(t).labels or ()) > 2
+]
 
 
 @pytest.mark.parametrize("task", _LABEL_TASKS)
@@ -384,5 +453,5 @@ def test_synthetic_time_based_profiles_grow() -> None:
     for profiles in by_user.values():
         assert len(profiles) == 6
         for before, after in zip(profiles, profiles[1:]):
-            assert after[:len(before)] == before
+            assert after[: len(before)] == before
             assert len(before) < len(after) <= 2 * len(before)

@@ -24,8 +24,9 @@ def newest(folder: Path, pattern: str) -> Path:
 def run_cli(args: list[str]) -> str:
     """Run `python cli.py ...` in a fresh process: DDP's launcher re-executes the script per rank."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "tests")}
-    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result.stdout + result.stderr
 
@@ -61,8 +62,11 @@ def test_ddp_two_cpu_processes_match_single_device(tiny_t5, tiny_bert, data_root
 
 def test_resume_from_last_checkpoint_matches_uninterrupted(tiny_t5, data_root, tmp_path):
     def run(folder: str, *extra: str) -> list[str]:
-        return tiny_args(tiny_t5, data_root, tmp_path / folder, "LaMP_3") + ["--trainer.limit_train_batches", "3",
-                                                                              *extra]
+        return tiny_args(tiny_t5, data_root, tmp_path / folder, "LaMP_3") + [
+            "--trainer.limit_train_batches",
+            "3",
+            *extra,
+        ]
 
     main(["fit", *run("straight", "--trainer.max_epochs", "2")])
     main(["fit", *run("resumed", "--trainer.max_epochs", "1")])

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import torch
-from helpers import tiny_args
 
+from helpers import tiny_args
 from lamp_pl.cli import main
 from lamp_pl.tasks import get_task
 from lamp_pl.tokenized import TokenizedSplit
@@ -40,18 +40,41 @@ def test_a_failure_on_rank_0_only_ends_every_rank_with_an_error(tiny_t5, data_ro
     The failure is a prompt template naming a field the items lack, met only while tokenizing,
     which only rank 0 does."""
     shutil.copytree(data_root / "LaMP_2", tmp_path / "data" / "Broken")
-    spec = {**dataclasses.asdict(get_task("LaMP_2")), "name": "Broken", "output_task_names": ["LaMP_2"],
-            "item_template": 'the tag for "{free}" is "{no_such_field}" '}
+    spec = {
+        **dataclasses.asdict(get_task("LaMP_2")),
+        "name": "Broken",
+        "output_task_names": ["LaMP_2"],
+        "item_template": 'the tag for "{free}" is "{no_such_field}" ',
+    }
     (tmp_path / "broken.json").write_text(json.dumps(spec))
     args = tiny_args(tiny_t5, tmp_path / "data", tmp_path, str(tmp_path / "broken.json"))
-    command = [sys.executable, str(ROOT / "cli.py"), "fit", *args, "--trainer.accelerator", "cpu",
-               "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    command = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "fit",
+        *args,
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+    ]
     port = str(free_port())
     start = time.monotonic()
-    ranks = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=environment(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK="0",
-                                              LOCAL_RANK=str(rank), WORLD_SIZE="2"))
-             for rank in (0, 1)]
+    ranks = [
+        subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environment(
+                MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK="0", LOCAL_RANK=str(rank), WORLD_SIZE="2"
+            ),
+        )
+        for rank in (0, 1)
+    ]
     try:
         outputs = [rank.communicate(timeout=180)[0] for rank in ranks]
     finally:
@@ -85,17 +108,44 @@ def test_two_ranks_with_batch_b_train_as_one_device_with_batch_2b(tiny_t5, data_
     so an element whose gradient is nearly zero turns float rounding into a visible step: the
     tolerance is a tenth of one step (lr 0.01); measured, the worst element differs by 1e-4 and
     most by 1e-6, while another seed (another order) moves every tensor by about 5e-2."""
+
     def run(folder: str, batch_size: int, *extra: str) -> list[str]:
-        return [*tiny_args(tiny_t5, data_root, tmp_path / folder, "LaMP_3"), "--data.k", "0",
-                "--data.batch_size", str(batch_size), "--model.lr", "0.01", "--trainer.max_epochs", "2",
-                "--trainer.limit_val_batches", "0", *extra]
+        return [
+            *tiny_args(tiny_t5, data_root, tmp_path / folder, "LaMP_3"),
+            "--data.k",
+            "0",
+            "--data.batch_size",
+            str(batch_size),
+            "--model.lr",
+            "0.01",
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.limit_val_batches",
+            "0",
+            *extra,
+        ]
 
     main(["fit", *run("single", 4)])
     dataset = TokenizedSplit.load(next((tmp_path / "single" / "cache").rglob("train-*")))
     assert len({len(dataset[i]["labels"]) for i in range(len(dataset))}) == 1, "targets of one length"
-    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "fit", *run("ddp", 2), "--trainer.devices", "2",
-                             "--trainer.strategy", "ddp"], cwd=ROOT, env=environment(), capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "fit",
+            *run("ddp", 2),
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+        ],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     main(["fit", *run("other_order", 4, "--data.seed", "1")])
 

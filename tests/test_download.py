@@ -17,15 +17,19 @@ PREFIX = "/downloads/LaMP"
 
 
 def _questions(tag: str) -> bytes:
-    rows = [{"id": f"{tag}-{i}", "input": f"question {i} " + "x" * 200,
-             "profile": [{"id": f"{tag}-{i}-{j}", "text": "p" * 50} for j in range(5)]}
-            for i in range(20)]
+    rows = [
+        {
+            "id": f"{tag}-{i}",
+            "input": f"question {i} " + "x" * 200,
+            "profile": [{"id": f"{tag}-{i}-{j}", "text": "p" * 50} for j in range(5)],
+        }
+        for i in range(20)
+    ]
     return json.dumps(rows).encode()
 
 
 def _outputs(tag: str) -> bytes:
-    return json.dumps({"task": tag, "golds": [{"id": f"{tag}-{i}", "output": "y"}
-                                             for i in range(20)]}).encode()
+    return json.dumps({"task": tag, "golds": [{"id": f"{tag}-{i}", "output": "y"} for i in range(20)]}).encode()
 
 
 def _official_files() -> dict[str, bytes]:
@@ -42,7 +46,7 @@ def _official_files() -> dict[str, bytes]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args: object) -> None:  # keep pytest output quiet
         pass
@@ -125,11 +129,15 @@ def _get(srv: _Server, task: str, dest: Path, **kw) -> list[Path]:
 def test_downloads_all_splits_into_layout(server: _Server, tmp_path: Path) -> None:
     paths = _get(server, "LaMP_1", tmp_path)
     rel = sorted(str(p.relative_to(tmp_path)) for p in paths)
-    assert rel == sorted([
-        "LaMP_1/train/train_questions.json", "LaMP_1/train/train_outputs.json",
-        "LaMP_1/dev/dev_questions.json", "LaMP_1/dev/dev_outputs.json",
-        "LaMP_1/test/test_questions.json",
-    ])
+    assert rel == sorted(
+        [
+            "LaMP_1/train/train_questions.json",
+            "LaMP_1/train/train_outputs.json",
+            "LaMP_1/dev/dev_questions.json",
+            "LaMP_1/dev/dev_outputs.json",
+            "LaMP_1/test/test_questions.json",
+        ]
+    )
     for p in paths:
         split = p.parent.name
         assert p.read_bytes() == server.files[f"{PREFIX}/LaMP_1/{split}/{p.name}"]
@@ -137,14 +145,16 @@ def test_downloads_all_splits_into_layout(server: _Server, tmp_path: Path) -> No
     assert not list(tmp_path.rglob("*.part"))
 
 
-@pytest.mark.parametrize("task,time_based,remote", [
-    ("LaMP_2", False, "/LaMP_2/new"),
-    ("LaMP_2N", False, "/LaMP_2"),
-    ("LaMP_2", True, "/time/LaMP_2/new"),
-    ("LaMP_3", True, "/time/LaMP_3"),
-])
-def test_remote_path_mapping(server: _Server, tmp_path: Path, task: str,
-                             time_based: bool, remote: str) -> None:
+@pytest.mark.parametrize(
+    "task,time_based,remote",
+    [
+        ("LaMP_2", False, "/LaMP_2/new"),
+        ("LaMP_2N", False, "/LaMP_2"),
+        ("LaMP_2", True, "/time/LaMP_2/new"),
+        ("LaMP_3", True, "/time/LaMP_3"),
+    ],
+)
+def test_remote_path_mapping(server: _Server, tmp_path: Path, task: str, time_based: bool, remote: str) -> None:
     (path,) = _get(server, task, tmp_path, splits=["test"], time_based=time_based)
     assert path == tmp_path / task / "test" / "test_questions.json"
     assert server.log == [(f"{PREFIX}{remote}/test/test_questions.json", None)]
@@ -154,8 +164,7 @@ def test_remote_path_mapping(server: _Server, tmp_path: Path, task: str,
 def test_dropped_connection_is_resumed(server: _Server, tmp_path: Path) -> None:
     url_path = f"{PREFIX}/LaMP_1/dev/dev_questions.json"
     server.drop[url_path] = 1
-    (path,) = [p for p in _get(server, "LaMP_1", tmp_path, splits=["dev"])
-               if p.name == "dev_questions.json"]
+    (path,) = [p for p in _get(server, "LaMP_1", tmp_path, splits=["dev"]) if p.name == "dev_questions.json"]
     assert path.read_bytes() == server.files[url_path]
     ranges = [r for p, r in server.log if p == url_path]
     assert ranges[0] is None and ranges[1] == f"bytes={len(server.files[url_path]) // 2}-"
@@ -178,7 +187,7 @@ def test_part_file_of_unknown_version_is_not_resumed(server: _Server, tmp_path: 
     url_path = f"{PREFIX}/LaMP_1/test/test_questions.json"
     final = tmp_path / "LaMP_1/test/test_questions.json"
     final.parent.mkdir(parents=True)
-    final.with_name(final.name + ".part").write_bytes(b"[{\"id\": \"old")
+    final.with_name(final.name + ".part").write_bytes(b'[{"id": "old')
     _get(server, "LaMP_1", tmp_path, splits=["test"])
     assert final.read_bytes() == server.files[url_path]
     assert server.log == [(url_path, None)]
@@ -231,10 +240,8 @@ def test_existing_file_skipped_unless_forced(server: _Server, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("task,needle", [("LaMP_6", "LDC"), ("LaMP_9", "valid tasks")])
-def test_unavailable_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                           task: str, needle: str) -> None:
-    assert dl.main(["--task", task, "--dest", str(tmp_path),
-                    "--base-url", "http://127.0.0.1:9/x"]) != 0
+def test_unavailable_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str, needle: str) -> None:
+    assert dl.main(["--task", task, "--dest", str(tmp_path), "--base-url", "http://127.0.0.1:9/x"]) != 0
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
     if task == "LaMP_6":
@@ -247,8 +254,21 @@ def test_unreachable_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}{PREFIX}"
-        code = dl.main(["--task", "LaMP_1", "--split", "dev", "--dest", str(tmp_path),
-                        "--base-url", base, "--no-progress", "--timeout", "5"])
+        code = dl.main(
+            [
+                "--task",
+                "LaMP_1",
+                "--split",
+                "dev",
+                "--dest",
+                str(tmp_path),
+                "--base-url",
+                base,
+                "--no-progress",
+                "--timeout",
+                "5",
+            ]
+        )
     err = capsys.readouterr().err
     assert code == 1
     assert f"{base}/LaMP_1/dev/dev_questions.json" in err and "offline" in err
@@ -257,8 +277,9 @@ def test_unreachable_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_http_404(server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     del server.files[f"{PREFIX}/LaMP_1/dev/dev_outputs.json"]
-    code = dl.main(["--task", "LaMP_1", "--split", "dev", "--dest", str(tmp_path),
-                    "--base-url", server.base_url, "--no-progress"])
+    code = dl.main(
+        ["--task", "LaMP_1", "--split", "dev", "--dest", str(tmp_path), "--base-url", server.base_url, "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "404" in err and f"{server.base_url}/LaMP_1/dev/dev_outputs.json" in err

@@ -8,8 +8,13 @@ import torch
 
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug, mean_pooling, resolve_precision
 
-TEXTS = ["short one", "a much longer text with many more words than the others in this list",
-         "middle sized text here", "x", "another text of some length"]
+TEXTS = [
+    "short one",
+    "a much longer text with many more words than the others in this list",
+    "middle sized text here",
+    "x",
+    "another text of some length",
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +67,11 @@ def test_real_minilm_ranks_the_related_item_first():
     from lamp_pl.demo.models import minilm_path
 
     encoder = Encoder(minilm_path(), progress=False)
-    items = ["Cooking pasta: boil salted water and add the noodles.",
-             "Backpropagation and gradient descent fit the weights of deep learning models.",
-             "Gardening tips: water the roses and train the climbing plants in spring."]
+    items = [
+        "Cooking pasta: boil salted water and add the noodles.",
+        "Backpropagation and gradient descent fit the weights of deep learning models.",
+        "Gardening tips: water the roses and train the climbing plants in spring.",
+    ]
     query = encoder.encode(["How do I train a neural network?"])
     scores = encoder.encode(items) @ query[0]
     assert int(np.argmax(scores)) == 1, scores

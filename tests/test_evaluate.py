@@ -16,9 +16,22 @@ CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
 
 def _args(tiny_t5: Path, data_dir: Path, tmp_path: Path, task: str) -> list[str]:
-    return ["--config", str(CONF), "--data.task", task, "--data.data_dir", str(data_dir),
-            "--data.cache_dir", str(tmp_path / "cache"), "--data.tokenizer", str(tiny_t5),
-            "--model.model_name_or_path", str(tiny_t5), "--trainer.default_root_dir", str(tmp_path / "runs")]
+    return [
+        "--config",
+        str(CONF),
+        "--data.task",
+        task,
+        "--data.data_dir",
+        str(data_dir),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--data.tokenizer",
+        str(tiny_t5),
+        "--model.model_name_or_path",
+        str(tiny_t5),
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+    ]
 
 
 def _newest(root: Path, name: str) -> Path:
@@ -42,10 +55,14 @@ def test_ids_are_checked_both_ways(tmp_path):
     golds, preds = tmp_path / "golds.json", tmp_path / "preds.json"
     golds.write_text(json.dumps({"task": "LaMP_3", "golds": [{"id": "1", "output": "5"}, {"id": "2", "output": "1"}]}))
     preds.write_text(json.dumps({"task": "LaMP_3", "golds": [{"id": "1", "output": "4"}, {"id": "9", "output": "3"}]}))
-    with pytest.raises(LaMPDataError, match=r"preds\.json.*1 gold id\(s\) have no prediction: '2'.*not in the golds.*'9'"):
+    with pytest.raises(
+        LaMPDataError, match=r"preds\.json.*1 gold id\(s\) have no prediction: '2'.*not in the golds.*'9'"
+    ):
         evaluate("LaMP_3", golds, preds)
-    preds.write_text(json.dumps({"task": "LaMP_3", "golds": [{"id": "1", "output": "nan"}, {"id": "2", "output": "1"}]}))
-    assert evaluate("LaMP_3", golds, preds) == {"mae": 2.0, "rmse": pytest.approx(8 ** 0.5)}  # nan: the far end, 1
+    preds.write_text(
+        json.dumps({"task": "LaMP_3", "golds": [{"id": "1", "output": "nan"}, {"id": "2", "output": "1"}]})
+    )
+    assert evaluate("LaMP_3", golds, preds) == {"mae": 2.0, "rmse": pytest.approx(8**0.5)}  # nan: the far end, 1
     preds.write_text(json.dumps({"task": "LaMP_3", "golds": [{"id": "1"}]}))
     with pytest.raises(LaMPDataError, match=r"preds\.json, record 0.*field 'output'"):
         evaluate("LaMP_3", golds, preds)

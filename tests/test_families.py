@@ -19,10 +19,25 @@ LORA = '{"r": 4, "alpha": 8, "dropout": 0.0}'
 
 
 def args_for(model: Path, data_root: Path, tmp_path: Path, task: str, family: str, *extra: str) -> list[str]:
-    return ["--config", str(CONF), "--data.task", task, "--data.data_dir", str(data_root),
-            "--data.cache_dir", str(tmp_path / "cache"), "--data.tokenizer", str(model),
-            "--model.model_name_or_path", str(model), "--model.family", family,
-            "--trainer.default_root_dir", str(tmp_path / "runs"), *extra]
+    return [
+        "--config",
+        str(CONF),
+        "--data.task",
+        task,
+        "--data.data_dir",
+        str(data_root),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--data.tokenizer",
+        str(model),
+        "--model.model_name_or_path",
+        str(model),
+        "--model.family",
+        family,
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+        *extra,
+    ]
 
 
 def newest(tmp_path: Path, pattern: str) -> Path:
@@ -34,17 +49,22 @@ def newest(tmp_path: Path, pattern: str) -> Path:
 def fit_and_test(args: list[str], tmp_path: Path) -> tuple[dict, dict]:
     main(["fit", *args])
     main(["test", *args, "--ckpt_path", str(newest(tmp_path, "last.ckpt"))])
-    return (json.loads(newest(tmp_path, "predictions_test.json").read_text()),
-            json.loads(newest(tmp_path, "metrics_test.json").read_text()))
+    return (
+        json.loads(newest(tmp_path, "predictions_test.json").read_text()),
+        json.loads(newest(tmp_path, "metrics_test.json").read_text()),
+    )
 
 
-@pytest.mark.parametrize("family,model,task,lora", [
-    ("seq2seq", "tiny_t5", "LaMP_2", True),
-    ("causal", "tiny_llama", "LaMP_2", False),
-    ("causal", "tiny_llama", "LaMP_4", True),
-    ("classifier", "tiny_bert", "LaMP_3", False),
-    ("classifier", "tiny_llama", "LaMP_2", True),
-])
+@pytest.mark.parametrize(
+    "family,model,task,lora",
+    [
+        ("seq2seq", "tiny_t5", "LaMP_2", True),
+        ("causal", "tiny_llama", "LaMP_2", False),
+        ("causal", "tiny_llama", "LaMP_4", True),
+        ("classifier", "tiny_bert", "LaMP_3", False),
+        ("classifier", "tiny_llama", "LaMP_2", True),
+    ],
+)
 def test_family_fits_and_tests(family, model, task, lora, data_root, tmp_path, request):
     folder = request.getfixturevalue(model)
     extra = ["--model.peft", LORA] if lora else []
@@ -60,8 +80,9 @@ def test_family_fits_and_tests(family, model, task, lora, data_root, tmp_path, r
 def causal_model(tiny_llama: Path, **kwargs):
     from lamp_pl.module import LaMPModel
 
-    model = LaMPModel(model_name_or_path=str(tiny_llama), family="causal", task="LaMP_2", num_beams=1,
-                      max_new_tokens=5, **kwargs)
+    model = LaMPModel(
+        model_name_or_path=str(tiny_llama), family="causal", task="LaMP_2", num_beams=1, max_new_tokens=5, **kwargs
+    )
     model.configure_model()
     model.configure_model()  # idempotent
     return model.eval()
@@ -70,8 +91,16 @@ def causal_model(tiny_llama: Path, **kwargs):
 def toy_batch(tokenizer, prompts: list[str], targets: list[str]) -> dict:
     from lamp_pl.tokenized import collate
 
-    rows = [{"input_ids": tokenizer(p)["input_ids"], "labels": tokenizer(t)["input_ids"], "id": str(i),
-             "target": t, "retrieved": []} for i, (p, t) in enumerate(zip(prompts, targets))]
+    rows = [
+        {
+            "input_ids": tokenizer(p)["input_ids"],
+            "labels": tokenizer(t)["input_ids"],
+            "id": str(i),
+            "target": t,
+            "retrieved": [],
+        }
+        for i, (p, t) in enumerate(zip(prompts, targets))
+    ]
     return collate(rows, tokenizer.pad_token_id)
 
 
@@ -85,7 +114,7 @@ def test_causal_loss_is_on_target_tokens_only(tiny_llama):
     prompts = model.family.prompt_ids(batch)
     for row, prompt in enumerate(prompts):
         assert prompt[0] == model.tokenizer.bos_token_id
-        assert (seq["labels"][row, :len(prompt)] == -100).all()
+        assert (seq["labels"][row, : len(prompt)] == -100).all()
         assert seq["labels"][row, seq["attention_mask"][row].sum() - 1] == model.tokenizer.eos_token_id
     # A prompt or padding position's prediction has no influence on the loss: its gradient is 0.
     captured = {}
@@ -130,17 +159,27 @@ def test_classifier_rejects_generation_task(tiny_bert):
 def test_vocabulary_mismatch_fails_at_start(tiny_t5, tiny_llama):
     from lamp_pl.module import LaMPModel
 
-    model = LaMPModel(model_name_or_path=str(tiny_llama), family="causal", task="LaMP_2",
-                      tokenizer=str(tiny_t5), random_init={"hidden_size": 16, "intermediate_size": 32,
-                                                           "num_hidden_layers": 1, "num_attention_heads": 2,
-                                                           "vocab_size": 10})
+    model = LaMPModel(
+        model_name_or_path=str(tiny_llama),
+        family="causal",
+        task="LaMP_2",
+        tokenizer=str(tiny_t5),
+        random_init={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "vocab_size": 10,
+        },
+    )
     with pytest.raises(ValueError, match="embedding rows"):
         model.configure_model()
 
 
 def test_quantization_on_cpu_fails_clearly(tiny_llama, data_root, tmp_path):
-    args = args_for(tiny_llama, data_root, tmp_path, "LaMP_2", "causal", "--model.peft", LORA,
-                    "--model.quantization", "4bit")
+    args = args_for(
+        tiny_llama, data_root, tmp_path, "LaMP_2", "causal", "--model.peft", LORA, "--model.quantization", "4bit"
+    )
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         main(["fit", *args])
 
@@ -169,8 +208,16 @@ class StopAfter(L.Callback):
 
 
 def test_lora_resume_equals_uninterrupted_run(tiny_llama, data_root, tmp_path):
-    base = ["--model.peft", LORA, "--trainer.limit_val_batches", "0", "--trainer.limit_train_batches", "2",
-            "--trainer.max_epochs", "2"]
+    base = [
+        "--model.peft",
+        LORA,
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.max_epochs",
+        "2",
+    ]
     main(["fit", *args_for(tiny_llama, data_root, tmp_path / "whole", "LaMP_2", "causal", *base)])
     split = args_for(tiny_llama, data_root, tmp_path / "split", "LaMP_2", "causal", *base)
     stop = json.dumps({"class_path": f"{__name__}.StopAfter", "init_args": {"epochs": 1}})
@@ -196,15 +243,23 @@ def test_export_reproduces_predictions(lora, tiny_llama, data_root, tmp_path):
     out = export(None, str(newest(tmp_path, "last.ckpt")), tmp_path / "export")
     assert (out / "README.md").read_text().count("LaMP_2") and (out / "lamp_pl_config.yaml").is_file()
     tokenizer, model = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out).eval()
-    data = LaMPDataModule(task="LaMP_2", data_dir=str(data_root), cache_dir=str(tmp_path / "cache"),
-                          tokenizer=str(tiny_llama), k=2, retrieval=RetrievalConfig(retriever="bm25"), max_input_length=96,
-                          max_target_length=16, test_split="test")
+    data = LaMPDataModule(
+        task="LaMP_2",
+        data_dir=str(data_root),
+        cache_dir=str(tmp_path / "cache"),
+        tokenizer=str(tiny_llama),
+        k=2,
+        retrieval=RetrievalConfig(retriever="bm25"),
+        max_input_length=96,
+        max_target_length=16,
+        test_split="test",
+    )
     prompts = data.prompts("test")[:4]
     expected = {g["id"]: g["output"] for g in predictions["golds"]}
     for question_id, prompt in zip(data._tokenized("test", build=False).ids, prompts):
         ids = tokenizer(prompt, truncation=True, max_length=96, return_tensors="pt")  # the data budget
         out_ids = model.generate(**ids, max_new_tokens=6, num_beams=2, do_sample=False)
-        text = tokenizer.decode(out_ids[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        text = tokenizer.decode(out_ids[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         assert text == expected[question_id]
 
 
@@ -212,8 +267,9 @@ def test_zero_shot_causal_test_and_gradient_checkpointing(tiny_llama, data_root,
     args = args_for(tiny_llama, data_root, tmp_path, "LaMP_2", "causal")
     main(["test", *args])  # no checkpoint: the pretrained causal LM as it is
     assert json.loads(newest(tmp_path, "predictions_test.json").read_text())["golds"]
-    main(["fit", *args, "--model.peft", LORA, "--model.gradient_checkpointing", "true",
-          "--trainer.fast_dev_run", "true"])
+    main(
+        ["fit", *args, "--model.peft", LORA, "--model.gradient_checkpointing", "true", "--trainer.fast_dev_run", "true"]
+    )
 
 
 def test_fsdp_policy_wraps_each_transformer_block(tiny_llama):

@@ -47,9 +47,14 @@ def _rating_data(root: Path) -> Path:
     folder = root / "LaMP_3"
     folder.mkdir(parents=True)
     for split in ("train", "dev"):
-        questions = [{"id": f"{split}{i}", "input": f"Score it. review: nice thing {i}",
-                      "profile": [{"id": f"{split}{i}-{j}", "text": f"fine item {j}", "score": str(1 + j)}
-                                  for j in range(3)]} for i in range(3)]
+        questions = [
+            {
+                "id": f"{split}{i}",
+                "input": f"Score it. review: nice thing {i}",
+                "profile": [{"id": f"{split}{i}-{j}", "text": f"fine item {j}", "score": str(1 + j)} for j in range(3)],
+            }
+            for i in range(3)
+        ]
         (folder / f"{split}_questions.json").write_text(json.dumps(questions))
         golds = [{"id": f"{split}{i}", "output": str(2 + i)} for i in range(3)]
         (folder / f"{split}_outputs.json").write_text(json.dumps({"task": "LaMP_3", "golds": golds}))
@@ -65,12 +70,14 @@ def _edit(path: Path, change) -> None:
 def _set_profile(field, value):
     def change(questions):
         questions[1]["profile"][2][field] = value
+
     return change
 
 
 def _set_gold(value):
     def change(outputs):
         outputs["golds"][1]["output"] = value
+
     return change
 
 
@@ -80,11 +87,16 @@ BAD_VALUES = {
     "text null": ("train_questions", _set_profile("text", None), PROFILE + ["profile[2].text", "got null"]),
     "text list": ("train_questions", _set_profile("text", ["a"]), PROFILE + ["profile[2].text", "got list"]),
     "text NaN": ("train_questions", _set_profile("text", math.nan), PROFILE + ["profile[2].text", "got nan"]),
-    **{f"profile score {v!r}": ("train_questions", _set_profile("score", v), PROFILE + ["profile[2].score"])
-       for v in (7, 0, -3, 2.5, "nan", "inf", "2.5")},
+    **{
+        f"profile score {v!r}": ("train_questions", _set_profile("score", v), PROFILE + ["profile[2].score"])
+        for v in (7, 0, -3, 2.5, "nan", "inf", "2.5")
+    },
     **{f"gold {v!r}": ("train_outputs", _set_gold(v), GOLD) for v in (7, "0", -3, 2.5, "nan", "inf")},
-    "golds null": ("train_outputs", lambda outputs: outputs.update(golds=None),
-                   ["train_outputs.json", "field 'golds'", "got null"]),
+    "golds null": (
+        "train_outputs",
+        lambda outputs: outputs.update(golds=None),
+        ["train_outputs.json", "field 'golds'", "got null"],
+    ),
 }
 
 
@@ -169,9 +181,22 @@ def test_deep_but_parsable_nesting_in_a_profile_item_is_rejected(tmp_path):
 
 def _config(tmp_path: Path, data_dir: Path, tiny_t5: Path, task: str = "LaMP_3", **data) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"data": {
-        "task": task, "data_dir": str(data_dir), "cache_dir": str(tmp_path / "cache"), "tokenizer": str(tiny_t5),
-        "k": 1, "retrieval": {"retriever": "bm25"}, "max_input_length": 64, **data}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "task": task,
+                    "data_dir": str(data_dir),
+                    "cache_dir": str(tmp_path / "cache"),
+                    "tokenizer": str(tiny_t5),
+                    "k": 1,
+                    "retrieval": {"retriever": "bm25"},
+                    "max_input_length": 64,
+                    **data,
+                }
+            }
+        )
+    )
     return path
 
 
@@ -188,13 +213,23 @@ def test_check_data_index_and_fit_print_the_same_line(tmp_path, tiny_t5, capsys)
     root = _rating_data(tmp_path / "data")
     _edit(root / "LaMP_3" / "train_questions.json", _set_profile("score", 7))
     config = _config(tmp_path, root, tiny_t5)
-    assert main(["check-data", "--task", "LaMP_3", "--data-dir", str(root)]) != 0
+    with pytest.raises(SystemExit):
+        main(["check-data", "--task", "LaMP_3", "--data-dir", str(root)])
     line = capsys.readouterr().err.strip()
     message = line.split("error: ", 1)[1]
     assert "'7' is outside LaMP_3's scores" in message and "profile[2].score" in message
     assert _one_error_line(capsys, ["index", "--config", str(config)]) == f"lamp-pl index: error: {message}"
-    fit = ["fit", "--config", str(ROOT / "tests/conf/tiny.yaml"), "--config", str(config),
-           "--model.model_name_or_path", str(tiny_t5), "--trainer.default_root_dir", str(tmp_path / "runs")]
+    fit = [
+        "fit",
+        "--config",
+        str(ROOT / "tests/conf/tiny.yaml"),
+        "--config",
+        str(config),
+        "--model.model_name_or_path",
+        str(tiny_t5),
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+    ]
     assert _one_error_line(capsys, fit) == f"lamp-pl fit: error: {message}"
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npz"))
 
@@ -214,11 +249,17 @@ def test_verbose_keeps_the_traceback(tmp_path, tiny_t5, capsys):
 MISSING = {
     "no split files": (lambda f: [p.unlink() for p in f.glob("*.json")], ["no LaMP_3 split files at all"]),
     "no dev split": (lambda f: (f / "dev_questions.json").unlink(), ["dev_questions.json: missing", "fit"]),
-    "no train outputs": (lambda f: (f / "train_outputs.json").unlink(),
-                         ["train_outputs.json: missing", "fit needs the gold outputs"]),
-    "empty questions": (lambda f: [(f / "train_questions.json").write_text("[]"),
-                                   _edit(f / "train_outputs.json", lambda d: d.update(golds=[]))],
-                        ["train_questions.json", "empty"]),
+    "no train outputs": (
+        lambda f: (f / "train_outputs.json").unlink(),
+        ["train_outputs.json: missing", "fit needs the gold outputs"],
+    ),
+    "empty questions": (
+        lambda f: [
+            (f / "train_questions.json").write_text("[]"),
+            _edit(f / "train_outputs.json", lambda d: d.update(golds=[])),
+        ],
+        ["train_questions.json", "empty"],
+    ),
 }
 
 
@@ -248,9 +289,16 @@ def test_stage_needs_are_named(tmp_path):
 
 
 def _datamodule(data_dir: Path, cache: Path, tiny_t5: Path, tiny_bert: Path) -> LaMPDataModule:
-    return LaMPDataModule(task=TASK, data_dir=str(data_dir), cache_dir=str(cache), tokenizer=str(tiny_t5), k=2,
-                          retrieval=RetrievalConfig(encoder=str(tiny_bert), k_max=4, encoder_max_length=32),
-                          max_input_length=64, test_split="test")
+    return LaMPDataModule(
+        task=TASK,
+        data_dir=str(data_dir),
+        cache_dir=str(cache),
+        tokenizer=str(tiny_t5),
+        k=2,
+        retrieval=RetrievalConfig(encoder=str(tiny_bert), k_max=4, encoder_max_length=32),
+        max_input_length=64,
+        test_split="test",
+    )
 
 
 def _outcome(data_dir: Path, cache: Path, tiny_t5: Path, tiny_bert: Path) -> dict:
@@ -259,11 +307,15 @@ def _outcome(data_dir: Path, cache: Path, tiny_t5: Path, tiny_bert: Path) -> dic
     dm.prepare_data()
     dm.setup(None)
     index = index_folder(cache, dm.task, dm.retrieval.encoder_settings())
-    return {"embeddings": np.load(index / "embeddings.npy").tolist(),
-            "items": (index / "items.jsonl").read_text(),
-            "retrieved": {s: [(r.item_ids, r.scores) for r in load_retrieved(TASK, data_dir, s, dm.retrieval, cache, 4)]
-                          for s in ("train", "dev", "test")},
-            "prompts": {s: d.table.to_dict() for s, d in dm.datasets.items()}}
+    return {
+        "embeddings": np.load(index / "embeddings.npy").tolist(),
+        "items": (index / "items.jsonl").read_text(),
+        "retrieved": {
+            s: [(r.item_ids, r.scores) for r in load_retrieved(TASK, data_dir, s, dm.retrieval, cache, 4)]
+            for s in ("train", "dev", "test")
+        },
+        "prompts": {s: d.table.to_dict() for s, d in dm.datasets.items()},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +346,9 @@ def _flip(path: Path) -> None:
 
 @pytest.mark.parametrize("damage", [_truncate, _flip], ids=["truncated", "bit flip"])
 @pytest.mark.parametrize("kind", CACHE_FILES)
-def test_damaged_cache_file_is_rebuilt_to_a_clean_build(kind, damage, clean, data_root, tiny_t5, tiny_bert, tmp_path,
-                                                         caplog):
+def test_damaged_cache_file_is_rebuilt_to_a_clean_build(
+    kind, damage, clean, data_root, tiny_t5, tiny_bert, tmp_path, caplog
+):
     cache = tmp_path / "cache"
     shutil.copytree(clean[0], cache)
     path = CACHE_FILES[kind](cache)
@@ -319,12 +372,18 @@ def test_large_files_are_checked_in_full_on_verify(clean, data_root, tiny_t5, ti
         assert _outcome(data_root, cache, tiny_t5, tiny_bert) == clean[1]
 
 
-def test_index_verify_flag_rebuilds_what_a_plain_open_misses(data_root, tiny_t5, tiny_bert, tmp_path, monkeypatch,
-                                                               capsys):
+def test_index_verify_flag_rebuilds_what_a_plain_open_misses(
+    data_root, tiny_t5, tiny_bert, tmp_path, monkeypatch, capsys
+):
     from lamp_pl import cache as cache_module
 
-    config = _config(tmp_path, data_root, tiny_t5, task=TASK,
-                     retrieval={"retriever": "contriever", "encoder": str(tiny_bert), "encoder_max_length": 32})
+    config = _config(
+        tmp_path,
+        data_root,
+        tiny_t5,
+        task=TASK,
+        retrieval={"retriever": "contriever", "encoder": str(tiny_bert), "encoder_max_length": 32},
+    )
     assert main(["index", "--config", str(config)]) == 0
     store = next((tmp_path / "cache").glob(f"{TASK}/*/embeddings.npy"))
     clean_bytes = store.read_bytes()
@@ -363,7 +422,8 @@ def _build_in_child(args) -> str:
 
 
 def test_four_concurrent_builders_all_succeed(clean, data_root, tiny_t5, tiny_bert, tmp_path):
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: a child forked after torch started its OpenMP threads can hang in them.
+    context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         barrier = manager.Barrier(4)
         with context.Pool(4) as pool:
@@ -420,8 +480,15 @@ def test_read_only_complete_cache_is_usable(clean, data_root, tiny_t5, tiny_bert
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", read_only_open)
-    for target, name in [(os, "replace"), (os, "rename"), (tempfile, "mkdtemp"), (tempfile, "mkstemp"),
-                         (filelock.FileLock, "acquire"), (Path, "mkdir"), (Path, "write_text")]:
+    for target, name in [
+        (os, "replace"),
+        (os, "rename"),
+        (tempfile, "mkdtemp"),
+        (tempfile, "mkstemp"),
+        (filelock.FileLock, "acquire"),
+        (Path, "mkdir"),
+        (Path, "write_text"),
+    ]:
         monkeypatch.setattr(target, name, refuse)
     try:
         assert _outcome(data_root, cache, tiny_t5, tiny_bert) == clean[1]
@@ -436,21 +503,26 @@ def test_disk_full_encode_is_a_clear_error(clean, data_root, tiny_t5, tiny_bert,
     the store does not. The build stops with one `No space left` line (exit 2), not a signal.
     (A limit makes even the sparse file of an unallocated memmap fail; the SIGBUS of a real full
     disk is prevented by allocating the store's blocks first, which this test cannot reach.)"""
-    sizes = {name: r["size"] for name, r in
-             json.loads(next(clean[0].glob(f"{TASK}/*/manifest.json")).read_text())["files"].items()}
+    sizes = {
+        name: r["size"]
+        for name, r in json.loads(next(clean[0].glob(f"{TASK}/*/manifest.json")).read_text())["files"].items()
+    }
     others = max(size for name, size in sizes.items() if name != "embeddings.npy")
     assert sizes["embeddings.npy"] > others + 1024, sizes
     limit = others + 512
     # The retrieval build under the entry points' error reporting (the CLI's import of Lightning
     # would only slow the child down).
-    code = (f"import resource; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
-            "from lamp_pl.errors import one_line_errors; from lamp_pl.retrieval import RetrievalConfig, "
-            f"prepare_retrieval\nwith one_line_errors('index'): prepare_retrieval({TASK!r}, {str(data_root)!r}, "
-            f"['dev'], RetrievalConfig(encoder={str(tiny_bert)!r}, k_max=4, encoder_max_length=32), "
-            f"{str(tmp_path / 'cache')!r}, progress=False)")
+    code = (
+        f"import resource; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+        "from lamp_pl.errors import one_line_errors; from lamp_pl.retrieval import RetrievalConfig, "
+        f"prepare_retrieval\nwith one_line_errors('index'): prepare_retrieval({TASK!r}, {str(data_root)!r}, "
+        f"['dev'], RetrievalConfig(encoder={str(tiny_bert)!r}, k_max=4, encoder_max_length=32), "
+        f"{str(tmp_path / 'cache')!r}, progress=False)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=300
+    )
     lines = [line for line in done.stderr.splitlines() if line.startswith("lamp-pl")]
     assert done.returncode == 2, done.stderr[-3000:]
     assert len(lines) == 1 and "No space left" in lines[0] and "embeddings.npy" in lines[0], done.stderr[-3000:]
@@ -497,7 +569,7 @@ class _RemoteHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if srv.drop_next:
             srv.drop_next = False
-            self.wfile.write(body[start:start + (len(body) - start) // 2])
+            self.wfile.write(body[start : start + (len(body) - start) // 2])
             self.close_connection = True
             if srv.after_drop:
                 srv.body = srv.after_drop  # the remote file changes while we are away
@@ -506,8 +578,9 @@ class _RemoteHandler(BaseHTTPRequestHandler):
 
 
 def _questions_file(tag: str, n: int = 30) -> bytes:
-    return json.dumps([{"id": f"{tag}{i}", "input": f"q {i} " + tag * 40, "profile": [{"id": f"{tag}{i}p"}]}
-                       for i in range(n)]).encode()
+    return json.dumps(
+        [{"id": f"{tag}{i}", "input": f"q {i} " + tag * 40, "profile": [{"id": f"{tag}{i}p"}]} for i in range(n)]
+    ).encode()
 
 
 @pytest.fixture

@@ -172,9 +172,20 @@ def run_ranks(world_size: int, target) -> list:
 def test_sharded_build_equals_a_single_process_build(time_based, tiny_bert, tmp_path):
     single = prepare(time_based, tiny_bert, tmp_path / "one", splits=("train", "dev"))
     cfg = config(tiny_bert)
-    summaries = run_ranks(2, lambda rank, barrier: prepare_retrieval(
-        TASK, time_based, ["train", "dev"], cfg, tmp_path / "two", rank=rank, world_size=2, barrier=barrier,
-        progress=False))
+    summaries = run_ranks(
+        2,
+        lambda rank, barrier: prepare_retrieval(
+            TASK,
+            time_based,
+            ["train", "dev"],
+            cfg,
+            tmp_path / "two",
+            rank=rank,
+            world_size=2,
+            barrier=barrier,
+            progress=False,
+        ),
+    )
     assert sum(s["encoded"] for s in summaries) == single["encoded"] and all(s["encoded"] for s in summaries)
     one, two = ProfileIndex(single["cache_dir"]), ProfileIndex(summaries[0]["cache_dir"])
     np.testing.assert_allclose(one.embeddings, two.embeddings, rtol=1e-5, atol=1e-6)
@@ -186,9 +197,20 @@ def test_sharded_build_equals_a_single_process_build(time_based, tiny_bert, tmp_
     assert not list((tmp_path / "two" / TASK).glob(".*build*"))  # shards cleaned up
     # A valid cache is a no-op on every rank: nothing encoded, no encoder made.
     calls = Encoder.total_forward_calls
-    again = run_ranks(2, lambda rank, barrier: build_profile_index(
-        get_task(TASK), time_based, ["dev", "test", "train"], tmp_path / "two", cfg.encoder_settings(), rank=rank,
-        world_size=2, barrier=barrier, progress=False)[1])
+    again = run_ranks(
+        2,
+        lambda rank, barrier: build_profile_index(
+            get_task(TASK),
+            time_based,
+            ["dev", "test", "train"],
+            tmp_path / "two",
+            cfg.encoder_settings(),
+            rank=rank,
+            world_size=2,
+            barrier=barrier,
+            progress=False,
+        )[1],
+    )
     assert all(s["reused"] and s["encoded"] == 0 for s in again) and Encoder.total_forward_calls == calls
 
 

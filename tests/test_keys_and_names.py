@@ -20,10 +20,20 @@ from lamp_pl.tokenized import TokenizedSplit
 
 
 def datamodule(data_dir: Path, cache: Path, tokenizer: Path, task: str = "LaMP_2", **overrides) -> LaMPDataModule:
-    settings = {"task": task, "data_dir": str(data_dir), "cache_dir": str(cache), "tokenizer": str(tokenizer),
-                "k": 2, "retrieval": RetrievalConfig(retriever="bm25"), "max_input_length": 96,
-                "max_target_length": 16, "train_split": "dev", "val_split": "dev", "test_split": "dev",
-                "predict_split": "dev"}
+    settings = {
+        "task": task,
+        "data_dir": str(data_dir),
+        "cache_dir": str(cache),
+        "tokenizer": str(tokenizer),
+        "k": 2,
+        "retrieval": RetrievalConfig(retriever="bm25"),
+        "max_input_length": 96,
+        "max_target_length": 16,
+        "train_split": "dev",
+        "val_split": "dev",
+        "test_split": "dev",
+        "predict_split": "dev",
+    }
     return LaMPDataModule(**{**settings, **overrides})
 
 

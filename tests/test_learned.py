@@ -25,10 +25,16 @@ ROOT = Path(__file__).parents[1]
 
 
 def make_datamodule(data_root: Path, tiny_t5: Path, encoder: Path, cache: Path, k: int = 3) -> LaMPDataModule:
-    return LaMPDataModule(task="LaMP_2", data_dir=str(data_root), cache_dir=str(cache), tokenizer=str(tiny_t5), k=k,
-                          retrieval=RetrievalConfig(retriever="contriever", encoder=str(encoder), k_max=4,
-                                                    encoder_max_length=64),
-                          max_input_length=128, max_target_length=8)
+    return LaMPDataModule(
+        task="LaMP_2",
+        data_dir=str(data_root),
+        cache_dir=str(cache),
+        tokenizer=str(tiny_t5),
+        k=k,
+        retrieval=RetrievalConfig(retriever="contriever", encoder=str(encoder), k_max=4, encoder_max_length=64),
+        max_input_length=128,
+        max_target_length=8,
+    )
 
 
 def save_generator(tiny_t5: Path, path: Path) -> Path:
@@ -38,10 +44,21 @@ def save_generator(tiny_t5: Path, path: Path) -> Path:
     from lamp_pl.module import LaMPModel
 
     module = LaMPModel(model_name_or_path=str(tiny_t5), task="LaMP_2", tokenizer=str(tiny_t5))
+    module.configure_model()  # the network is built here (not in __init__), as Lightning does before fit
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread in this module, as the 2-rank workers (OMP_NUM_THREADS=1): float sums
+    depend on the thread count, and cached utilities are reused across the tests."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +89,16 @@ def test_utilities_equal_direct_computation_and_resume(setup):
     for q in (0, 5):
         for j in (0, 2):
             item = retrieved[q].items[j]
-            prompt = build_prompt(dm.task, questions[q].input, [item], dm.tokenizer, 128, dm.prompt,
-                                  question_id=questions[q].id, user_id=questions[q].user)
+            prompt = build_prompt(
+                dm.task,
+                questions[q].input,
+                [item],
+                dm.tokenizer,
+                128,
+                dm.prompt,
+                question_id=questions[q].id,
+                user_id=questions[q].user,
+            )
             expected = direct_log_likelihood(generator.model, generator.tokenizer, prompt, questions[q].output)
             assert records[q]["item_ids"][j] == retrieved[q].item_ids[j]
             assert math.isclose(records[q]["log_likelihoods"][j], expected, rel_tol=1e-4, abs_tol=1e-4)
@@ -123,8 +148,17 @@ def test_distillation_step_lowers_kl_and_training_raises_agreement(setup, tiny_b
 
     untrained = RetrieverModule(str(tiny_bert)).eval()
     start, start_ndcg = disagreement(untrained), agreement(untrained)
-    folder = fit_retriever(utilities, str(tiny_bert), setup["root"] / "retriever", batch_size=4, max_epochs=8, lr=3e-3,
-                           warmup_ratio=0.0, dropout=False, trainer={"enable_progress_bar": False})
+    folder = fit_retriever(
+        utilities,
+        str(tiny_bert),
+        setup["root"] / "retriever",
+        batch_size=4,
+        max_epochs=8,
+        lr=3e-3,
+        warmup_ratio=0.0,
+        dropout=False,
+        trainer={"enable_progress_bar": False},
+    )
     trained = RetrieverModule(str(folder)).eval()
     assert disagreement(trained) < start
     assert 0.0 < agreement(trained) <= 1.0 and 0.0 < start_ndcg <= 1.0
@@ -159,10 +193,21 @@ def test_attribution_matches_recomputation(setup):
     for q in (0, 3):
         record, items = document["questions"][q], retrieved[q].items
         question = questions[q]
-        prompts = [build_prompt(dm.task, question.input, list(items), dm.tokenizer, 128, dm.prompt,
-                                question_id=question.id)]
-        prompts += [build_prompt(dm.task, question.input, [x for j, x in enumerate(items) if j != i], dm.tokenizer,
-                                 128, dm.prompt, question_id=question.id) for i in range(len(items))]
+        prompts = [
+            build_prompt(dm.task, question.input, list(items), dm.tokenizer, 128, dm.prompt, question_id=question.id)
+        ]
+        prompts += [
+            build_prompt(
+                dm.task,
+                question.input,
+                [x for j, x in enumerate(items) if j != i],
+                dm.tokenizer,
+                128,
+                dm.prompt,
+                question_id=question.id,
+            )
+            for i in range(len(items))
+        ]
         direct = [direct_log_likelihood(generator.model, generator.tokenizer, p, question.output) for p in prompts]
         assert record["prompt"] == prompts[0]
         for i, item in enumerate(record["items"]):
@@ -181,18 +226,46 @@ def test_two_gloo_ranks_match_one_process(setup, tiny_t5, tiny_bert, data_root, 
     """score-items, attribute and the retriever training give the one-process outputs on 2 ranks."""
     dm, ckpt = setup["dm"], setup["ckpt"]
     # The batch size of the first test (float sums depend on the batch composition).
-    single = {"utilities": score_items(dm, ckpt, candidates=3, split="train", batch_size=5, chunk_size=4,
-                                       progress=False),
-              "attribution": attribute(dm, ckpt, split="dev", out=tmp_path / "single.json", chunk_size=2,
-                                       progress=False)}
-    encoder = fit_retriever(single["utilities"], str(tiny_bert), tmp_path / "single-retriever", batch_size=4,
-                            max_epochs=2, lr=3e-3, dropout=False, trainer={"enable_progress_bar": False})
-    args = {"data_root": str(data_root), "tiny_t5": str(tiny_t5), "tiny_bert": str(tiny_bert),
-            "ckpt": str(ckpt), "out": str(tmp_path / "ddp")}
+    single = {
+        "utilities": score_items(dm, ckpt, candidates=3, split="train", batch_size=5, chunk_size=4, progress=False),
+        "attribution": attribute(dm, ckpt, split="dev", out=tmp_path / "single.json", chunk_size=2, progress=False),
+    }
+    encoder = fit_retriever(
+        single["utilities"],
+        str(tiny_bert),
+        tmp_path / "single-retriever",
+        batch_size=4,
+        max_epochs=2,
+        lr=3e-3,
+        dropout=False,
+        trainer={"enable_progress_bar": False},
+    )
+    args = {
+        "data_root": str(data_root),
+        "tiny_t5": str(tiny_t5),
+        "tiny_bert": str(tiny_bert),
+        "ckpt": str(ckpt),
+        "out": str(tmp_path / "ddp"),
+    }
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29533", str(ROOT / "tests" / "learned_ddp_worker.py"),
-                             json.dumps(args)], check=False, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            str(ROOT / "tests" / "learned_ddp_worker.py"),
+            json.dumps(args),
+        ],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     report = json.loads((tmp_path / "ddp" / "report.json").read_text())
     assert report["world_size"] == 2

@@ -33,17 +33,27 @@ def _random_case(seed: int, n: int = 60, users: int = 5):
         rng.shuffle(chosen)
         return " ,  ".join(chosen) or "none"
 
-    return [text(r) for r in pred], [format_labels([lb for lb, on in zip(LABELS, r) if on], LABELS) for r in gold], \
-        who, np.array(pred), np.array(gold)
+    return (
+        [text(r) for r in pred],
+        [format_labels([lb for lb, on in zip(LABELS, r) if on], LABELS) for r in gold],
+        who,
+        np.array(pred),
+        np.array(gold),
+    )
 
 
 def _reference(pred: np.ndarray, gold: np.ndarray, who: list[str]) -> dict[str, float]:
     users = sorted(set(who))
-    per_user = [f1_score(gold[[w == u for w in who]], pred[[w == u for w in who]], average="macro",
-                         zero_division=0) for u in users]
-    return {"f1_macro": f1_score(gold, pred, average="macro", zero_division=0),
-            "f1_micro": f1_score(gold, pred, average="micro", zero_division=0),
-            "exact_match": float((pred == gold).all(1).mean()), "f1_macro_user_mean": float(np.mean(per_user))}
+    per_user = [
+        f1_score(gold[[w == u for w in who]], pred[[w == u for w in who]], average="macro", zero_division=0)
+        for u in users
+    ]
+    return {
+        "f1_macro": f1_score(gold, pred, average="macro", zero_division=0),
+        "f1_micro": f1_score(gold, pred, average="micro", zero_division=0),
+        "exact_match": float((pred == gold).all(1).mean()),
+        "f1_macro_user_mean": float(np.mean(per_user)),
+    }
 
 
 def test_format_and_parse_round_trip() -> None:
@@ -60,7 +70,7 @@ def test_matches_sklearn(seed: int) -> None:
     preds, golds, who, pred, gold = _random_case(seed)
     metric = build_metrics("multilabel", LABELS)
     for start in range(0, len(preds), 7):  # several batches
-        metric.update(preds[start:start + 7], golds[start:start + 7], who[start:start + 7])
+        metric.update(preds[start : start + 7], golds[start : start + 7], who[start : start + 7])
     got = {k: v.item() for k, v in metric.compute().items()}
     assert got == pytest.approx(_reference(pred, gold, who), abs=1e-12)
 
@@ -81,8 +91,9 @@ def _free_port() -> int:
 def _worker(rank: int, port: int, shards: list, out_dir: str) -> None:
     if sys.platform == "linux":
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
-                            timeout=timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
+    )
     try:
         results = {}
         for name, per_rank in shards.items():
@@ -100,8 +111,10 @@ def _worker(rank: int, port: int, shards: list, out_dir: str) -> None:
 def test_two_gloo_ranks_match_sklearn(tmp_path: Path) -> None:
     preds, golds, who, pred, gold = _random_case(7, n=83)
     cut = 29  # uneven shards, and the same users on both ranks
-    shards = {"split": [(preds[:cut], golds[:cut], who[:cut]), (preds[cut:], golds[cut:], who[cut:])],
-              "empty_rank": [(preds, golds, who), ([], [], [])]}
+    shards = {
+        "split": [(preds[:cut], golds[:cut], who[:cut]), (preds[cut:], golds[cut:], who[cut:])],
+        "empty_rank": [(preds, golds, who), ([], [], [])],
+    }
     mp.spawn(_worker, args=(_free_port(), shards, str(tmp_path)), nprocs=2, join=True)
     want = _reference(pred, gold, who)
     for rank in range(2):

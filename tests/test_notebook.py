@@ -42,12 +42,23 @@ def test_notebook_is_saved_clean():
 
 
 def test_notebook_runs_on_small_demo(tmp_path, tiny_bert, tiny_t5, monkeypatch):
-    overrides = ["--data.data_dir", str(tmp_path / "data"), "--data.cache_dir", str(tmp_path / "cache"),
-                 "--data.tokenizer", str(tiny_t5),
-                 "--data.synthetic.users", "30", "--data.synthetic.questions_per_user", "2",
-                 "--data.retrieval.encoder", str(tiny_bert),
-                 # a budget with room for K=5 items, so the order/ablation prompts show them
-                 "--data.max_input_length", "512"]
+    overrides = [
+        "--data.data_dir",
+        str(tmp_path / "data"),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--data.tokenizer",
+        str(tiny_t5),
+        "--data.synthetic.users",
+        "30",
+        "--data.synthetic.questions_per_user",
+        "2",
+        "--data.retrieval.encoder",
+        str(tiny_bert),
+        # a budget with room for K=5 items, so the order/ablation prompts show them
+        "--data.max_input_length",
+        "512",
+    ]
     # The kernel inherits this environment.
     monkeypatch.setenv("LAMP_PL_NOTEBOOK_CONFIG", str(ROOT / "configs" / "demo.yaml"))
     monkeypatch.setenv("LAMP_PL_NOTEBOOK_OVERRIDES", json.dumps(overrides))
@@ -55,8 +66,9 @@ def test_notebook_runs_on_small_demo(tmp_path, tiny_bert, tiny_t5, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(ROOT)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    )
     client.execute()  # raises CellExecutionError on any failing cell
 
     text, html, images = _outputs(nb)

@@ -11,53 +11,61 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lamp_pl.prompts import PromptOptions, arrange, build_prompt, count_tokens
-from lamp_pl.tasks import get_task, task_names
+from lamp_pl.tasks import builtin_task_names, get_task
 
 # Free texts are decoded after truncation, so hand-written ones stick to what the tiny tokenizer
 # round-trips (lowercase words, no "q").
 INPUTS = {
     "LaMP_1": 'For an author who has written the paper with the title "deep nets", which reference is related? '
-              'Just answer with [1] or [2] without explanation. [1]: "sparse codes" [2]: "moon maps"',
+    'Just answer with [1] or [2] without explanation. [1]: "sparse codes" [2]: "moon maps"',
     "LaMP_2": "Which tag does this movie relate to among the following tags? Just answer with the tag name "
-              "without further explanation. tags: [sci-fi, comedy] description: a robot learns to love",
+    "without further explanation. tags: [sci-fi, comedy] description: a robot learns to love",
     "LaMP_2N": "Which category does this article relate to among the following categories? Just answer with the "
-               "category name without further explanation. categories: [politics, sports] article: the team wins",
+    "category name without further explanation. categories: [politics, sports] article: the team wins",
     "LaMP_3": "What is the score of the following review on a scale of 1 to 5? just answer with 1, 2, 3, 4, or 5 "
-              "without further explanation. review: it works fine",
+    "without further explanation. review: it works fine",
     "LaMP_4": "Generate a headline for the following article: the city opens a new park",
     "LaMP_5": "Generate a title for the following abstract of a paper: we study graphs",
     "LaMP_6": "Generate a subject for the following email: the meeting moved to monday",
     "LaMP_7": "Paraphrase the following tweet without any explanation before or after it: sunny day at the beach",
 }
 ITEMS = {
-    "LaMP_1": [{"id": "1", "title": "graph kernels", "abstract": "we define kernels"},
-               {"id": "2", "title": "lunar rovers", "abstract": "rovers drive"}],
-    "LaMP_2": [{"id": "1", "description": "a man walks on the moon", "tag": "sci-fi"},
-               {"id": "2", "description": "two friends rob a bank", "tag": "comedy"}],
+    "LaMP_1": [
+        {"id": "1", "title": "graph kernels", "abstract": "we define kernels"},
+        {"id": "2", "title": "lunar rovers", "abstract": "rovers drive"},
+    ],
+    "LaMP_2": [
+        {"id": "1", "description": "a man walks on the moon", "tag": "sci-fi"},
+        {"id": "2", "description": "two friends rob a bank", "tag": "comedy"},
+    ],
     "LaMP_2N": [{"id": "1", "text": "the senate votes on a new tax", "title": "tax vote", "category": "politics"}],
-    "LaMP_3": [{"id": "1", "text": "great value, works well", "score": "5"},
-               {"id": "2", "text": "broke after a day", "score": 1}],
+    "LaMP_3": [
+        {"id": "1", "text": "great value, works well", "score": "5"},
+        {"id": "2", "text": "broke after a day", "score": 1},
+    ],
     "LaMP_4": [{"id": "1", "text": "the river flooded the town", "title": "Floods Hit Town"}],
-    "LaMP_5": [{"id": "1", "title": "Sparse Nets", "abstract": "we prune weights"},
-               {"id": "2", "title": "Dense Nets", "abstract": "we add links"}],
+    "LaMP_5": [
+        {"id": "1", "title": "Sparse Nets", "abstract": "we prune weights"},
+        {"id": "2", "title": "Dense Nets", "abstract": "we add links"},
+    ],
     "LaMP_6": [{"id": "1", "text": "please send the report by friday", "title": "report due"}],
     "LaMP_7": [{"id": "1", "text": "i love sunny days"}, {"id": "2", "text": "coffee first"}],
 }
 EXPECTED = {
     "LaMP_1": 'For an author who has written the paper with the title, and "graph kernels", and "lunar rovers" '
-              '"deep nets", which reference is related? Just answer with [1] or [2] without explanation. '
-              '[1]: "sparse codes" [2]: "moon maps"',
+    '"deep nets", which reference is related? Just answer with [1] or [2] without explanation. '
+    '[1]: "sparse codes" [2]: "moon maps"',
     "LaMP_2": 'the tag for the movie: "a man walks on the moon" is "sci-fi" , and the tag for the movie: '
-              '"two friends rob a bank" is "comedy" . ' + INPUTS["LaMP_2"],
+    '"two friends rob a bank" is "comedy" . ' + INPUTS["LaMP_2"],
     "LaMP_2N": 'the category for the article: "the senate votes on a new tax" is "politics" . ' + INPUTS["LaMP_2N"],
     "LaMP_3": '5 is the score for "great value, works well" , and 1 is the score for "broke after a day" . '
-              + INPUTS["LaMP_3"],
+    + INPUTS["LaMP_3"],
     "LaMP_4": '"Floods Hit Town" is the title for "the river flooded the town" . ' + INPUTS["LaMP_4"],
     "LaMP_5": '"Sparse Nets" is a title for "we prune weights" , and "Dense Nets" is a title for "we add links" . '
-              'Following the given patterns ' + INPUTS["LaMP_5"],
+    "Following the given patterns " + INPUTS["LaMP_5"],
     "LaMP_6": '"report due" is the title for "please send the report by friday" . ' + INPUTS["LaMP_6"],
     "LaMP_7": '"i love sunny days" , and "coffee first"  are written by a person. Following the given patterns '
-              + INPUTS["LaMP_7"],
+    + INPUTS["LaMP_7"],
 }
 
 
@@ -74,7 +82,7 @@ class WordTokenizer:
     def __call__(self, text, max_length=None, truncation=False):
         words = text.split()
         if truncation and max_length is not None:
-            words = words[:max(max_length - 1, 0)]
+            words = words[: max(max_length - 1, 0)]
         return {"input_ids": words + ["</s>"]}
 
     def batch_decode(self, batch, skip_special_tokens=False):
@@ -82,6 +90,7 @@ class WordTokenizer:
 
 
 # --- exact templates -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_official_template_of_each_task(tok, name):
@@ -93,21 +102,26 @@ def test_lamp1_without_title_word_returns_input(tok):
     assert build_prompt("LaMP_1", text, ITEMS["LaMP_1"], tok) == text
 
 
-def test_every_registered_task_is_covered():
-    assert set(EXPECTED) == set(task_names())
+def test_every_builtin_task_is_covered():
+    assert set(EXPECTED) == set(builtin_task_names())
 
 
 # --- the official budget -------------------------------------------------------------------------
+
 
 def test_saved_tokens_carry_over_to_later_items():
     # input "description: x" = 3 tokens; budget 40 - 3 = 37; share (37 - 1 - 2) // 2 = 17;
     # fixed 'the tag for the movie: " " is "comedy" ' = 10: item 1 may use 7, uses 3 ("a b" + </s>),
     # so item 2 may use 17 + 4 - 10 = 11 tokens: 10 words.
-    items = [{"description": "a b", "tag": "comedy"},
-             {"description": " ".join(f"w{i}" for i in range(1, 13)), "tag": "drama"}]
+    items = [
+        {"description": "a b", "tag": "comedy"},
+        {"description": " ".join(f"w{i}" for i in range(1, 13)), "tag": "drama"},
+    ]
     prompt = build_prompt("LaMP_2", "description: x", items, WordTokenizer(), max_length=40)
-    assert prompt == ('the tag for the movie: "a b" is "comedy" , and the tag for the movie: '
-                      '"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10" is "drama" . description: x')
+    assert prompt == (
+        'the tag for the movie: "a b" is "comedy" , and the tag for the movie: '
+        '"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10" is "drama" . description: x'
+    )
 
 
 def test_factor_falls_back_when_items_do_not_fit():
@@ -123,9 +137,11 @@ def test_factor_falls_back_when_items_do_not_fit():
 
 def test_bare_input_when_no_factor_fits_or_no_items(tok):
     long_title = " ".join(["t"] * 50)
-    assert build_prompt("LaMP_4", "article: x", [{"title": long_title, "text": "y"}], WordTokenizer(),
-                        max_length=40) == "article: x"
-    for name in task_names():
+    assert (
+        build_prompt("LaMP_4", "article: x", [{"title": long_title, "text": "y"}], WordTokenizer(), max_length=40)
+        == "article: x"
+    )
+    for name in builtin_task_names():
         assert build_prompt(name, INPUTS[name], [], tok, max_length=64) == INPUTS[name]
 
 
@@ -179,13 +195,21 @@ def test_zero_room_in_hugging_face_means_no_truncation(tok):
 
 # --- options -------------------------------------------------------------------------------------
 
+
 def _order_of(prompt: str, k: int) -> list[int]:
     return sorted(range(1, k + 1), key=lambda rank: prompt.index(f'"item{rank} words"'))
 
 
-@pytest.mark.parametrize("order,k,expected", [("start", 5, [1, 2, 3, 4, 5]), ("end", 5, [5, 4, 3, 2, 1]),
-                                              ("middle", 5, [4, 2, 1, 3, 5]), ("middle", 4, [4, 2, 1, 3]),
-                                              ("middle", 1, [1])])
+@pytest.mark.parametrize(
+    "order,k,expected",
+    [
+        ("start", 5, [1, 2, 3, 4, 5]),
+        ("end", 5, [5, 4, 3, 2, 1]),
+        ("middle", 5, [4, 2, 1, 3, 5]),
+        ("middle", 4, [4, 2, 1, 3]),
+        ("middle", 1, [1]),
+    ],
+)
 def test_order(tok, order, k, expected):
     items = [{"text": f"item{rank} words"} for rank in range(1, k + 1)]
     prompt = build_prompt("LaMP_7", INPUTS["LaMP_7"], items, tok, options=PromptOptions(order=order))
@@ -219,8 +243,10 @@ def test_only_output_item_that_does_not_fit_fails_the_attempt():
     # fits. max_length 7: even factor 0 (budget 7) leaves a share of 6, so the bare input.
     items = [{"description": "d", "tag": "x y z"}]
     options = PromptOptions(ablation="only_output")
-    assert build_prompt("LaMP_2", "description: x", items, WordTokenizer(), 11, options) == \
-        'a movie tagged "x y z" . description: x'
+    assert (
+        build_prompt("LaMP_2", "description: x", items, WordTokenizer(), 11, options)
+        == 'a movie tagged "x y z" . description: x'
+    )
     assert build_prompt("LaMP_2", "description: x", items, WordTokenizer(), 7, options) == "description: x"
 
 
@@ -267,23 +293,63 @@ def test_count_tokens_includes_special_tokens():
 
 # --- property: within max_length once truncated, and the input survives ---------------------------
 
-WORDS = ["moon", "dog", "bank", "rob", "kato", "fiz", "lumen", "graph", "nets", "the", "a", "of", "and", ",", ".",
-         ":", "1", "2", "3", "x", "y", "z", "sparse", "codes", "river", "town", "value", "works"]
+WORDS = [
+    "moon",
+    "dog",
+    "bank",
+    "rob",
+    "kato",
+    "fiz",
+    "lumen",
+    "graph",
+    "nets",
+    "the",
+    "a",
+    "of",
+    "and",
+    ",",
+    ".",
+    ":",
+    "1",
+    "2",
+    "3",
+    "x",
+    "y",
+    "z",
+    "sparse",
+    "codes",
+    "river",
+    "town",
+    "value",
+    "works",
+]
 _TEXT = st.lists(st.sampled_from(WORDS + ["Quiet", "é", '"', "{x}"]), max_size=40).map(" ".join)
 
 
 @settings(max_examples=50, deadline=None)
-@given(name=st.sampled_from(sorted(INPUTS)), k=st.integers(0, 6), max_length=st.integers(16, 256),
-       tail=_TEXT, free=st.lists(_TEXT, min_size=6, max_size=6), data=st.data())
+@given(
+    name=st.sampled_from(sorted(INPUTS)),
+    k=st.integers(0, 6),
+    max_length=st.integers(16, 256),
+    tail=_TEXT,
+    free=st.lists(_TEXT, min_size=6, max_size=6),
+    data=st.data(),
+)
 def test_prompt_fits_and_keeps_the_input(tok, name, k, max_length, tail, free, data):
     task = get_task(name)
-    ablations = [a for a in ("both", "only_input", "only_output", "decouple")
-                 if a != "only_input" or task.input_field is not None]
-    options = PromptOptions(order=data.draw(st.sampled_from(["start", "end", "middle", "random"])),
-                            ablation=data.draw(st.sampled_from(ablations)),
-                            user_context=data.draw(st.sampled_from(["none", "user_id"])))
-    items = [{f: (free[i] if f == task.free_field else free[i][:30] or "x") for f in task.profile_fields}
-             for i in range(k)]
+    ablations = [
+        a
+        for a in ("both", "only_input", "only_output", "decouple")
+        if a != "only_input" or task.input_field is not None
+    ]
+    options = PromptOptions(
+        order=data.draw(st.sampled_from(["start", "end", "middle", "random"])),
+        ablation=data.draw(st.sampled_from(ablations)),
+        user_context=data.draw(st.sampled_from(["none", "user_id"])),
+    )
+    items = [
+        {f: (free[i] if f == task.free_field else free[i][:30] or "x") for f in task.profile_fields} for i in range(k)
+    ]
     text = INPUTS[name] + " " + tail
     prompt = build_prompt(task, text, items, tok, max_length, options, question_id="q", user_id="u1")
     assert len(tok(prompt, truncation=True, max_length=max_length)["input_ids"]) <= max_length
@@ -300,10 +366,20 @@ def test_prompt_fits_and_keeps_the_input(tok, name, k, max_length, tail, free, d
 
 # --- query extraction and retrieval text (lamp_pl.tasks) -----------------------------------------
 
-@pytest.mark.parametrize("name,expected", [
-    ("LaMP_1", "sparse codes moon maps"), ("LaMP_2", "a robot learns to love"), ("LaMP_2N", "the team wins"),
-    ("LaMP_3", "it works fine"), ("LaMP_4", "the city opens a new park"), ("LaMP_5", "we study graphs"),
-    ("LaMP_6", "the meeting moved to monday"), ("LaMP_7", "sunny day at the beach")])
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("LaMP_1", "sparse codes moon maps"),
+        ("LaMP_2", "a robot learns to love"),
+        ("LaMP_2N", "the team wins"),
+        ("LaMP_3", "it works fine"),
+        ("LaMP_4", "the city opens a new park"),
+        ("LaMP_5", "we study graphs"),
+        ("LaMP_6", "the meeting moved to monday"),
+        ("LaMP_7", "sunny day at the beach"),
+    ],
+)
 def test_query(name, expected):
     assert get_task(name).query(INPUTS[name]) == expected
 
@@ -315,14 +391,18 @@ def test_query_edge_cases():
     assert get_task("LaMP_4").query("no marker here") is None
 
 
-@pytest.mark.parametrize("name,item,expected", [
-    ("LaMP_1", {"title": "t", "abstract": "a b"}, "t a b"),
-    ("LaMP_2", {"description": "d", "tag": "comedy"}, "d"),
-    ("LaMP_2N", {"title": "t", "text": "x", "category": "sports"}, "t x"),
-    ("LaMP_3", {"text": "r", "score": "5"}, "r"),
-    ("LaMP_4", {"title": "t", "text": "x"}, "t x"),
-    ("LaMP_5", {"title": "t", "abstract": "a"}, "t a"),
-    ("LaMP_6", {"title": "t", "text": "x"}, "x"),
-    ("LaMP_7", {"text": "x"}, "x")])
+@pytest.mark.parametrize(
+    "name,item,expected",
+    [
+        ("LaMP_1", {"title": "t", "abstract": "a b"}, "t a b"),
+        ("LaMP_2", {"description": "d", "tag": "comedy"}, "d"),
+        ("LaMP_2N", {"title": "t", "text": "x", "category": "sports"}, "t x"),
+        ("LaMP_3", {"text": "r", "score": "5"}, "r"),
+        ("LaMP_4", {"title": "t", "text": "x"}, "t x"),
+        ("LaMP_5", {"title": "t", "abstract": "a"}, "t a"),
+        ("LaMP_6", {"title": "t", "text": "x"}, "x"),
+        ("LaMP_7", {"text": "x"}, "x"),
+    ],
+)
 def test_item_text(name, item, expected):
     assert get_task(name).item_text(item) == expected

@@ -33,8 +33,7 @@ PROFILE = [
     item("a6", "quantum computing", "breakthrough in qubits", "2018-06-01T10:00:00"),
 ]
 RECENCY = ["a3", "a2", "a1", "a4", "a6", "a5"]
-OTHERS = [item(f"b{i}", f"other topic {i}", f"words about subject {i} here", f"2020-02-{i + 1:02d}")
-          for i in range(8)]
+OTHERS = [item(f"b{i}", f"other topic {i}", f"words about subject {i} here", f"2020-02-{i + 1:02d}") for i in range(8)]
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +41,12 @@ def handmade(tmp_path_factory) -> Path:
     """dev: q1 (user u1, six items), q2 (user u2, empty), q3 (user u3, eight items), q4 (user u1, three)."""
     root = tmp_path_factory.mktemp("handmade")
     ask = "Generate a headline for the following article: "
-    questions = [{"id": "q1", "user_id": "u1", "input": ask + QUERY, "profile": PROFILE},
-                 {"id": "q2", "user_id": "u2", "input": ask + "nothing to go on", "profile": []},
-                 {"id": "q3", "user_id": "u3", "input": ask + "subject 3 words", "profile": OTHERS},
-                 {"id": "q4", "user_id": "u1", "input": ask + "pasta and salt", "profile": PROFILE[:3]}]
+    questions = [
+        {"id": "q1", "user_id": "u1", "input": ask + QUERY, "profile": PROFILE},
+        {"id": "q2", "user_id": "u2", "input": ask + "nothing to go on", "profile": []},
+        {"id": "q3", "user_id": "u3", "input": ask + "subject 3 words", "profile": OTHERS},
+        {"id": "q4", "user_id": "u1", "input": ask + "pasta and salt", "profile": PROFILE[:3]},
+    ]
     (root / TASK).mkdir()
     (root / TASK / "dev_questions.json").write_text(json.dumps(questions))
     return root
@@ -128,9 +129,10 @@ def test_recency_contriever_takes_half_from_each(handmade, tiny_bert, cache):
     dense = ids(retrieve(handmade, tiny_bert, cache, k=6, retriever="contriever"), "q1")
     for k in range(1, 7):
         got = ids(retrieve(handmade, tiny_bert, cache, k=k, retriever="recency_contriever"), "q1")
-        newest = RECENCY[:math.ceil(k / 2)]
+        newest = RECENCY[: math.ceil(k / 2)]
         assert len(got) == len(set(got)) == k and set(got) == set(newest) | set(
-            [i for i in dense if i not in newest][:k // 2])
+            [i for i in dense if i not in newest][: k // 2]
+        )
 
 
 def test_interleave_prefixes_are_the_selection_for_every_k():
@@ -140,15 +142,16 @@ def test_interleave_prefixes_are_the_selection_for_every_k():
             newest, dense = rng.sample(range(n), n), rng.sample(range(n), n)
             merged = interleave_newest(newest, dense)
             for k in range(1, n + 1):
-                head = newest[:math.ceil(k / 2)]
-                assert set(merged[:k]) == set(head) | set([d for d in dense if d not in head][:k // 2])
+                head = newest[: math.ceil(k / 2)]
+                assert set(merged[:k]) == set(head) | set([d for d in dense if d not in head][: k // 2])
 
 
 def test_mixed_pairs_inputs_of_one_retriever_with_outputs_of_another(handmade, tiny_bert, cache):
     inputs = retrieve(handmade, tiny_bert, cache, k=4, retriever="recency")["q1"].items
     outputs = retrieve(handmade, tiny_bert, cache, k=4, retriever="bm25")["q1"].items
-    mixed = retrieve(handmade, tiny_bert, cache, k=4, retriever="mixed", mixed_inputs="recency",
-                     mixed_outputs="bm25")["q1"]
+    mixed = retrieve(handmade, tiny_bert, cache, k=4, retriever="mixed", mixed_inputs="recency", mixed_outputs="bm25")[
+        "q1"
+    ]
     assert [m["text"] for m in mixed.items] == [i["text"] for i in inputs]
     assert [m["title"] for m in mixed.items] == [o["title"] for o in outputs]
     assert mixed.item_ids == [f"{i['id']}+{o['id']}" for i, o in zip(inputs, outputs, strict=True)]

@@ -19,8 +19,20 @@ CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
 def args_without_root(tiny_t5: Path, data_root: Path, cache: Path, task: str = "LaMP_2") -> list[str]:
     """The tiny settings with no `trainer.default_root_dir`, so the run folder is derived."""
-    return ["--config", str(CONF), "--data.task", task, "--data.data_dir", str(data_root), "--data.cache_dir",
-            str(cache), "--data.tokenizer", str(tiny_t5), "--model.model_name_or_path", str(tiny_t5)]
+    return [
+        "--config",
+        str(CONF),
+        "--data.task",
+        task,
+        "--data.data_dir",
+        str(data_root),
+        "--data.cache_dir",
+        str(cache),
+        "--data.tokenizer",
+        str(tiny_t5),
+        "--model.model_name_or_path",
+        str(tiny_t5),
+    ]
 
 
 def resolved(output: str) -> Path:
@@ -38,8 +50,8 @@ def test_run_folder_rules():
 
 
 def test_the_cli_derives_the_run_folder_unless_one_is_given(tiny_t5, data_root, tmp_path):
-    from lamp_pl.cli import LaMPCLI
     from lamp_pl.datamodule import LaMPDataModule
+    from lamp_pl.lightning_cli import LaMPCLI
     from lamp_pl.module import LaMPModel
 
     def root(*extra: str) -> str:
@@ -51,8 +63,9 @@ def test_the_cli_derives_the_run_folder_unless_one_is_given(tiny_t5, data_root, 
     assert root("--trainer.default_root_dir", str(tmp_path / "mine")) == str(tmp_path / "mine")
 
 
-def test_two_experiments_in_one_folder_each_test_best_evaluates_its_own(tiny_t5, data_root, tmp_path, monkeypatch,
-                                                                        capsys):
+def test_two_experiments_in_one_folder_each_test_best_evaluates_its_own(
+    tiny_t5, data_root, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     experiments = {"bm25": [], "none": ["--data.k", "0"]}
     for extra in experiments.values():
@@ -92,12 +105,19 @@ def test_a_malicious_pickle_in_a_checkpoint_is_refused(tiny_t5, data_root, tmp_p
     marker = tmp_path / "code-ran"
     folder = tmp_path / "runs" / "checkpoints"
     folder.mkdir(parents=True)
-    torch.save({"callbacks": {"ModelCheckpoint{}": {"best_model_path": str(folder / "last.ckpt")}},
-                "payload": _Payload(marker)}, folder / "last.ckpt")
+    torch.save(
+        {
+            "callbacks": {"ModelCheckpoint{}": {"best_model_path": str(folder / "last.ckpt")}},
+            "payload": _Payload(marker),
+        },
+        folder / "last.ckpt",
+    )
     with pytest.raises(pickle.UnpicklingError):
         resolve_checkpoint("best", tmp_path / "runs")
-    args = args_without_root(tiny_t5, data_root, tmp_path / "cache") + ["--trainer.default_root_dir",
-                                                                         str(tmp_path / "runs")]
+    args = args_without_root(tiny_t5, data_root, tmp_path / "cache") + [
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+    ]
     with pytest.raises(pickle.UnpicklingError):
         main(["test", *args, "--ckpt_path", str(folder / "last.ckpt")])
     assert not marker.exists(), "the checkpoint's pickle ran code"
@@ -126,8 +146,15 @@ def test_kill_and_resume_redoes_no_finished_epoch(tiny_t5, data_root, tmp_path):
     """No validation at all (so the monitored metric never improves): last.ckpt is still written
     at every epoch's end, and a resume starts at the first unfinished epoch."""
     log = tmp_path / "epochs.txt"
-    args = [*args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_3"), "--trainer.default_root_dir",
-            str(tmp_path / "runs"), "--trainer.max_epochs", "4", "--trainer.limit_val_batches", "0"]
+    args = [
+        *args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_3"),
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+        "--trainer.max_epochs",
+        "4",
+        "--trainer.limit_val_batches",
+        "0",
+    ]
     killer = {"class_path": "test_runs.EpochLog", "init_args": {"log": str(log), "kill_at": 2}}
     try:
         main(["fit", *args, *callbacks_config(tmp_path / "kill.yaml", [killer])])
@@ -143,18 +170,28 @@ def test_kill_and_resume_redoes_no_finished_epoch(tiny_t5, data_root, tmp_path):
 
 def test_a_model_checkpoint_given_in_the_config_is_honoured(tiny_t5, data_root, tmp_path):
     mine = tmp_path / "mine"
-    args = [*args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_3"), "--trainer.default_root_dir",
-            str(tmp_path / "runs")]
-    given = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-             "init_args": {"dirpath": str(mine), "filename": "mine", "save_top_k": -1}}
+    args = [
+        *args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_3"),
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+    ]
+    given = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"dirpath": str(mine), "filename": "mine", "save_top_k": -1},
+    }
     main(["fit", *args, *callbacks_config(tmp_path / "given.yaml", [given])])
     assert [p.name for p in mine.iterdir()] == ["mine.ckpt"]
     assert not list((tmp_path / "runs").rglob("*.ckpt")), "the module's own checkpoints were not added"
 
 
 def test_last_checkpoint_on_a_step_interval(tiny_t5, data_root, tmp_path, monkeypatch):
-    args = [*args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_3"), "--trainer.default_root_dir",
-            str(tmp_path / "runs"), "--trainer.limit_val_batches", "0"]
+    args = [
+        *args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_3"),
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+        "--trainer.limit_val_batches",
+        "0",
+    ]
     steps = {"class_path": "lamp_pl.runs.StepCheckpoint", "init_args": {"every_n_train_steps": 1}}
     saved: list[int] = []
     real = L.Trainer.save_checkpoint

@@ -33,8 +33,11 @@ def test_streamed_records_equal_the_parsed_document(data, style, monkeypatch):
     monkeypatch.setattr(stream, "CHUNK", 97)  # records straddle many chunk boundaries
     path = data / TASK / "train_questions.json"
     records = json.loads(path.read_text())
-    path.write_text("\n".join(json.dumps(r) for r in records) if style == "json-lines" else
-                    json.dumps(records, indent=1 if style == "indented" else None))
+    path.write_text(
+        "\n".join(json.dumps(r) for r in records)
+        if style == "json-lines"
+        else json.dumps(records, indent=1 if style == "indented" else None)
+    )
     assert list(stream.iter_records(path)) == records
     assert [q.id for q in stream.stream_questions(path, TASK)] == [str(r["id"]) for r in records]
 
@@ -65,8 +68,11 @@ def test_a_malformed_record_mid_file_names_it_and_writes_nothing(data, tmp_path,
     message = str(error.value)
     assert str(path) in message and f"record {middle}" in message and "profile[1].title" in message
     # The data-file hash memo (`HASH_STORE`) describes the input files, not a cache of them.
-    leftovers = [p for p in (tmp_path / "cache").rglob("*")
-                 if not p.name.endswith(".lock") and HASH_STORE not in p.relative_to(tmp_path / "cache").parts]
+    leftovers = [
+        p
+        for p in (tmp_path / "cache").rglob("*")
+        if not p.name.endswith(".lock") and HASH_STORE not in p.relative_to(tmp_path / "cache").parts
+    ]
     assert leftovers == [tmp_path / "cache" / TASK], leftovers  # no folder, no temporary, no manifest
 
 
@@ -75,7 +81,7 @@ def test_malformed_json_mid_file_is_reported_with_its_line(data, monkeypatch):
     path = data / TASK / "train_questions.json"
     text = json.dumps(json.loads(path.read_text()), indent=1)
     at = text.index('"id"', len(text) // 2)
-    path.write_text(text[:at] + text[at + 1:])
+    path.write_text(text[:at] + text[at + 1 :])
     line = text[:at].count("\n") + 1
     with pytest.raises(LaMPDataError, match=rf"train_questions.json: malformed JSON: .* line {line} column"):
         list(stream.stream_questions(path, TASK))
@@ -99,8 +105,17 @@ def _rank(rank: int, data: str, cache: str, encoder: str, out: str) -> None:
 
     dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=2)
     try:
-        _, summary = build_profile_index(get_task(TASK), data, SPLITS, cache, EncoderSettings(encoder, device="cpu"),
-                                         rank=rank, world_size=2, barrier=dist.barrier, progress=False)
+        _, summary = build_profile_index(
+            get_task(TASK),
+            data,
+            SPLITS,
+            cache,
+            EncoderSettings(encoder, device="cpu"),
+            rank=rank,
+            world_size=2,
+            barrier=dist.barrier,
+            progress=False,
+        )
         Path(out, f"rank-{rank}.json").write_text(json.dumps({"parsed": stream.parse_count, **summary}))
     finally:
         dist.destroy_process_group()
@@ -110,9 +125,12 @@ def test_under_two_gloo_ranks_only_one_process_parses_the_questions(data, tiny_b
     import torch.multiprocessing as mp
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    processes = [mp.get_context("spawn").Process(target=_rank, args=(r, str(data), str(tmp_path / "cache"),
-                                                                     str(tiny_bert), str(tmp_path)))
-                 for r in range(2)]
+    processes = [
+        mp.get_context("spawn").Process(
+            target=_rank, args=(r, str(data), str(tmp_path / "cache"), str(tiny_bert), str(tmp_path))
+        )
+        for r in range(2)
+    ]
     for process in processes:
         process.start()
     for process in processes:

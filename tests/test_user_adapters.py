@@ -26,20 +26,34 @@ def demo(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("annotators")
     write_demo(root, AnnotatorSpec(annotators=6, texts=60, annotations_per_annotator=16, sparse_annotators=1))
     config = yaml.safe_load(Path("configs/annotators/demo.yaml").read_text())
-    config["trainer"].update(max_epochs=1, default_root_dir=str(root / "runs"), limit_train_batches=2,
-                             enable_checkpointing=True, logger=False)
+    config["trainer"].update(
+        max_epochs=1,
+        default_root_dir=str(root / "runs"),
+        limit_train_batches=2,
+        enable_checkpointing=True,
+        logger=False,
+    )
     config["model"].update(model_name_or_path=str(root / "t5"), max_new_tokens=6)
-    config["data"].update(task=str(root / "data/GoEmotions.json"), data_dir=str(root / "data"),
-                          cache_dir=str(root / "cache"), tokenizer=str(root / "t5"), max_input_length=96,
-                          batch_size=8)
+    config["data"].update(
+        task=str(root / "data/GoEmotions.json"),
+        data_dir=str(root / "data"),
+        cache_dir=str(root / "cache"),
+        tokenizer=str(root / "t5"),
+        max_input_length=96,
+        batch_size=8,
+    )
     path = root / "demo.yaml"
     path.write_text(yaml.safe_dump(config))
     return root, path
 
 
-@pytest.mark.parametrize("method", [["--data.k", "0", "--data.retrieval.retriever", "none",
-                                     "--data.prompt.user_context", "user_id"],  # LM-P
-                                    ["--data.k", "3", "--data.retrieval.retriever", "bm25"]])  # Q-NS
+@pytest.mark.parametrize(
+    "method",
+    [
+        ["--data.k", "0", "--data.retrieval.retriever", "none", "--data.prompt.user_context", "user_id"],  # LM-P
+        ["--data.k", "3", "--data.retrieval.retriever", "bm25"],
+    ],
+)  # Q-NS
 def test_per_annotator_fit_and_test(demo, method: list[str]) -> None:
     from lamp_pl.cli import main
 
@@ -55,8 +69,10 @@ def test_per_annotator_fit_and_test(demo, method: list[str]) -> None:
 def test_item_to_example_covers_lamp_and_annotator_tasks(demo) -> None:
     root, _ = demo
     question = LaMPQuestion("q", "Generate a headline for the following article: x", [])
-    assert item_to_example(get_task("LaMP_4"), {"text": "body", "title": "Head"}, question) == \
-        ("Generate a headline for the following article: body", "Head")
+    assert item_to_example(get_task("LaMP_4"), {"text": "body", "title": "Head"}, question) == (
+        "Generate a headline for the following article: body",
+        "Head",
+    )
     task = get_task(str(root / "data/GoEmotions.json"))
     questions = load_split(root / "data", task, "test")
     pairs = user_examples(task, questions)
@@ -71,8 +87,16 @@ def test_item_to_example_covers_lamp_and_annotator_tasks(demo) -> None:
 def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path) -> None:
     root, config = demo
     out = tmp_path / "adapters"
-    args = {"configs": [str(config)], "out": out, "min_profile": 4, "epochs": 30, "lr": 0.05, "batch_size": 16, "r": 4,
-            "alpha": 16}
+    args = {
+        "configs": [str(config)],
+        "out": out,
+        "min_profile": 4,
+        "epochs": 30,
+        "lr": 0.05,
+        "batch_size": 16,
+        "r": 4,
+        "alpha": 16,
+    }
     first = fit_users(**args, shard="0/2")
     assert first["trained"] >= 2 and first["bytes_per_adapter"] > 0
     rest = fit_users(**args, shard="1/2")
@@ -90,8 +114,9 @@ def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path) -> None:
     peft_model = add_lora_slot(base.model, read_settings(out)).eval()
     users = sorted({q.user for q in load_split(root / "data", datamodule.task, "test")})
     states = [load_adapter(out, u) for u in users]
-    prompt = base.tokenizer(["Which of these labels does this annotator give the text? text: lupa"],
-                            return_tensors="pt")
+    prompt = base.tokenizer(
+        ["Which of these labels does this annotator give the text? text: lupa"], return_tensors="pt"
+    )
     outputs = []
     for state in [s for s in states if s is not None][:2]:
         set_lora_state(peft_model, state)

@@ -38,9 +38,15 @@ def build_base(model_args: dict, ckpt_path: str | Path | None = None):
 
 def lora_settings(r: int, alpha: int, dropout: float, model_args: dict, ckpt_path: str | Path | None) -> dict:
     """What every adapter of a folder must share (checked by `store.write_settings`)."""
-    return {"r": r, "alpha": alpha, "dropout": dropout, "task": model_args["task"],
-            "base": model_args.get("model_name_or_path"), "random_init": model_args.get("random_init"),
-            "ckpt": None if ckpt_path is None else str(Path(ckpt_path).resolve())}
+    return {
+        "r": r,
+        "alpha": alpha,
+        "dropout": dropout,
+        "task": model_args["task"],
+        "base": model_args.get("model_name_or_path"),
+        "random_init": model_args.get("random_init"),
+        "ckpt": None if ckpt_path is None else str(Path(ckpt_path).resolve()),
+    }
 
 
 def add_lora_slot(network: torch.nn.Module, settings: dict):
@@ -48,8 +54,12 @@ def add_lora_slot(network: torch.nn.Module, settings: dict):
     from peft import LoraConfig, TaskType, get_peft_model
 
     encoder_decoder = getattr(getattr(network, "config", None), "is_encoder_decoder", True)
-    config = LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM if encoder_decoder else TaskType.CAUSAL_LM, r=settings["r"], lora_alpha=settings["alpha"],
-                        lora_dropout=settings["dropout"])
+    config = LoraConfig(
+        task_type=TaskType.SEQ_2_SEQ_LM if encoder_decoder else TaskType.CAUSAL_LM,
+        r=settings["r"],
+        lora_alpha=settings["alpha"],
+        lora_dropout=settings["dropout"],
+    )
     return get_peft_model(network, config, adapter_name="user")
 
 

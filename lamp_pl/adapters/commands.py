@@ -29,8 +29,20 @@ def fit_users_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--r", type=int, default=8)
     parser.add_argument("--alpha", type=int, default=16)
     args, overrides = parser.parse_known_args(argv)
-    summary = fit_users(args.config, args.out, args.ckpt_path, args.split, args.shard, args.min_profile, args.epochs,
-                        args.lr, args.batch_size, args.r, args.alpha, overrides=overrides)
+    summary = fit_users(
+        args.config,
+        args.out,
+        args.ckpt_path,
+        args.split,
+        args.shard,
+        args.min_profile,
+        args.epochs,
+        args.lr,
+        args.batch_size,
+        args.r,
+        args.alpha,
+        overrides=overrides,
+    )
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -26,14 +26,24 @@ from lamp_pl.tokenized import collate
 def _generate(peft_model, base, rows: list[dict], num_beams: int, max_new_tokens: int) -> list[str]:
     batch = collate(rows, base.tokenizer.pad_token_id)
     with torch.no_grad():
-        out = peft_model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  num_beams=num_beams, max_new_tokens=max_new_tokens)
+        out = peft_model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+        )
     return [text.strip() for text in base.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
-def test_users(configs: list[str], user_adapters: str | Path, ckpt_path: str | Path | None = None,
-               out: str | Path | None = None, split: str | None = None, batch_size: int | None = None,
-               overrides: list[str] | None = None) -> dict:
+def test_users(
+    configs: list[str],
+    user_adapters: str | Path,
+    ckpt_path: str | Path | None = None,
+    out: str | Path | None = None,
+    split: str | None = None,
+    batch_size: int | None = None,
+    overrides: list[str] | None = None,
+) -> dict:
     """Score a split with per-user adapters and write `predictions_<split>.json` / `metrics_<split>.json`.
 
     Args:
@@ -52,7 +62,9 @@ def test_users(configs: list[str], user_adapters: str | Path, ckpt_path: str | P
     datamodule, model_args = load_config(configs, overrides)
     settings = read_settings(user_adapters)
     if settings["task"] != model_args["task"]:
-        raise ValueError(f"{user_adapters}: adapters are for task {settings['task']!r}, config is {model_args['task']!r}")
+        raise ValueError(
+            f"{user_adapters}: adapters are for task {settings['task']!r}, config is {model_args['task']!r}"
+        )
     base = build_base(model_args, ckpt_path if ckpt_path is not None else settings["ckpt"])
     peft_model = add_lora_slot(base.model, settings).eval()
     split = split or datamodule.test_split
@@ -76,20 +88,27 @@ def test_users(configs: list[str], user_adapters: str | Path, ckpt_path: str | P
         scope = contextlib.nullcontext() if state is not None else peft_model.disable_adapter()
         with scope:
             for begin in range(0, len(indices), size):
-                rows = [dataset[i] for i in indices[begin:begin + size]]
+                rows = [dataset[i] for i in indices[begin : begin + size]]
                 outputs = _generate(peft_model, base, rows, hp.num_beams, hp.max_new_tokens)
                 scored = [(o, r["target"]) for o, r in zip(outputs, rows) if r["target"] is not None]
                 if scored:
                     extra = {"users": [user] * len(scored)} if task.metric_kind == "multilabel" else {}
                     metric.update([o for o, _ in scored], [t for _, t in scored], **extra)
-                predictions += [{"id": r["id"], "output": o, "user": user, "adapter": state is not None}
-                                for r, o in zip(rows, outputs)]
+                predictions += [
+                    {"id": r["id"], "output": o, "user": user, "adapter": state is not None}
+                    for r, o in zip(rows, outputs)
+                ]
     metrics = {f"test/{k}": float(v) for k, v in metric.compute().items()} if metric.update_called else None
     folder = Path(out) if out is not None else Path(user_adapters) / "eval"
     written = write_run_outputs([folder], task.name, split, predictions, metrics)
-    return {**(metrics or {}), "users_with_adapter": len(had_adapter),
-            "users_without_adapter": len(by_user) - len(had_adapter), "questions": len(predictions),
-            "files": [str(p) for p in written], "seconds": round(time.perf_counter() - start, 2)}
+    return {
+        **(metrics or {}),
+        "users_with_adapter": len(had_adapter),
+        "users_without_adapter": len(by_user) - len(had_adapter),
+        "questions": len(predictions),
+        "files": [str(p) for p in written],
+        "seconds": round(time.perf_counter() - start, 2),
+    }
 
 
 test_users.__test__ = False  # type: ignore[attr-defined]  # keep pytest from collecting it when imported

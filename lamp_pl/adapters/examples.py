@@ -44,9 +44,11 @@ def _question_prefix(task: Task, question: LaMPQuestion) -> str:
     marker = task.query_marker or ""
     at = question.input.find(marker) if marker else -1
     if at < 0:
-        raise ValueError(f"{task.name}: no ITEM_EXAMPLES row and question {question.id!r} lacks the query marker "
-                         f"{marker!r}, so its profile items cannot become training pairs")
-    return question.input[:at + len(marker)] + " "
+        raise ValueError(
+            f"{task.name}: no ITEM_EXAMPLES row and question {question.id!r} lacks the query marker "
+            f"{marker!r}, so its profile items cannot become training pairs"
+        )
+    return question.input[: at + len(marker)] + " "
 
 
 def item_to_example(task: Task, item: dict, question: LaMPQuestion) -> tuple[str, str]:

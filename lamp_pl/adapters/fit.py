@@ -47,8 +47,17 @@ def my_users(users: list[str], shard: str) -> list[str]:
     return [u for j, u in enumerate(sorted(users)) if j % (count * world) == index * world + rank]
 
 
-def _train_one(peft_model, tokenizer, pairs: list[tuple[str, str]], epochs: int, lr: float, batch_size: int,
-               max_input_length: int, max_target_length: int, seed: int) -> float:
+def _train_one(
+    peft_model,
+    tokenizer,
+    pairs: list[tuple[str, str]],
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    max_input_length: int,
+    max_target_length: int,
+    seed: int,
+) -> float:
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     rng, loss = random.Random(seed), torch.tensor(0.0)
@@ -57,13 +66,17 @@ def _train_one(peft_model, tokenizer, pairs: list[tuple[str, str]], epochs: int,
         order = list(range(len(pairs)))
         rng.shuffle(order)
         for start in range(0, len(order), batch_size):
-            chosen = [pairs[i] for i in order[start:start + batch_size]]
-            inputs = tokenizer([p[0] for p in chosen], truncation=True, max_length=max_input_length,
-                               padding=True, return_tensors="pt")
-            labels = tokenizer([p[1] for p in chosen], truncation=True, max_length=max_target_length,
-                               padding=True, return_tensors="pt")["input_ids"]
+            chosen = [pairs[i] for i in order[start : start + batch_size]]
+            inputs = tokenizer(
+                [p[0] for p in chosen], truncation=True, max_length=max_input_length, padding=True, return_tensors="pt"
+            )
+            labels = tokenizer(
+                [p[1] for p in chosen], truncation=True, max_length=max_target_length, padding=True, return_tensors="pt"
+            )["input_ids"]
             labels[labels == tokenizer.pad_token_id] = -100
-            loss = peft_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels).loss
+            loss = peft_model(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels
+            ).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -71,10 +84,22 @@ def _train_one(peft_model, tokenizer, pairs: list[tuple[str, str]], epochs: int,
     return float(loss)
 
 
-def fit_users(configs: list[str], out: str | Path, ckpt_path: str | Path | None = None, split: str | None = None,
-              shard: str = "0/1", min_profile: int = 4, epochs: int = 5, lr: float = 1e-3, batch_size: int = 8,
-              r: int = 8, alpha: int = 16, dropout: float = 0.0, seed: int = 0,
-              overrides: list[str] | None = None) -> dict:
+def fit_users(
+    configs: list[str],
+    out: str | Path,
+    ckpt_path: str | Path | None = None,
+    split: str | None = None,
+    shard: str = "0/1",
+    min_profile: int = 4,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    r: int = 8,
+    alpha: int = 16,
+    dropout: float = 0.0,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+) -> dict:
     """Train one LoRA adapter per user of a split over the config's frozen base model.
 
     Args:
@@ -118,11 +143,27 @@ def fit_users(configs: list[str], out: str | Path, ckpt_path: str | Path | None 
             sizes[user] = path.stat().st_size
             continue
         set_lora_state(peft_model, initial)
-        _train_one(peft_model, base.tokenizer, examples[user], epochs, lr, batch_size, datamodule.max_input_length,
-                   datamodule.max_target_length, int(stable_hash([seed, user], 8), 16))
+        _train_one(
+            peft_model,
+            base.tokenizer,
+            examples[user],
+            epochs,
+            lr,
+            batch_size,
+            datamodule.max_input_length,
+            datamodule.max_target_length,
+            int(stable_hash([seed, user], 8), 16),
+        )
         sizes[user] = save_adapter(out, user, lora_state(peft_model))
         trained.append(user)
-    return {"out": str(out), "users": len(examples), "trained": len(trained), "skipped_finished": len(skipped),
-            "too_small": len(small), "min_profile": min_profile,
-            "bytes_per_adapter": max(sizes.values(), default=0), "bytes_total": sum(sizes.values()),
-            "seconds": round(time.perf_counter() - start, 2)}
+    return {
+        "out": str(out),
+        "users": len(examples),
+        "trained": len(trained),
+        "skipped_finished": len(skipped),
+        "too_small": len(small),
+        "min_profile": min_profile,
+        "bytes_per_adapter": max(sizes.values(), default=0),
+        "bytes_total": sum(sizes.values()),
+        "seconds": round(time.perf_counter() - start, 2),
+    }

@@ -33,12 +33,46 @@ from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.lamp import LaMPDataError
 from lamp_pl.multilabel_metrics import format_labels
 
-EMOTIONS = ("admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity",
-            "desire", "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear",
-            "gratitude", "grief", "joy", "love", "nervousness", "optimism", "pride", "realization", "relief",
-            "remorse", "sadness", "surprise", "neutral")
-UNHEALTHY_COLUMNS = ("antagonize", "condescending", "dismissive", "generalisation", "generalisation_unfair",
-                     "healthy", "hostile", "sarcastic")
+EMOTIONS = (
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
+)
+UNHEALTHY_COLUMNS = (
+    "antagonize",
+    "condescending",
+    "dismissive",
+    "generalisation",
+    "generalisation_unfair",
+    "healthy",
+    "hostile",
+    "sarcastic",
+)
 ATTRIBUTES = tuple(c for c in UNHEALTHY_COLUMNS if c != "healthy")
 PROTOCOLS = ("known_users", "held_out_users")
 FRACTIONS = (0.7, 0.1)  # train, dev; test gets the rest
@@ -60,8 +94,14 @@ class RawSchema:
 
     @property
     def required(self) -> tuple[str, ...]:
-        return (self.text, self.text_id, self.annotator, *((self.unclear,) if self.unclear else ()), *self.other,
-                *self.flags)
+        return (
+            self.text,
+            self.text_id,
+            self.annotator,
+            *((self.unclear,) if self.unclear else ()),
+            *self.other,
+            *self.flags,
+        )
 
 
 GOEMOTIONS = RawSchema("id", "text", "rater_id", EMOTIONS, unclear="example_very_unclear")
@@ -95,22 +135,51 @@ class TaskForm:
 
     def spec(self) -> dict:
         """The custom task spec (`lamp_pl.tasks.Task` fields)."""
-        return {"name": self.name, "description": self.description, "profile_fields": ["text", "labels"],
-                "retrieval_fields": ["text"], "query_marker": self.marker, "metric_kind": self.metric_kind,
-                "labels": list(self.labels), "free_field": "text", "item_template": '"{free}" is labelled "{labels}" ',
-                "input_field": "text", "output_field": "labels", "input_only_template": 'the text "{free}" ',
-                "output_only_template": 'a text labelled "{labels}" '}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "profile_fields": ["text", "labels"],
+            "retrieval_fields": ["text"],
+            "query_marker": self.marker,
+            "metric_kind": self.metric_kind,
+            "labels": list(self.labels),
+            "free_field": "text",
+            "item_template": '"{free}" is labelled "{labels}" ',
+            "input_field": "text",
+            "output_field": "labels",
+            "input_only_template": 'the text "{free}" ',
+            "output_only_template": 'a text labelled "{labels}" ',
+        }
 
 
 _ASK = "Which of these labels does this annotator give the text? Answer with the labels, or none. labels: [{labels}] "
-GOEMOTIONS_TASKS = (TaskForm("GoEmotions", "per-annotator emotions of Reddit comments (multi-label)",
-                             _ASK + "text: {text}", "text:", "multilabel", EMOTIONS),)
+GOEMOTIONS_TASKS = (
+    TaskForm(
+        "GoEmotions",
+        "per-annotator emotions of Reddit comments (multi-label)",
+        _ASK + "text: {text}",
+        "text:",
+        "multilabel",
+        EMOTIONS,
+    ),
+)
 UNHEALTHY_TASKS = (
-    TaskForm("Unhealthy_healthy", "per-annotator healthy/unhealthy comment (binary)",
-             "Is this comment healthy or unhealthy in this annotator's view? comment: {text}", "comment:",
-             "classification", ("healthy", "unhealthy")),
-    TaskForm("Unhealthy_attributes", "per-annotator unhealthy attributes of a comment (multi-label)",
-             _ASK + "comment: {text}", "comment:", "multilabel", ATTRIBUTES),
+    TaskForm(
+        "Unhealthy_healthy",
+        "per-annotator healthy/unhealthy comment (binary)",
+        "Is this comment healthy or unhealthy in this annotator's view? comment: {text}",
+        "comment:",
+        "classification",
+        ("healthy", "unhealthy"),
+    ),
+    TaskForm(
+        "Unhealthy_attributes",
+        "per-annotator unhealthy attributes of a comment (multi-label)",
+        _ASK + "comment: {text}",
+        "comment:",
+        "multilabel",
+        ATTRIBUTES,
+    ),
 )
 
 
@@ -136,8 +205,9 @@ def read_annotations(paths: Sequence[str | Path], schema: RawSchema) -> tuple[li
             columns = reader.fieldnames or []
             for column in schema.required:
                 if column not in columns:
-                    raise LaMPDataError(path, f"missing required column {column!r} (found: {', '.join(columns)})",
-                                        field=column)
+                    raise LaMPDataError(
+                        path, f"missing required column {column!r} (found: {', '.join(columns)})", field=column
+                    )
             for row in reader:
                 counts["rows"] += 1
                 line = reader.line_num
@@ -182,14 +252,15 @@ def split_annotations(by_annotator: dict[str, list[Annotation]], protocol: str, 
     return splits
 
 
-def _hold_out_support(splits: dict[str, list[Annotation]], kept: dict[str, list[Annotation]],
-                      seed: int) -> tuple[dict[str, list[Annotation]], dict[str, list[Annotation]]]:
+def _hold_out_support(
+    splits: dict[str, list[Annotation]], kept: dict[str, list[Annotation]], seed: int
+) -> tuple[dict[str, list[Annotation]], dict[str, list[Annotation]]]:
     """Held-out annotators: half of their texts (seeded) become profile-only support items and
     only the other half are asked, so no profile item of theirs is also a question whose label is
     scored (a per-user adapter trained on the profile would otherwise see test labels)."""
     support = dict(kept)
     for split in ("dev", "test"):
-        asked = []
+        asked: list[Annotation] = []
         for annotator in sorted({row.annotator for row in splits[split]}):
             rows = sorted(kept[annotator], key=lambda r: r.text_id)
             random.Random(f"{seed}:support:{annotator}").shuffle(rows)
@@ -203,8 +274,13 @@ def _item(form: TaskForm, row: Annotation) -> dict:
     return {"id": f"{row.annotator}-{row.text_id}", "text": row.text, "labels": form.output(row.flags)}
 
 
-def _write_form(out: Path, form: TaskForm, splits: dict[str, list[Annotation]],
-                pools: dict[str, list[Annotation]], list_labels: bool) -> dict:
+def _write_form(
+    out: Path,
+    form: TaskForm,
+    splits: dict[str, list[Annotation]],
+    pools: dict[str, list[Annotation]],
+    list_labels: bool,
+) -> dict:
     folder = out / form.name
     question = form.question if list_labels else form.question.replace("labels: [{labels}] ", "")
     sizes = {}
@@ -213,9 +289,14 @@ def _write_form(out: Path, form: TaskForm, splits: dict[str, list[Annotation]],
         for row in rows:
             item = _item(form, row)
             profile = [_item(form, other) for other in pools[row.annotator] if other.text_id != row.text_id]
-            questions.append({"id": item["id"], "user_id": row.annotator,
-                              "input": question.format(text=row.text, labels=", ".join(form.labels)),
-                              "profile": profile})
+            questions.append(
+                {
+                    "id": item["id"],
+                    "user_id": row.annotator,
+                    "input": question.format(text=row.text, labels=", ".join(form.labels)),
+                    "profile": profile,
+                }
+            )
             golds.append({"id": item["id"], "output": item["labels"]})
         write_text_atomic(folder / f"{split}_questions.json", json.dumps(questions, indent=1))
         write_text_atomic(folder / f"{split}_outputs.json", json.dumps({"task": form.name, "golds": golds}, indent=1))
@@ -224,9 +305,17 @@ def _write_form(out: Path, form: TaskForm, splits: dict[str, list[Annotation]],
     return {"spec": str(spec), "folder": str(folder), "questions": sizes}
 
 
-def convert(raw: Sequence[str | Path], out: str | Path, schema: RawSchema, forms: Sequence[TaskForm],
-            split: str = "known_users", min_annotations: int = 10, seed: int = 0, max_profile: int = 100,
-            list_labels: bool = True) -> dict:
+def convert(
+    raw: Sequence[str | Path],
+    out: str | Path,
+    schema: RawSchema,
+    forms: Sequence[TaskForm],
+    split: str = "known_users",
+    min_annotations: int = 10,
+    seed: int = 0,
+    max_profile: int = 100,
+    list_labels: bool = True,
+) -> dict:
     """Read, filter, split and write every task view of one dataset; return the summary."""
     annotations, counts = read_annotations(raw, schema)
     by_annotator: dict[str, list[Annotation]] = defaultdict(list)
@@ -242,19 +331,38 @@ def convert(raw: Sequence[str | Path], out: str | Path, schema: RawSchema, forms
         splits, support = _hold_out_support(splits, kept, seed)
     # Each annotator's profile pool: a seeded sample of at most max_profile + 1 of their rows, so a
     # question's profile (its own text removed) stays bounded on annotators with thousands of rows.
-    pools = {a: random.Random(f"{seed}:profile:{a}").sample(sorted(rows, key=lambda r: r.text_id),
-                                                             min(len(rows), max_profile + 1))
-             for a, rows in support.items()}
+    pools = {
+        a: random.Random(f"{seed}:profile:{a}").sample(
+            sorted(rows, key=lambda r: r.text_id), min(len(rows), max_profile + 1)
+        )
+        for a, rows in support.items()
+    }
     out = Path(out)
     tasks = {form.name: _write_form(out, form, splits, pools, list_labels) for form in forms}
-    return {"split": split, "seed": seed, "min_annotations": min_annotations, "max_profile": max_profile,
-            **counts, "annotations_kept": sum(len(r) for r in kept.values()), "annotators_kept": len(kept),
-            "dropped_annotators": len(dropped), "dropped_annotator_ids": dropped,
-            "annotators": {s: len({r.annotator for r in rows}) for s, rows in splits.items()}, "tasks": tasks}
+    return {
+        "split": split,
+        "seed": seed,
+        "min_annotations": min_annotations,
+        "max_profile": max_profile,
+        **counts,
+        "annotations_kept": sum(len(r) for r in kept.values()),
+        "annotators_kept": len(kept),
+        "dropped_annotators": len(dropped),
+        "dropped_annotator_ids": dropped,
+        "annotators": {s: len({r.annotator for r in rows}) for s, rows in splits.items()},
+        "tasks": tasks,
+    }
 
 
-def convert_goemotions(raw: list[Path], out: Path, split: str = "known_users", min_annotations: int = 10,
-                       seed: int = 0, max_profile: int = 100, list_labels: bool = True) -> dict:
+def convert_goemotions(
+    raw: list[Path],
+    out: Path,
+    split: str = "known_users",
+    min_annotations: int = 10,
+    seed: int = 0,
+    max_profile: int = 100,
+    list_labels: bool = True,
+) -> dict:
     """GoEmotions raw CSVs (`goemotions_1..3.csv`) -> the multi-label `GoEmotions` task.
 
     Args:
@@ -273,8 +381,15 @@ def convert_goemotions(raw: list[Path], out: Path, split: str = "known_users", m
     return convert(raw, out, GOEMOTIONS, GOEMOTIONS_TASKS, split, min_annotations, seed, max_profile, list_labels)
 
 
-def convert_unhealthy(raw: list[Path], out: Path, split: str = "known_users", min_annotations: int = 10,
-                      seed: int = 0, max_profile: int = 100, list_labels: bool = True) -> dict:
+def convert_unhealthy(
+    raw: list[Path],
+    out: Path,
+    split: str = "known_users",
+    min_annotations: int = 10,
+    seed: int = 0,
+    max_profile: int = 100,
+    list_labels: bool = True,
+) -> dict:
     """Unhealthy Conversations raw CSV -> `Unhealthy_healthy` (binary) and `Unhealthy_attributes`.
 
     Args:
@@ -303,12 +418,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-annotations", type=int, default=10)
     parser.add_argument("--max-profile", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-label-list", dest="list_labels", action="store_false",
-                        help="leave the label set out of the questions' inputs")
+    parser.add_argument(
+        "--no-label-list",
+        dest="list_labels",
+        action="store_false",
+        help="leave the label set out of the questions' inputs",
+    )
     args = parser.parse_args(argv)
     function = convert_goemotions if args.dataset == "goemotions" else convert_unhealthy
-    summary = function(args.raw, args.out, args.split, args.min_annotations, args.seed, args.max_profile,
-                       args.list_labels)
+    summary = function(
+        args.raw, args.out, args.split, args.min_annotations, args.seed, args.max_profile, args.list_labels
+    )
     summary["dropped_annotator_ids"] = summary["dropped_annotator_ids"][:20]
     print(json.dumps(summary, indent=2))
     return 0

@@ -21,8 +21,11 @@ def summarize_split(questions: list[LaMPQuestion]) -> dict:
         "users": len({q.user for q in questions}),
         "profile_items": sum(sizes),
         "distinct_profile_items": len({item["id"] for q in questions for item in q.profile}),
-        "profile_size": {"min": min(sizes, default=0), "median": statistics.median(sizes) if sizes else 0,
-                         "max": max(sizes, default=0)},
+        "profile_size": {
+            "min": min(sizes, default=0),
+            "median": statistics.median(sizes) if sizes else 0,
+            "max": max(sizes, default=0),
+        },
         "empty_profiles": sum(1 for s in sizes if s == 0),
         "has_outputs": all(q.output is not None for q in questions) if questions else False,
     }
@@ -32,8 +35,9 @@ DEFAULT_STAGES = {"fit": ["train", "dev"], "validate": ["dev"], "test": ["dev"],
 """The splits each stage reads with the datamodule's default split names."""
 
 
-def check_data(task: str, data_dir: str | Path, splits: list[str] | None = None,
-               stages: dict[str, list[str]] | None = None) -> dict:
+def check_data(
+    task: str, data_dir: str | Path, splits: list[str] | None = None, stages: dict[str, list[str]] | None = None
+) -> dict:
     """Load and validate the splits (all present ones by default); raise on the first problem.
 
     Args:
@@ -50,8 +54,9 @@ def check_data(task: str, data_dir: str | Path, splits: list[str] | None = None,
         entry = summarize_split(load_split(data_dir, task_entry, split))
         entry["files"] = [str(questions_path)] + ([str(outputs_path)] if outputs_path else [])
         summary["splits"][split] = entry
-    summary["ready_for"] = {stage: _ready(data_dir, task_entry, stage, names)
-                            for stage, names in DEFAULT_STAGES.items()}
+    summary["ready_for"] = {
+        stage: _ready(data_dir, task_entry, stage, names) for stage, names in DEFAULT_STAGES.items()
+    }
     return summary
 
 

@@ -18,8 +18,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from filelock import FileLock
 from tqdm import tqdm
@@ -50,8 +50,7 @@ class _Transient(Exception):
     """A transfer broke off half way; the caller retries, resuming from the .part file."""
 
 
-def remote_url(task: str, split: str, filename: str, time_based: bool = False,
-               base_url: str = DEFAULT_BASE_URL) -> str:
+def remote_url(task: str, split: str, filename: str, time_based: bool = False, base_url: str = DEFAULT_BASE_URL) -> str:
     """Return the official URL of one LaMP file.
 
     Args:
@@ -124,10 +123,19 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
                 version_file.write_text(remote)
         length = resp.headers.get("Content-Length")
         expected = offset + int(length) if length is not None else None
-        with open(part, "ab" if offset else "wb") as out, tqdm(
-            total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=part.name.removesuffix(".part"), disable=not progress, leave=False,
-        ) as bar:
+        with (
+            open(part, "ab" if offset else "wb") as out,
+            tqdm(
+                total=expected,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             while chunk := resp.read(_CHUNK):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -147,21 +155,28 @@ def check_lamp_file(path: Path, name: str) -> None:
         raise DownloadError(f"the server did not return valid JSON for {name} ({error})") from None
     if "_outputs" in name:
         golds = document.get("golds") if isinstance(document, dict) else None
-        good = isinstance(golds, list) and bool(golds) and all(
-            isinstance(g, dict) and "id" in g and "output" in g for g in golds)
+        good = (
+            isinstance(golds, list)
+            and bool(golds)
+            and all(isinstance(g, dict) and "id" in g and "output" in g for g in golds)
+        )
         shape = 'an object {"task": ..., "golds": [{"id", "output"}, ...]}'
     else:
         document = [document] if isinstance(document, dict) and "input" in document else document
-        good = isinstance(document, list) and bool(document) and all(
-            isinstance(q, dict) and "id" in q and "input" in q and isinstance(q.get("profile"), list)
-            for q in document)
+        good = (
+            isinstance(document, list)
+            and bool(document)
+            and all(
+                isinstance(q, dict) and "id" in q and "input" in q and isinstance(q.get("profile"), list)
+                for q in document
+            )
+        )
         shape = 'a list of {"id", "input", "profile": [...]} questions'
     if not good:
         raise DownloadError(f"the server's {name} is valid JSON but not a LaMP file (expected {shape})")
 
 
-def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0,
-                  progress: bool = True) -> Path:
+def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0, progress: bool = True) -> Path:
     """Download ``url`` to ``path`` atomically, resuming from ``path.part`` if present.
 
     Args:
@@ -199,8 +214,9 @@ def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0,
         if attempt < retries:
             time.sleep(RETRY_DELAY * (attempt + 1))
     else:
-        raise DownloadError(f"download of {url} failed after {retries + 1} attempts "
-                            f"({last!r}); rerun to resume from {part}") from last
+        raise DownloadError(
+            f"download of {url} failed after {retries + 1} attempts ({last!r}); rerun to resume from {part}"
+        ) from last
     if path.suffix in (".json", ".jsonl"):
         try:
             check_lamp_file(part, path.name)
@@ -214,10 +230,17 @@ def download_file(url: str, path: Path, retries: int = 3, timeout: float = 60.0,
     return path
 
 
-def download_lamp(task: str, dest: str | Path, splits: Sequence[str] = SPLITS,
-                  time_based: bool = False, base_url: str = DEFAULT_BASE_URL,
-                  progress: bool = True, retries: int = 3, timeout: float = 60.0,
-                  force: bool = False) -> list[Path]:
+def download_lamp(
+    task: str,
+    dest: str | Path,
+    splits: Sequence[str] = SPLITS,
+    time_based: bool = False,
+    base_url: str = DEFAULT_BASE_URL,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 60.0,
+    force: bool = False,
+) -> list[Path]:
     """Download one LaMP task into ``<dest>/<task>/<split>/``.
 
     Args:
@@ -252,19 +275,24 @@ def download_lamp(task: str, dest: str | Path, splits: Sequence[str] = SPLITS,
             # One downloader per file at a time: others wait, then find it complete.
             with FileLock(locks / f"{task}-{split}-{name}.lock"):
                 if force or not path.exists():  # final names only ever hold complete files
-                    download_file(remote_url(task, split, name, time_based, base_url), path,
-                                  retries=retries, timeout=timeout, progress=progress)
+                    download_file(
+                        remote_url(task, split, name, time_based, base_url),
+                        path,
+                        retries=retries,
+                        timeout=timeout,
+                        progress=progress,
+                    )
             paths.append(path)
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lamp-pl download``; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="lamp-pl download",
-                                     description="Download LaMP benchmark files.")
+    parser = argparse.ArgumentParser(prog="lamp-pl download", description="Download LaMP benchmark files.")
     parser.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
-    parser.add_argument("--split", nargs="+", action="extend", choices=SPLITS,
-                        help="splits to fetch (repeatable; default: all)")
+    parser.add_argument(
+        "--split", nargs="+", action="extend", choices=SPLITS, help="splits to fetch (repeatable; default: all)"
+    )
     parser.add_argument("--time-based", action="store_true", help="time-based splits")
     parser.add_argument("--dest", required=True, help="root data directory")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
@@ -277,9 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help and usage errors
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        paths = download_lamp(args.task, args.dest, args.split or SPLITS, args.time_based,
-                              args.base_url, not args.no_progress, args.retries,
-                              args.timeout, args.force)
+        paths = download_lamp(
+            args.task,
+            args.dest,
+            args.split or SPLITS,
+            args.time_based,
+            args.base_url,
+            not args.no_progress,
+            args.retries,
+            args.timeout,
+            args.force,
+        )
     except DownloadError as err:
         print(f"lamp-pl download: error: {err}", file=sys.stderr)
         return 1

@@ -21,8 +21,9 @@ SPLITS = ("train", "dev", "test")
 class LaMPDataError(LaMPError, ValueError):
     """Bad LaMP input: the message names the file, the record and the field."""
 
-    def __init__(self, path: str | Path, message: str, index: int | None = None, record_id: Any = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, message: str, index: int | None = None, record_id: Any = None, field: str | None = None
+    ) -> None:
         where = [str(path)]
         if index is not None:
             where.append(f"record {index}" + (f" (id {record_id!r})" if record_id is not None else ""))
@@ -69,7 +70,8 @@ def split_files(data_dir: str | Path, task: str | Task, split: str) -> tuple[Pat
                 return questions, next((o for o in outputs if o.is_file()), None)
     raise MissingDataError(
         f"no {split}_questions.json for {get_task(task).name} under {folder} "
-        f"(looked for {folder}/{split}_questions.json and {folder}/{split}/{split}_questions.json)")
+        f"(looked for {folder}/{split}_questions.json and {folder}/{split}/{split}_questions.json)"
+    )
 
 
 def available_splits(data_dir: str | Path, task: str | Task) -> list[str]:
@@ -87,13 +89,15 @@ def available_splits(data_dir: str | Path, task: str | Task) -> list[str]:
 def _decode(path: Path, data: bytes) -> str:
     """The UTF-8 text of a data file (a UTF-8 byte-order mark is allowed), or an error naming it."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise LaMPDataError(path, "the file is UTF-16; LaMP files are UTF-8 (convert it, e.g. "
-                            "`iconv -f UTF-16 -t UTF-8`)")
+        raise LaMPDataError(
+            path, "the file is UTF-16; LaMP files are UTF-8 (convert it, e.g. `iconv -f UTF-16 -t UTF-8`)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise LaMPDataError(path, f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); "
-                            "LaMP files are UTF-8") from None
+        raise LaMPDataError(
+            path, f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); LaMP files are UTF-8"
+        ) from None
 
 
 def _parse(path: Path, text: str, line: int | None = None) -> Any:
@@ -101,8 +105,9 @@ def _parse(path: Path, text: str, line: int | None = None) -> Any:
     try:
         return json.loads(text)
     except RecursionError:  # json's parser recurses once per nesting level
-        raise LaMPDataError(path, f"JSON nested too deeply{where} (no LaMP record nests more than a few "
-                            "levels)") from None
+        raise LaMPDataError(
+            path, f"JSON nested too deeply{where} (no LaMP record nests more than a few levels)"
+        ) from None
 
 
 def read_json(path: str | Path) -> Any:
@@ -130,7 +135,6 @@ def read_json(path: str | Path) -> Any:
         return records
 
 
-
 def _number(value: Any) -> float | None:
     """`value` as a finite number (JSON number or numeric string), else None."""
     if isinstance(value, bool):
@@ -150,8 +154,9 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _text_field(path: Path, record: dict, index: int, name: str, record_id: Any = None,
-                label: str | None = None) -> str:
+def _text_field(
+    path: Path, record: dict, index: int, name: str, record_id: Any = None, label: str | None = None
+) -> str:
     """A field that must hold text (ids, outputs and scores may be finite numbers too)."""
     label = label or name
     if name not in record:
@@ -187,8 +192,9 @@ def _check_rating(path: Path, value: str, task: Task, index: int, record_id: Any
     if number is None:
         raise LaMPDataError(path, f"{value!r} is not a number", index, record_id, field)
     if task.labels and number not in {float(label) for label in task.labels}:
-        raise LaMPDataError(path, f"{value!r} is outside {task.name}'s scores ({', '.join(task.labels)})",
-                            index, record_id, field)
+        raise LaMPDataError(
+            path, f"{value!r} is outside {task.name}'s scores ({', '.join(task.labels)})", index, record_id, field
+        )
 
 
 def validate_question(path: str | Path, record: Any, index: int, task: Task) -> LaMPQuestion:
@@ -218,11 +224,21 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
             raise LaMPDataError(path, f"profile item {position} is not an object", index, qid, "profile")
         missing = task.missing_fields(item)
         if missing:
-            raise LaMPDataError(path, f"profile item {position} (id {item.get('id')!r}) lacks {task.name}'s field",
-                                index, qid, f"profile[{position}].{missing[0]}")
+            raise LaMPDataError(
+                path,
+                f"profile item {position} (id {item.get('id')!r}) lacks {task.name}'s field",
+                index,
+                qid,
+                f"profile[{position}].{missing[0]}",
+            )
         if _depth(item) > MAX_DEPTH:
-            raise LaMPDataError(path, f"profile item {position} is nested more than {MAX_DEPTH} levels deep",
-                                index, qid, f"profile[{position}]")
+            raise LaMPDataError(
+                path,
+                f"profile item {position} is nested more than {MAX_DEPTH} levels deep",
+                index,
+                qid,
+                f"profile[{position}]",
+            )
         for name in ("id", *task.profile_fields):
             value = _text_field(path, item, index, name, qid, f"profile[{position}].{name}")
             if task.metric_kind == "regression" and name == task.output_field:
@@ -231,7 +247,6 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
     if user_id is not None and not isinstance(user_id, str | int):
         raise LaMPDataError(path, f"expected a string, got {_describe(user_id)}", index, qid, "user_id")
     return LaMPQuestion(qid, text, profile, None, None if user_id is None else str(user_id))
-
 
 
 def validate_gold(path: str | Path, record: Any, index: int, task: Task) -> tuple[str, str]:
@@ -246,8 +261,9 @@ def validate_gold(path: str | Path, record: Any, index: int, task: Task) -> tupl
     gid = _text_field(path, record, index, "id")
     output = _text_field(path, record, index, "output", gid)
     if task.metric_kind == "classification" and task.labels and output.strip() not in task.labels:
-        raise LaMPDataError(path, f"{output!r} is not a {task.name} label (labels: {', '.join(task.labels)})",
-                            index, gid, "output")
+        raise LaMPDataError(
+            path, f"{output!r} is not a {task.name} label (labels: {', '.join(task.labels)})", index, gid, "output"
+        )
     if task.metric_kind == "regression":
         _check_rating(path, output, task, index, gid, "output")
     return gid, output
@@ -296,8 +312,9 @@ def load_split(data_dir: str | Path, task: str | Task, split: str) -> list[LaMPQ
     for index, record in enumerate(records):
         question = validate_question(questions_path, record, index, task)
         if question.id in seen:
-            raise LaMPDataError(questions_path, f"duplicate id (first at record {seen[question.id]})", index,
-                                question.id, "id")
+            raise LaMPDataError(
+                questions_path, f"duplicate id (first at record {seen[question.id]})", index, question.id, "id"
+            )
         seen[question.id] = index
         questions.append(question)
     if not questions:
@@ -305,8 +322,9 @@ def load_split(data_dir: str | Path, task: str | Task, split: str) -> list[LaMPQ
     return join_golds(questions, golds, questions_path, outputs_path)
 
 
-def join_golds(questions: list[LaMPQuestion], golds: dict[str, str] | None, questions_path: Path,
-               outputs_path: Path | None) -> list[LaMPQuestion]:
+def join_golds(
+    questions: list[LaMPQuestion], golds: dict[str, str] | None, questions_path: Path, outputs_path: Path | None
+) -> list[LaMPQuestion]:
     """Set each question's gold output; every question needs one and every gold a question.
 
     Raises:
@@ -318,11 +336,17 @@ def join_golds(questions: list[LaMPQuestion], golds: dict[str, str] | None, ques
     gold_index = {gid: index for index, gid in enumerate(golds)}
     for index, question in enumerate(questions):
         if question.id not in golds:
-            raise LaMPDataError(questions_path, f"question has no gold output in {outputs_path}",
-                                index, question.id, "id")
+            raise LaMPDataError(
+                questions_path, f"question has no gold output in {outputs_path}", index, question.id, "id"
+            )
         question.output = golds.pop(question.id)
     if golds:
         orphan = next(iter(golds))
-        raise LaMPDataError(outputs_path or questions_path, f"{len(golds)} gold id(s) have no question in "
-                            f"{questions_path}, e.g. {orphan!r}", gold_index[orphan], orphan, "id")
+        raise LaMPDataError(
+            outputs_path or questions_path,
+            f"{len(golds)} gold id(s) have no question in {questions_path}, e.g. {orphan!r}",
+            gold_index[orphan],
+            orphan,
+            "id",
+        )
     return questions

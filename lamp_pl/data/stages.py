@@ -35,20 +35,26 @@ def check_splits_present(data_dir: str | Path, task: str | Task, stage_splits: M
     wanted = dict.fromkeys([*SPLITS, *(split for splits in stage_splits.values() for split in splits)])
     if not any(_questions(data_dir, task, split) for split in wanted):
         names = [f"{split}_questions.json" for split in wanted]
-        raise MissingDataError(f"{folder}: no {task.name} split files at all (no {', '.join(names[:-1])} or "
-                               f"{names[-1]}, directly or in <split>/ subfolders); needed by "
-                               f"{', '.join(stage_splits)}")
+        raise MissingDataError(
+            f"{folder}: no {task.name} split files at all (no {', '.join(names[:-1])} or "
+            f"{names[-1]}, directly or in <split>/ subfolders); needed by "
+            f"{', '.join(stage_splits)}"
+        )
     for stage, splits in stage_splits.items():
         for split in splits:
             found = _questions(data_dir, task, split)
             if found is None:
-                raise MissingDataError(f"{folder}/{split}_questions.json: missing; {task.name} {stage} needs the "
-                                       f"{split!r} split (also looked in {folder}/{split}/)")
+                raise MissingDataError(
+                    f"{folder}/{split}_questions.json: missing; {task.name} {stage} needs the "
+                    f"{split!r} split (also looked in {folder}/{split}/)"
+                )
             questions, outputs = found
             if stage in SCORED_STAGES and outputs is None:
-                raise MissingDataError(f"{questions.with_name(f'{split}_outputs.json')}: missing; {task.name} "
-                                       f"{stage} needs the gold outputs of the {split!r} split "
-                                       f"({'training targets' if stage == 'fit' else 'to score it'})")
+                raise MissingDataError(
+                    f"{questions.with_name(f'{split}_outputs.json')}: missing; {task.name} "
+                    f"{stage} needs the gold outputs of the {split!r} split "
+                    f"({'training targets' if stage == 'fit' else 'to score it'})"
+                )
 
 
 def _questions(data_dir: str | Path, task: Task, split: str) -> tuple[Path, Path | None] | None:

@@ -60,7 +60,7 @@ class _Buffer:
         self.last_newline = self.dropped + newline if newline >= 0 else self.last_newline
         self.dropped += self.pos
         chunk = self.stream.read(max(at_least, CHUNK))
-        self.text, self.pos = self.text[self.pos:] + chunk, 0
+        self.text, self.pos = self.text[self.pos :] + chunk, 0
         self.eof = not chunk
         return bool(chunk)
 
@@ -104,8 +104,9 @@ def iter_records(path: str | Path) -> Iterator[Any]:
     try:
         yield from _iter_records(path)
     except UnicodeDecodeError as error:
-        raise LaMPDataError(path, f"not UTF-8 text ({error.reason} at offset {error.start} of a chunk); "
-                            "LaMP files are UTF-8") from None
+        raise LaMPDataError(
+            path, f"not UTF-8 text ({error.reason} at offset {error.start} of a chunk); LaMP files are UTF-8"
+        ) from None
     except RecursionError:  # json's parser recurses once per nesting level
         raise LaMPDataError(path, "JSON nested too deeply (no LaMP record nests more than a few levels)") from None
 
@@ -113,8 +114,9 @@ def iter_records(path: str | Path) -> Iterator[Any]:
 def _iter_records(path: Path) -> Iterator[Any]:
     with open(path, "rb") as raw:
         if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
-            raise LaMPDataError(path, "the file is UTF-16; LaMP files are UTF-8 (convert it, e.g. "
-                                "`iconv -f UTF-16 -t UTF-8`)")
+            raise LaMPDataError(
+                path, "the file is UTF-16; LaMP files are UTF-8 (convert it, e.g. `iconv -f UTF-16 -t UTF-8`)"
+            )
     with open(path, encoding="utf-8-sig") as stream:
         buffer = _Buffer(stream)
         first = buffer.skip_space()
@@ -188,8 +190,9 @@ def stream_questions(path: str | Path, task: str | Task) -> Iterator[LaMPQuestio
         raise LaMPDataError(path, "the questions list is empty: nothing to train on, score or predict")
 
 
-def load_questions(data_dir: str | Path, task: str | Task, split: str, *, profiles: bool = False,
-                   outputs: bool = True) -> list[LaMPQuestion]:
+def load_questions(
+    data_dir: str | Path, task: str | Task, split: str, *, profiles: bool = False, outputs: bool = True
+) -> list[LaMPQuestion]:
     """A split's questions as `load_split` returns them, streamed, by default without profiles.
 
     Memory holds the questions' ids and inputs (and profiles only with ``profiles=True``), never the

@@ -25,13 +25,13 @@ from lamp_pl.tasks import Task, get_task
 
 INPUTS = {
     "LaMP_1": 'For an author who has written the paper with the title "{title}", which reference is related? '
-              'Just answer with [1] or [2] without explanation. [1]: "{ref1}" [2]: "{ref2}"',
+    'Just answer with [1] or [2] without explanation. [1]: "{ref1}" [2]: "{ref2}"',
     "LaMP_2": "Which tag does this movie relate to among the following tags? Just answer with the tag name "
-              "without further explanation. tags: [{labels}] description: {text}",
+    "without further explanation. tags: [{labels}] description: {text}",
     "LaMP_2N": "Which category does this article relate to among the following categories? Just answer with the "
-               "category name without further explanation. categories: [{labels}] article: {text}",
+    "category name without further explanation. categories: [{labels}] article: {text}",
     "LaMP_3": "What is the score of the following review on a scale of 1 to 5? just answer with 1, 2, 3, 4, or 5 "
-              "without further explanation. review: {text}",
+    "without further explanation. review: {text}",
     "LaMP_4": "Generate a headline for the following article: {text}",
     "LaMP_5": "Generate a title for the following abstract of a paper: {text}",
     "LaMP_6": "Generate a subject for the following email: {text}",
@@ -80,14 +80,15 @@ class _World:
         self.spec, self.task, self.rng = spec, task, random.Random(spec.seed)
         vocab = _vocabulary(spec.vocab_size, self.rng)
         per_topic = max(4, len(vocab) // (2 * spec.topics))
-        self.topic_words = [vocab[i * per_topic:(i + 1) * per_topic] for i in range(spec.topics)]
-        self.filler = vocab[spec.topics * per_topic:] or vocab
+        self.topic_words = [vocab[i * per_topic : (i + 1) * per_topic] for i in range(spec.topics)]
+        self.filler = vocab[spec.topics * per_topic :] or vocab
 
     def text(self, topic: int, words: int | None = None) -> str:
         n = words or self.spec.text_words
         pool = self.topic_words[topic]
-        return " ".join(self.rng.choice(pool) if self.rng.random() < 0.75 else self.rng.choice(self.filler)
-                        for _ in range(n))
+        return " ".join(
+            self.rng.choice(pool) if self.rng.random() < 0.75 else self.rng.choice(self.filler) for _ in range(n)
+        )
 
     def moods(self) -> list[str]:
         """One user's preferences: labels, scores, or signature phrases."""
@@ -110,7 +111,9 @@ class _World:
         if in_field:
             item[in_field] = self.text(topic)
         if out_field:
-            item[out_field] = self.output(mood, topic) if self.task.name != "LaMP_1" else f"{mood} {self.text(topic, 4)}"
+            item[out_field] = (
+                self.output(mood, topic) if self.task.name != "LaMP_1" else f"{mood} {self.text(topic, 4)}"
+            )
         item["id"], item["date"] = f"{uid}{j:03d}", date.isoformat()
         return item
 
@@ -135,23 +138,29 @@ def generate(spec: SyntheticSpec) -> dict[str, tuple[list[dict], dict]]:
     """Build every split's (questions, outputs) documents in memory."""
     task = get_task(spec.task)
     world = _World(spec, task)
-    splits: dict[str, tuple[list[dict], dict]] = {s: ([], {"task": task.name, "golds": []})
-                                                  for s in ("train", "dev", "test")}
+    splits: dict[str, tuple[list[dict], dict]] = {
+        s: ([], {"task": task.name, "golds": []}) for s in ("train", "dev", "test")
+    }
     start = datetime.date(2015, 1, 1)
     for u in range(spec.users):
         uid = f"{u + 1:04d}"
         moods = world.moods()
         size = world.rng.randint(*spec.profile_size)
         n_questions = spec.questions_per_user * (3 if spec.time_based else 1)
-        timeline = [world.item(uid, j, moods, start + datetime.timedelta(days=3 * j))
-                    for j in range(size + n_questions)]
+        timeline = [
+            world.item(uid, j, moods, start + datetime.timedelta(days=3 * j)) for j in range(size + n_questions)
+        ]
         if spec.time_based:
-            owners = ["train"] * spec.questions_per_user + ["dev"] * spec.questions_per_user + ["test"] * spec.questions_per_user
+            owners = (
+                ["train"] * spec.questions_per_user
+                + ["dev"] * spec.questions_per_user
+                + ["test"] * spec.questions_per_user
+            )
         else:
             fraction = u / spec.users
             owners = ["train" if fraction < 0.6 else "dev" if fraction < 0.8 else "test"] * n_questions
         for q, split in enumerate(owners):
-            profile = timeline[:size + q] if spec.time_based else timeline[:size]
+            profile = timeline[: size + q] if spec.time_based else timeline[:size]
             qid = f"{uid}{q:02d}"
             text, gold = world.question(qid, moods, profile)
             record = {"id": qid, "input": text, "profile": profile}
@@ -191,7 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-based", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    folder = write_synthetic(args.dest, task=args.task, users=args.users, profile_size=tuple(args.profile_size),
-                             questions_per_user=args.questions_per_user, time_based=args.time_based, seed=args.seed)
+    folder = write_synthetic(
+        args.dest,
+        task=args.task,
+        users=args.users,
+        profile_size=tuple(args.profile_size),
+        questions_per_user=args.questions_per_user,
+        time_based=args.time_based,
+        seed=args.seed,
+    )
     print(folder)
     return 0

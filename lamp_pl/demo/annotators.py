@@ -60,7 +60,7 @@ def generate_rows(spec: AnnotatorSpec) -> list[dict[str, str]]:
     """The raw rows, one per (text, annotator), in GoEmotions' column layout."""
     rng = random.Random(spec.seed)
     vocab = _words(rng, 40 * len(TOPIC_EMOTIONS))
-    topic_words = [vocab[i * 40:(i + 1) * 40] for i in range(len(TOPIC_EMOTIONS))]
+    topic_words = [vocab[i * 40 : (i + 1) * 40] for i in range(len(TOPIC_EMOTIONS))]
     texts = []
     for t in range(spec.texts):
         topic = rng.randrange(len(TOPIC_EMOTIONS))
@@ -72,9 +72,17 @@ def generate_rows(spec: AnnotatorSpec) -> list[dict[str, str]]:
         count = spec.annotations_per_annotator if a < spec.annotators else 3
         for text_id, topic, text in rng.sample(texts, count):
             chosen = {TOPIC_EMOTIONS[topic]} | ({bias} if rng.random() >= spec.noise else set())
-            row = {"text": text, "id": text_id, "author": "someone", "subreddit": "synthetic", "link_id": "t3_x",
-                   "parent_id": "t1_x", "created_utc": "1546300800.0", "rater_id": rater,
-                   "example_very_unclear": "TRUE" if rng.random() < spec.unclear else "FALSE"}
+            row = {
+                "text": text,
+                "id": text_id,
+                "author": "someone",
+                "subreddit": "synthetic",
+                "link_id": "t3_x",
+                "parent_id": "t1_x",
+                "created_utc": "1546300800.0",
+                "rater_id": rater,
+                "example_very_unclear": "TRUE" if rng.random() < spec.unclear else "FALSE",
+            }
             row.update({emotion: "1" if emotion in chosen else "0" for emotion in EMOTIONS})
             rows.append(row)
     return rows
@@ -84,8 +92,9 @@ def write_raw_csv(path: str | Path, spec: AnnotatorSpec | None = None) -> Path:
     """Write the synthetic raw CSV atomically (GoEmotions' header plus its ignored extra columns)."""
     rows = generate_rows(spec or AnnotatorSpec())
     stream = io.StringIO()
-    writer = csv.DictWriter(stream, fieldnames=["text", "id", *EXTRA_COLUMNS, "rater_id", "example_very_unclear",
-                                                *EMOTIONS])
+    writer = csv.DictWriter(
+        stream, fieldnames=["text", "id", *EXTRA_COLUMNS, "rater_id", "example_very_unclear", *EMOTIONS]
+    )
     writer.writeheader()
     writer.writerows(rows)
     return write_text_atomic(path, stream.getvalue())
@@ -110,8 +119,7 @@ def write_demo(dest: str | Path, spec: AnnotatorSpec | None = None, split: str =
 
     dest = Path(dest)
     raw = write_raw_csv(dest / "raw" / "goemotions_synthetic.csv", spec)
-    summary = convert_goemotions([raw], dest / "data", split=split, min_annotations=10, seed=0,
-                                 list_labels=False)
+    summary = convert_goemotions([raw], dest / "data", split=split, min_annotations=10, seed=0, list_labels=False)
     build_tiny_t5(dest / "t5", _corpus(dest / "data" / "GoEmotions"), vocab_size=1000)
     return summary
 

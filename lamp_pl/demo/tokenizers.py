@@ -14,8 +14,10 @@ from lamp_pl.cache import atomic_folder
 SPECIAL_T5 = ["<pad>", "</s>", "<unk>"]
 SPECIAL_CAUSAL = ["<pad>", "<s>", "</s>", "<unk>"]
 # A minimal chat template (Llama-2 style), so `model.chat_template: true` is testable offline.
-TINY_CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
-                      "{% if add_generation_prompt %}[assistant] {% endif %}")
+TINY_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
+    "{% if add_generation_prompt %}[assistant] {% endif %}"
+)
 
 
 def train_t5_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
@@ -31,10 +33,12 @@ def train_t5_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
     tokenizer.train_from_iterator(corpus, trainer=trainer)
     eos = tokenizer.token_to_id("</s>")
     # T5 appends </s> to every sequence; the official LaMP token budget counts it.
-    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                             special_tokens=[("</s>", eos)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
-                                   unk_token="<unk>", model_max_length=512)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
 
 
 def train_causal_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
@@ -48,10 +52,17 @@ def train_causal_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
     tokenizer.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_CAUSAL, unk_token="<unk>")
     tokenizer.train_from_iterator(corpus, trainer=trainer)
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
-                                                             special_tokens=[("<s>", tokenizer.token_to_id("<s>"))])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", model_max_length=512)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tokenizer.token_to_id("<s>"))]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=512,
+    )
     fast.chat_template = TINY_CHAT_TEMPLATE
     return fast
 

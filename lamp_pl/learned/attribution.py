@@ -91,8 +91,9 @@ def eager_attention(model):
             model.set_attn_implementation(before)
 
 
-def attention_over_prompt(model, tokenizer, prompts: list[str], targets: list[str], max_input_length: int,
-                          max_target_length: int) -> list[torch.Tensor]:
+def attention_over_prompt(
+    model, tokenizer, prompts: list[str], targets: list[str], max_input_length: int, max_target_length: int
+) -> list[torch.Tensor]:
     """Per prompt: attention mass per prompt token, averaged over layers, heads and target tokens."""
     batch = encode_pairs(model, tokenizer, prompts, targets, max_input_length, max_target_length)
     with eager_attention(model):
@@ -114,19 +115,36 @@ def _attribute_chunk(datamodule, generator, questions, retrieved, batch_size: in
     model, tokenizer = generator.model, generator.tokenizer
     records = []
     for question, ranked in zip(questions, retrieved):
+
         def prompt_of(items: list[dict], question=question) -> str:
-            return build_prompt(task, question.input, items, dm.tokenizer, dm.max_input_length, dm.prompt,
-                                question_id=question.id, user_id=question.user)
+            return build_prompt(
+                task,
+                question.input,
+                items,
+                dm.tokenizer,
+                dm.max_input_length,
+                dm.prompt,
+                question_id=question.id,
+                user_id=question.user,
+            )
 
         full = prompt_of(ranked.items)
         arranged = arrange(ranked.items, task, dm.prompt, question.id)
         spans = item_spans(full, arranged, task, dm.prompt.ablation)
         tokens = token_spans(tokenizer, full, spans, dm.max_input_length)
-        shares = attention_over_prompt(model, tokenizer, [full], [question.output], dm.max_input_length,
-                                       dm.max_target_length)
+        shares = attention_over_prompt(
+            model, tokenizer, [full], [question.output], dm.max_input_length, dm.max_target_length
+        )
         left_out = [prompt_of([x for j, x in enumerate(ranked.items) if j != i]) for i in range(len(ranked.items))]
-        full_ll, *loo = log_likelihoods(model, tokenizer, [full, *left_out], [question.output] * (1 + len(left_out)),
-                                        batch_size, dm.max_input_length, dm.max_target_length)
+        full_ll, *loo = log_likelihoods(
+            model,
+            tokenizer,
+            [full, *left_out],
+            [question.output] * (1 + len(left_out)),
+            batch_size,
+            dm.max_input_length,
+            dm.max_target_length,
+        )
         # The same order without the decoupling, whose re-paired copies would hide which item is which.
         plain = dataclasses.replace(dm.prompt, ablation="both")
         position = {id(item): p for p, item in enumerate(arrange(list(ranked.items), task, plain, question.id))}
@@ -134,11 +152,19 @@ def _attribute_chunk(datamodule, generator, questions, retrieved, batch_size: in
         for rank, (item, item_id) in enumerate(zip(ranked.items, ranked.item_ids)):
             p = position[id(item)]
             span = spans[p]
-            items.append({"id": item_id, "rank": rank + 1, "position": p + 1, "loo_delta": full_ll - loo[rank],
-                          "attention_share": float(shares[0][tokens[p]].sum()) if tokens[p] else 0.0,
-                          "span": list(span) if span is not None else None})
-        records.append({"id": question.id, "gold": question.output, "prompt": full, "log_likelihood": full_ll,
-                        "items": items})
+            items.append(
+                {
+                    "id": item_id,
+                    "rank": rank + 1,
+                    "position": p + 1,
+                    "loo_delta": full_ll - loo[rank],
+                    "attention_share": float(shares[0][tokens[p]].sum()) if tokens[p] else 0.0,
+                    "span": list(span) if span is not None else None,
+                }
+            )
+        records.append(
+            {"id": question.id, "gold": question.output, "prompt": full, "log_likelihood": full_ll, "items": items}
+        )
     return records
 
 
@@ -148,14 +174,30 @@ def summarize(records: list[dict]) -> list[dict]:
     for record in records:
         for item in record["items"]:
             by_position.setdefault(item["position"], []).append(item)
-    return [{"position": p, "count": len(rows), "mean_loo_delta": sum(r["loo_delta"] for r in rows) / len(rows),
-             "mean_attention_share": sum(r["attention_share"] for r in rows) / len(rows)}
-            for p, rows in sorted(by_position.items())]
+    return [
+        {
+            "position": p,
+            "count": len(rows),
+            "mean_loo_delta": sum(r["loo_delta"] for r in rows) / len(rows),
+            "mean_attention_share": sum(r["attention_share"] for r in rows) / len(rows),
+        }
+        for p, rows in sorted(by_position.items())
+    ]
 
 
-def attribute(datamodule, ckpt_path: str | Path, split: str = "dev", out: str | Path | None = None, *,
-              generator=None, batch_size: int = 32, chunk_size: int = 64, rank: int | None = None,
-              world_size: int | None = None, progress: bool = True) -> Path:
+def attribute(
+    datamodule,
+    ckpt_path: str | Path,
+    split: str = "dev",
+    out: str | Path | None = None,
+    *,
+    generator=None,
+    batch_size: int = 32,
+    chunk_size: int = 64,
+    rank: int | None = None,
+    world_size: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Attribute the gold output's likelihood to each item of each prompt of `split`.
 
     Args:
@@ -179,10 +221,20 @@ def attribute(datamodule, ckpt_path: str | Path, split: str = "dev", out: str | 
     dm = datamodule
     if rank == 0:
         dm.write_synthetic_data()
-    prepare_retrieval(dm.task, dm.data_dir, [split], dm.retrieval, dm.cache_dir, rank=rank, world_size=world_size,
-                      barrier=barrier, progress=progress)
-    folder = learned_folder(dm, "attribution", ckpt_path, split,
-                            {"format_attribution": ATTRIBUTION_FORMAT, "k": dm.k, "offset": dm.offset})
+    prepare_retrieval(
+        dm.task,
+        dm.data_dir,
+        [split],
+        dm.retrieval,
+        dm.cache_dir,
+        rank=rank,
+        world_size=world_size,
+        barrier=barrier,
+        progress=progress,
+    )
+    folder = learned_folder(
+        dm, "attribution", ckpt_path, split, {"format_attribution": ATTRIBUTION_FORMAT, "k": dm.k, "offset": dm.offset}
+    )
     records_path = folder / "records.jsonl"
     if not records_path.is_file():
         questions = load_split(dm.data_dir, dm.task, split)
@@ -195,8 +247,17 @@ def attribute(datamodule, ckpt_path: str | Path, split: str = "dev", out: str | 
         def compute(start: int, stop: int) -> list[dict]:
             return _attribute_chunk(dm, generator, questions[start:stop], retrieved[start:stop], batch_size)
 
-        run_sharded(records_path, len(questions), chunk_size, compute, rank, world_size, barrier, progress,
-                    f"attributing {split}")
+        run_sharded(
+            records_path,
+            len(questions),
+            chunk_size,
+            compute,
+            rank,
+            world_size,
+            barrier,
+            progress,
+            f"attributing {split}",
+        )
     out = Path(out) if out is not None else folder / "attribution.json"
     if rank == 0:
         records = [json.loads(line) for line in records_path.read_text().splitlines()]

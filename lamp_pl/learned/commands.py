@@ -26,8 +26,11 @@ def score_items_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with_metric", action="store_true")
     args, overrides = parser.parse_known_args(argv)
     dm = datamodule_from_config(args.config, overrides)
-    print(score_items(dm, args.ckpt_path, args.candidates, args.split, batch_size=args.batch_size,
-                      with_metric=args.with_metric))
+    print(
+        score_items(
+            dm, args.ckpt_path, args.candidates, args.split, batch_size=args.batch_size, with_metric=args.with_metric
+        )
+    )
     return 0
 
 
@@ -61,9 +64,19 @@ def fit_retriever_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--utility_temperature", type=float, default=1.0)
     args = parser.parse_args(argv)
-    print(fit_retriever(args.train, args.encoder, args.out_dir, val_utilities=args.val, batch_size=args.batch_size,
-                        max_epochs=args.max_epochs, lr=args.lr, temperature=args.temperature,
-                        utility_temperature=args.utility_temperature))
+    print(
+        fit_retriever(
+            args.train,
+            args.encoder,
+            args.out_dir,
+            val_utilities=args.val,
+            batch_size=args.batch_size,
+            max_epochs=args.max_epochs,
+            lr=args.lr,
+            temperature=args.temperature,
+            utility_temperature=args.utility_temperature,
+        )
+    )
     return 0
 
 

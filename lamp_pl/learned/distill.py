@@ -24,9 +24,11 @@ class UtilityDataset(Dataset):
 
     def __init__(self, records: list[dict], use_metric: bool = False) -> None:
         field = "metrics" if use_metric else "log_likelihoods"
-        self.rows = [{"query": r["query"], "texts": r["item_texts"], "utilities": r[field],
-                      "group": r.get("group", r["user"])}
-                     for r in records if len(r["item_texts"]) >= 2]
+        self.rows = [
+            {"query": r["query"], "texts": r["item_texts"], "utilities": r[field], "group": r.get("group", r["user"])}
+            for r in records
+            if len(r["item_texts"]) >= 2
+        ]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -45,8 +47,13 @@ def collate_utilities(rows: list[dict]) -> dict:
         for j, (text, utility) in enumerate(zip(row["texts"], row["utilities"])):
             index[i, j] = texts.setdefault(text, len(texts))
             utilities[i, j] = float(utility)
-    return {"queries": [r["query"] for r in rows], "texts": list(texts), "index": index, "utilities": utilities,
-            "mask": index >= 0}
+    return {
+        "queries": [r["query"] for r in rows],
+        "texts": list(texts),
+        "index": index,
+        "utilities": utilities,
+        "mask": index >= 0,
+    }
 
 
 class StridedShuffleSampler(Sampler[int]):
@@ -57,10 +64,23 @@ class StridedShuffleSampler(Sampler[int]):
     encodes each shared item once (the in-batch deduplication pays off).
     """
 
-    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True,
-                 groups: list[str] | None = None) -> None:
-        self.size, self.seed, self.rank, self.world_size, self.shuffle, self.epoch = \
-            size, seed, rank, world_size, shuffle, 0
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        groups: list[str] | None = None,
+    ) -> None:
+        self.size, self.seed, self.rank, self.world_size, self.shuffle, self.epoch = (
+            size,
+            seed,
+            rank,
+            world_size,
+            shuffle,
+            0,
+        )
         self.groups = groups
 
     def set_epoch(self, epoch: int) -> None:
@@ -76,13 +96,15 @@ class StridedShuffleSampler(Sampler[int]):
         for index, group in enumerate(self.groups):
             members.setdefault(group, []).append(index)
         names = list(members)
-        return torch.tensor([i for g in torch.randperm(len(names), generator=generator).tolist()
-                             for i in members[names[g]]], dtype=torch.long)
+        return torch.tensor(
+            [i for g in torch.randperm(len(names), generator=generator).tolist() for i in members[names[g]]],
+            dtype=torch.long,
+        )
 
     def __iter__(self):
         order = self._order()
         usable = self.size - self.size % self.world_size
-        return iter(order[:usable][self.rank::self.world_size].tolist())
+        return iter(order[:usable][self.rank :: self.world_size].tolist())
 
     def __len__(self) -> int:
         return self.size // self.world_size
@@ -91,8 +113,15 @@ class StridedShuffleSampler(Sampler[int]):
 class UtilityDataModule(L.LightningDataModule):
     """Reads `score_items` outputs for training and validation."""
 
-    def __init__(self, train_utilities: str, val_utilities: str | None = None, batch_size: int = 8,
-                 use_metric: bool = False, seed: int = 0, group_by_user: bool = False) -> None:
+    def __init__(
+        self,
+        train_utilities: str,
+        val_utilities: str | None = None,
+        batch_size: int = 8,
+        use_metric: bool = False,
+        seed: int = 0,
+        group_by_user: bool = False,
+    ) -> None:
         """
         Args:
             train_utilities: ``utilities.jsonl`` of the training split.
@@ -129,12 +158,26 @@ class UtilityDataModule(L.LightningDataModule):
         return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
 
 
-def fit_retriever(train_utilities: str | Path, encoder: str, out_dir: str | Path, *,
-                  val_utilities: str | Path | None = None, batch_size: int = 8, max_epochs: int = 3,
-                  lr: float = 1e-5, temperature: float = 1.0, utility_temperature: float = 1.0,
-                  warmup_ratio: float = 0.1, max_length: int = 256, normalize: bool = False,
-                  use_metric: bool = False, dropout: bool = True, group_by_user: bool = False, seed: int = 0,
-                  trainer: dict[str, Any] | None = None) -> Path:
+def fit_retriever(
+    train_utilities: str | Path,
+    encoder: str,
+    out_dir: str | Path,
+    *,
+    val_utilities: str | Path | None = None,
+    batch_size: int = 8,
+    max_epochs: int = 3,
+    lr: float = 1e-5,
+    temperature: float = 1.0,
+    utility_temperature: float = 1.0,
+    warmup_ratio: float = 0.1,
+    max_length: int = 256,
+    normalize: bool = False,
+    use_metric: bool = False,
+    dropout: bool = True,
+    group_by_user: bool = False,
+    seed: int = 0,
+    trainer: dict[str, Any] | None = None,
+) -> Path:
     """Train the encoder on generator utilities (ROPG-KD) and save it for `retrieval.encoder`.
 
     Args:
@@ -155,14 +198,30 @@ def fit_retriever(train_utilities: str | Path, encoder: str, out_dir: str | Path
         The saved encoder folder.
     """
     L.seed_everything(seed, workers=True, verbose=False)
-    module = RetrieverModule(encoder, lr=lr, warmup_ratio=warmup_ratio, temperature=temperature,
-                             utility_temperature=utility_temperature, max_length=max_length, normalize=normalize,
-                             dropout=dropout)
-    data = UtilityDataModule(str(train_utilities), str(val_utilities) if val_utilities else None, batch_size,
-                             use_metric, seed, group_by_user)
-    options = {"max_epochs": max_epochs, "default_root_dir": str(out_dir), "logger": False,
-               "enable_checkpointing": False, "enable_model_summary": False, "use_distributed_sampler": False,
-               "accelerator": "cpu", "devices": 1, **(trainer or {})}
+    module = RetrieverModule(
+        encoder,
+        lr=lr,
+        warmup_ratio=warmup_ratio,
+        temperature=temperature,
+        utility_temperature=utility_temperature,
+        max_length=max_length,
+        normalize=normalize,
+        dropout=dropout,
+    )
+    data = UtilityDataModule(
+        str(train_utilities), str(val_utilities) if val_utilities else None, batch_size, use_metric, seed, group_by_user
+    )
+    options = {
+        "max_epochs": max_epochs,
+        "default_root_dir": str(out_dir),
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "use_distributed_sampler": False,
+        "accelerator": "cpu",
+        "devices": 1,
+        **(trainer or {}),
+    }
     fitter = L.Trainer(**options)
     fitter.fit(module, datamodule=data)
     folder = Path(out_dir) / "encoder"

@@ -34,7 +34,7 @@ def is_seq2seq(model: torch.nn.Module) -> bool:
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
     out = torch.full((len(rows), max(1, max(len(r) for r in rows))), value, dtype=torch.long)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
 
 
@@ -43,8 +43,14 @@ def _mask(rows: list[list[int]], width: int) -> torch.Tensor:
     return (torch.arange(width)[None, :] < lengths[:, None]).long()
 
 
-def encode_pairs(model: torch.nn.Module, tokenizer, prompts: Sequence[str], targets: Sequence[str],
-                 max_input_length: int = 512, max_target_length: int = 64) -> PairBatch:
+def encode_pairs(
+    model: torch.nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    max_input_length: int = 512,
+    max_target_length: int = 64,
+) -> PairBatch:
     """Tokenize (prompt, target) pairs for the model's family, right-padded."""
     prompt_ids = tokenizer(list(prompts), truncation=True, max_length=max_input_length)["input_ids"]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -56,16 +62,17 @@ def encode_pairs(model: torch.nn.Module, tokenizer, prompts: Sequence[str], targ
         inputs = {"input_ids": ids, "attention_mask": _mask(prompt_ids, ids.shape[1]), "labels": labels}
         return PairBatch(inputs, mask, labels.clamp(min=0), [len(p) for p in prompt_ids])
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    target_ids = [t[:max_target_length - len(eos)] + eos for t in
-                  tokenizer(list(targets), add_special_tokens=False)["input_ids"]]
+    target_ids = [
+        t[: max_target_length - len(eos)] + eos for t in tokenizer(list(targets), add_special_tokens=False)["input_ids"]
+    ]
     rows = [p + t for p, t in zip(prompt_ids, target_ids)]
     ids = _pad(rows, pad)
     # Logit at position j predicts token j + 1: the target's tokens are predicted from p-1 .. p+t-2.
     mask = torch.zeros_like(ids, dtype=torch.bool)
     predicted = torch.zeros_like(ids)
     for i, (p, t) in enumerate(zip(prompt_ids, target_ids)):
-        mask[i, len(p) - 1:len(p) - 1 + len(t)] = True
-        predicted[i, len(p) - 1:len(p) - 1 + len(t)] = torch.tensor(t, dtype=torch.long)
+        mask[i, len(p) - 1 : len(p) - 1 + len(t)] = True
+        predicted[i, len(p) - 1 : len(p) - 1 + len(t)] = torch.tensor(t, dtype=torch.long)
     inputs = {"input_ids": ids, "attention_mask": _mask(rows, ids.shape[1])}
     return PairBatch(inputs, mask, predicted, [len(p) for p in prompt_ids])
 
@@ -84,8 +91,15 @@ def forward_pairs(model: torch.nn.Module, batch: PairBatch, **kwargs):
 
 
 @torch.no_grad()
-def log_likelihoods(model: torch.nn.Module, tokenizer, prompts: Sequence[str], targets: Sequence[str],
-                    batch_size: int = 32, max_input_length: int = 512, max_target_length: int = 64) -> list[float]:
+def log_likelihoods(
+    model: torch.nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    batch_size: int = 32,
+    max_input_length: int = 512,
+    max_target_length: int = 64,
+) -> list[float]:
     """The generator's log-likelihood of each target given its prompt (sum over target tokens).
 
     Args:
@@ -105,8 +119,14 @@ def log_likelihoods(model: torch.nn.Module, tokenizer, prompts: Sequence[str], t
         raise ValueError(f"{len(prompts)} prompts for {len(targets)} targets")
     out: list[float] = []
     for start in range(0, len(prompts), batch_size):
-        batch = encode_pairs(model, tokenizer, prompts[start:start + batch_size], targets[start:start + batch_size],
-                             max_input_length, max_target_length)
+        batch = encode_pairs(
+            model,
+            tokenizer,
+            prompts[start : start + batch_size],
+            targets[start : start + batch_size],
+            max_input_length,
+            max_target_length,
+        )
         out.extend(token_log_probs(forward_pairs(model, batch).logits, batch).tolist())
     return out
 

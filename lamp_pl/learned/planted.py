@@ -26,7 +26,9 @@ def planted_hit_rate(datamodule, split: str = "test") -> dict:
     questions = load_split(dm.data_dir, task, split)
     retrieved = load_retrieved(task, dm.data_dir, split, dm.retrieval, dm.cache_dir, 1)
     profile_has = [any(_helpful(task, item, q.output) for item in q.profile) for q in questions]
-    hits = [_helpful(task, r.items[0], q.output) for q, r, ok in zip(questions, retrieved, profile_has) if ok and r.items]
+    hits = [
+        _helpful(task, r.items[0], q.output) for q, r, ok in zip(questions, retrieved, profile_has) if ok and r.items
+    ]
     return {"questions": len(hits), "top1_relevant": sum(hits) / max(1, len(hits))}
 
 
@@ -52,8 +54,12 @@ def attribution_planted_rate(attribution: str | Path | dict, datamodule) -> dict
         by_attention.append(flags[attended])
         chance.append(sum(flags) / len(flags))
     n = max(1, len(first))
-    return {"questions": len(first), "loo_first_relevant": sum(first) / n,
-            "attention_first_relevant": sum(by_attention) / n, "chance": sum(chance) / n}
+    return {
+        "questions": len(first),
+        "loo_first_relevant": sum(first) / n,
+        "attention_first_relevant": sum(by_attention) / n,
+        "chance": sum(chance) / n,
+    }
 
 
 __all__ = ["attribution_planted_rate", "planted_hit_rate"]

@@ -80,8 +80,9 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
         split = spec.get("attribute_split", "dev")
         if split:
             # Attribution needs several items per prompt: its own k (and budget) may differ.
-            attr_dm = datamodule_from_config(configs, overrides + extra + [str(o) for o in spec.get(
-                "attribute_overrides", [])])
+            attr_dm = datamodule_from_config(
+                configs, overrides + extra + [str(o) for o in spec.get("attribute_overrides", [])]
+            )
             out = attribute(attr_dm, ckpt, split=split, out=workdir / name / f"attribution_{split}.json")
             row.update({f"attribution/{k}": v for k, v in attribution_planted_rate(out, attr_dm).items()})
         rows[name] = row
@@ -95,8 +96,14 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     dev = score_items(scoring_dm, base_ckpt, candidates, scoring_dm.val_split, **score_kwargs)
     encoder = workdir / "retriever" / "encoder"
     if not (encoder / "config.json").is_file():
-        encoder = fit_retriever(train, base_dm.retrieval.encoder, workdir / "retriever", val_utilities=dev,
-                                normalize=base_dm.retrieval.normalize, **spec.get("retriever", {}))
+        encoder = fit_retriever(
+            train,
+            base_dm.retrieval.encoder,
+            workdir / "retriever",
+            val_utilities=dev,
+            normalize=base_dm.retrieval.normalize,
+            **spec.get("retriever", {}),
+        )
     evaluate("trained", ["--data.retrieval.encoder", str(encoder)])
     print_table(rows)
     (workdir / "table.json").write_text(json.dumps(rows, indent=1))
@@ -109,8 +116,11 @@ def print_table(rows: dict[str, dict]) -> None:
     print("| encoder | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
-                                          for c in columns) + " |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns)
+            + " |"
+        )
 
 
 __all__ = ["best_checkpoint", "print_table", "ropg_kd"]

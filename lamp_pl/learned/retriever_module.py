@@ -47,10 +47,19 @@ def ndcg(scores: torch.Tensor, gains: torch.Tensor, mask: torch.Tensor) -> torch
 class RetrieverModule(L.LightningModule):
     """Fine-tunes a mean-pooled Hugging Face encoder on generator utilities (ROPG-KD)."""
 
-    def __init__(self, encoder: str = "facebook/contriever", lr: float = 1e-5, weight_decay: float = 0.01,
-                 warmup_ratio: float = 0.1, temperature: float = 1.0, utility_temperature: float = 1.0,
-                 max_length: int = 256, normalize: bool = False, dropout: bool = True,
-                 trust_remote_code: bool = False) -> None:
+    def __init__(
+        self,
+        encoder: str = "facebook/contriever",
+        lr: float = 1e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        temperature: float = 1.0,
+        utility_temperature: float = 1.0,
+        max_length: int = 256,
+        normalize: bool = False,
+        dropout: bool = True,
+        trust_remote_code: bool = False,
+    ) -> None:
         """
         Args:
             encoder: Hub name or local folder of the encoder to start from (the one indexed).
@@ -83,8 +92,9 @@ class RetrieverModule(L.LightningModule):
 
     def embed(self, texts: list[str]) -> torch.Tensor:
         """Mean-pooled embeddings, as `lamp_pl.retrieval.Encoder` computes them."""
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.hparams.max_length,
-                                return_tensors="pt").to(self.device)
+        tokens = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.hparams.max_length, return_tensors="pt"
+        ).to(self.device)
         out = self.encoder(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
         pooled = mean_pooling(out.last_hidden_state.float(), tokens["attention_mask"])
         return torch.nn.functional.normalize(pooled, dim=-1) if self.hparams.normalize else pooled
@@ -121,8 +131,10 @@ class RetrieverModule(L.LightningModule):
         hp = self.hparams
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         named = [(n, p) for n, p in self.encoder.named_parameters() if p.requires_grad]
-        groups = [{"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
-                  {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0}]
+        groups = [
+            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
+            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.AdamW(groups, lr=hp.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(hp.warmup_ratio * total)

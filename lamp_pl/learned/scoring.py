@@ -69,10 +69,17 @@ def learned_folder(datamodule, kind: str, ckpt_path: str | Path, split: str, set
     retriever = make_retriever(config.retriever, config)
     folder = cache_folder(datamodule.cache_dir, task, config, retriever)
     retrieval = results_key(stable_hash(read_manifest(folder)["key"]), split, retriever, config)
-    key = {"format": UTILITIES_FORMAT, "results": stable_hash(retrieval), "checkpoint": file_sha256_cached(ckpt_path),
-           "split": split, "prompt": dataclasses.asdict(datamodule.prompt), "tokenizer": datamodule.tokenizer_name,
-           "max_input_length": datamodule.max_input_length, "max_target_length": datamodule.max_target_length,
-           **settings}
+    key = {
+        "format": UTILITIES_FORMAT,
+        "results": stable_hash(retrieval),
+        "checkpoint": file_sha256_cached(ckpt_path),
+        "split": split,
+        "prompt": dataclasses.asdict(datamodule.prompt),
+        "tokenizer": datamodule.tokenizer_name,
+        "max_input_length": datamodule.max_input_length,
+        "max_target_length": datamodule.max_target_length,
+        **settings,
+    }
     return folder / kind / f"{split}-{stable_hash(key)}"
 
 
@@ -84,7 +91,11 @@ def utilities_folder(datamodule, ckpt_path: str | Path, candidates: int, split: 
 def question_group(question) -> str:
     """Questions that share a profile: the user id of time-based splits, else a digest of the
     profile's item ids (user-based splits give each question its own copy of the profile)."""
-    return question.user_id if question.user_id is not None else stable_hash(sorted(str(i["id"]) for i in question.profile))
+    return (
+        question.user_id
+        if question.user_id is not None
+        else stable_hash(sorted(str(i["id"]) for i in question.profile))
+    )
 
 
 def _generate(generator, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -93,7 +104,7 @@ def _generate(generator, prompts: list[str], max_new_tokens: int) -> list[str]:
         outs = []
         for prompt in prompts:
             ids = tokenizer(prompt, return_tensors="pt").to(model.device)
-            new = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)[0, ids["input_ids"].shape[1]:]
+            new = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)[0, ids["input_ids"].shape[1] :]
             outs.append(tokenizer.decode(new, skip_special_tokens=True).strip())
         return outs
     ids = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
@@ -106,32 +117,71 @@ def _score_chunk(datamodule, generator, questions, retrieved, batch_size: int, w
     prompts, targets, owners = [], [], []
     for q, (question, ranked) in enumerate(zip(questions, retrieved)):
         for item in ranked.items:
-            prompts.append(build_prompt(task, question.input, [item], tokenizer, datamodule.max_input_length,
-                                        datamodule.prompt, question_id=question.id, user_id=question.user))
+            prompts.append(
+                build_prompt(
+                    task,
+                    question.input,
+                    [item],
+                    tokenizer,
+                    datamodule.max_input_length,
+                    datamodule.prompt,
+                    question_id=question.id,
+                    user_id=question.user,
+                )
+            )
             targets.append(question.output)
             owners.append(q)
-    scores = log_likelihoods(generator.model, generator.tokenizer, prompts, targets, batch_size,
-                             datamodule.max_input_length, datamodule.max_target_length)
+    scores = log_likelihoods(
+        generator.model,
+        generator.tokenizer,
+        prompts,
+        targets,
+        batch_size,
+        datamodule.max_input_length,
+        datamodule.max_target_length,
+    )
     metrics: list[float | None] = [None] * len(prompts)
     if with_metric:
         max_new = int(getattr(generator, "hparams", {}).get("max_new_tokens", datamodule.max_target_length))
-        generated = [g for s in range(0, len(prompts), batch_size)
-                     for g in _generate(generator, prompts[s:s + batch_size], max_new)]
+        generated = [
+            g
+            for s in range(0, len(prompts), batch_size)
+            for g in _generate(generator, prompts[s : s + batch_size], max_new)
+        ]
         metrics = [example_metric(task, g, t) for g, t in zip(generated, targets)]
     records = []
     for q, (question, ranked) in enumerate(zip(questions, retrieved)):
         rows = [i for i, owner in enumerate(owners) if owner == q]
-        records.append({"id": question.id, "user": question.user, "group": question_group(question), "query": task.query(question.input) or "",
-                        "gold": question.output, "item_ids": ranked.item_ids,
-                        "item_texts": [task.item_text(item) for item in ranked.items],
-                        "log_likelihoods": [scores[i] for i in rows],
-                        "metrics": [metrics[i] for i in rows] if with_metric else None})
+        records.append(
+            {
+                "id": question.id,
+                "user": question.user,
+                "group": question_group(question),
+                "query": task.query(question.input) or "",
+                "gold": question.output,
+                "item_ids": ranked.item_ids,
+                "item_texts": [task.item_text(item) for item in ranked.items],
+                "log_likelihoods": [scores[i] for i in rows],
+                "metrics": [metrics[i] for i in rows] if with_metric else None,
+            }
+        )
     return records
 
 
-def score_items(datamodule, ckpt_path: str | Path, candidates: int = 20, split: str = "train", *,
-                generator: Any = None, batch_size: int = 32, chunk_size: int = 64, with_metric: bool = False,
-                rank: int | None = None, world_size: int | None = None, progress: bool = True) -> Path:
+def score_items(
+    datamodule,
+    ckpt_path: str | Path,
+    candidates: int = 20,
+    split: str = "train",
+    *,
+    generator: Any = None,
+    batch_size: int = 32,
+    chunk_size: int = 64,
+    with_metric: bool = False,
+    rank: int | None = None,
+    world_size: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Score each question's top-`candidates` items with the generator; cached and resumable.
 
     Args:
@@ -155,12 +205,23 @@ def score_items(datamodule, ckpt_path: str | Path, candidates: int = 20, split: 
     """
     rank, world_size, barrier = world(rank, world_size)
     if datamodule.retrieval.k_max != -1 and datamodule.retrieval.k_max < candidates:
-        raise ValueError(f"candidates={candidates} exceeds retrieval.k_max={datamodule.retrieval.k_max}: "
-                         "raise data.retrieval.k_max (the ranking is cached up to k_max)")
+        raise ValueError(
+            f"candidates={candidates} exceeds retrieval.k_max={datamodule.retrieval.k_max}: "
+            "raise data.retrieval.k_max (the ranking is cached up to k_max)"
+        )
     if rank == 0:
         datamodule.write_synthetic_data()
-    prepare_retrieval(datamodule.task, datamodule.data_dir, [split], datamodule.retrieval, datamodule.cache_dir,
-                      rank=rank, world_size=world_size, barrier=barrier, progress=progress)
+    prepare_retrieval(
+        datamodule.task,
+        datamodule.data_dir,
+        [split],
+        datamodule.retrieval,
+        datamodule.cache_dir,
+        rank=rank,
+        world_size=world_size,
+        barrier=barrier,
+        progress=progress,
+    )
     folder = utilities_folder(datamodule, ckpt_path, candidates, split, with_metric)
     final = folder / "utilities.jsonl"
     if final.is_file():
@@ -168,29 +229,42 @@ def score_items(datamodule, ckpt_path: str | Path, candidates: int = 20, split: 
     questions = load_split(datamodule.data_dir, datamodule.task, split)
     if any(q.output is None for q in questions):
         raise ValueError(f"split {split!r} of {datamodule.task.name} has no gold outputs to score items against")
-    retrieved = load_retrieved(datamodule.task, datamodule.data_dir, split, datamodule.retrieval,
-                               datamodule.cache_dir, candidates)
+    retrieved = load_retrieved(
+        datamodule.task, datamodule.data_dir, split, datamodule.retrieval, datamodule.cache_dir, candidates
+    )
     generator = generator if generator is not None else load_generator(ckpt_path)
     generator.eval()
 
     def compute(start: int, stop: int) -> list[dict]:
-        return _score_chunk(datamodule, generator, questions[start:stop], retrieved[start:stop], batch_size,
-                            with_metric)
+        return _score_chunk(
+            datamodule, generator, questions[start:stop], retrieved[start:stop], batch_size, with_metric
+        )
 
-    return run_sharded(final, len(questions), chunk_size, compute, rank, world_size, barrier, progress,
-                       f"scoring {split} items")
+    return run_sharded(
+        final, len(questions), chunk_size, compute, rank, world_size, barrier, progress, f"scoring {split} items"
+    )
 
 
-def run_sharded(final: Path, size: int, chunk_size: int, compute: Callable[[int, int], list[dict]], rank: int,
-                world_size: int, barrier: Callable[[], None] | None, progress: bool, desc: str) -> Path:
+def run_sharded(
+    final: Path,
+    size: int,
+    chunk_size: int,
+    compute: Callable[[int, int], list[dict]],
+    rank: int,
+    world_size: int,
+    barrier: Callable[[], None] | None,
+    progress: bool,
+    desc: str,
+) -> Path:
     """Compute records of questions [0, size) in chunks; rank r does chunks r, r + W, ...; each
     chunk is an atomic JSONL file beside `final` (skipped when present: resumable); rank 0 joins
     them, in order, into `final`."""
     chunks = list(range(0, size, chunk_size))
     paths = [final.parent / "chunks" / f"chunk-{start // chunk_size:06d}.jsonl" for start in chunks]
     with torch.no_grad():
-        for start, path in tqdm(list(zip(chunks, paths))[rank::world_size], desc=desc, unit="chunk",
-                                disable=not progress):
+        for start, path in tqdm(
+            list(zip(chunks, paths))[rank::world_size], desc=desc, unit="chunk", disable=not progress
+        ):
             if not path.is_file():
                 records = compute(start, start + chunk_size)
                 write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
@@ -218,5 +292,12 @@ def load_utilities(path: str | Path) -> list[dict]:
     return records
 
 
-__all__ = ["learned_folder", "load_generator", "load_utilities", "run_sharded", "score_items", "utilities_folder",
-           "world"]
+__all__ = [
+    "learned_folder",
+    "load_generator",
+    "load_utilities",
+    "run_sharded",
+    "score_items",
+    "utilities_folder",
+    "world",
+]

@@ -36,8 +36,10 @@ def quantization_kwargs(quantization: Quantization | None) -> dict[str, Any]:
     if quantization not in ("4bit", "8bit"):
         raise ValueError(f"model.quantization: {quantization!r} is not one of '4bit', '8bit'")
     if not torch.cuda.is_available():
-        raise RuntimeError(f"model.quantization {quantization}: bitsandbytes quantization needs a CUDA GPU and none "
-                           "is visible; drop model.quantization (plain LoRA runs anywhere) or run on a GPU")
+        raise RuntimeError(
+            f"model.quantization {quantization}: bitsandbytes quantization needs a CUDA GPU and none "
+            "is visible; drop model.quantization (plain LoRA runs anywhere) or run on a GPU"
+        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:
@@ -45,22 +47,32 @@ def quantization_kwargs(quantization: Quantization | None) -> dict[str, Any]:
     from transformers import BitsAndBytesConfig
 
     if quantization == "4bit":
-        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                    bnb_4bit_compute_dtype=torch.bfloat16)
+        config = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
     else:
         config = BitsAndBytesConfig(load_in_8bit=True)
     return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
 
 
-def apply_lora(model: torch.nn.Module, settings: LoraSettings, task_type: str, quantized: bool,
-               gradient_checkpointing: bool) -> torch.nn.Module:
+def apply_lora(
+    model: torch.nn.Module, settings: LoraSettings, task_type: str, quantized: bool, gradient_checkpointing: bool
+) -> torch.nn.Module:
     """Wrap `model` with LoRA adapters; the base is frozen."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if quantized:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=settings.target_modules, task_type=task_type)
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        task_type=task_type,
+    )
     return get_peft_model(model, config)
 
 

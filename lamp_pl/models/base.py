@@ -22,7 +22,8 @@ def check_vocabulary(model: torch.nn.Module, tokenizer: Any, model_name: str) ->
     if len(tokenizer) > rows:
         raise ValueError(
             f"data.tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has {len(tokenizer)} tokens but model "
-            f"{model_name!r} has only {rows} embedding rows: use the model's own tokenizer as data.tokenizer")
+            f"{model_name!r} has only {rows} embedding rows: use the model's own tokenizer as data.tokenizer"
+        )
 
 
 @dataclass
@@ -60,14 +61,30 @@ class FamilyBase:
 
         auto = getattr(transformers, self.auto_class_name)
         if self.random_init is None:
-            model = auto.from_pretrained(self.model_name_or_path, trust_remote_code=self.trust_remote_code,
-                                         **self.config_overrides(), **self.load_kwargs)
+            model = auto.from_pretrained(
+                self.model_name_or_path,
+                trust_remote_code=self.trust_remote_code,
+                **self.config_overrides(),
+                **self.load_kwargs,
+            )
         else:
             fields = dict(self.random_init)
             model_type = fields.pop("model_type", self.default_model_type)
             config = transformers.AutoConfig.for_model(
-                model_type, **{"vocab_size": len(self.tokenizer), **self.token_ids(), **self.config_overrides(), **fields})
+                model_type,
+                **{"vocab_size": len(self.tokenizer), **self.token_ids(), **self.config_overrides(), **fields},
+            )
             model = auto.from_config(config)
+        # Tie the shared embeddings again: a checkpoint saves them once, and in some processes
+        # (seen in the test suite after other tests) transformers reported them MISSING and left
+        # them on the meta device instead of tying them.
+        if getattr(model.config, "tie_word_embeddings", False):
+            model.tie_weights()
+        untied = [name for name, parameter in model.named_parameters() if parameter.is_meta]
+        if untied:
+            raise RuntimeError(
+                f"{self.model_name_or_path}: weights {untied[:5]} were not loaded (left on the meta device)"
+            )
         check_vocabulary(model, self.tokenizer, self.model_name_or_path)
         # from_pretrained returns eval mode; Lightning no longer forces train mode on submodules.
         return model.train()
@@ -88,7 +105,7 @@ def pad_rows(rows: list[list[int]], value: int, left: bool = False) -> torch.Ten
     for i, row in enumerate(rows):
         if row:
             if left:
-                out[i, width - len(row):] = torch.tensor(row)
+                out[i, width - len(row) :] = torch.tensor(row)
             else:
-                out[i, :len(row)] = torch.tensor(row)
+                out[i, : len(row)] = torch.tensor(row)
     return out

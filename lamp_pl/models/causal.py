@@ -25,7 +25,7 @@ def special_layout(tokenizer) -> tuple[int, int]:
     plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
     full = tokenizer(probe)["input_ids"]
     for start in range(len(full) - len(plain) + 1):
-        if full[start:start + len(plain)] == plain:
+        if full[start : start + len(plain)] == plain:
             return start, len(full) - start - len(plain)
     raise ValueError(f"tokenizer {tokenizer.name_or_path!r}: cannot tell its special tokens from the text")
 
@@ -40,8 +40,10 @@ class CausalFamily(FamilyBase):
     def __post_init__(self) -> None:
         tok = self.tokenizer
         if tok.eos_token_id is None:
-            raise ValueError(f"model.family causal: tokenizer {tok.name_or_path!r} has no EOS token, so a target "
-                             "could never end; use a causal LM's own tokenizer")
+            raise ValueError(
+                f"model.family causal: tokenizer {tok.name_or_path!r} has no EOS token, so a target "
+                "could never end; use a causal LM's own tokenizer"
+            )
         if self.chat_template and not getattr(tok, "chat_template", None):
             raise ValueError(f"model.chat_template: tokenizer {tok.name_or_path!r} has no chat template")
         self.prefix, self.suffix = special_layout(tok)
@@ -54,7 +56,7 @@ class CausalFamily(FamilyBase):
         """Each prompt's ids without padding and without trailing special tokens (chat-wrapped if asked)."""
         lengths = batch["attention_mask"].sum(1).tolist()
         rows = [ids[:n].tolist() for ids, n in zip(batch["input_ids"], lengths)]
-        rows = [row[:len(row) - self.suffix] for row in rows]
+        rows = [row[: len(row) - self.suffix] for row in rows]
         if self.chat_template:
             rows = [self._chat(row) for row in rows]
         return rows
@@ -62,14 +64,15 @@ class CausalFamily(FamilyBase):
     def _chat(self, ids: list[int]) -> list[int]:
         # The prompt was fitted to the budget before wrapping; the template adds a fixed overhead.
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        wrapped = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                     add_generation_prompt=True)
+        wrapped = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
         return self.tokenizer(wrapped, add_special_tokens=False)["input_ids"]
 
     def target_ids(self, batch: dict) -> list[list[int]]:
         """Each target's ids without the tokenizer's own special tokens, ended by EOS."""
         eos = self.tokenizer.eos_token_id
-        return [row[self.prefix:len(row) - self.suffix] + [eos] for row in strip_labels(batch["labels"])]
+        return [row[self.prefix : len(row) - self.suffix] + [eos] for row in strip_labels(batch["labels"])]
 
     def training_sequences(self, batch: dict) -> dict[str, torch.Tensor]:
         """Right-padded `input_ids`, `attention_mask` and `labels` (-100 outside the targets)."""
@@ -89,8 +92,14 @@ class CausalFamily(FamilyBase):
         device = batch["input_ids"].device
         input_ids = pad_rows(prompts, self.tokenizer.pad_token_id, left=True).to(device)
         mask = pad_rows([[1] * len(p) for p in prompts], 0, left=True).to(device)
-        out = model.generate(input_ids=input_ids, attention_mask=mask, num_beams=self.num_beams, do_sample=False,
-                             max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                             eos_token_id=self.tokenizer.eos_token_id)
-        new = out[:, input_ids.shape[1]:]
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            num_beams=self.num_beams,
+            do_sample=False,
+            max_new_tokens=self.max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        new = out[:, input_ids.shape[1] :]
         return [text.strip() for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]

@@ -24,6 +24,10 @@ class Seq2SeqFamily(FamilyBase):
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
 
     def generate(self, model: torch.nn.Module, batch: dict) -> list[str]:
-        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             num_beams=self.num_beams, max_new_tokens=self.max_new_tokens)
+        out = model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            num_beams=self.num_beams,
+            max_new_tokens=self.max_new_tokens,
+        )
         return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

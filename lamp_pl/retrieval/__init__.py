@@ -12,6 +12,22 @@ from lamp_pl.retrieval.registry import make_retriever
 from lamp_pl.retrieval.results import RetrievalResults, Retrieved, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.retrievers import Ranking, Retriever, SplitView, resolve_k
 
-__all__ = ["RETRIEVERS", "CacheError", "Encoder", "EncoderSettings", "ProfileIndex", "Ranking", "RetrievalConfig",
-           "RetrieverName", "RetrievalResults", "Retrieved", "Retriever", "SplitView", "build_profile_index", "load_retrieved",
-           "make_retriever", "prepare_retrieval", "resolve_k"]
+__all__ = [
+    "RETRIEVERS",
+    "CacheError",
+    "Encoder",
+    "EncoderSettings",
+    "ProfileIndex",
+    "Ranking",
+    "RetrievalConfig",
+    "RetrieverName",
+    "RetrievalResults",
+    "Retrieved",
+    "Retriever",
+    "SplitView",
+    "build_profile_index",
+    "load_retrieved",
+    "make_retriever",
+    "prepare_retrieval",
+    "resolve_k",
+]

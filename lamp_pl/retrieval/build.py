@@ -26,10 +26,18 @@ import numpy as np
 from filelock import FileLock
 
 import lamp_pl
+from lamp_pl.cache import (
+    HASH_STORE,
+    file_record,
+    file_sha256,
+    file_sha256_by_state,
+    no_space,
+    preallocate,
+    stable_hash,
+    swap_in,
+)
 from lamp_pl.data.lamp import split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
-from lamp_pl.cache import (HASH_STORE, file_record, file_sha256, file_sha256_by_state, no_space, preallocate,
-                           stable_hash, swap_in)
 from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
 from lamp_pl.retrieval.ingest import write_tables
 from lamp_pl.tasks import Task
@@ -48,24 +56,34 @@ def index_folder(cache_dir: str | Path, task: Task, settings: EncoderSettings | 
     the settings that change embeddings, so two configs never rebuild each other's index."""
     if settings is None:
         return Path(cache_dir) / task.cache_name / "no-encoder"
-    shaping = {"revision": settings.revision, "max_length": settings.max_length, "normalize": settings.normalize,
-               "precision": settings.precision}
+    shaping = {
+        "revision": settings.revision,
+        "max_length": settings.max_length,
+        "normalize": settings.normalize,
+        "precision": settings.precision,
+    }
     return Path(cache_dir) / task.cache_name / f"{encoder_slug(settings.name)}-{stable_hash(shaping)[:8]}"
 
 
-def manifest_key(task: Task, inputs: dict[str, Path], encoder: dict | None,
-                 sha256: Callable[[Path], str] = file_sha256) -> dict:
+def manifest_key(
+    task: Task, inputs: dict[str, Path], encoder: dict | None, sha256: Callable[[Path], str] = file_sha256
+) -> dict:
     """What a cache is built from; any difference means a rebuild."""
-    return {"format": FORMAT, "lamp_pl_version": lamp_pl.__version__, "task": task.name,
-            "task_spec": task.fingerprint,
-            "inputs": {s: {"file": p.name, "sha256": sha256(p)} for s, p in sorted(inputs.items())},
-            "encoder": encoder}
+    return {
+        "format": FORMAT,
+        "lamp_pl_version": lamp_pl.__version__,
+        "task": task.name,
+        "task_spec": task.fingerprint,
+        "inputs": {s: {"file": p.name, "sha256": sha256(p)} for s, p in sorted(inputs.items())},
+        "encoder": encoder,
+    }
 
 
 def write_manifest(folder: Path, key: dict, counts: dict, info: dict, files: dict[str, dict]) -> None:
     """Written last: a folder without it never loads. `files` holds each file's checksum record."""
-    (folder / "manifest.json").write_text(json.dumps({"key": key, "counts": counts, "info": info, "files": files},
-                                                     indent=1))
+    (folder / "manifest.json").write_text(
+        json.dumps({"key": key, "counts": counts, "info": info, "files": files}, indent=1)
+    )
 
 
 def open_store(path: Path, shape: tuple[int, int]) -> np.memmap:
@@ -131,8 +149,11 @@ def _write_tables(task: Task, inputs: dict[str, Path], folder: Path) -> dict:
     """Stream the questions files into `folder`'s tables; the counts say how many files were parsed."""
     start = time.perf_counter()
     counts, files = write_tables(task, inputs, folder)
-    return {**counts, "_files": files, "_ingest": {"parsed_files": len(inputs), "pid": os.getpid(),
-                                                   "seconds": round(time.perf_counter() - start, 3)}}
+    return {
+        **counts,
+        "_files": files,
+        "_ingest": {"parsed_files": len(inputs), "pid": os.getpid(), "seconds": round(time.perf_counter() - start, 3)},
+    }
 
 
 def _finish(folder: Path, tmp: Path, key: dict, counts: dict, inputs: dict[str, Path], info: dict) -> None:
@@ -141,14 +162,18 @@ def _finish(folder: Path, tmp: Path, key: dict, counts: dict, inputs: dict[str, 
     files = counts.pop("_files")
     if dim is not None:  # written out of order through a memory map, so read back once (from the page cache)
         files["embeddings.npy"] = file_record(tmp / "embeddings.npy")
-    info = {**info, "ingest": counts.pop("_ingest"),
-            "stat": {s: [p.stat().st_size, p.stat().st_mtime_ns] for s, p in inputs.items()}}
+    info = {
+        **info,
+        "ingest": counts.pop("_ingest"),
+        "stat": {s: [p.stat().st_size, p.stat().st_mtime_ns] for s, p in inputs.items()},
+    }
     write_manifest(tmp, key, {**counts, "dim": dim}, info, files)
     replace_folder(tmp, folder)
 
 
-def _build_single(task: Task, inputs: dict[str, Path], key: dict, folder: Path, settings: EncoderSettings | None,
-                  progress: bool) -> tuple[int, float]:
+def _build_single(
+    task: Task, inputs: dict[str, Path], key: dict, folder: Path, settings: EncoderSettings | None, progress: bool
+) -> tuple[int, float]:
     """One process: tables, then the store, into a temporary sibling of `folder`."""
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     encoded, seconds, forward = 0, 0.0, 0.0
@@ -159,8 +184,14 @@ def _build_single(task: Task, inputs: dict[str, Path], key: dict, folder: Path, 
             texts = TextRows(JsonLines(tmp / "texts.jsonl"))
             forward = _encode_into(tmp / "embeddings.npy", texts, settings.build(progress))
             encoded, seconds = len(texts), time.perf_counter() - start
-        _finish(folder, tmp, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,
-                                                     "forward_seconds": forward, "world_size": 1})
+        _finish(
+            folder,
+            tmp,
+            key,
+            counts,
+            inputs,
+            {"encoded_here": encoded, "encode_seconds": seconds, "forward_seconds": forward, "world_size": 1},
+        )
     except OSError as error:
         raise no_space(error, tmp) from None
     finally:
@@ -168,8 +199,7 @@ def _build_single(task: Task, inputs: dict[str, Path], key: dict, folder: Path, 
     return encoded, seconds
 
 
-def _assemble_store(tables: Path, build_dir: Path, settings: EncoderSettings, world_size: int,
-                    progress: bool) -> int:
+def _assemble_store(tables: Path, build_dir: Path, settings: EncoderSettings, world_size: int, progress: bool) -> int:
     """Copy the ranks' shards into ``tables/embeddings.npy`` (chunked: memory bounded by the chunk,
     not the store); a missing shard, from a rank that failed, is encoded here. Returns texts encoded."""
     texts, encoded, encoder = JsonLines(tables / "texts.jsonl"), 0, None
@@ -188,14 +218,23 @@ def _assemble_store(tables: Path, build_dir: Path, settings: EncoderSettings, wo
         if shard.shape != (hi - lo, dim):
             raise CacheError(f"shard {shard.filename} has shape {shard.shape}, expected {(hi - lo, dim)}")
         for at in range(0, hi - lo, 1 << 16):
-            store[lo + at:lo + min(at + (1 << 16), hi - lo)] = shard[at:at + (1 << 16)]
+            store[lo + at : lo + min(at + (1 << 16), hi - lo)] = shard[at : at + (1 << 16)]
     store.flush()
     return encoded
 
 
-def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path, settings: EncoderSettings | None,
-                   build: bool, rank: int, world_size: int, barrier: Callable[[], None],
-                   progress: bool) -> tuple[int, float]:
+def _build_sharded(
+    task: Task,
+    inputs: dict[str, Path],
+    key: dict,
+    folder: Path,
+    settings: EncoderSettings | None,
+    build: bool,
+    rank: int,
+    world_size: int,
+    barrier: Callable[[], None],
+    progress: bool,
+) -> tuple[int, float]:
     """Every rank calls this; it calls `barrier` three times on each, errors or not.
 
     Rank 0 alone streams the questions into ``<build_dir>/tables`` (one copy per node, on the file
@@ -239,8 +278,19 @@ def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path,
                 assert counts is not None  # written by this rank before the first barrier
                 if settings is not None:
                     encoded += _assemble_store(tables, build_dir, settings, world_size, progress)
-                _finish(folder, tables, key, counts, inputs, {"encoded_here": encoded, "encode_seconds": seconds,
-                                                              "forward_seconds": forward, "world_size": world_size})
+                _finish(
+                    folder,
+                    tables,
+                    key,
+                    counts,
+                    inputs,
+                    {
+                        "encoded_here": encoded,
+                        "encode_seconds": seconds,
+                        "forward_seconds": forward,
+                        "world_size": world_size,
+                    },
+                )
             shutil.rmtree(build_dir, ignore_errors=True)
         except Exception as failure:  # noqa: BLE001
             error = failure
@@ -250,9 +300,18 @@ def _build_sharded(task: Task, inputs: dict[str, Path], key: dict, folder: Path,
     return encoded, seconds
 
 
-def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str], cache_dir: str | Path,
-                        settings: EncoderSettings | None, *, rank: int = 0, world_size: int = 1,
-                        barrier: Callable[[], None] | None = None, progress: bool = True) -> tuple[ProfileIndex, dict]:
+def build_profile_index(
+    task: Task,
+    data_dir: str | Path,
+    splits: Sequence[str],
+    cache_dir: str | Path,
+    settings: EncoderSettings | None,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] | None = None,
+    progress: bool = True,
+) -> tuple[ProfileIndex, dict]:
     """Open the cache for (task, splits' questions files, encoder), building it when missing or stale.
 
     The questions files are streamed (`lamp_pl.retrieval.ingest`): memory holds digests and row
@@ -295,8 +354,9 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
                 encoded, seconds = _build_single(task, inputs, key, folder, settings, progress)
         else:
             assert barrier is not None
-            encoded, seconds = _build_sharded(task, inputs, key, folder, settings, build, rank, world_size, barrier,
-                                              progress)
+            encoded, seconds = _build_sharded(
+                task, inputs, key, folder, settings, build, rank, world_size, barrier, progress
+            )
         try:
             # Sharded: reopen even when valid here, in case rank 0 judged otherwise and rebuilt.
             # A fresh build is checksummed in full once (it is in the page cache now).
@@ -306,5 +366,12 @@ def build_profile_index(task: Task, data_dir: str | Path, splits: Sequence[str],
     return index, {"encoded": encoded, "encode_seconds": seconds, "reused": not build, "folder": str(folder)}
 
 
-__all__ = ["FORMAT", "TextRows", "build_profile_index", "index_folder", "manifest_key", "replace_folder",
-           "write_manifest"]
+__all__ = [
+    "FORMAT",
+    "TextRows",
+    "build_profile_index",
+    "index_folder",
+    "manifest_key",
+    "replace_folder",
+    "write_manifest",
+]

@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING, Literal, get_args
 if TYPE_CHECKING:
     from lamp_pl.retrieval.encoder import EncoderSettings
 
-RetrieverName = Literal["none", "contriever", "bm25", "recency", "random", "recency_contriever",
-                        "other_users_random", "other_users_bm25", "mixed"]
+RetrieverName = Literal[
+    "none",
+    "contriever",
+    "bm25",
+    "recency",
+    "random",
+    "recency_contriever",
+    "other_users_random",
+    "other_users_bm25",
+    "mixed",
+]
 RETRIEVERS: tuple[str, ...] = get_args(RetrieverName)
 
 
@@ -72,5 +81,13 @@ class RetrievalConfig:
     def encoder_settings(self) -> EncoderSettings:
         from lamp_pl.retrieval.encoder import EncoderSettings  # torch: only when encoding
 
-        return EncoderSettings(self.encoder, self.revision, self.encoder_max_length, self.normalize, self.precision,
-                               self.trust_remote_code, self.encode_batch_size, self.device)
+        return EncoderSettings(
+            self.encoder,
+            self.revision,
+            self.encoder_max_length,
+            self.normalize,
+            self.precision,
+            self.trust_remote_code,
+            self.encode_batch_size,
+            self.device,
+        )

@@ -75,10 +75,20 @@ class Encoder:
 
     total_forward_calls: ClassVar[int] = 0
 
-    def __init__(self, name_or_path: str | Path = "facebook/contriever", *, max_length: int = 512,
-                 normalize: bool = False, batch_size: int = 64, precision: str = "auto", device: str = "auto",
-                 trust_remote_code: bool = False, revision: str | None = None, progress: bool = True,
-                 window_tokens: int = 1 << 21) -> None:
+    def __init__(
+        self,
+        name_or_path: str | Path = "facebook/contriever",
+        *,
+        max_length: int = 512,
+        normalize: bool = False,
+        batch_size: int = 64,
+        precision: str = "auto",
+        device: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        progress: bool = True,
+        window_tokens: int = 1 << 21,
+    ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         if batch_size < 1 or max_length < 1:
@@ -88,10 +98,16 @@ class Encoder:
         self.dtype = resolve_precision(precision, self.device)
         self.normalize, self.batch_size, self.progress = normalize, batch_size, progress
         self.forward_calls, self.peak_window_tokens, self.forward_seconds = 0, 0, 0.0
-        self.tokenizer = AutoTokenizer.from_pretrained(self.name, revision=revision,
-                                                       trust_remote_code=trust_remote_code)
-        self.model = AutoModel.from_pretrained(self.name, revision=revision, trust_remote_code=trust_remote_code,
-                                               dtype=self.dtype).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            self.name, revision=revision, trust_remote_code=trust_remote_code
+        )
+        self.model = (
+            AutoModel.from_pretrained(
+                self.name, revision=revision, trust_remote_code=trust_remote_code, dtype=self.dtype
+            )
+            .to(self.device)
+            .eval()
+        )
         self.max_length = min(max_length, *self._model_limits())
         self.window_tokens = max(window_tokens, batch_size * self.max_length)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -114,8 +130,14 @@ class Encoder:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, truncated to `max_length`, without padding."""
-        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False,
-                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        return self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One forward pass: pooled float32 vectors of a padded batch."""
@@ -137,8 +159,8 @@ class Encoder:
         ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
         for row, tokens in enumerate(batch):
-            ids[row, :len(tokens)] = tokens
-            mask[row, :len(tokens)] = 1
+            ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
     def encode(self, texts: Sequence[str], out: np.ndarray | None = None, *, desc: str = "encoding") -> np.ndarray:
@@ -163,8 +185,8 @@ class Encoder:
                 # Longest first: an out-of-memory batch shows at once, not at the very end.
                 order = np.argsort(-lengths, kind="stable")
                 for b in range(0, len(order), self.batch_size):
-                    rows = order[b:b + self.batch_size]
-                    pooled = self._forward(*self._pad([tokens[starts[r]:starts[r] + lengths[r]] for r in rows]))
+                    rows = order[b : b + self.batch_size]
+                    pooled = self._forward(*self._pad([tokens[starts[r] : starts[r] + lengths[r]] for r in rows]))
                     out[first + rows] = pooled.cpu().numpy()
                     bar.update(len(rows))
         return out
@@ -180,7 +202,7 @@ class Encoder:
         # Texts per tokenizer call: many (fewer calls), but never more tokens than the budget.
         step = max(self.batch_size, min(4096, self.window_tokens // self.max_length))
         for lo in range(0, len(texts), step):
-            ids = self.tokenize(texts[lo:lo + step])
+            ids = self.tokenize(texts[lo : lo + step])
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
             del ids
@@ -212,8 +234,12 @@ def folder_fingerprint(name: str) -> str | None:
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         stat = file.stat()
         small = stat.st_size < (1 << 20)
-        parts.append((str(file.relative_to(path)),
-                      hashlib.sha256(file.read_bytes()).hexdigest() if small else f"{stat.st_size}:{stat.st_mtime_ns}"))
+        parts.append(
+            (
+                str(file.relative_to(path)),
+                hashlib.sha256(file.read_bytes()).hexdigest() if small else f"{stat.st_size}:{stat.st_mtime_ns}",
+            )
+        )
     return stable_hash(parts)
 
 
@@ -233,15 +259,37 @@ class EncoderSettings:
     def key(self) -> dict:
         """Manifest fields: batch size and device change nothing but float noise, so they are left
         out; `precision` is recorded as configured (``auto`` means fp16 on GPU, fp32 on CPU)."""
-        return {"name": self.name, "revision": self.revision, "fingerprint": folder_fingerprint(self.name),
-                "max_length": self.max_length, "pooling": "mean", "normalize": self.normalize,
-                "precision": self.precision, "dtype": "float32"}
+        return {
+            "name": self.name,
+            "revision": self.revision,
+            "fingerprint": folder_fingerprint(self.name),
+            "max_length": self.max_length,
+            "pooling": "mean",
+            "normalize": self.normalize,
+            "precision": self.precision,
+            "dtype": "float32",
+        }
 
     def build(self, progress: bool = True) -> Encoder:
-        return Encoder(self.name, max_length=self.max_length, normalize=self.normalize, batch_size=self.batch_size,
-                       precision=self.precision, device=self.device, trust_remote_code=self.trust_remote_code,
-                       revision=self.revision, progress=progress)
+        return Encoder(
+            self.name,
+            max_length=self.max_length,
+            normalize=self.normalize,
+            batch_size=self.batch_size,
+            precision=self.precision,
+            device=self.device,
+            trust_remote_code=self.trust_remote_code,
+            revision=self.revision,
+            progress=progress,
+        )
 
 
-__all__ = ["Encoder", "EncoderSettings", "encoder_slug", "folder_fingerprint", "mean_pooling", "resolve_device",
-           "resolve_precision"]
+__all__ = [
+    "Encoder",
+    "EncoderSettings",
+    "encoder_slug",
+    "folder_fingerprint",
+    "mean_pooling",
+    "resolve_device",
+    "resolve_precision",
+]

@@ -67,8 +67,10 @@ class JsonLines:
                 offsets[i + 1] = offsets[i] + len(line)
 
         offsets_path = path.with_suffix(".offsets.npy")
-        return {path.name: write_checksummed(path, lines),
-                offsets_path.name: write_checksummed(offsets_path, lambda stream: np.save(stream, offsets))}
+        return {
+            path.name: write_checksummed(path, lines),
+            offsets_path.name: write_checksummed(offsets_path, lambda stream: np.save(stream, offsets)),
+        }
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -77,7 +79,7 @@ class JsonLines:
         if self._map is None:
             with open(self.path, "rb") as stream:
                 self._map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if len(self) else b""
-        return json.loads(self._map[int(self.offsets[index]):int(self.offsets[index + 1])])
+        return json.loads(self._map[int(self.offsets[index]) : int(self.offsets[index + 1])])
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_map": None}
@@ -108,7 +110,7 @@ class SplitTables:
     """Question q's profile is items[offsets[q]:offsets[q+1]] (item rows, profile order)."""
 
     def profile(self, q: int) -> np.ndarray:
-        return self.items[self.offsets[q]:self.offsets[q + 1]]
+        return self.items[self.offsets[q] : self.offsets[q + 1]]
 
 
 class ProfileIndex:
@@ -140,17 +142,20 @@ class ProfileIndex:
             self.user_offsets = np.load(self.folder / "user_offsets.npy", mmap_mode="r")
             self.user_items = np.load(self.folder / "user_items.npy", mmap_mode="r")
             self.splits = {s: self._load_split(s, n) for s, n in counts["questions"].items()}
-            self.embeddings = (np.load(self.folder / "embeddings.npy", mmap_mode="r")
-                               if self.manifest["key"].get("encoder") else None)
+            self.embeddings = (
+                np.load(self.folder / "embeddings.npy", mmap_mode="r") if self.manifest["key"].get("encoder") else None
+            )
         except CacheError:
             raise
         except (OSError, ValueError, KeyError, EOFError) as error:
             raise CacheError(f"{self.folder}: unreadable array ({error!r})") from None
-        expected = {"items": (len(self.items), counts["items"]), "texts": (len(self.texts), counts["texts"]),
-                    "users": (len(self.users), counts["users"]),
-                    "item_text": (self.item_text.shape, (counts["items"],)),
-                    "user_offsets": (int(self.user_offsets[-1]) if len(self.user_offsets) else -1,
-                                     len(self.user_items))}
+        expected = {
+            "items": (len(self.items), counts["items"]),
+            "texts": (len(self.texts), counts["texts"]),
+            "users": (len(self.users), counts["users"]),
+            "item_text": (self.item_text.shape, (counts["items"],)),
+            "user_offsets": (int(self.user_offsets[-1]) if len(self.user_offsets) else -1, len(self.user_items)),
+        }
         if self.embeddings is not None:
             expected["embeddings"] = (self.embeddings.shape, (counts["texts"], counts["dim"]))
         wrong = [f"{name}: {got} != {want}" for name, (got, want) in expected.items() if got != want]
@@ -162,8 +167,11 @@ class ProfileIndex:
     def _load_split(self, split: str, n: int) -> SplitTables:
         with np.load(self.folder / f"split-{split}.npz") as data:
             tables = SplitTables(**{name: data[name] for name in SplitTables.__dataclass_fields__})
-        if not (len(tables.question_ids) == len(tables.users) == len(tables.query_rows) == n
-                and len(tables.offsets) == n + 1 and int(tables.offsets[-1]) == len(tables.items)):
+        if not (
+            len(tables.question_ids) == len(tables.users) == len(tables.query_rows) == n
+            and len(tables.offsets) == n + 1
+            and int(tables.offsets[-1]) == len(tables.items)
+        ):
             raise CacheError(f"{self.folder}/split-{split}.npz does not match the manifest ({n} questions)")
         return tables
 
@@ -180,7 +188,7 @@ class ProfileIndex:
 
     def members(self, user: int) -> np.ndarray:
         """The item rows of `user`, sorted."""
-        return np.asarray(self.user_items[self.user_offsets[user]:self.user_offsets[user + 1]])
+        return np.asarray(self.user_items[self.user_offsets[user] : self.user_offsets[user + 1]])
 
     def _user_index(self, user: int):
         import faiss
@@ -237,8 +245,6 @@ def check_cache(folder: Path, key: dict, full_check: bool = False, log: bool = T
             logger.info("retrieval cache %s is stale (changed: %s); rebuilding it", folder, ", ".join(changed))
         return None
     return index
-
-
 
 
 __all__ = ["CacheError", "JsonLines", "ProfileIndex", "SplitTables", "check_cache", "read_manifest"]

@@ -61,8 +61,12 @@ class JsonLinesWriter:
         """Close the file and save the offsets; returns both files' checksum records by name."""
         self.file.close()
         offsets = self.path.with_suffix(".offsets.npy")
-        return {self.path.name: self.stream.record(), offsets.name: write_checksummed(
-            offsets, lambda out: np.save(out, np.frombuffer(self.offsets, dtype=np.int64)))}
+        return {
+            self.path.name: self.stream.record(),
+            offsets.name: write_checksummed(
+                offsets, lambda out: np.save(out, np.frombuffer(self.offsets, dtype=np.int64))
+            ),
+        }
 
 
 class DigestTable:
@@ -122,9 +126,15 @@ def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> tuple[
                 owner.append(user)
                 query_rows.append(texts.row(task.query(question.input) or "")[0])
                 ids.append(question.id)
-            arrays = {name: np.frombuffer(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
-                      for name, values in (("users", owner), ("query_rows", query_rows), ("offsets", offsets),
-                                           ("items", rows))}
+            arrays = {
+                name: np.frombuffer(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
+                for name, values in (
+                    ("users", owner),
+                    ("query_rows", query_rows),
+                    ("offsets", offsets),
+                    ("items", rows),
+                )
+            }
             tables = {"question_ids": np.array(ids, dtype=str), **arrays}
             files |= _save(folder, f"split-{split}.npz", lambda out, tables=tables: np.savez(out, **tables))
             owners.append(np.repeat(arrays["users"], np.diff(arrays["offsets"])))
@@ -141,22 +151,33 @@ def write_tables(task: Task, inputs: Mapping[str, Path], folder: Path) -> tuple[
     item_rows = np.frombuffer(item_text, dtype=np.int64) if len(item_text) else np.empty(0, np.int64)
     files |= _save(folder, "item_text.npy", lambda out: np.save(out, item_rows))
     files |= _write_user_items(folder, len(users), len(item_lines), owners, members)
-    counts = {"items": len(item_lines), "distinct_item_texts": len(np.unique(item_rows)),
-              "texts": len(text_lines), "users": len(users), "questions": questions}
+    counts = {
+        "items": len(item_lines),
+        "distinct_item_texts": len(np.unique(item_rows)),
+        "texts": len(text_lines),
+        "users": len(users),
+        "questions": questions,
+    }
     return counts, files
 
 
-def _write_user_items(folder: Path, n_users: int, n_items: int, owners: list[np.ndarray],
-                      members: list[np.ndarray]) -> dict[str, dict]:
+def _write_user_items(
+    folder: Path, n_users: int, n_items: int, owners: list[np.ndarray], members: list[np.ndarray]
+) -> dict[str, dict]:
     """Each user's items (union over their questions and splits, sorted) as CSR, by one sort of
     user * n_items + item keys instead of a Python set per user."""
-    keys = np.unique(np.concatenate([np.empty(0, np.int64), *(o * max(n_items, 1) + m
-                                                               for o, m in zip(owners, members, strict=True))]))
+    keys = np.unique(
+        np.concatenate(
+            [np.empty(0, np.int64), *(o * max(n_items, 1) + m for o, m in zip(owners, members, strict=True))]
+        )
+    )
     user_of = keys // max(n_items, 1)
     counts = np.bincount(user_of, minlength=n_users) if n_users else np.empty(0, np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return {**_save(folder, "user_items.npy", lambda out: np.save(out, keys % max(n_items, 1))),
-            **_save(folder, "user_offsets.npy", lambda out: np.save(out, offsets))}
+    return {
+        **_save(folder, "user_items.npy", lambda out: np.save(out, keys % max(n_items, 1))),
+        **_save(folder, "user_offsets.npy", lambda out: np.save(out, offsets)),
+    }
 
 
 __all__ = ["DigestTable", "JsonLinesWriter", "digest", "write_tables"]

@@ -38,8 +38,9 @@ class Ranking:
 class SplitView:
     """What a retriever sees of one split: index tables plus the questions' queries and inputs."""
 
-    def __init__(self, task: Task, index: ProfileIndex, split: str, questions: list[LaMPQuestion],
-                 drop_identical: bool = False) -> None:
+    def __init__(
+        self, task: Task, index: ProfileIndex, split: str, questions: list[LaMPQuestion], drop_identical: bool = False
+    ) -> None:
         self.task, self.index, self.split, self.questions = task, index, split, questions
         self.tables = index.splits[split]
         if [q.id for q in questions] != self.tables.question_ids.tolist():

@@ -22,13 +22,17 @@ def make_retriever(name: str, config: Any) -> Retriever:
     """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields)."""
     bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method, "impl": config.bm25_impl}
     makers: dict[str, Callable[[], Retriever]] = {
-        "none": NoRetriever, "contriever": DenseRetriever, "recency": RecencyRetriever,
-        "recency_contriever": RecencyDenseRetriever, "bm25": lambda: BM25Retriever(**bm25),
+        "none": NoRetriever,
+        "contriever": DenseRetriever,
+        "recency": RecencyRetriever,
+        "recency_contriever": RecencyDenseRetriever,
+        "bm25": lambda: BM25Retriever(**bm25),
         "random": lambda: RandomRetriever(seed=config.seed, with_replacement=config.with_replacement),
         "other_users_random": lambda: OtherUsersRandom(seed=config.seed),
         "other_users_bm25": lambda: OtherUsersBM25(**bm25, seed=config.seed, pool=config.other_users_pool),
-        "mixed": lambda: MixedRetriever(inputs=_component(config.mixed_inputs, config),
-                                        outputs=_component(config.mixed_outputs, config)),
+        "mixed": lambda: MixedRetriever(
+            inputs=_component(config.mixed_inputs, config), outputs=_component(config.mixed_outputs, config)
+        ),
     }
     if name not in makers:
         raise ValueError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")

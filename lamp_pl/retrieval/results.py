@@ -20,13 +20,20 @@ import numpy as np
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from lamp_pl.cache import (
+    HASH_STORE,
+    file_sha256,
+    file_sha256_by_state,
+    stable_hash,
+    verify_files,
+    write_file_atomic,
+    write_text_atomic,
+)
 from lamp_pl.data.lamp import available_splits, split_files
 from lamp_pl.data.stream import load_questions
 from lamp_pl.retrieval.build import build_profile_index, index_folder
-from lamp_pl.cache import (HASH_STORE, file_sha256, file_sha256_by_state, stable_hash, verify_files, write_file_atomic,
-                           write_text_atomic)
-from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.config import RetrievalConfig
+from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.registry import make_retriever
 from lamp_pl.retrieval.retrievers import Retriever, SplitView, resolve_k
 from lamp_pl.tasks import Task, get_task
@@ -50,8 +57,14 @@ def cache_folder(cache_dir: str | Path, task: Task, config: RetrievalConfig, ret
 
 
 def results_key(index_hash: str, split: str, retriever: Retriever, config: RetrievalConfig) -> dict:
-    return {"format": RESULTS_FORMAT, "index": index_hash, "split": split, "retriever": retriever.settings(),
-            "k_max": config.k_max, "drop_identical": config.drop_identical}
+    return {
+        "format": RESULTS_FORMAT,
+        "index": index_hash,
+        "split": split,
+        "retriever": retriever.settings(),
+        "k_max": config.k_max,
+        "drop_identical": config.drop_identical,
+    }
 
 
 def results_path(folder: Path, key: dict) -> Path:
@@ -99,8 +112,11 @@ class RetrievalResults:
         except (OSError, ValueError, KeyError, EOFError) as error:
             raise CacheError(f"{path} is unreadable ({error!r})") from None
         n = len(arrays["question_ids"])
-        if str(arrays.pop("key")) != stable_hash(key) or len(arrays["offsets"]) != n + 1 or not (
-                int(arrays["offsets"][-1]) == len(arrays["items"]) == len(arrays["scores"])):
+        if (
+            str(arrays.pop("key")) != stable_hash(key)
+            or len(arrays["offsets"]) != n + 1
+            or not (int(arrays["offsets"][-1]) == len(arrays["items"]) == len(arrays["scores"]))
+        ):
             raise CacheError(f"{path} does not match its key or is truncated")
         return cls(arrays)
 
@@ -148,10 +164,17 @@ class RetrievalResults:
         def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
 
-        return cls({"question_ids": view.tables.question_ids, "offsets": np.array(offsets, dtype=np.int64),
-                     "items": cat(items, np.int64), "scores": cat(scores, np.float32),
-                     "output_items": cat(outputs, np.int64), "profile_sizes": np.diff(view.tables.offsets),
-                     "complete": np.array(complete, dtype=bool)})
+        return cls(
+            {
+                "question_ids": view.tables.question_ids,
+                "offsets": np.array(offsets, dtype=np.int64),
+                "items": cat(items, np.int64),
+                "scores": cat(scores, np.float32),
+                "output_items": cat(outputs, np.int64),
+                "profile_sizes": np.diff(view.tables.offsets),
+                "complete": np.array(complete, dtype=bool),
+            }
+        )
 
     def select(self, q: int, k: float, offset: int = 0) -> slice:
         """Rows of question q's items for `k` (see `resolve_k`) after skipping `offset`."""
@@ -160,15 +183,26 @@ class RetrievalResults:
         lo, hi = int(self.offsets[q]), int(self.offsets[q + 1])
         want = offset + resolve_k(k, int(self.profile_sizes[q]))
         if want > hi - lo and not self.complete[q]:
-            raise ValueError(f"k={k} with offset={offset} needs {want} ranked items for question "
-                             f"{str(self.question_ids[q])!r}, but only {hi - lo} are cached (k_max); "
-                             "prepare the retrieval again with a larger k_max (or -1 for whole profiles)")
+            raise ValueError(
+                f"k={k} with offset={offset} needs {want} ranked items for question "
+                f"{str(self.question_ids[q])!r}, but only {hi - lo} are cached (k_max); "
+                "prepare the retrieval again with a larger k_max (or -1 for whole profiles)"
+            )
         return slice(lo + min(offset, hi - lo), lo + min(want, hi - lo))
 
 
-def prepare_retrieval(task: str | Task, data_dir: str | Path, splits: Sequence[str], config: RetrievalConfig,
-                      cache_dir: str | Path, *, rank: int = 0, world_size: int = 1,
-                      barrier: Callable[[], None] | None = None, progress: bool = True) -> dict:
+def prepare_retrieval(
+    task: str | Task,
+    data_dir: str | Path,
+    splits: Sequence[str],
+    config: RetrievalConfig,
+    cache_dir: str | Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] | None = None,
+    progress: bool = True,
+) -> dict:
     """Build or validate the index (dense retrievers only) and each split's results cache.
 
     Every DDP rank calls it; encoding is sharded over ranks, rank 0 computes the results, and a
@@ -183,9 +217,17 @@ def prepare_retrieval(task: str | Task, data_dir: str | Path, splits: Sequence[s
     start, task = time.perf_counter(), get_task(task)
     retriever = make_retriever(config.retriever, config)
     covered = sorted(set(available_splits(data_dir, task)) | set(splits))
-    index, report = build_profile_index(task, data_dir, covered, cache_dir,
-                                        config.encoder_settings() if retriever.dense else None, rank=rank,
-                                        world_size=world_size, barrier=barrier, progress=progress)
+    index, report = build_profile_index(
+        task,
+        data_dir,
+        covered,
+        cache_dir,
+        config.encoder_settings() if retriever.dense else None,
+        rank=rank,
+        world_size=world_size,
+        barrier=barrier,
+        progress=progress,
+    )
     computed, error = {}, None
     if rank == 0:
         try:
@@ -206,13 +248,23 @@ def prepare_retrieval(task: str | Task, data_dir: str | Path, splits: Sequence[s
     if error is not None:
         raise error
     counts, encoded = index.manifest["counts"], report["encoded"]
-    return {"task": task.name, "retriever": config.retriever, "users": counts["users"],
-            "questions": sum(counts["questions"].values()), "items": counts["items"],
-            "distinct_texts": counts["texts"], "distinct_item_texts": counts["distinct_item_texts"],
-            "encoded": encoded, "dim": counts["dim"], "seconds": round(time.perf_counter() - start, 4),
-            "items_per_second": round(encoded / report["encode_seconds"], 2) if encoded else None,
-            "cache_dir": report["folder"], "reused": report["reused"] and not any(computed.values()),
-            "index_reused": report["reused"], "results_computed": computed}
+    return {
+        "task": task.name,
+        "retriever": config.retriever,
+        "users": counts["users"],
+        "questions": sum(counts["questions"].values()),
+        "items": counts["items"],
+        "distinct_texts": counts["texts"],
+        "distinct_item_texts": counts["distinct_item_texts"],
+        "encoded": encoded,
+        "dim": counts["dim"],
+        "seconds": round(time.perf_counter() - start, 4),
+        "items_per_second": round(encoded / report["encode_seconds"], 2) if encoded else None,
+        "cache_dir": report["folder"],
+        "reused": report["reused"] and not any(computed.values()),
+        "index_reused": report["reused"],
+        "results_computed": computed,
+    }
 
 
 def _check_inputs(task: Task, data_dir: str | Path, folder: Path, manifest: dict) -> None:
@@ -221,14 +273,25 @@ def _check_inputs(task: Task, data_dir: str | Path, folder: Path, manifest: dict
     for split, recorded in manifest["key"]["inputs"].items():
         path = split_files(data_dir, task, split)[0]
         stat = path.stat()
-        if manifest["info"].get("stat", {}).get(split) != [stat.st_size, stat.st_mtime_ns] and \
-                file_sha256(path) != recorded["sha256"]:
-            raise CacheError(f"{path} changed since the retrieval cache {folder} was built; "
-                             "run prepare_retrieval (`lamp-pl index`) again")
+        if (
+            manifest["info"].get("stat", {}).get(split) != [stat.st_size, stat.st_mtime_ns]
+            and file_sha256(path) != recorded["sha256"]
+        ):
+            raise CacheError(
+                f"{path} changed since the retrieval cache {folder} was built; "
+                "run prepare_retrieval (`lamp-pl index`) again"
+            )
 
 
-def load_retrieved(task: str | Task, data_dir: str | Path, split: str, config: RetrievalConfig,
-                   cache_dir: str | Path, k: float, offset: int = 0) -> list[Retrieved]:
+def load_retrieved(
+    task: str | Task,
+    data_dir: str | Path,
+    split: str,
+    config: RetrievalConfig,
+    cache_dir: str | Path,
+    k: float,
+    offset: int = 0,
+) -> list[Retrieved]:
     """Each question's retrieved items from the results cache; never encodes nor searches.
 
     Args:
@@ -263,8 +326,10 @@ def load_retrieved(task: str | Task, data_dir: str | Path, split: str, config: R
         chosen = [items[r] for r in results.items[rows].tolist()]
         if len(results.output_items):  # mixed: A's item with B's output
             others = [items[r] for r in results.output_items[rows].tolist()]
-            chosen = [{**a, output_field: b[output_field], "id": f"{a['id']}+{b['id']}"}
-                      for a, b in zip(chosen, others, strict=True)]
+            chosen = [
+                {**a, output_field: b[output_field], "id": f"{a['id']}+{b['id']}"}
+                for a, b in zip(chosen, others, strict=True)
+            ]
         retrieved.append(Retrieved(qid, chosen, results.scores[rows].tolist(), [str(i["id"]) for i in chosen]))
     return retrieved
 
@@ -286,5 +351,11 @@ def results_fingerprint(task: str | Task, split: str, config: RetrievalConfig, c
     return stable_hash([key, file_sha256_by_state(path, Path(cache_dir) / HASH_STORE)])
 
 
-__all__ = ["RetrievalConfig", "RetrievalResults", "Retrieved", "load_retrieved", "prepare_retrieval",
-           "results_fingerprint"]
+__all__ = [
+    "RetrievalConfig",
+    "RetrievalResults",
+    "Retrieved",
+    "load_retrieved",
+    "prepare_retrieval",
+    "results_fingerprint",
+]

@@ -105,8 +105,16 @@ class BM25Retriever(NoRetriever):
         return self.top(view, q, view.candidates(q), k)
 
 
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%m/%d/%Y %H:%M:%S",
-                 "%m/%d/%Y", "%Y-%m", "%Y")
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%Y-%m",
+    "%Y",
+)
 
 
 def parse_date(value: object) -> datetime.datetime | None:
@@ -129,7 +137,7 @@ def parse_date(value: object) -> datetime.datetime | None:
             except ValueError:
                 continue
     if parsed is not None and parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
     return parsed
 
 
