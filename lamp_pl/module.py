@@ -24,6 +24,7 @@ from lamp_pl.models.adapters import (
     quantization_kwargs,
     trainable_state,
 )
+from lamp_pl.optim import adamw_with_linear_warmup
 from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
 from lamp_pl.tasks import get_task
 from lamp_pl.tokenizer import load_tokenizer
@@ -238,24 +239,13 @@ class LaMPModel(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        no_decay = ("bias", "layer_norm.weight", "LayerNorm.weight", "norm.weight")
-        # Only what trains (all weights, or LoRA's adapters) reaches the optimizer and its state.
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
-            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(hp.warmup_ratio * total)
-
-        def linear(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_linear_warmup(
+            self.model.named_parameters(),
+            hp.lr,
+            hp.weight_decay,
+            hp.warmup_ratio,
+            self.trainer.estimated_stepping_batches,
+        )
 
     def configure_callbacks(self) -> list[L.Callback]:
         """Checkpoint on the task's own metric, so no config has to repeat it, and write

@@ -8,30 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import tiny_args
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import LaMPDataError, split_files
 from lamp_pl.evaluate import evaluate
-
-CONF = Path(__file__).parent / "conf" / "tiny.yaml"
-
-
-def _args(tiny_t5: Path, data_dir: Path, tmp_path: Path, task: str) -> list[str]:
-    return [
-        "--config",
-        str(CONF),
-        "--data.task",
-        task,
-        "--data.data_dir",
-        str(data_dir),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--data.tokenizer",
-        str(tiny_t5),
-        "--model.model_name_or_path",
-        str(tiny_t5),
-        "--trainer.default_root_dir",
-        str(tmp_path / "runs"),
-    ]
 
 
 def _newest(root: Path, name: str) -> Path:
@@ -40,7 +20,7 @@ def _newest(root: Path, name: str) -> Path:
 
 @pytest.mark.parametrize("task", ["LaMP_1", "LaMP_3", "LaMP_7"])
 def test_evaluate_equals_test_metrics(task, tiny_t5, data_root, tmp_path, capsys):
-    main(["test", *_args(tiny_t5, data_root, tmp_path, task)])
+    main(["test", *tiny_args(tiny_t5, data_root, tmp_path, task)])
     preds = _newest(tmp_path / "runs", "predictions_test.json")
     tested = json.loads(_newest(tmp_path / "runs", "metrics_test.json").read_text())
     golds = split_files(data_root, task, "test")[1]
@@ -76,6 +56,6 @@ def test_split_without_golds_writes_predictions_only(tiny_t5, tmp_path):
 
     data = tmp_path / "data"
     write_synthetic(data, task="LaMP_3", users=10, profile_size=(3, 5), test_outputs=False)
-    main(["test", *_args(tiny_t5, data, tmp_path, "LaMP_3")])
+    main(["test", *tiny_args(tiny_t5, data, tmp_path, "LaMP_3")])
     assert list((tmp_path / "runs").rglob("predictions_test.json"))
     assert not list((tmp_path / "runs").rglob("metrics_test.json"))

@@ -10,34 +10,17 @@ import lightning as L
 import pytest
 import torch
 
+from helpers import tiny_args
 from lamp_pl.cli import main
 from lamp_pl.metrics import build_metrics
 from lamp_pl.tasks import get_task
 
-CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 LORA = '{"r": 4, "alpha": 8, "dropout": 0.0}'
 
 
 def args_for(model: Path, data_root: Path, tmp_path: Path, task: str, family: str, *extra: str) -> list[str]:
-    return [
-        "--config",
-        str(CONF),
-        "--data.task",
-        task,
-        "--data.data_dir",
-        str(data_root),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--data.tokenizer",
-        str(model),
-        "--model.model_name_or_path",
-        str(model),
-        "--model.family",
-        family,
-        "--trainer.default_root_dir",
-        str(tmp_path / "runs"),
-        *extra,
-    ]
+    """`helpers.tiny_args` with `model` as both the model and the data's tokenizer, and a family."""
+    return [*tiny_args(model, data_root, tmp_path, task), "--model.family", family, *extra]
 
 
 def newest(tmp_path: Path, pattern: str) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from lamp_pl.optim import adamw_with_linear_warmup
 from lamp_pl.retrieval.encoder import mean_pooling
 
 
@@ -129,23 +130,13 @@ class RetrieverModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-        named = [(n, p) for n, p in self.encoder.named_parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
-            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(hp.warmup_ratio * total)
-
-        def linear(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_linear_warmup(
+            self.encoder.named_parameters(),
+            hp.lr,
+            hp.weight_decay,
+            hp.warmup_ratio,
+            self.trainer.estimated_stepping_batches,
+        )
 
     def save_encoder(self, folder: str | Path) -> Path:
         """`save_pretrained` of the encoder and tokenizer into `folder`, replaced atomically."""
