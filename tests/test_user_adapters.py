@@ -51,19 +51,35 @@ def demo(tmp_path_factory) -> tuple[Path, Path]:
     "method",
     [
         ["--data.k", "0", "--data.retrieval.retriever", "none", "--data.prompt.user_context", "user_id"],  # LM-P
-        ["--data.k", "3", "--data.retrieval.retriever", "bm25"],
+        ["--data.k", "3", "--data.retrieval.retriever", "bm25"],  # Q-NS
+        # CLS-P: a multi-label (sigmoid) classification head on the same backbone, with the id
+        [
+            "--model.family",
+            "classifier",
+            "--data.k",
+            "0",
+            "--data.retrieval.retriever",
+            "none",
+            "--data.prompt.user_context",
+            "user_id",
+        ],
     ],
-)  # Q-NS
+    ids=["LM-P", "Q-NS", "CLS-P"],
+)
 def test_per_annotator_fit_and_test(demo, method: list[str]) -> None:
     from lamp_pl.cli import main
 
     root, config = demo
-    run = root / ("lm_p" if "user_id" in method else "q_ns")
+    run = root / ("cls_p" if "classifier" in method else "lm_p" if "user_id" in method else "q_ns")
     common = ["--config", str(config), *method, "--trainer.default_root_dir", str(run)]
     main(["fit", *common])
     main(["test", *common])
     metrics = json.loads(next(run.rglob("metrics_test.json")).read_text())
     assert {"test/f1_macro", "test/f1_micro", "test/exact_match"} <= set(metrics)
+    if "classifier" in method:  # label strings, as the generators write them
+        labels = set(get_task(str(root / "data/GoEmotions.json")).labels)
+        outputs = [g["output"] for g in json.loads(next(run.rglob("predictions_test.json")).read_text())["golds"]]
+        assert outputs and all(o == "none" or set(o.split(", ")) <= labels for o in outputs)
 
 
 def test_item_to_example_covers_lamp_and_annotator_tasks(demo) -> None:

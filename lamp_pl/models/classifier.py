@@ -2,7 +2,9 @@
 
 Outputs are the label strings themselves, so metrics and prediction files are those of the
 generating families. Works on encoder (BERT), encoder-decoder (T5) and decoder-only (Llama,
-Qwen) backbones through `AutoModelForSequenceClassification`.
+Qwen) backbones through `AutoModelForSequenceClassification`. Single-label tasks train a softmax
+head (cross-entropy, arg-max label); multi-label tasks (`metric_kind: multilabel`) a sigmoid head
+(binary cross-entropy per label, every label above 0.5, written as `format_labels` writes them).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from lamp_pl.models.base import FamilyBase
+from lamp_pl.multilabel_metrics import format_labels, parse_labels
 
 
 class ClassifierFamily(FamilyBase):
-    """Cross-entropy over `task.labels`; prediction = the arg-max label."""
+    """Cross-entropy over `task.labels` (prediction: the arg-max label), or for a multi-label task
+    a sigmoid per label (prediction: the labels above 0.5)."""
 
     auto_class_name: ClassVar[str] = "AutoModelForSequenceClassification"
     default_model_type: ClassVar[str] = "bert"
@@ -30,6 +34,7 @@ class ClassifierFamily(FamilyBase):
             )
         self.labels = tuple(self.task.labels)
         self._index = {label: i for i, label in enumerate(self.labels)}
+        self.multilabel = self.task.metric_kind == "multilabel"
 
     def config_overrides(self) -> dict[str, Any]:
         # Decoder-only heads pool the last non-pad token, so they need the pad id in their config.
@@ -38,6 +43,7 @@ class ClassifierFamily(FamilyBase):
             "id2label": dict(enumerate(self.labels)),
             "label2id": dict(self._index),
             "pad_token_id": self.tokenizer.pad_token_id,
+            "problem_type": "multi_label_classification" if self.multilabel else "single_label_classification",
         }
 
     def label_index(self, target: str, question_id: str) -> int:
@@ -56,10 +62,22 @@ class ClassifierFamily(FamilyBase):
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
     def loss(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        logits = self.logits(model, batch).float()
+        if self.multilabel:
+            chosen = [parse_labels(target, self.labels) for target in batch["targets"]]
+            return F.binary_cross_entropy_with_logits(
+                logits, torch.tensor(chosen, dtype=logits.dtype, device=logits.device)
+            )
         index = torch.tensor(
             [self.label_index(t, i) for t, i in zip(batch["targets"], batch["ids"])], device=batch["input_ids"].device
         )
-        return F.cross_entropy(self.logits(model, batch).float(), index)
+        return F.cross_entropy(logits, index)
 
     def generate(self, model: torch.nn.Module, batch: dict) -> list[str]:
-        return [self.labels[i] for i in self.logits(model, batch).argmax(-1).tolist()]
+        logits = self.logits(model, batch)
+        if self.multilabel:
+            return [
+                format_labels([label for label, on in zip(self.labels, row) if on], self.labels)
+                for row in (logits > 0).tolist()
+            ]
+        return [self.labels[i] for i in logits.argmax(-1).tolist()]
