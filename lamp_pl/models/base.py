@@ -26,6 +26,22 @@ def check_vocabulary(model: torch.nn.Module, tokenizer: Any, model_name: str) ->
         )
 
 
+def tie_embeddings(model: torch.nn.Module) -> None:
+    """Tie the word embeddings a checkpoint saved once (`tie_word_embeddings`) to every copy.
+
+    `from_pretrained` ties them itself, but in some processes (seen in the test suite after other
+    tests had loaded and adapted models) transformers reported the copies MISSING and left them on
+    the meta device; `tie_weights()` and then sharing the input embedding's weight with every
+    meta parameter of its shape makes the model whole again whatever happened before.
+    """
+    model.tie_weights()
+    weight = model.get_input_embeddings().weight
+    for name, parameter in list(model.named_parameters()):
+        if parameter.is_meta and parameter.shape == weight.shape:
+            owner, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(owner), attribute, weight)
+
+
 @dataclass
 class FamilyBase:
     """Build settings common to every family; subclasses add the loss and generation."""
@@ -75,11 +91,8 @@ class FamilyBase:
                 **{"vocab_size": len(self.tokenizer), **self.token_ids(), **self.config_overrides(), **fields},
             )
             model = auto.from_config(config)
-        # Tie the shared embeddings again: a checkpoint saves them once, and in some processes
-        # (seen in the test suite after other tests) transformers reported them MISSING and left
-        # them on the meta device instead of tying them.
         if getattr(model.config, "tie_word_embeddings", False):
-            model.tie_weights()
+            tie_embeddings(model)
         untied = [name for name, parameter in model.named_parameters() if parameter.is_meta]
         if untied:
             raise RuntimeError(
