@@ -7,8 +7,8 @@ from pathlib import Path
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
 
-def tiny_args(tiny_t5: Path, data_root: Path, tmp_path: Path, task: str) -> list[str]:
-    """Command-line arguments of a tiny end-to-end run of `task` in `tmp_path`."""
+def base_args(model: Path, data_root: Path, cache: Path, task: str) -> list[str]:
+    """The tiny end-to-end settings of `task` with `model` as model and tokenizer, no run folder."""
     return [
         "--config",
         str(CONF),
@@ -17,11 +17,18 @@ def tiny_args(tiny_t5: Path, data_root: Path, tmp_path: Path, task: str) -> list
         "--data.data_dir",
         str(data_root),
         "--data.cache_dir",
-        str(tmp_path / "cache"),
+        str(cache),
         "--data.tokenizer",
-        str(tiny_t5),
+        str(model),
         "--model.model_name_or_path",
-        str(tiny_t5),
+        str(model),
+    ]
+
+
+def tiny_args(tiny_t5: Path, data_root: Path, tmp_path: Path, task: str) -> list[str]:
+    """Command-line arguments of a tiny end-to-end run of `task` in `tmp_path`."""
+    return [
+        *base_args(tiny_t5, data_root, tmp_path / "cache", task),
         "--trainer.default_root_dir",
         str(tmp_path / "runs"),
     ]

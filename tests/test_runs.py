@@ -11,28 +11,14 @@ import pytest
 import torch
 import yaml
 
+from helpers import base_args
 from lamp_pl.cli import main
 from lamp_pl.runs import CheckpointResolutionError, resolve_checkpoint, run_folder
-
-CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
 
 def args_without_root(tiny_t5: Path, data_root: Path, cache: Path, task: str = "LaMP_2") -> list[str]:
     """The tiny settings with no `trainer.default_root_dir`, so the run folder is derived."""
-    return [
-        "--config",
-        str(CONF),
-        "--data.task",
-        task,
-        "--data.data_dir",
-        str(data_root),
-        "--data.cache_dir",
-        str(cache),
-        "--data.tokenizer",
-        str(tiny_t5),
-        "--model.model_name_or_path",
-        str(tiny_t5),
-    ]
+    return base_args(tiny_t5, data_root, cache, task)
 
 
 def resolved(output: str) -> Path:
