@@ -11,7 +11,6 @@ prompt options and the test metrics found next to the checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -135,15 +134,3 @@ def export(config: str | Path | None, ckpt_path: str, out: Path, adapter_only: b
     out = Path(out)
     (out / COMPLETE).unlink(missing_ok=True)  # a new export replaces an old one, still atomically
     return atomic_folder(out, write)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`lamp-pl export --ckpt_path CKPT --out DIR [--config run.yaml] [--adapter-only]`."""
-    parser = argparse.ArgumentParser(prog="lamp-pl export", description=(export.__doc__ or "").splitlines()[0])
-    parser.add_argument("--config", default=None, help="the run's config (default: its saved config.yaml)")
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint file")
-    parser.add_argument("--out", required=True, type=Path, help="destination folder")
-    parser.add_argument("--adapter-only", action="store_true", help="keep the LoRA adapter unmerged")
-    args = parser.parse_args(argv)
-    print(f"lamp_pl: exported to {export(args.config, args.ckpt_path, args.out, args.adapter_only)}")
-    return 0

@@ -2,7 +2,7 @@
 
 Each filter names the notice it drops and why it is not ours to fix. The default logger (the other
 source of noise: Lightning's "tensorboardX has been removed" warning) is fixed at its source in
-`lamp_pl.lightning_cli`, which passes a CSVLogger instead of `logger=True`.
+`lamp_pl.cli.train`, which passes a CSVLogger instead of `logger=True`.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ def test_run_folder_rules():
 
 
 def test_the_cli_derives_the_run_folder_unless_one_is_given(tiny_t5, data_root, tmp_path):
+    from lamp_pl.cli.train import LaMPCLI
     from lamp_pl.datamodule import LaMPDataModule
-    from lamp_pl.lightning_cli import LaMPCLI
     from lamp_pl.module import LaMPModel
 
     def root(*extra: str) -> str:

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from lamp_pl.grid import combinations, distinct_points
+from lamp_pl.cli.grid import combinations, distinct_points
 from lamp_pl.prompts import PromptOptions
 from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.studies import check_study_options

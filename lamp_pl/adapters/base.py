@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from lamp_pl.commands import datamodule_from_config
+from lamp_pl.cli.caches import datamodule_from_config
 from lamp_pl.datamodule import LaMPDataModule
 
 

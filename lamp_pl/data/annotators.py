@@ -20,7 +20,6 @@ Split protocols:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import random
@@ -406,29 +405,3 @@ def convert_unhealthy(
         The summary, as `convert_goemotions`.
     """
     return convert(raw, out, UNHEALTHY, UNHEALTHY_TASKS, split, min_annotations, seed, max_profile, list_labels)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`lamp-pl convert goemotions|unhealthy --raw FILE... --out DIR`."""
-    parser = argparse.ArgumentParser(prog="lamp-pl convert", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=("goemotions", "unhealthy"))
-    parser.add_argument("--raw", nargs="+", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--split", choices=PROTOCOLS, default="known_users")
-    parser.add_argument("--min-annotations", type=int, default=10)
-    parser.add_argument("--max-profile", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--no-label-list",
-        dest="list_labels",
-        action="store_false",
-        help="leave the label set out of the questions' inputs",
-    )
-    args = parser.parse_args(argv)
-    function = convert_goemotions if args.dataset == "goemotions" else convert_unhealthy
-    summary = function(
-        args.raw, args.out, args.split, args.min_annotations, args.seed, args.max_profile, args.list_labels
-    )
-    summary["dropped_annotator_ids"] = summary["dropped_annotator_ids"][:20]
-    print(json.dumps(summary, indent=2))
-    return 0

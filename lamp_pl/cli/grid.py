@@ -67,7 +67,7 @@ def distinct_points(points: list[dict[str, str]], configured: dict[str, str]) ->
 
 def run_combination(configs: list[str], point: dict[str, str], run_dir: Path, fit: bool, extra: list[str]) -> dict:
     """Fit (optional) then test one grid point; return its test metrics."""
-    from lamp_pl.cli import main
+    from lamp_pl.cli.tree import main
 
     base = [arg for config in configs for arg in ("--config", config)]
     overrides = [arg for name, value in point.items() for arg in (f"--{AXES[name]}", str(value))]

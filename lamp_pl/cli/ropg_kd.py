@@ -33,7 +33,7 @@ def _test_metrics(root: Path) -> dict:
 
 def _generator_run(configs: list[str], overrides: list[str], root: Path) -> tuple[Path, dict]:
     """fit (skipped when a checkpoint exists) then test with the best checkpoint."""
-    from lamp_pl.cli import main
+    from lamp_pl.cli.tree import main
 
     args = [a for c in configs for a in ("--config", c)] + overrides + ["--trainer.default_root_dir", str(root)]
     if not list(root.rglob("last*.ckpt")):
@@ -59,7 +59,7 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
         ``{"untrained": {...}, "trained": {...}}``: each with the generator's test metrics, the
         planted top-1 hit rate of the retriever, and (when attributed) the attribution check.
     """
-    from lamp_pl.commands import datamodule_from_config
+    from lamp_pl.cli.caches import datamodule_from_config
     from lamp_pl.learned.attribution import attribute
     from lamp_pl.learned.distill import fit_retriever
     from lamp_pl.learned.planted import attribution_planted_rate, planted_hit_rate

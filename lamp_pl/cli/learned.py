@@ -17,7 +17,7 @@ def _data_parser(name: str) -> argparse.ArgumentParser:
 
 def score_items_main(argv: list[str] | None = None) -> int:
     """`lamp-pl score-items --config ... --ckpt_path ... --candidates 20 [--split train]`."""
-    from lamp_pl.commands import datamodule_from_config
+    from lamp_pl.cli.caches import datamodule_from_config
     from lamp_pl.learned.scoring import score_items
 
     parser = _data_parser("score-items")
@@ -36,7 +36,7 @@ def score_items_main(argv: list[str] | None = None) -> int:
 
 def attribute_main(argv: list[str] | None = None) -> int:
     """`lamp-pl attribute --config ... --ckpt_path ... [--split dev] [--out file.json]`."""
-    from lamp_pl.commands import datamodule_from_config
+    from lamp_pl.cli.caches import datamodule_from_config
     from lamp_pl.learned.attribution import attribute
 
     parser = _data_parser("attribute")
@@ -82,7 +82,7 @@ def fit_retriever_main(argv: list[str] | None = None) -> int:
 
 def ropg_kd_main(argv: list[str] | None = None) -> int:
     """`lamp-pl ropg-kd configs/LaMP_2/ropg_kd.yml`: the whole recipe and its table."""
-    from lamp_pl.learned.recipe import ropg_kd
+    from lamp_pl.cli.ropg_kd import ropg_kd
 
     parser = argparse.ArgumentParser(prog="lamp-pl ropg-kd")
     parser.add_argument("recipe")

@@ -21,7 +21,7 @@ from typing import Any
 
 from lamp_pl.errors import LaMPError, one_line_errors, strip_verbose
 
-# The four Lightning loops go to `lamp_pl.lightning_cli` (LightningCLI parses them).
+# The four Lightning loops go to `lamp_pl.cli.train` (LightningCLI parses them).
 TRAINING = ("fit", "validate", "test", "predict")
 
 
@@ -40,32 +40,28 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "fit": Command(
-        "lamp_pl.lightning_cli:run_training", "Train the model (Lightning `fit`: trainer, model and data options)."
+        "lamp_pl.cli.train:run_training", "Train the model (Lightning `fit`: trainer, model and data options)."
     ),
-    "validate": Command(
-        "lamp_pl.lightning_cli:run_training", "Evaluate on the validation split (Lightning `validate`)."
-    ),
+    "validate": Command("lamp_pl.cli.train:run_training", "Evaluate on the validation split (Lightning `validate`)."),
     "test": Command(
-        "lamp_pl.lightning_cli:run_training", "Evaluate and write predictions on the test split (Lightning `test`)."
+        "lamp_pl.cli.train:run_training", "Evaluate and write predictions on the test split (Lightning `test`)."
     ),
-    "predict": Command(
-        "lamp_pl.lightning_cli:run_training", "Write predictions without metrics (Lightning `predict`)."
-    ),
-    "download": Command("lamp_pl.data.commands:download", "Download the official files of one LaMP task."),
+    "predict": Command("lamp_pl.cli.train:run_training", "Write predictions without metrics (Lightning `predict`)."),
+    "download": Command("lamp_pl.cli.data:download", "Download the official files of one LaMP task."),
     "demo": Command(
         "lamp_pl.demo.prepare:demo",
         "Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).",
     ),
-    "check-data": Command("lamp_pl.data.commands:check_data", "Validate a LaMP data folder and print a JSON summary."),
-    "synthetic": Command(
-        "lamp_pl.data.commands:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."
+    "check-data": Command("lamp_pl.cli.data:check_data", "Validate a LaMP data folder and print a JSON summary."),
+    "synthetic": Command("lamp_pl.cli.data:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."),
+    "index": Command(
+        "lamp_pl.cli.caches:index", "Build (or verify) every data cache of a config; print a JSON summary."
     ),
-    "index": Command("lamp_pl.commands:index", "Build (or verify) every data cache of a config; print a JSON summary."),
     "inspect": Command(
-        "lamp_pl.commands:inspect", "Print what the model reads for one question: query, items, prompt."
+        "lamp_pl.cli.caches:inspect", "Print what the model reads for one question: query, items, prompt."
     ),
     "grid": Command(
-        "lamp_pl.grid:main", "Fit and test every combination of the study's axes; write one table.", raw=True
+        "lamp_pl.cli.grid:main", "Fit and test every combination of the study's axes; write one table.", raw=True
     ),
     "evaluate": Command(
         "lamp_pl.evaluate:evaluate",
@@ -76,39 +72,41 @@ COMMANDS: dict[str, Command] = {
 # flags); each shim's --help is its argparse usage and its function's docstring.
 COMMANDS.update(
     {
-        "export": Command("lamp_pl.export:main", "Export a checkpoint as a plain Hugging Face model folder.", raw=True),
+        "export": Command(
+            "lamp_pl.cli.models:export_main", "Export a checkpoint as a plain Hugging Face model folder.", raw=True
+        ),
         "score-items": Command(
-            "lamp_pl.learned.commands:score_items_main",
+            "lamp_pl.cli.learned:score_items_main",
             "Score each candidate profile item by the generator's likelihood of the gold.",
             raw=True,
         ),
         "fit-retriever": Command(
-            "lamp_pl.learned.commands:fit_retriever_main",
+            "lamp_pl.cli.learned:fit_retriever_main",
             "Distil item utilities into the dense retriever (ROPG-KD).",
             raw=True,
         ),
         "ropg-kd": Command(
-            "lamp_pl.learned.commands:ropg_kd_main",
+            "lamp_pl.cli.learned:ropg_kd_main",
             "Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.",
             raw=True,
         ),
         "attribute": Command(
-            "lamp_pl.learned.commands:attribute_main",
+            "lamp_pl.cli.learned:attribute_main",
             "Attribute each retrieved item: leave-one-out likelihood change and attention share.",
             raw=True,
         ),
         "convert": Command(
-            "lamp_pl.data.annotators:main",
+            "lamp_pl.cli.data:convert_main",
             "Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
             raw=True,
         ),
         "fit-users": Command(
-            "lamp_pl.adapters.commands:fit_users_main",
+            "lamp_pl.cli.adapters:fit_users_main",
             "Train one LoRA adapter per user on the user's own profile items.",
             raw=True,
         ),
         "test-users": Command(
-            "lamp_pl.adapters.commands:test_users_main",
+            "lamp_pl.cli.adapters:test_users_main",
             "Evaluate each question with its own user's adapter (alone or with retrieval).",
             raw=True,
         ),

@@ -1,11 +1,13 @@
 """`lamp-pl download`, `check-data` and `synthetic`: the data folder's commands.
 
-Typed functions whose docstrings are their `--help` (see `lamp_pl.cli`). Each imports only what it
+Typed functions whose docstrings are their `--help` (see `lamp_pl.cli.tree`). Each imports only what it
 uses, so none of them loads Lightning, torch or a model.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -89,3 +91,34 @@ def synthetic(
         time_based=time_based,
         seed=seed,
     )
+
+
+def convert_main(argv: list[str] | None = None) -> int:
+    """`lamp-pl convert goemotions|unhealthy --raw FILE... --out DIR`."""
+    from lamp_pl.data import annotators
+
+    parser = argparse.ArgumentParser(
+        prog="lamp-pl convert",
+        description="Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
+    )
+    parser.add_argument("dataset", choices=("goemotions", "unhealthy"))
+    parser.add_argument("--raw", nargs="+", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--split", choices=annotators.PROTOCOLS, default="known_users")
+    parser.add_argument("--min-annotations", type=int, default=10)
+    parser.add_argument("--max-profile", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-label-list",
+        dest="list_labels",
+        action="store_false",
+        help="leave the label set out of the questions' inputs",
+    )
+    args = parser.parse_args(argv)
+    function = annotators.convert_goemotions if args.dataset == "goemotions" else annotators.convert_unhealthy
+    summary = function(
+        args.raw, args.out, args.split, args.min_annotations, args.seed, args.max_profile, args.list_labels
+    )
+    summary["dropped_annotator_ids"] = summary["dropped_annotator_ids"][:20]
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,6 +1,6 @@
 """`lamp-pl index` and `lamp-pl inspect`: build the data caches of a config, and show one prompt.
 
-Typed functions whose docstrings are their `--help` (see `lamp_pl.cli`, which registers and parses
+Typed functions whose docstrings are their `--help` (see `lamp_pl.cli.tree`, which registers and parses
 them). They receive the `LaMPDataModule` of the config's data section; no model weights are loaded.
 """
 
@@ -91,7 +91,7 @@ def _data_section(data: LaMPDataModule) -> LaMPDataModule:
 def datamodule_from_config(configs: list[str], overrides: list[str] | None = None) -> LaMPDataModule:
     """The `LaMPDataModule` of one or more config files (later files win) with `--data.x value`
     overrides, parsed as `lamp-pl index` parses them (for notebooks and scripts)."""
-    from lamp_pl.cli import build_parser, instantiate
+    from lamp_pl.cli.tree import build_parser, instantiate
 
     parser = build_parser("data", _data_section)
     args = [arg for path in configs for arg in ("--config", str(path))] + list(overrides or [])

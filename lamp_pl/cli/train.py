@@ -1,6 +1,6 @@
 """`lamp-pl fit | validate | test | predict`: the LightningCLI half of the command tree.
 
-Imported only by those four commands (see `lamp_pl.cli`), so the others start without Lightning.
+Imported only by those four commands (see `lamp_pl.cli.tree`), so the others start without Lightning.
 """
 
 from __future__ import annotations
