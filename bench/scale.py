@@ -254,7 +254,7 @@ def worker(config: str, rank: int, world_size: int, port: str) -> None:
     """One point's process: `lamp-pl index` itself with 1 rank; with more, one gloo rank doing what
     `lamp-pl index` does (the config's data caches) under DDP. Prints its build seconds last."""
     from lamp_pl.cli import main
-    from lamp_pl.cli.caches import datamodule_from_config
+    from lamp_pl.cli.config import datamodule_from_config
 
     start = time.perf_counter()
     if world_size == 1:
@@ -275,7 +275,7 @@ def training_path(work: Path, name: str, bert: Path, tokenizer: Path, seconds: f
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from lamp_pl.cli.caches import datamodule_from_config
+    from lamp_pl.cli.config import datamodule_from_config
 
     datamodule = datamodule_from_config([str(work / f"{name}-1.yaml")])
     datamodule.setup("fit")

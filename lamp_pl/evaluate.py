@@ -9,7 +9,6 @@ and names the file.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -88,15 +87,4 @@ def evaluate(task: str, golds: Path, preds: Path) -> dict[str, float]:
     return {name: float(value) for name, value in metric.compute().items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``lamp-pl evaluate --task LaMP_N --golds G --preds P``: print the metrics as JSON."""
-    parser = argparse.ArgumentParser(prog="lamp-pl evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", required=True, help="LaMP task name, e.g. LaMP_1")
-    parser.add_argument("--golds", required=True, type=Path, help="the split's outputs file (gold answers)")
-    parser.add_argument("--preds", required=True, type=Path, help="the predictions file (LaMP's format)")
-    args = parser.parse_args(argv)
-    print(json.dumps(evaluate(args.task, args.golds, args.preds), indent=1))
-    return 0
-
-
-__all__ = ["evaluate", "main", "read_outputs"]
+__all__ = ["evaluate", "read_outputs"]

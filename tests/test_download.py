@@ -239,9 +239,19 @@ def test_existing_file_skipped_unless_forced(server: _Server, tmp_path: Path) ->
     assert final.read_bytes() == server.files[f"{PREFIX}/LaMP_1/test/test_questions.json"]
 
 
+def _download(args: list[str]) -> int:
+    """`lamp-pl download ARGS` as typed; a `LaMPError` is one line on stderr and exit status 2."""
+    from lamp_pl.cli import main
+
+    try:
+        return main(["download", *args]) or 0
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+
+
 @pytest.mark.parametrize("task,needle", [("LaMP_6", "LDC"), ("LaMP_9", "valid tasks")])
 def test_unavailable_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str, needle: str) -> None:
-    assert dl.main(["--task", task, "--dest", str(tmp_path), "--base-url", "http://127.0.0.1:9/x"]) != 0
+    assert _download(["--task", task, "--dest", str(tmp_path), "--base-url", "http://127.0.0.1:9/x"]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
     if task == "LaMP_6":
@@ -254,7 +264,7 @@ def test_unreachable_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}{PREFIX}"
-        code = dl.main(
+        code = _download(
             [
                 "--task",
                 "LaMP_1",
@@ -270,17 +280,17 @@ def test_unreachable_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
             ]
         )
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert f"{base}/LaMP_1/dev/dev_questions.json" in err and "offline" in err
     assert str(tmp_path / "LaMP_1" / "dev") in err
 
 
 def test_http_404(server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     del server.files[f"{PREFIX}/LaMP_1/dev/dev_outputs.json"]
-    code = dl.main(
+    code = _download(
         ["--task", "LaMP_1", "--split", "dev", "--dest", str(tmp_path), "--base-url", server.base_url, "--no-progress"]
     )
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert "404" in err and f"{server.base_url}/LaMP_1/dev/dev_outputs.json" in err
     assert not (tmp_path / "LaMP_1/dev/dev_outputs.json").exists()

@@ -1,5 +1,6 @@
-"""The package's import graph: no cycles (function-level imports included), and the fakes of
-`lamp_pl.demo` imported by nothing else in the package."""
+"""The package's import graph: no cycles (function-level imports included), the fakes of
+`lamp_pl.demo` imported by nothing else in the package, the command floor `lamp_pl.cli` imported
+by nothing below it, and argparse by nothing but the command floor."""
 
 from __future__ import annotations
 
@@ -82,3 +83,28 @@ def test_only_the_demo_imports_the_demo():
             continue
         demo = sorted(t for t in targets if t == "lamp_pl.demo" or t.startswith("lamp_pl.demo."))
         assert not demo, f"{name} imports {demo}: the core must not depend on the fakes"
+
+
+def in_cli(name: str) -> bool:
+    return name == "lamp_pl.cli" or name.startswith("lamp_pl.cli.")
+
+
+def test_nothing_below_the_command_floor_imports_it():
+    for name, targets in GRAPH.items():
+        if in_cli(name):
+            continue
+        cli = sorted(t for t in targets if in_cli(t))
+        assert not cli, f"{name} imports {cli}: the library must not depend on the command floor"
+
+
+def test_only_the_command_floor_parses_argv_with_argparse():
+    for name, path in MODULES.items():
+        if in_cli(name):
+            continue
+        found = {
+            alias.name
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+        }
+        assert "argparse" not in found, f"{name} imports argparse: commands belong in lamp_pl/cli/"

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from lamp_pl.adapters import fit_users
-from lamp_pl.adapters import test_users as evaluate_users
-from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, set_lora_state
+from lamp_pl.adapters.base import add_lora_slot, build_base, set_lora_state
 from lamp_pl.adapters.examples import item_to_example, user_examples
 from lamp_pl.adapters.store import load_adapter, read_settings
 from lamp_pl.data.lamp import LaMPQuestion, load_split
@@ -100,11 +99,13 @@ def test_item_to_example_covers_lamp_and_annotator_tasks(demo) -> None:
     assert text.endswith("text: " + item["text"]) and labels == item["labels"]
 
 
-def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path) -> None:
+def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path, capsys) -> None:
+    from lamp_pl.cli import main
+    from lamp_pl.cli.config import data_and_model
+
     root, config = demo
     out = tmp_path / "adapters"
     args = {
-        "configs": [str(config)],
         "out": out,
         "min_profile": 4,
         "epochs": 30,
@@ -113,10 +114,11 @@ def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path) -> None:
         "r": 4,
         "alpha": 16,
     }
-    first = fit_users(**args, shard="0/2")
+    # Each run gets its own data module and base model, as each command line does.
+    first = fit_users(*data_and_model([config]), **args, shard="0/2")
     assert first["trained"] >= 2 and first["bytes_per_adapter"] > 0
-    rest = fit_users(**args, shard="1/2")
-    again = fit_users(**args, shard="0/2")
+    rest = fit_users(*data_and_model([config]), **args, shard="1/2")
+    again = fit_users(*data_and_model([config]), **args, shard="0/2")
     assert again["trained"] == 0 and again["skipped_finished"] == first["trained"]  # a rerun skips them
     files = sorted(out.glob("*.safetensors"))
     assert len(files) == first["trained"] + rest["trained"]
@@ -125,8 +127,8 @@ def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path) -> None:
     assert all(f.stat().st_size < base_bytes / 5 for f in files)
 
     # Two users' adapters give different outputs for the same input.
-    datamodule, model_args = load_config([str(config)])
-    base = build_base(model_args)
+    datamodule, model = data_and_model([config])
+    base = build_base(model)
     peft_model = add_lora_slot(base.model, read_settings(out)).eval()
     users = sorted({q.user for q in load_split(root / "data", datamodule.task, "test")})
     states = [load_adapter(out, u) for u in users]
@@ -140,7 +142,12 @@ def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path) -> None:
         outputs.append(logits)
     assert not outputs[0].allclose(outputs[1])
 
-    summary = evaluate_users([str(config)], out, out=tmp_path / "eval")
+    capsys.readouterr()
+    assert (
+        main(["test-users", "--config", str(config), "--user-adapters", str(out), "--out", str(tmp_path / "eval")]) == 0
+    )
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.index("{") : printed.rindex("}") + 1])
     predictions = json.loads((tmp_path / "eval/predictions_test.json").read_text())["golds"]
     assert summary["questions"] == len(predictions) and "test/f1_macro_user_mean" in summary
     assert {p["adapter"] for p in predictions} <= {True, False}

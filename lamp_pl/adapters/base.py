@@ -1,50 +1,33 @@
-"""The shared frozen base of per-user adapters: the config's model, one LoRA slot swapped per user."""
+"""The shared frozen base of per-user adapters: the given `LaMPModel`, one LoRA slot swapped per user."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-import yaml
 
-from lamp_pl.cli.caches import datamodule_from_config
-from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.module import LaMPModel
 
 
-def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple[LaMPDataModule, dict]:
-    """The data module and the model section's arguments of LightningCLI config files, with the
-    data section's task and tokenizer linked into the model's, as `lamp-pl fit` links them."""
-    model_args: dict = {}
-    for path in configs:  # later files win, key by key, as LightningCLI composes them
-        section = (yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}
-        model_args.update(section.get("init_args", section))
-    datamodule = datamodule_from_config(configs, overrides)
-    model_args.update(task=datamodule.task_name, tokenizer=datamodule.tokenizer_name)
-    return datamodule, model_args
-
-
-def build_base(model_args: dict, ckpt_path: str | Path | None = None):
-    """The config's `LaMPModel`, with a Lightning checkpoint's weights when given, in eval mode."""
-    from lamp_pl.module import LaMPModel
-
-    model = LaMPModel(**model_args)
+def build_base(model: LaMPModel, ckpt_path: str | Path | None = None) -> LaMPModel:
+    """`model` built, with a Lightning checkpoint's weights when given, in eval mode."""
+    model.configure_model()  # builds the network where the model defers it to this hook (a no-op otherwise)
     if ckpt_path is not None:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-        model.configure_model()
         model.load_state_dict(state)
-    model.configure_model()  # builds the network where the model defers it to this hook (a no-op otherwise)
     return model.eval()
 
 
-def lora_settings(r: int, alpha: int, dropout: float, model_args: dict, ckpt_path: str | Path | None) -> dict:
+def lora_settings(r: int, alpha: int, dropout: float, model: LaMPModel, ckpt_path: str | Path | None) -> dict:
     """What every adapter of a folder must share (checked by `store.write_settings`)."""
+    hparams = model.hparams
     return {
         "r": r,
         "alpha": alpha,
         "dropout": dropout,
-        "task": model_args["task"],
-        "base": model_args.get("model_name_or_path"),
-        "random_init": model_args.get("random_init"),
+        "task": hparams["task"],
+        "base": hparams.get("model_name_or_path"),
+        "random_init": hparams.get("random_init"),
         "ckpt": None if ckpt_path is None else str(Path(ckpt_path).resolve()),
     }
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
-from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, set_lora_state
+from lamp_pl.adapters.base import add_lora_slot, build_base, set_lora_state
 from lamp_pl.adapters.store import load_adapter, read_settings
 from lamp_pl.data.lamp import load_split
+from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.metrics import build_metrics
+from lamp_pl.module import LaMPModel
 from lamp_pl.predictions import write_run_outputs
 from lamp_pl.tokenized import collate
 
@@ -36,36 +38,37 @@ def _generate(peft_model, base, rows: list[dict], num_beams: int, max_new_tokens
 
 
 def test_users(
-    configs: list[str],
-    user_adapters: str | Path,
-    ckpt_path: str | Path | None = None,
-    out: str | Path | None = None,
+    data: LaMPDataModule,
+    model: LaMPModel,
+    user_adapters: Path,
+    ckpt_path: Path | None = None,
+    out: Path | None = None,
     split: str | None = None,
     batch_size: int | None = None,
-    overrides: list[str] | None = None,
 ) -> dict:
     """Score a split with per-user adapters and write `predictions_<split>.json` / `metrics_<split>.json`.
 
     Args:
-        configs: The LightningCLI config files the adapters were trained with.
+        data: The data section the adapters were trained with (`--data.k 0`: adapters alone,
+            without retrieval).
+        model: The model section the adapters were trained with (the shared base).
         user_adapters: Folder written by `fit_users`.
         ckpt_path: The base checkpoint (default: the one recorded in the folder's settings).
         out: Where to write (default: `<user_adapters>/eval`).
         split: Split to score (default: the data section's `test_split`).
         batch_size: Questions per generate call (default: the data section's eval batch size).
-        overrides: `--data.x value` overrides (e.g. `--data.k 0` for adapters without retrieval).
 
     Returns:
         The metrics plus `users_with_adapter`, `users_without_adapter` and the written paths.
     """
     start = time.perf_counter()
-    datamodule, model_args = load_config(configs, overrides)
+    datamodule = data
     settings = read_settings(user_adapters)
-    if settings["task"] != model_args["task"]:
+    if settings["task"] != model.hparams["task"]:
         raise ValueError(
-            f"{user_adapters}: adapters are for task {settings['task']!r}, config is {model_args['task']!r}"
+            f"{user_adapters}: adapters are for task {settings['task']!r}, config is {model.hparams['task']!r}"
         )
-    base = build_base(model_args, ckpt_path if ckpt_path is not None else settings["ckpt"])
+    base = build_base(model, ckpt_path if ckpt_path is not None else settings["ckpt"])
     peft_model = add_lora_slot(base.model, settings).eval()
     split = split or datamodule.test_split
     datamodule.test_split = split

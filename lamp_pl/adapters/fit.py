@@ -18,7 +18,6 @@ import torch
 from lamp_pl.adapters.base import (
     add_lora_slot,
     build_base,
-    load_config,
     lora_settings,
     lora_state,
     set_lora_state,
@@ -27,6 +26,8 @@ from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, save_adapter, write_settings
 from lamp_pl.cache import stable_hash
 from lamp_pl.data.lamp import load_split
+from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.module import LaMPModel
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -85,9 +86,10 @@ def _train_one(
 
 
 def fit_users(
-    configs: list[str],
-    out: str | Path,
-    ckpt_path: str | Path | None = None,
+    data: LaMPDataModule,
+    model: LaMPModel,
+    out: Path,
+    ckpt_path: Path | None = None,
     split: str | None = None,
     shard: str = "0/1",
     min_profile: int = 4,
@@ -98,12 +100,12 @@ def fit_users(
     alpha: int = 16,
     dropout: float = 0.0,
     seed: int = 0,
-    overrides: list[str] | None = None,
 ) -> dict:
     """Train one LoRA adapter per user of a split over the config's frozen base model.
 
     Args:
-        configs: LightningCLI config files (data and model sections are read).
+        data: The config's data section (its task, splits and lengths).
+        model: The config's model section: the frozen base the adapters sit on.
         out: Folder of the adapters (one `<user>-<hash>.safetensors` each, plus `adapters.json`).
         ckpt_path: A Lightning checkpoint of the base model (e.g. the non-personalized fit).
         split: Whose users (default: the data section's `test_split`).
@@ -116,19 +118,18 @@ def fit_users(
         alpha: LoRA scaling numerator.
         dropout: LoRA dropout.
         seed: Seeds each user's batch order (with the user id).
-        overrides: `--data.x value` overrides of the data section.
 
     Returns:
         Summary: users trained / skipped (finished earlier) / too small, bytes per adapter, seconds.
     """
     start = time.perf_counter()
-    datamodule, model_args = load_config(configs, overrides)
+    datamodule = data
     datamodule.write_synthetic_data()
     questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
-    settings = lora_settings(r, alpha, dropout, model_args, ckpt_path)
+    settings = lora_settings(r, alpha, dropout, model, ckpt_path)
     write_settings(out, settings)
-    base = build_base(model_args, ckpt_path)
+    base = build_base(model, ckpt_path)
     torch.manual_seed(seed)
     peft_model = add_lora_slot(base.model, settings)
     initial = lora_state(peft_model)

@@ -81,18 +81,3 @@ def inspect(data: LaMPDataModule, id: str, split: str = "dev") -> dict | int:
         "prompt_tokens": len(data.tokenizer(prompt, truncation=True, max_length=data.max_input_length)["input_ids"]),
         "gold": question.output,
     }
-
-
-def _data_section(data: LaMPDataModule) -> LaMPDataModule:
-    """The config's data section (used by `datamodule_from_config`)."""
-    return data
-
-
-def datamodule_from_config(configs: list[str], overrides: list[str] | None = None) -> LaMPDataModule:
-    """The `LaMPDataModule` of one or more config files (later files win) with `--data.x value`
-    overrides, parsed as `lamp-pl index` parses them (for notebooks and scripts)."""
-    from lamp_pl.cli.tree import build_parser, instantiate
-
-    parser = build_parser("data", _data_section)
-    args = [arg for path in configs for arg in ("--config", str(path))] + list(overrides or [])
-    return instantiate(parser, parser.parse_args(args)).data

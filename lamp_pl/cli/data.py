@@ -1,17 +1,16 @@
-"""`lamp-pl download`, `check-data` and `synthetic`: the data folder's commands.
+"""`lamp-pl download`, `check-data`, `synthetic` and `convert`: the data folder's commands.
 
 Typed functions whose docstrings are their `--help` (see `lamp_pl.cli.tree`). Each imports only what it
-uses, so none of them loads Lightning, torch or a model.
+uses, so none of them loads Lightning or a model.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Literal
 
 Split = Literal["train", "dev", "test"]
+Protocol = Literal["known_users", "held_out_users"]
 
 
 def check_data(task: str, data_dir: Path, split: list[Split] | None = None) -> dict:
@@ -93,32 +92,36 @@ def synthetic(
     )
 
 
-def convert_main(argv: list[str] | None = None) -> int:
-    """`lamp-pl convert goemotions|unhealthy --raw FILE... --out DIR`."""
+def convert(
+    dataset: Literal["goemotions", "unhealthy"],
+    /,
+    raw: list[Path],
+    out: Path,
+    split: Protocol = "known_users",
+    min_annotations: int = 10,
+    max_profile: int = 100,
+    seed: int = 0,
+    label_list: bool = True,
+) -> dict:
+    """Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.
+
+    `goemotions` writes the multi-label `GoEmotions` task; `unhealthy` writes `Unhealthy_healthy`
+    (binary) and `Unhealthy_attributes`. Each task gets `<out>/<task>/<split>_*.json` and its
+    spec `<out>/<task>.json`.
+
+    Args:
+        dataset: Which raw dataset the files are (`goemotions` or `unhealthy`).
+        raw: The raw CSV files (GoEmotions: `goemotions_1..3.csv`; Unhealthy: `unhealthy_full.csv`).
+        out: Output root of the tasks and their specs.
+        split: `known_users` (every annotator in every split) or `held_out_users`.
+        min_annotations: Annotators with fewer (clear) annotations are dropped.
+        max_profile: Most profile items per question.
+        seed: Seeds the splits and the profile samples.
+        label_list: Name the label set in each question's input (`--no-label-list`: shorter prompts).
+    """
     from lamp_pl.data import annotators
 
-    parser = argparse.ArgumentParser(
-        prog="lamp-pl convert",
-        description="Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
-    )
-    parser.add_argument("dataset", choices=("goemotions", "unhealthy"))
-    parser.add_argument("--raw", nargs="+", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--split", choices=annotators.PROTOCOLS, default="known_users")
-    parser.add_argument("--min-annotations", type=int, default=10)
-    parser.add_argument("--max-profile", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--no-label-list",
-        dest="list_labels",
-        action="store_false",
-        help="leave the label set out of the questions' inputs",
-    )
-    args = parser.parse_args(argv)
-    function = annotators.convert_goemotions if args.dataset == "goemotions" else annotators.convert_unhealthy
-    summary = function(
-        args.raw, args.out, args.split, args.min_annotations, args.seed, args.max_profile, args.list_labels
-    )
+    function = annotators.convert_goemotions if dataset == "goemotions" else annotators.convert_unhealthy
+    summary = function(raw, out, split, min_annotations, seed, max_profile, label_list)
     summary["dropped_annotator_ids"] = summary["dropped_annotator_ids"][:20]
-    print(json.dumps(summary, indent=2))
-    return 0
+    return summary

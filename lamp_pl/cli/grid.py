@@ -31,18 +31,9 @@ def combinations(args: argparse.Namespace) -> list[dict[str, str]]:
 
 def configured_axes(configs: list[str]) -> dict[str, str]:
     """The grid axes' values set by the config files (later files win), as strings."""
-    import yaml
+    from lamp_pl.cli.config import configured_values
 
-    found: dict[str, str] = {}
-    for config in configs:
-        document = yaml.safe_load(Path(config).read_text()) or {}
-        for name, dotted in AXES.items():
-            value = document
-            for key in dotted.split("."):
-                value = value.get(key) if isinstance(value, dict) else None
-            if value is not None:
-                found[name] = str(value)
-    return found
+    return configured_values(configs, AXES)
 
 
 def distinct_points(points: list[dict[str, str]], configured: dict[str, str]) -> list[tuple[dict, dict, int]]:

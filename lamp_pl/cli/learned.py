@@ -1,93 +1,152 @@
-"""Argparse shims of the learned-retrieval commands (`lamp-pl score-items`, `attribute`,
-`fit-retriever`, `ropg-kd`); the typed functions they call are the API."""
+"""`lamp-pl score-items`, `attribute` and `fit-retriever`: the learned-retrieval commands.
+
+Typed functions whose docstrings are their `--help` (see `lamp_pl.cli.tree`); each exposes every
+setting of the library function it calls (`lamp_pl.learned.scoring.score_items`,
+`lamp_pl.learned.attribution.attribute`, `lamp_pl.learned.distill.fit_retriever`) except the
+objects and process ranks a Python caller passes. `lamp-pl ropg-kd` is `lamp_pl.cli.ropg_kd`.
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lamp_pl.datamodule import LaMPDataModule
 
 
-def _data_parser(name: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"lamp-pl {name}")
-    parser.add_argument("--config", action="append", required=True, help="LightningCLI config (repeatable)")
-    parser.add_argument("--ckpt_path", required=True, help="the generator's Lightning checkpoint")
-    parser.add_argument("--batch_size", type=int, default=32)
-    return parser
+def score_items(
+    data: LaMPDataModule,
+    ckpt_path: Path,
+    candidates: int = 20,
+    split: str = "train",
+    batch_size: int = 32,
+    chunk_size: int = 64,
+    with_metric: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Score each candidate profile item by the generator's likelihood of the gold.
 
+    Writes (and prints the path of) the split's `utilities.jsonl` beside its retrieval results;
+    cached by the checkpoint's hash and resumable chunk by chunk.
 
-def score_items_main(argv: list[str] | None = None) -> int:
-    """`lamp-pl score-items --config ... --ckpt_path ... --candidates 20 [--split train]`."""
-    from lamp_pl.cli.caches import datamodule_from_config
-    from lamp_pl.learned.scoring import score_items
+    Args:
+        data: The config's data section: its retrieval ranks the candidates and its prompt
+            settings build the one-item prompts.
+        ckpt_path: The generator's Lightning checkpoint.
+        candidates: How many top-ranked items of each question to score (`data.retrieval.k_max`
+            must be at least this).
+        split: Whose questions are scored (needs gold outputs).
+        batch_size: Prompt and gold pairs per forward pass.
+        chunk_size: Questions per resumable chunk file.
+        with_metric: Also generate with each single item and store the task metric.
+        progress: Show a progress bar.
+    """
+    from lamp_pl.learned.scoring import score_items as score
 
-    parser = _data_parser("score-items")
-    parser.add_argument("--candidates", type=int, default=20)
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--with_metric", action="store_true")
-    args, overrides = parser.parse_known_args(argv)
-    dm = datamodule_from_config(args.config, overrides)
-    print(
-        score_items(
-            dm, args.ckpt_path, args.candidates, args.split, batch_size=args.batch_size, with_metric=args.with_metric
-        )
+    return score(
+        data,
+        ckpt_path,
+        candidates,
+        split,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        with_metric=with_metric,
+        progress=progress,
     )
-    return 0
 
 
-def attribute_main(argv: list[str] | None = None) -> int:
-    """`lamp-pl attribute --config ... --ckpt_path ... [--split dev] [--out file.json]`."""
-    from lamp_pl.cli.caches import datamodule_from_config
-    from lamp_pl.learned.attribution import attribute
+def attribute(
+    data: LaMPDataModule,
+    ckpt_path: Path,
+    split: str = "dev",
+    out: Path | None = None,
+    batch_size: int = 32,
+    chunk_size: int = 64,
+    progress: bool = True,
+) -> dict:
+    """Attribute each retrieved item: leave-one-out likelihood change and attention share.
 
-    parser = _data_parser("attribute")
-    parser.add_argument("--split", default="dev")
-    parser.add_argument("--out", default=None)
-    args, overrides = parser.parse_known_args(argv)
-    dm = datamodule_from_config(args.config, overrides)
-    out = attribute(dm, args.ckpt_path, args.split, args.out, batch_size=args.batch_size)
-    print(json.dumps({"file": str(out), "summary": json.loads(out.read_text())["summary"]}, indent=1))
-    return 0
+    Prints the file written and its per-position summary.
+
+    Args:
+        data: The config's data section, whose k, offset, retrieval and prompt settings make
+            the prompts as the generator reads them.
+        ckpt_path: The generator's Lightning checkpoint.
+        split: The split attributed (needs gold outputs).
+        out: The JSON file to write (default: beside the split's retrieval results).
+        batch_size: Leave-one-out prompts per forward pass.
+        chunk_size: Questions per resumable chunk.
+        progress: Show a progress bar.
+    """
+    from lamp_pl.learned.attribution import attribute as run
+
+    path = run(data, ckpt_path, split, out, batch_size=batch_size, chunk_size=chunk_size, progress=progress)
+    return {"file": str(path), "summary": json.loads(path.read_text())["summary"]}
 
 
-def fit_retriever_main(argv: list[str] | None = None) -> int:
-    """`lamp-pl fit-retriever --train utilities.jsonl --encoder NAME --out_dir DIR [--val ...]`."""
-    from lamp_pl.learned.distill import fit_retriever
+def fit_retriever(
+    train: Path,
+    encoder: str,
+    out_dir: Path,
+    val: Path | None = None,
+    batch_size: int = 8,
+    max_epochs: int = 3,
+    lr: float = 1e-5,
+    temperature: float = 1.0,
+    utility_temperature: float = 1.0,
+    warmup_ratio: float = 0.1,
+    max_length: int = 256,
+    normalize: bool = False,
+    use_metric: bool = False,
+    dropout: bool = True,
+    group_by_user: bool = False,
+    seed: int = 0,
+    trainer: dict[str, Any] | None = None,
+) -> Path:
+    """Distil item utilities into the dense retriever (ROPG-KD).
 
-    parser = argparse.ArgumentParser(prog="lamp-pl fit-retriever")
-    parser.add_argument("--train", required=True)
-    parser.add_argument("--val", default=None)
-    parser.add_argument("--encoder", required=True)
-    parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--max_epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=1e-5)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--utility_temperature", type=float, default=1.0)
-    args = parser.parse_args(argv)
-    print(
-        fit_retriever(
-            args.train,
-            args.encoder,
-            args.out_dir,
-            val_utilities=args.val,
-            batch_size=args.batch_size,
-            max_epochs=args.max_epochs,
-            lr=args.lr,
-            temperature=args.temperature,
-            utility_temperature=args.utility_temperature,
-        )
+    Prints the trained encoder's folder, which a config's `data.retrieval.encoder` then names.
+
+    Args:
+        train: `utilities.jsonl` of the training split (from `lamp-pl score-items`).
+        encoder: The encoder to start from (the retrieval config's `encoder`).
+        out_dir: Run folder; the trained encoder goes to `<out_dir>/encoder`.
+        val: `utilities.jsonl` of dev, for the validation NDCG.
+        batch_size: Questions per batch and device.
+        max_epochs: Passes over the training questions.
+        lr: AdamW learning rate of the encoder.
+        temperature: Softmax temperature of the retriever's scores.
+        utility_temperature: Softmax temperature of the generator's utilities (the target).
+        warmup_ratio: Fraction of the steps spent warming the learning rate up linearly.
+        max_length: Most tokens per encoded query or item.
+        normalize: L2-normalise the embeddings (cosine scores), as the index must then too.
+        use_metric: Distil the metric utilities (`score-items --with_metric`) instead of the
+            likelihoods.
+        dropout: Keep the encoder's dropout on while training.
+        group_by_user: Keep each user's questions together in batches.
+        seed: Seed of the training order and of the run.
+        trainer: Extra `lightning.Trainer` arguments, e.g. `{accelerator: gpu, devices: 2}`.
+    """
+    from lamp_pl.learned.distill import fit_retriever as fit
+
+    return fit(
+        train,
+        encoder,
+        out_dir,
+        val_utilities=val,
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        lr=lr,
+        temperature=temperature,
+        utility_temperature=utility_temperature,
+        warmup_ratio=warmup_ratio,
+        max_length=max_length,
+        normalize=normalize,
+        use_metric=use_metric,
+        dropout=dropout,
+        group_by_user=group_by_user,
+        seed=seed,
+        trainer=trainer,
     )
-    return 0
-
-
-def ropg_kd_main(argv: list[str] | None = None) -> int:
-    """`lamp-pl ropg-kd configs/LaMP_2/ropg_kd.yml`: the whole recipe and its table."""
-    from lamp_pl.cli.ropg_kd import ropg_kd
-
-    parser = argparse.ArgumentParser(prog="lamp-pl ropg-kd")
-    parser.add_argument("recipe")
-    ropg_kd(parser.parse_args(argv).recipe)
-    return 0
-
-
-main = score_items_main

@@ -1,20 +1,24 @@
-"""`lamp-pl export`: a checkpoint as a plain Hugging Face folder (see `lamp_pl.export`)."""
+"""`lamp-pl export`: a checkpoint as a plain Hugging Face folder (the work is `lamp_pl.export`)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from lamp_pl.export import export
 
+def export(ckpt_path: Path, out: Path, config: Path | None = None, adapter_only: bool = False) -> str:
+    """Export a checkpoint as a plain Hugging Face model folder.
 
-def export_main(argv: list[str] | None = None) -> int:
-    """`lamp-pl export --ckpt_path CKPT --out DIR [--config run.yaml] [--adapter-only]`."""
-    parser = argparse.ArgumentParser(prog="lamp-pl export", description=(export.__doc__ or "").splitlines()[0])
-    parser.add_argument("--config", default=None, help="the run's config (default: its saved config.yaml)")
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint file")
-    parser.add_argument("--out", required=True, type=Path, help="destination folder")
-    parser.add_argument("--adapter-only", action="store_true", help="keep the LoRA adapter unmerged")
-    args = parser.parse_args(argv)
-    print(f"lamp_pl: exported to {export(args.config, args.ckpt_path, args.out, args.adapter_only)}")
-    return 0
+    The folder (model, tokenizer, the run's config and a model card) loads with
+    `AutoModelFor...` / `AutoTokenizer.from_pretrained`, without lamp_pl.
+
+    Args:
+        ckpt_path: A `.ckpt` file written by `lamp-pl fit`.
+        out: Destination folder (replaced atomically).
+        config: The run's YAML config, copied into the folder (default: the `config.yaml` that
+            `lamp-pl fit` saved beside the run).
+        adapter_only: Keep a LoRA adapter separate (a peft adapter folder naming its base)
+            instead of merging it into the base.
+    """
+    from lamp_pl.export import export as write
+
+    return f"lamp_pl: exported to {write(config, str(ckpt_path), out, adapter_only)}"

@@ -1,5 +1,8 @@
-"""The ROPG-KD recipe end to end: fit the generator, score items, train the retriever, re-index,
-re-fit, test, and compare the untrained with the trained encoder.
+"""`lamp-pl ropg-kd`: the ROPG-KD recipe end to end: fit the generator, score items, train the
+retriever, re-index, re-fit, test, and compare the untrained with the trained encoder.
+
+An entry point (it runs `lamp-pl fit` / `test` through `lamp_pl.cli.tree.main`), built on the
+library functions of `lamp_pl.learned`.
 
 The recipe's own settings live in a small YAML file (``configs/LaMP_2/ropg_kd.yml``): the
 generator's LightningCLI configs and overrides, the work folder, N, and the `fit_retriever`
@@ -59,7 +62,7 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
         ``{"untrained": {...}, "trained": {...}}``: each with the generator's test metrics, the
         planted top-1 hit rate of the retriever, and (when attributed) the attribution check.
     """
-    from lamp_pl.cli.caches import datamodule_from_config
+    from lamp_pl.cli.config import datamodule_from_config
     from lamp_pl.learned.attribution import attribute
     from lamp_pl.learned.distill import fit_retriever
     from lamp_pl.learned.planted import attribution_planted_rate, planted_hit_rate
@@ -123,4 +126,16 @@ def print_table(rows: dict[str, dict]) -> None:
         )
 
 
-__all__ = ["best_checkpoint", "print_table", "ropg_kd"]
+def run(recipe: Path, /) -> None:
+    """Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.
+
+    Prints the table comparing the untrained with the trained encoder (also written to
+    `<workdir>/table.json`); every stage reuses its cache, so a second run only prints it.
+
+    Args:
+        recipe: The recipe's YAML file (e.g. `configs/LaMP_2/ropg_kd_small.yml`; see `ropg_kd`).
+    """
+    ropg_kd(recipe)
+
+
+__all__ = ["best_checkpoint", "print_table", "ropg_kd", "run"]

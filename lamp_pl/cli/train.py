@@ -12,6 +12,7 @@ from typing import Any
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
+from lamp_pl.cli.config import link_sections
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.module import LaMPModel
 from lamp_pl.quiet import silence_third_party_notices
@@ -22,11 +23,10 @@ set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
 
 class LaMPCLI(LightningCLI):
-    """Links the data section's task and tokenizer to the model, so each is set once."""
+    """Links the data section's task and tokenizer to the model (`lamp_pl.cli.config.LINKS`), so each is set once."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.task", "model.task")
-        parser.link_arguments("data.tokenizer", "model.tokenizer")
+        link_sections(parser)
         parser.add_argument(
             "--run_name",
             type=str | None,

@@ -3,17 +3,20 @@
 Each command is a typed function with a Google docstring, named here by import path so that
 `lamp-pl --help` and the commands that do not train import neither Lightning nor a model. A
 command's `--help` is built by jsonargparse from its signature and docstring. A command whose
-function has a `data` parameter reads the same LightningCLI-style `--config` files as `fit` (only
-their `data:` section; repeat `--config` to compose, later files win) and `--data.x` overrides.
+function has a `data` parameter reads the same LightningCLI-style `--config` files as `fit` (their
+`data:` section, and their `model:` section when it also takes `model`, linked as `fit` links
+them; repeat `--config` to compose, later files win) with `--data.x` / `--model.x` overrides.
+Positional-only parameters are positional arguments; every other parameter is an option.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
 import json
 import sys
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,53 +71,43 @@ COMMANDS: dict[str, Command] = {
         'The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).',
     ),
 }
-# Commands that parse their own arguments (list-valued axes, several sub-forms, pass-through
-# flags); each shim's --help is its argparse usage and its function's docstring.
 COMMANDS.update(
     {
-        "export": Command(
-            "lamp_pl.cli.models:export_main", "Export a checkpoint as a plain Hugging Face model folder.", raw=True
-        ),
+        "export": Command("lamp_pl.cli.models:export", "Export a checkpoint as a plain Hugging Face model folder."),
         "score-items": Command(
-            "lamp_pl.cli.learned:score_items_main",
+            "lamp_pl.cli.learned:score_items",
             "Score each candidate profile item by the generator's likelihood of the gold.",
-            raw=True,
         ),
         "fit-retriever": Command(
-            "lamp_pl.cli.learned:fit_retriever_main",
-            "Distil item utilities into the dense retriever (ROPG-KD).",
-            raw=True,
+            "lamp_pl.cli.learned:fit_retriever", "Distil item utilities into the dense retriever (ROPG-KD)."
         ),
         "ropg-kd": Command(
-            "lamp_pl.cli.learned:ropg_kd_main",
+            "lamp_pl.cli.ropg_kd:run",
             "Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.",
-            raw=True,
         ),
         "attribute": Command(
-            "lamp_pl.cli.learned:attribute_main",
+            "lamp_pl.cli.learned:attribute",
             "Attribute each retrieved item: leave-one-out likelihood change and attention share.",
-            raw=True,
         ),
         "convert": Command(
-            "lamp_pl.cli.data:convert_main",
+            "lamp_pl.cli.data:convert",
             "Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
-            raw=True,
+        ),
+        "demo-annotators": Command(
+            "lamp_pl.demo.annotators:demo",
+            "Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.",
         ),
         "fit-users": Command(
-            "lamp_pl.cli.adapters:fit_users_main",
-            "Train one LoRA adapter per user on the user's own profile items.",
-            raw=True,
+            "lamp_pl.adapters.fit:fit_users",
+            "Train one LoRA adapter per user of a split over the config's frozen base model.",
         ),
         "test-users": Command(
-            "lamp_pl.cli.adapters:test_users_main",
-            "Evaluate each question with its own user's adapter (alone or with retrieval).",
-            raw=True,
+            "lamp_pl.adapters.evaluate:test_users",
+            "Score a split with per-user adapters and write `predictions_<split>.json` / `metrics_<split>.json`.",
         ),
     }
 )
 
-# Sections of a LightningCLI config that the non-training commands accept and ignore.
-OTHER_SECTIONS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path")
 # Errors a command reports as one line and exit code 1 (bad input, missing files, unknown names).
 USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, LookupError)
 
@@ -140,30 +133,59 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' types; a name imported for type checking only stays `Any` (such a
+    parameter is a config section, which `build_parser` types itself)."""
+    hints: dict[str, Any] = {}
+    for name, param in inspect.signature(function).parameters.items():
+        hint = param.annotation
+        if isinstance(hint, str):
+            try:
+                hint = eval(hint, vars(sys.modules[function.__module__]))
+            except NameError:
+                hint = Any
+        hints[name] = hint
+    return hints
+
+
+def positional(function: Callable[..., Any]) -> list[str]:
+    """The function's positional-only parameters: positional arguments on the command line
+    (`lamp-pl convert goemotions ...`); every other parameter is an `--option`."""
+    params = inspect.signature(function).parameters.values()
+    return [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+
+
 def build_parser(name: str, function: Callable[..., Any]):
-    """A jsonargparse parser for `function`: its parameters, plus the config's data section when
-    it takes `data` (a `LaMPDataModule`, parsed exactly as `fit` parses it)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+    """The jsonargparse parser of a command: the function's parameters (help from its docstring),
+    plus the config's data section when it takes `data` and its model section, linked to the
+    data section as `fit` links them, when it also takes `model` (see `lamp_pl.cli.config`)."""
+    from jsonargparse import ArgumentParser, set_parsing_settings
+
+    from lamp_pl.cli.config import add_sections
 
     # Dataclass fields document themselves with attribute docstrings; show those in --help.
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
     doc = inspect.getdoc(function) or ""
     parser = ArgumentParser(prog=f"lamp-pl {name}", description=doc.split("\n\n")[0])
-    reads_data = "data" in inspect.signature(function).parameters
-    if reads_data:
-        from lamp_pl.datamodule import LaMPDataModule
-
-        parser.add_argument(
-            "--config",
-            action=ActionConfigFile,
-            help="LightningCLI-style config; repeat to compose (later files win); its data section is read",
-        )
-        parser.add_class_arguments(LaMPDataModule, "data", instantiate=True)
-        for section in OTHER_SECTIONS:
-            parser.add_argument(f"--{section}", type=Any, default=None, help=argparse.SUPPRESS)
-    parser.add_function_arguments(function, skip={"data"} if reads_data else None)
+    params = inspect.signature(function).parameters
+    sections = {"data", "model"} & set(params)
+    if sections:
+        add_sections(parser, model="model" in sections, taken=frozenset(params))
+    front = positional(function)
+    if front:
+        hints, described = type_hints(function), parameter_docs(function)
+        for param in front:
+            parser.add_argument(param, type=hints[param], help=described.get(param))
+    parser.add_function_arguments(function, skip=sections | set(front) or None)
     return parser
+
+
+def parameter_docs(function: Callable[..., Any]) -> dict[str, str]:
+    """Each parameter's description in the function's Google docstring (its `Args:` section)."""
+    from docstring_parser import parse
+
+    return {p.arg_name: p.description or "" for p in parse(inspect.getdoc(function) or "").params}
 
 
 def underscored(arg: str) -> str:
@@ -176,35 +198,68 @@ def underscored(arg: str) -> str:
 
 
 def bare_flags(function: Callable[..., Any], argv: list[str]) -> list[str]:
-    """`--verify` alone as `--verify true` for a bool parameter, as shell users expect of a flag
-    (jsonargparse wants a value for every bool option)."""
-    flags = {
-        f"--{name}" for name, p in inspect.signature(function).parameters.items() if p.annotation in (bool, "bool")
-    }
+    """`--verify` alone as `--verify true` and `--no_verify` as `--verify false` for a bool
+    parameter, as shell users expect of a flag (jsonargparse wants a value for every bool option)."""
+    flags = {f"--{name}" for name, hint in type_hints(function).items() if hint is bool}
     out: list[str] = []
     for at, arg in enumerate(argv):
-        out.append(arg)
         following = argv[at + 1] if at + 1 < len(argv) else "--"
+        if arg.startswith("--no_") and f"--{arg[5:]}" in flags:
+            out += [f"--{arg[5:]}", "false"]
+            continue
+        out.append(arg)
         if arg in flags and following.startswith("--"):
             out.append("true")
     return out
 
 
-def instantiate(parser: Any, config: Any) -> Any:
-    """`parser.instantiate` (jsonargparse >= 4.49; `instantiate_classes` before, now deprecated)."""
-    method = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    return method(config)
+def list_values(function: Callable[..., Any], argv: list[str]) -> list[str]:
+    """`--raw a.csv b.csv` as `--raw '["a.csv", "b.csv"]'` for a list parameter, as shell users
+    expect of a list (jsonargparse reads one JSON/YAML value, or `--raw+ a.csv` per item)."""
+    lists = {f"--{name}" for name, hint in type_hints(function).items() if _is_list(hint)}
+    out: list[str] = []
+    at = 0
+    while at < len(argv):
+        arg = argv[at]
+        out.append(arg)
+        at += 1
+        if arg in lists:
+            values = []
+            while at < len(argv) and not argv[at].startswith("--"):
+                values.append(argv[at])
+                at += 1
+            single_json = len(values) == 1 and values[0].lstrip().startswith("[")
+            out.append(values[0] if single_json else json.dumps(values))
+    return out
+
+
+def _is_list(hint: Any) -> bool:
+    """`list[X]` or `list[X] | None`."""
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else (hint,)
+    )
+    return any(typing.get_origin(option) is list for option in options)
+
+
+def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> tuple[Any, Any]:
+    """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags)."""
+    parser = build_parser(name, function)
+    return parser, parser.parse_args(list_values(function, bare_flags(function, [underscored(arg) for arg in argv])))
 
 
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:
     """Parse `argv` for `function`, call it, print what it returns (JSON for dicts, one line per
     list entry), and turn a user error into one line on stderr with exit code 1."""
-    parser = build_parser(name, function)
-    config = parser.parse_args(bare_flags(function, [underscored(arg) for arg in argv]))
+    from lamp_pl.cli.config import instantiate
+
+    parser, config = parse_command(name, function, argv)
     try:
         init = instantiate(parser, config)
-        params = inspect.signature(function).parameters
-        result = function(**{key: init[key] for key in params if key in init})
+        front = positional(function)
+        params = [key for key in inspect.signature(function).parameters if key in init and key not in front]
+        result = function(*[init[key] for key in front], **{key: init[key] for key in params})
     except LaMPError:
         raise  # one line and exit status 2, from `one_line_errors` in `main`
     except USER_ERRORS as error:

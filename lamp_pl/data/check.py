@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 from pathlib import Path
 
-from lamp_pl.data.lamp import SPLITS, LaMPDataError, LaMPQuestion, available_splits, load_split, split_files
+from lamp_pl.data.lamp import LaMPQuestion, available_splits, load_split, split_files
 from lamp_pl.data.stages import check_splits_present
-from lamp_pl.tasks import get_task, task_names
+from lamp_pl.tasks import get_task
 
 
 def summarize_split(questions: list[LaMPQuestion]) -> dict:
@@ -66,18 +63,3 @@ def _ready(data_dir: str | Path, task, stage: str, splits: list[str]) -> bool | 
         return True
     except FileNotFoundError as missing:
         return str(missing)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the JSON summary, or the error on stderr with exit code 1."""
-    parser = argparse.ArgumentParser(prog="lamp-pl check-data", description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, help=f"one of {', '.join(task_names())} or a task .json")
-    parser.add_argument("--data-dir", required=True, help="folder with <task>/<split>_questions.json")
-    parser.add_argument("--split", action="append", choices=SPLITS, help="check only these splits")
-    args = parser.parse_args(argv)
-    try:
-        print(json.dumps(check_data(args.task, args.data_dir, args.split), indent=2))
-    except (LaMPDataError, FileNotFoundError, ValueError) as error:
-        print(f"lamp-pl check-data: error: {error}", file=sys.stderr)
-        return 1
-    return 0

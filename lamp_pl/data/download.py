@@ -10,11 +10,9 @@ for each other (a lock beside it).
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import re
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -284,45 +282,3 @@ def download_lamp(
                     )
             paths.append(path)
     return paths
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``lamp-pl download``; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="lamp-pl download", description="Download LaMP benchmark files.")
-    parser.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
-    parser.add_argument(
-        "--split", nargs="+", action="extend", choices=SPLITS, help="splits to fetch (repeatable; default: all)"
-    )
-    parser.add_argument("--time-based", action="store_true", help="time-based splits")
-    parser.add_argument("--dest", required=True, help="root data directory")
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
-    parser.add_argument("--force", action="store_true", help="re-download existing files")
-    parser.add_argument("--retries", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=60.0)
-    parser.add_argument("--no-progress", action="store_true")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help and usage errors
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        paths = download_lamp(
-            args.task,
-            args.dest,
-            args.split or SPLITS,
-            args.time_based,
-            args.base_url,
-            not args.no_progress,
-            args.retries,
-            args.timeout,
-            args.force,
-        )
-    except DownloadError as err:
-        print(f"lamp-pl download: error: {err}", file=sys.stderr)
-        return 1
-    for path in paths:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,6 @@ That ordering is what tests, the demo and the benchmarks check.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import random
@@ -187,27 +186,3 @@ def write_synthetic(dest: str | Path, spec: SyntheticSpec | None = None, **overr
             if not (path.is_file() and path.read_text() == text):
                 write_text_atomic(path, text)
     return folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`lamp-pl synthetic`: write a synthetic LaMP task folder."""
-    parser = argparse.ArgumentParser(prog="lamp-pl synthetic", description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="LaMP_2")
-    parser.add_argument("--dest", required=True)
-    parser.add_argument("--users", type=int, default=60)
-    parser.add_argument("--profile-size", type=int, nargs=2, default=(8, 24))
-    parser.add_argument("--questions-per-user", type=int, default=1)
-    parser.add_argument("--time-based", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    folder = write_synthetic(
-        args.dest,
-        task=args.task,
-        users=args.users,
-        profile_size=tuple(args.profile_size),
-        questions_per_user=args.questions_per_user,
-        time_based=args.time_based,
-        seed=args.seed,
-    )
-    print(folder)
-    return 0

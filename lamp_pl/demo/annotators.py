@@ -16,13 +16,13 @@ configs under `configs/annotators/` run offline on CPU.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.annotators import EMOTIONS, convert_goemotions
@@ -124,17 +124,16 @@ def write_demo(dest: str | Path, spec: AnnotatorSpec | None = None, split: str =
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m lamp_pl.demo.annotators --dest DIR`: write the annotator demo's data."""
-    parser = argparse.ArgumentParser(prog="python -m lamp_pl.demo.annotators", description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", required=True)
-    parser.add_argument("--split", default="known_users", choices=("known_users", "held_out_users"))
-    args = parser.parse_args(argv)
-    summary = write_demo(args.dest, split=args.split)
+def demo(dest: Path, split: Literal["known_users", "held_out_users"] = "known_users") -> dict:
+    """Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.
+
+    Writes `<dest>/raw` (a schema-exact GoEmotions-style CSV), `<dest>/data` (its conversion)
+    and `<dest>/t5` (a tokenizer trained on it, with a tiny random T5), the folders `configs/annotators/demo.yaml` reads.
+
+    Args:
+        dest: Root folder of the demo's files.
+        split: Split protocol of the converted task (`known_users` or `held_out_users`).
+    """
+    summary = write_demo(dest, split=split)
     summary.pop("dropped_annotator_ids")
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return summary
