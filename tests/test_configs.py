@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lamp_pl.cli import COMMANDS, TRAINING, build_parser, load, main
+from lamp_pl.cli import COMMANDS, TRAINING, load, main
+from lamp_pl.cli.tree import parse_command
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
@@ -124,4 +125,4 @@ def test_readme_command_line_parses(argv, capsys, monkeypatch):
         configs = [a for flag, a in zip(args, args[1:]) if flag == "--config"]
         parse_training(["fit", *[a for c in configs for a in ("--config", c)]], capsys)
     else:
-        build_parser(name, load(COMMANDS[name])).parse_args(args)
+        parse_command(name, load(COMMANDS[name]), args)  # as `lamp-pl` parses it (dashes, flags, lists)

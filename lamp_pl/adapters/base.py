@@ -9,7 +9,7 @@ import torch
 from lamp_pl.module import LaMPModel
 
 
-def build_base(model: LaMPModel, ckpt_path: str | Path | None = None) -> LaMPModel:
+def build_base(model: LaMPModel, ckpt_path: str | Path | None = None):
     """`model` built, with a Lightning checkpoint's weights when given, in eval mode."""
     model.configure_model()  # builds the network where the model defers it to this hook (a no-op otherwise)
     if ckpt_path is not None:

@@ -169,7 +169,7 @@ def build_parser(name: str, function: Callable[..., Any]):
     doc = inspect.getdoc(function) or ""
     parser = ArgumentParser(prog=f"lamp-pl {name}", description=doc.split("\n\n")[0])
     params = inspect.signature(function).parameters
-    sections = {"data", "model"} & set(params)
+    sections: set[str] = {section for section in ("data", "model") if section in params}
     if sections:
         add_sections(parser, model="model" in sections, taken=frozenset(params))
     front = positional(function)
@@ -177,7 +177,8 @@ def build_parser(name: str, function: Callable[..., Any]):
         hints, described = type_hints(function), parameter_docs(function)
         for param in front:
             parser.add_argument(param, type=hints[param], help=described.get(param))
-    parser.add_function_arguments(function, skip=sections | set(front) or None)
+    skip: set[Any] = sections.union(front)
+    parser.add_function_arguments(function, skip=skip or None)
     return parser
 
 
