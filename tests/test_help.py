@@ -22,7 +22,6 @@ PYTHON_ONLY = {"datamodule", "generator", "rank", "world_size"}
 WRAPS = {
     "score-items": ("lamp_pl.learned.scoring:score_items", {}),
     "attribute": ("lamp_pl.learned.attribution:attribute", {}),
-    "fit-retriever": ("lamp_pl.learned.distill:fit_retriever", {"train_utilities": "train", "val_utilities": "val"}),
     "export": ("lamp_pl.export:export", {}),
     "convert": ("lamp_pl.data.annotators:convert_goemotions", {"list_labels": "label_list"}),
 }

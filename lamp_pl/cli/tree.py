@@ -79,7 +79,8 @@ COMMANDS.update(
             "Score each candidate profile item by the generator's likelihood of the gold.",
         ),
         "fit-retriever": Command(
-            "lamp_pl.cli.learned:fit_retriever", "Distil item utilities into the dense retriever (ROPG-KD)."
+            "lamp_pl.learned.distill:fit_retriever",
+            "Train the encoder on generator utilities (ROPG-KD) and save it for `retrieval.encoder`.",
         ),
         "ropg-kd": Command(
             "lamp_pl.cli.ropg_kd:run",

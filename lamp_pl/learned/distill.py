@@ -187,12 +187,17 @@ def fit_retriever(
         val_utilities: ``utilities.jsonl`` of dev, for validation NDCG (optional).
         batch_size: Questions per batch and device.
         max_epochs: Passes over the training questions.
-        lr, temperature, utility_temperature, warmup_ratio, max_length, normalize, dropout: see
-            `RetrieverModule`.
+        lr: AdamW learning rate of the encoder.
+        temperature: Softmax temperature of the retriever's scores.
+        utility_temperature: Softmax temperature of the generator's utilities (the target).
+        warmup_ratio: Fraction of the steps spent warming the learning rate up linearly.
+        max_length: Most tokens per encoded query or item.
+        normalize: L2-normalise the embeddings (as `retrieval.normalize`; keep them equal).
+        dropout: Keep the encoder's dropout on while training (off: deterministic steps).
         use_metric: Distil the metric utilities (``score_items(with_metric=True)``).
         group_by_user: Keep each user's questions together in batches (see `UtilityDataModule`).
         seed: Seed of the training order and of the run.
-        trainer: Extra `lightning.Trainer` arguments (accelerator, devices, strategy, ...).
+        trainer: Extra `lightning.Trainer` arguments, e.g. `{accelerator: gpu, devices: 2}`.
 
     Returns:
         The saved encoder folder.
