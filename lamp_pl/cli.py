@@ -144,7 +144,8 @@ def usage() -> str:
 
 def build_parser(name: str, function: Callable[..., Any]):
     """A jsonargparse parser for `function`: its parameters, plus the config's data section when
-    it takes `data` (a `LaMPDataModule`, parsed exactly as `fit` parses it)."""
+    it takes `data` (the plain `LaMPData` pipeline, whose constructor `fit`'s `LaMPDataModule`
+    shares, so the section parses exactly as `fit` parses it, without importing Lightning)."""
     from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
     # Dataclass fields document themselves with attribute docstrings; show those in --help.
@@ -154,14 +155,14 @@ def build_parser(name: str, function: Callable[..., Any]):
     parser = ArgumentParser(prog=f"lamp-pl {name}", description=doc.split("\n\n")[0])
     reads_data = "data" in inspect.signature(function).parameters
     if reads_data:
-        from lamp_pl.datamodule import LaMPDataModule
+        from lamp_pl.data.pipeline import LaMPData
 
         parser.add_argument(
             "--config",
             action=ActionConfigFile,
             help="LightningCLI-style config; repeat to compose (later files win); its data section is read",
         )
-        parser.add_class_arguments(LaMPDataModule, "data", instantiate=True)
+        parser.add_class_arguments(LaMPData, "data", instantiate=True)
         for section in OTHER_SECTIONS:
             parser.add_argument(f"--{section}", type=Any, default=None, help=argparse.SUPPRESS)
     parser.add_function_arguments(function, skip={"data"} if reads_data else None)

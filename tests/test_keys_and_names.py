@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import lamp_pl.cache
-import lamp_pl.datamodule
+import lamp_pl.data.pipeline
 from lamp_pl.cache import file_sha256_by_state
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.retrieval import RetrievalConfig
@@ -82,7 +82,7 @@ def test_a_changed_tokenizer_file_rebuilds(data, tiny_t5, tmp_path, builds):
 
 def test_a_new_cache_format_rebuilds(data, tiny_t5, tmp_path, builds, monkeypatch):
     datamodule(data, tmp_path / "cache", tiny_t5).prepare_data()
-    monkeypatch.setattr(lamp_pl.datamodule, "PROMPT_CACHE_FORMAT", lamp_pl.datamodule.PROMPT_CACHE_FORMAT + 1)
+    monkeypatch.setattr(lamp_pl.data.pipeline, "PROMPT_CACHE_FORMAT", lamp_pl.data.pipeline.PROMPT_CACHE_FORMAT + 1)
     datamodule(data, tmp_path / "cache", tiny_t5).prepare_data()
     assert len(builds) == 2
 

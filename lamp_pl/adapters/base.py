@@ -8,11 +8,11 @@ import torch
 import yaml
 
 from lamp_pl.commands import datamodule_from_config
-from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.data.pipeline import LaMPData
 
 
-def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple[LaMPDataModule, dict]:
-    """The data module and the model section's arguments of LightningCLI config files, with the
+def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple[LaMPData, dict]:
+    """The data pipeline and the model section's arguments of LightningCLI config files, with the
     data section's task and tokenizer linked into the model's, as `lamp-pl fit` links them."""
     model_args: dict = {}
     for path in configs:  # later files win, key by key, as LightningCLI composes them
