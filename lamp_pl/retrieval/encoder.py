@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lamp_pl.cache import stable_hash
+from lamp_pl.pretrained import load_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ class Encoder:
             self.name, revision=revision, trust_remote_code=trust_remote_code
         )
         self.model = (
-            AutoModel.from_pretrained(
-                self.name, revision=revision, trust_remote_code=trust_remote_code, dtype=self.dtype
+            load_pretrained(
+                AutoModel, self.name, revision=revision, trust_remote_code=trust_remote_code, dtype=self.dtype
             )
             .to(self.device)
             .eval()
