@@ -16,8 +16,8 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from lamp_pl.data.collective import agree_on_failure
 from lamp_pl.data.pipeline import LaMPData
-from lamp_pl.data.sharding import agree_on_failure
 
 
 class LaMPDataModule(LaMPData, L.LightningDataModule):

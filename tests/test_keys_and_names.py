@@ -12,6 +12,7 @@ import pytest
 
 import lamp_pl.cache
 import lamp_pl.data.pipeline
+from helpers import bm25_data
 from lamp_pl.cache import file_sha256_by_state
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.retrieval import RetrievalConfig
@@ -20,21 +21,8 @@ from lamp_pl.tokenized import TokenizedSplit
 
 
 def datamodule(data_dir: Path, cache: Path, tokenizer: Path, task: str = "LaMP_2", **overrides) -> LaMPDataModule:
-    settings = {
-        "task": task,
-        "data_dir": str(data_dir),
-        "cache_dir": str(cache),
-        "tokenizer": str(tokenizer),
-        "k": 2,
-        "retrieval": RetrievalConfig(retriever="bm25"),
-        "max_input_length": 96,
-        "max_target_length": 16,
-        "train_split": "dev",
-        "val_split": "dev",
-        "test_split": "dev",
-        "predict_split": "dev",
-    }
-    return LaMPDataModule(**{**settings, **overrides})
+    splits = dict.fromkeys(("train_split", "val_split", "test_split", "predict_split"), "dev")
+    return LaMPDataModule(**bm25_data(data_dir, cache, tokenizer, task, **{**splits, **overrides}))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import bm25_data
 from lamp_pl.data.pipeline import LaMPData
 from lamp_pl.data.sharding import UnpaddedShards
 from lamp_pl.data.stages import stage_splits
@@ -22,17 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def settings(data_root: Path, cache: Path, tokenizer: Path) -> dict:
-    return {
-        "task": "LaMP_2",
-        "data_dir": str(data_root),
-        "cache_dir": str(cache),
-        "tokenizer": str(tokenizer),
-        "k": 2,
-        "retrieval": RetrievalConfig(retriever="bm25"),
-        "max_input_length": 96,
-        "max_target_length": 16,
-        "batch_size": 4,
-    }
+    return bm25_data(data_root, cache, tokenizer, batch_size=4)
 
 
 def test_the_shell_takes_the_pipelines_constructor():

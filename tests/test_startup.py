@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import bm25_data
 from lamp_pl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +28,10 @@ loaded = sorted(sys.modules)
 print(json.dumps({
     "code": code,
     "lightning": [m for m in loaded if m.split(".")[0] in ("lightning", "lightning_fabric", "pytorch_lightning")],
-    "models": [m for m in loaded if m.startswith("transformers.models.") and ".modeling_" in m],
+    "models": [m for m in loaded if m.startswith("transformers.models.") and ".modeling_" in m and ".auto." not in m],
     "torchmetrics": "torchmetrics" in sys.modules,
     "datasets": "datasets" in sys.modules,
+    "torch": "torch" in sys.modules,
 }))
 """
 
@@ -48,16 +50,7 @@ def probe(args: list[str]) -> dict:
 def config(tmp_path_factory, data_root, tiny_t5) -> Path:
     """A tiny BM25 data section whose caches are built once (in this process)."""
     folder = tmp_path_factory.mktemp("startup")
-    section = {
-        "task": "LaMP_2",
-        "data_dir": str(data_root),
-        "cache_dir": str(folder / "cache"),
-        "tokenizer": str(tiny_t5),
-        "k": 2,
-        "retrieval": {"retriever": "bm25"},
-        "max_input_length": 96,
-        "max_target_length": 16,
-    }
+    section = bm25_data(data_root, folder / "cache", tiny_t5)
     path = folder / "data.yaml"
     path.write_text(yaml.safe_dump({"trainer": {"max_epochs": 1}, "data": section}))
     assert main(["index", "--config", str(path)]) == 0
@@ -70,10 +63,10 @@ def assert_plain(loaded: dict) -> None:
     assert loaded["models"] == [], loaded["models"]
 
 
-def test_a_cached_index_loads_no_lightning_no_model_no_arrow(config):
+def test_a_cached_index_loads_no_lightning_no_model_no_torch(config):
     loaded = probe(["index", "--config", str(config)])
     assert_plain(loaded)
-    assert not loaded["torchmetrics"] and not loaded["datasets"]
+    assert not loaded["torchmetrics"] and not loaded["datasets"] and not loaded["torch"]
 
 
 def test_inspect_loads_no_lightning_nor_model(config, data_root):

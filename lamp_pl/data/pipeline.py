@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lamp_pl
 from lamp_pl.cache import HASH_STORE, file_sha256_by_state, folder_is_valid, stable_hash, tokenizer_fingerprint
+from lamp_pl.data.collective import Collective, agree_on_failure
 from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.stream import load_questions
@@ -26,13 +28,8 @@ from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.retrieval.view import RetrievalView, prepare_views
 from lamp_pl.studies import check_study_options
 from lamp_pl.tasks import Task, get_task
+from lamp_pl.tokenized import TokenizedSplit
 from lamp_pl.tokenizer import load_tokenizer
-
-if TYPE_CHECKING:  # torch and datasets load only where batches or prompts are read, not for a cached index
-    from torch.utils.data import DataLoader
-
-    from lamp_pl.data.sharding import Collective
-    from lamp_pl.tokenized import TokenizedSplit
 
 STAGE_SPLITS = {
     "fit": ("train_split", "val_split"),
@@ -232,8 +229,6 @@ class LaMPData:
                 raise
             error = failure
         if strategy is not None:
-            from lamp_pl.data.sharding import agree_on_failure
-
             agree_on_failure(strategy, rank, error)
         return summary
 
@@ -277,8 +272,6 @@ class LaMPData:
         return self.cache_dir / self.task.cache_name / "prompts" / f"{split}-{self._cache_key(split)}"
 
     def _tokenized(self, split: str, build: bool) -> TokenizedSplit:
-        from lamp_pl.tokenized import TokenizedSplit
-
         folder = self._prompt_folder(split)
         if TokenizedSplit.exists(folder):
             return TokenizedSplit.load(folder)
@@ -299,17 +292,17 @@ class LaMPData:
         """The prompts of a split, as the model reads them (for inspection)."""
         return self._tokenized(split, build=True).prompts
 
-    def loader(self, split: str, train: bool = False, rank: int = 0, world_size: int = 1) -> DataLoader:
+    def loader(self, split: str, train: bool = False, rank: int = 0, world_size: int = 1) -> Iterable[dict]:
         """A loader of a loaded split: shuffled by `training_sampler` for training, else in order
-        (each rank its `UnpaddedShards` under DDP)."""
-        from torch.utils.data import DataLoader
+        (each rank its `UnpaddedShards` under DDP): a torch `DataLoader`."""
+        from torch.utils.data import DataLoader  # torch loads here, not for a cached index
 
         from lamp_pl.data.sharding import eval_sampler, training_sampler
         from lamp_pl.tokenized import collate
 
         if split not in self.datasets:
             self.load(None)
-        dataset = self.datasets[split]
+        dataset: Any = self.datasets[split]  # map-style: DataLoader and the samplers take it as is
         collate_fn = functools.partial(collate, pad_token_id=self.tokenizer.pad_token_id)
         if train:
             sampler: Any = training_sampler(dataset, self.seed, rank, world_size)

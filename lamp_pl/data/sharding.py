@@ -1,29 +1,12 @@
-"""How the data pipeline shares work between processes: samplers and one failure collective.
-
-Plain PyTorch only (no Lightning): the Lightning shell (`lamp_pl.datamodule`) passes its
-trainer's rank, world size and strategy in; any object with the three methods of `Collective`
-(a Lightning strategy, or a bare process group's wrapper) serves.
-"""
+"""How the data pipeline's loaders share a split between processes: the training and the
+evaluation samplers, in plain PyTorch (no Lightning: the shell, `lamp_pl.datamodule`, passes its
+trainer's rank and world size in)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sized
-from typing import Any, Protocol
 
 from torch.utils.data import Dataset, DistributedSampler
-
-
-class Collective(Protocol):
-    """The collectives the pipeline needs of a distributed strategy (Lightning's names)."""
-
-    def barrier(self, name: str | None = None) -> None:
-        """Wait until every rank gets here."""
-
-    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002 -- Lightning's name
-        """Every rank's `decision`, and-ed (`all`) or or-ed."""
-
-    def broadcast(self, obj: Any, src: int = 0) -> Any:
-        """Rank `src`'s `obj` on every rank."""
 
 
 def training_sampler(dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1) -> DistributedSampler:
@@ -66,18 +49,4 @@ def eval_sampler(dataset: Dataset, rank: int = 0, world_size: int = 1) -> Unpadd
     return UnpaddedShards(dataset, world_size, rank) if world_size > 1 else None
 
 
-def agree_on_failure(strategy: Collective, rank: int, error: BaseException | None) -> None:
-    """A collective every rank calls after work that may fail on some ranks only: if any rank
-    failed, every rank raises (the failed one its own error, the others one naming rank 0's),
-    instead of the healthy ranks waiting forever at the next barrier."""
-    failed = strategy.reduce_boolean_decision(error is not None, all=False)
-    message = strategy.broadcast(f"{type(error).__name__}: {error}" if error is not None else None, src=0)
-    if error is not None:
-        raise error
-    if failed:
-        raise RuntimeError(
-            f"rank {rank}: data preparation failed on another rank" + (f" (rank 0: {message})" if message else "")
-        )
-
-
-__all__ = ["Collective", "UnpaddedShards", "agree_on_failure", "eval_sampler", "training_sampler"]
+__all__ = ["UnpaddedShards", "eval_sampler", "training_sampler"]
