@@ -224,7 +224,7 @@ def index_point(work: Path, name: str, bert: Path, tokenizer: Path, ranks: int) 
 
 
 class GlooRanks:
-    """What `LaMPDataModule.build` needs of a Lightning strategy, over a bare gloo process group."""
+    """What `LaMPData.build` needs of a Lightning strategy, over a bare gloo process group."""
 
     def __init__(self, rank: int) -> None:
         self.rank = rank
@@ -278,8 +278,8 @@ def training_path(work: Path, name: str, bert: Path, tokenizer: Path, seconds: f
     from lamp_pl.cli.config import datamodule_from_config
 
     datamodule = datamodule_from_config([str(work / f"{name}-1.yaml")])
-    datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
+    datamodule.load("fit")
+    loader = datamodule.loader(datamodule.train_split, train=True)
 
     def rate(step) -> float:
         step(next(iter(loader)))  # warm-up: first-call allocations and the optimizer's state

@@ -7,17 +7,16 @@ and lets DataLoader workers share the data without copying it.
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch.utils.data import Dataset
+from typing import Any
 
 from lamp_pl.cache import atomic_folder, folder_is_valid
 from lamp_pl.data.lamp import LaMPQuestion
 from lamp_pl.retrieval.index import CacheError
 
 
-class TokenizedSplit(Dataset):
-    """Rows of `id`, `prompt`, `input_ids`, `labels`, `target`, `retrieved` for one split."""
+class TokenizedSplit:
+    """Rows of `id`, `prompt`, `input_ids`, `labels`, `target`, `retrieved` for one split (a
+    map-style dataset: `DataLoader` takes it as is; no torch is imported until batches are made)."""
 
     def __init__(self, table) -> None:
         self.table = table
@@ -84,7 +83,9 @@ class TokenizedSplit(Dataset):
         return self.table[int(index)]
 
 
-def _pad(sequences: list[list[int]], value: int) -> torch.Tensor:
+def _pad(sequences: list[list[int]], value: int) -> Any:
+    import torch
+
     width = max((len(s) for s in sequences), default=0)
     out = torch.full((len(sequences), width), value, dtype=torch.long)
     for row, seq in enumerate(sequences):
@@ -94,6 +95,8 @@ def _pad(sequences: list[list[int]], value: int) -> torch.Tensor:
 
 def collate(rows: list[dict], pad_token_id: int) -> dict:
     """Pad a list of rows into a batch; `labels` (padded with -100) only when every row has a gold."""
+    import torch
+
     input_ids = _pad([r["input_ids"] for r in rows], pad_token_id)
     # The mask comes from lengths, not from comparing with the pad id: T5's pad id is also its
     # decoder start id, and a tokenizer may emit it inside a prompt.

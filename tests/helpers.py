@@ -32,3 +32,18 @@ def tiny_args(tiny_t5: Path, data_root: Path, tmp_path: Path, task: str) -> list
         "--trainer.default_root_dir",
         str(tmp_path / "runs"),
     ]
+
+
+def bm25_data(data_dir: Path, cache: Path, tokenizer: Path, task: str = "LaMP_2", **overrides) -> dict:
+    """The keyword arguments (the config's `data:` section) of a tiny BM25 pipeline over `data_dir`."""
+    return {
+        "task": task,
+        "data_dir": str(data_dir),
+        "cache_dir": str(cache),
+        "tokenizer": str(tokenizer),
+        "k": 2,
+        "retrieval": {"retriever": "bm25"},
+        "max_input_length": 96,
+        "max_target_length": 16,
+        **overrides,
+    }

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import lamp_pl.cache
-import lamp_pl.datamodule
+import lamp_pl.data.pipeline
+from helpers import bm25_data
 from lamp_pl.cache import file_sha256_by_state
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.retrieval import RetrievalConfig
@@ -20,21 +21,8 @@ from lamp_pl.tokenized import TokenizedSplit
 
 
 def datamodule(data_dir: Path, cache: Path, tokenizer: Path, task: str = "LaMP_2", **overrides) -> LaMPDataModule:
-    settings = {
-        "task": task,
-        "data_dir": str(data_dir),
-        "cache_dir": str(cache),
-        "tokenizer": str(tokenizer),
-        "k": 2,
-        "retrieval": RetrievalConfig(retriever="bm25"),
-        "max_input_length": 96,
-        "max_target_length": 16,
-        "train_split": "dev",
-        "val_split": "dev",
-        "test_split": "dev",
-        "predict_split": "dev",
-    }
-    return LaMPDataModule(**{**settings, **overrides})
+    splits = dict.fromkeys(("train_split", "val_split", "test_split", "predict_split"), "dev")
+    return LaMPDataModule(**bm25_data(data_dir, cache, tokenizer, task, **{**splits, **overrides}))
 
 
 @pytest.fixture
@@ -82,7 +70,7 @@ def test_a_changed_tokenizer_file_rebuilds(data, tiny_t5, tmp_path, builds):
 
 def test_a_new_cache_format_rebuilds(data, tiny_t5, tmp_path, builds, monkeypatch):
     datamodule(data, tmp_path / "cache", tiny_t5).prepare_data()
-    monkeypatch.setattr(lamp_pl.datamodule, "PROMPT_CACHE_FORMAT", lamp_pl.datamodule.PROMPT_CACHE_FORMAT + 1)
+    monkeypatch.setattr(lamp_pl.data.pipeline, "PROMPT_CACHE_FORMAT", lamp_pl.data.pipeline.PROMPT_CACHE_FORMAT + 1)
     datamodule(data, tmp_path / "cache", tiny_t5).prepare_data()
     assert len(builds) == 2
 

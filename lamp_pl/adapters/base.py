@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from lamp_pl.module import LaMPModel
+if TYPE_CHECKING:
+    from lamp_pl.module import LaMPModel
 
 
 def build_base(model: LaMPModel, ckpt_path: str | Path | None = None):

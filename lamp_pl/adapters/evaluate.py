@@ -72,8 +72,8 @@ def test_users(
     peft_model = add_lora_slot(base.model, settings).eval()
     split = split or datamodule.test_split
     datamodule.test_split = split
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    datamodule.prepare()
+    datamodule.load("test")
     dataset = datamodule.datasets[split]
     users = {q.id: q.user for q in load_split(datamodule.data_dir, datamodule.task, split)}
     by_user: dict[str, list[int]] = {}

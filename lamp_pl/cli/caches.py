@@ -1,7 +1,7 @@
 """`lamp-pl index` and `lamp-pl inspect`: build the data caches of a config, and show one prompt.
 
 Typed functions whose docstrings are their `--help` (see `lamp_pl.cli.tree`, which registers and parses
-them). They receive the `LaMPDataModule` of the config's data section; no model weights are loaded.
+them). They receive the `LaMPData` of the config's data section; no model weights are loaded.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from lamp_pl.cache import full_checks
 from lamp_pl.data.stages import check_splits_present, stage_splits
 
 if TYPE_CHECKING:
-    from lamp_pl.datamodule import LaMPDataModule
+    from lamp_pl.data.pipeline import LaMPData
 
 
-def index(data: LaMPDataModule, verify: bool = False) -> dict:
+def index(data: LaMPData, verify: bool = False) -> dict:
     """Build (or verify) every data cache of a config; print a JSON summary.
 
     Encodes profiles, builds the per-user indexes, ranks every split's items and tokenizes the
@@ -40,7 +40,7 @@ def index(data: LaMPDataModule, verify: bool = False) -> dict:
     return summary
 
 
-def inspect(data: LaMPDataModule, id: str, split: str = "dev") -> dict | int:
+def inspect(data: LaMPData, id: str, split: str = "dev") -> dict | int:
     """Print what the model reads for one question: query, items, prompt.
 
     Args:
@@ -49,7 +49,6 @@ def inspect(data: LaMPDataModule, id: str, split: str = "dev") -> dict | int:
         split: Split holding the question.
     """
     from lamp_pl.data.lamp import load_split
-    from lamp_pl.retrieval import load_retrieved
 
     data.write_synthetic_data()
     data.build([split])
@@ -59,11 +58,7 @@ def inspect(data: LaMPDataModule, id: str, split: str = "dev") -> dict | int:
         print(f"lamp-pl inspect: error: no question {id!r} in split {split!r}", file=sys.stderr)
         return 1
     question = questions[index]
-    retrieved = (
-        load_retrieved(data.task, data.data_dir, split, data.retrieval, data.cache_dir, data.k, data.offset)[index]
-        if data.uses_retrieval
-        else None
-    )
+    retrieved = data.view(split).retrieved()[index] if data.uses_retrieval else None
     prompt = data.prompts(split)[index]
     return {
         "id": question.id,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lamp_pl.data.pipeline import LaMPData
     from lamp_pl.datamodule import LaMPDataModule
     from lamp_pl.module import LaMPModel
 
@@ -30,15 +31,24 @@ def link_sections(parser: Any) -> None:
 
 
 def add_sections(parser: Any, model: bool = False, taken: frozenset[str] = frozenset()) -> None:
-    """Give `parser` a `--config` option, the data section (a `LaMPDataModule`) and, with
-    `model`, the model section (a `LaMPModel`) linked to it; the other sections are ignored,
-    but for those in `taken` (the command's own options, e.g. `ckpt_path`)."""
+    """Give `parser` a `--config` option, the data section and, with `model`, the model section
+    (a `LaMPModel`) linked to it; the other sections are ignored, but for those in `taken` (the
+    command's own options, e.g. `ckpt_path`).
+
+    Without `model` the data section is the plain `LaMPData` pipeline (same constructor as
+    `fit`'s `LaMPDataModule`), so data-only commands never import Lightning; with a model, which
+    needs Lightning anyway, it is the `LaMPDataModule` shell."""
     from jsonargparse import SUPPRESS, ActionConfigFile
 
-    from lamp_pl.datamodule import LaMPDataModule
-
     parser.add_argument("--config", action=ActionConfigFile, help=CONFIG_HELP)
-    parser.add_class_arguments(LaMPDataModule, "data", instantiate=True)
+    if model:
+        from lamp_pl.datamodule import LaMPDataModule
+
+        parser.add_class_arguments(LaMPDataModule, "data", instantiate=True)
+    else:
+        from lamp_pl.data.pipeline import LaMPData
+
+        parser.add_class_arguments(LaMPData, "data", instantiate=True)
     if model:
         from lamp_pl.module import LaMPModel
 
@@ -64,8 +74,8 @@ def _sections(configs: list[str | Path], overrides: list[str] | None, model: boo
     return instantiate(parser, parser.parse_args(args))
 
 
-def datamodule_from_config(configs: list[str | Path], overrides: list[str] | None = None) -> LaMPDataModule:
-    """The `LaMPDataModule` of one or more config files (later files win) with `--data.x value`
+def datamodule_from_config(configs: list[str | Path], overrides: list[str] | None = None) -> LaMPData:
+    """The `LaMPData` pipeline of one or more config files (later files win) with `--data.x value`
     overrides, parsed as `lamp-pl index` parses them (for notebooks and scripts)."""
     return _sections(configs, overrides, model=False).data
 

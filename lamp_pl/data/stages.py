@@ -64,16 +64,18 @@ def _questions(data_dir: str | Path, task: Task, split: str) -> tuple[Path, Path
         return None
 
 
-def stage_splits(datamodule) -> dict[str, list[str]]:
-    """The splits the current stage of a `LaMPDataModule` needs: the trainer's stage when a
-    trainer drives it; else (`lamp-pl index`) `fit` when the training split has questions, and
-    `predict` for a folder of questions to predict only."""
-    trainer = getattr(datamodule, "_trainer", None)
-    if trainer is not None and trainer.state.fn is not None:
-        stage = trainer.state.fn.value
-    else:
-        stage = "fit" if _questions(datamodule.data_dir, datamodule.task, datamodule.train_split) else "predict"
-    return {stage: datamodule.splits_for(stage)}
+def stage_splits(data, stage: str | None = None) -> dict[str, list[str]]:
+    """The splits a stage of a data pipeline (`lamp_pl.data.pipeline.LaMPData`) needs.
+
+    Args:
+        data: The pipeline (its task, data folder and split names are read).
+        stage: The stage (``fit``, ``validate``, ``test``, ``predict``) a trainer runs; None
+            (`lamp-pl index`): ``fit`` when the training split has questions, else ``predict``
+            (a folder of questions to predict only).
+    """
+    if stage is None:
+        stage = "fit" if _questions(data.data_dir, data.task, data.train_split) else "predict"
+    return {stage: data.splits_for(stage)}
 
 
 __all__ = ["SCORED_STAGES", "check_splits_present", "stage_splits"]

@@ -30,8 +30,7 @@ from lamp_pl.learned.likelihood import (
     log_likelihoods,
 )
 from lamp_pl.learned.scoring import learned_folder, load_generator, run_sharded, world
-from lamp_pl.prompts import arrange, build_prompt
-from lamp_pl.retrieval import load_retrieved, prepare_retrieval
+from lamp_pl.prompts import arrange
 
 ATTRIBUTION_FORMAT = 1
 
@@ -117,16 +116,7 @@ def _attribute_chunk(datamodule, generator, questions, retrieved, batch_size: in
     for question, ranked in zip(questions, retrieved):
 
         def prompt_of(items: list[dict], question=question) -> str:
-            return build_prompt(
-                task,
-                question.input,
-                items,
-                dm.tokenizer,
-                dm.max_input_length,
-                dm.prompt,
-                question_id=question.id,
-                user_id=question.user,
-            )
+            return dm.prompt_for(question, items)
 
         full = prompt_of(ranked.items)
         arranged = arrange(ranked.items, task, dm.prompt, question.id)
@@ -201,7 +191,7 @@ def attribute(
     """Attribute the gold output's likelihood to each item of each prompt of `split`.
 
     Args:
-        datamodule: The `LaMPDataModule` whose k, offset, retrieval cache and prompt settings make
+        datamodule: The data pipeline (`LaMPData`) whose k, offset, retrieval cache and prompt settings make
             the prompts (as the generator reads them).
         ckpt_path: The generator's Lightning checkpoint.
         split: The split to attribute (it needs gold outputs).
@@ -219,19 +209,7 @@ def attribute(
     """
     rank, world_size, barrier = world(rank, world_size)
     dm = datamodule
-    if rank == 0:
-        dm.write_synthetic_data()
-    prepare_retrieval(
-        dm.task,
-        dm.data_dir,
-        [split],
-        dm.retrieval,
-        dm.cache_dir,
-        rank=rank,
-        world_size=world_size,
-        barrier=barrier,
-        progress=progress,
-    )
+    view = dm.prepare_view(split, rank=rank, world_size=world_size, barrier=barrier, progress=progress)
     folder = learned_folder(
         dm, "attribution", ckpt_path, split, {"format_attribution": ATTRIBUTION_FORMAT, "k": dm.k, "offset": dm.offset}
     )
@@ -240,7 +218,7 @@ def attribute(
         questions = load_split(dm.data_dir, dm.task, split)
         if any(q.output is None for q in questions):
             raise ValueError(f"split {split!r} of {dm.task.name} has no gold outputs to attribute")
-        retrieved = load_retrieved(dm.task, dm.data_dir, split, dm.retrieval, dm.cache_dir, dm.k, dm.offset)
+        retrieved = view.retrieved()
         generator = generator if generator is not None else load_generator(ckpt_path)
         generator.eval()
 

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 from lamp_pl.data.lamp import load_split
-from lamp_pl.retrieval import load_retrieved
 
 
 def _helpful(task, item: dict, gold: str | None) -> bool:
@@ -24,7 +23,7 @@ def planted_hit_rate(datamodule, split: str = "test") -> dict:
     candidates hold at least one relevant item (others cannot be hit by any ranking)."""
     dm, task = datamodule, datamodule.task
     questions = load_split(dm.data_dir, task, split)
-    retrieved = load_retrieved(task, dm.data_dir, split, dm.retrieval, dm.cache_dir, 1)
+    retrieved = dm.view(split).top(1).retrieved()
     profile_has = [any(_helpful(task, item, q.output) for item in q.profile) for q in questions]
     hits = [
         _helpful(task, r.items[0], q.output) for q, r, ok in zip(questions, retrieved, profile_has) if ok and r.items

@@ -79,9 +79,11 @@ class RetrieverModule(L.LightningModule):
         self.save_hyperparameters()
         from transformers import AutoModel, AutoTokenizer
 
+        from lamp_pl.pretrained import load_pretrained
+
         name = encoder
         self.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-        self.encoder = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code).train()
+        self.encoder = load_pretrained(AutoModel, name, trust_remote_code=trust_remote_code).train()
         for name, parameter in self.encoder.named_parameters():
             # Mean pooling never reads the [CLS] pooler; DDP would stop on its gradient-less weights.
             if name.startswith("pooler."):

@@ -26,10 +26,6 @@ from tqdm.auto import tqdm
 from lamp_pl.cache import file_sha256_cached, stable_hash, write_text_atomic
 from lamp_pl.data.lamp import load_split
 from lamp_pl.learned.likelihood import is_seq2seq, log_likelihoods
-from lamp_pl.prompts import build_prompt
-from lamp_pl.retrieval import load_retrieved, make_retriever, prepare_retrieval
-from lamp_pl.retrieval.index import read_manifest
-from lamp_pl.retrieval.results import cache_folder, results_key
 
 UTILITIES_FORMAT = 1
 
@@ -65,10 +61,8 @@ def example_metric(task, prediction: str, gold: str) -> float:
 def learned_folder(datamodule, kind: str, ckpt_path: str | Path, split: str, settings: dict) -> Path:
     """``<retrieval cache>/<kind>/<split>-<hash>``: the hash covers the retrieval results key, the
     checkpoint's sha256, the split, the prompt settings and `settings`."""
-    config, task = datamodule.retrieval, datamodule.task
-    retriever = make_retriever(config.retriever, config)
-    folder = cache_folder(datamodule.cache_dir, task, config, retriever)
-    retrieval = results_key(stable_hash(read_manifest(folder)["key"]), split, retriever, config)
+    view = datamodule.view(split)
+    folder, retrieval = view.folder, view.results_key()
     key = {
         "format": UTILITIES_FORMAT,
         "results": stable_hash(retrieval),
@@ -113,22 +107,11 @@ def _generate(generator, prompts: list[str], max_new_tokens: int) -> list[str]:
 
 
 def _score_chunk(datamodule, generator, questions, retrieved, batch_size: int, with_metric: bool) -> list[dict]:
-    task, tokenizer = datamodule.task, datamodule.tokenizer
+    task = datamodule.task
     prompts, targets, owners = [], [], []
     for q, (question, ranked) in enumerate(zip(questions, retrieved)):
         for item in ranked.items:
-            prompts.append(
-                build_prompt(
-                    task,
-                    question.input,
-                    [item],
-                    tokenizer,
-                    datamodule.max_input_length,
-                    datamodule.prompt,
-                    question_id=question.id,
-                    user_id=question.user,
-                )
-            )
+            prompts.append(datamodule.prompt_for(question, [item]))
             targets.append(question.output)
             owners.append(q)
     scores = log_likelihoods(
@@ -185,7 +168,7 @@ def score_items(
     """Score each question's top-`candidates` items with the generator; cached and resumable.
 
     Args:
-        datamodule: The `LaMPDataModule` whose retrieval cache ranks the candidates and whose
+        datamodule: The data pipeline (`LaMPData`) whose retrieval cache ranks the candidates and whose
             prompt settings (options, budget, tokenizer) build the single-item prompts.
         ckpt_path: The generator's Lightning checkpoint (its sha256 keys the cache).
         candidates: Top-N items of each question to score (needs ``retrieval.k_max >= N``).
@@ -209,19 +192,7 @@ def score_items(
             f"candidates={candidates} exceeds retrieval.k_max={datamodule.retrieval.k_max}: "
             "raise data.retrieval.k_max (the ranking is cached up to k_max)"
         )
-    if rank == 0:
-        datamodule.write_synthetic_data()
-    prepare_retrieval(
-        datamodule.task,
-        datamodule.data_dir,
-        [split],
-        datamodule.retrieval,
-        datamodule.cache_dir,
-        rank=rank,
-        world_size=world_size,
-        barrier=barrier,
-        progress=progress,
-    )
+    view = datamodule.prepare_view(split, rank=rank, world_size=world_size, barrier=barrier, progress=progress)
     folder = utilities_folder(datamodule, ckpt_path, candidates, split, with_metric)
     final = folder / "utilities.jsonl"
     if final.is_file():
@@ -229,9 +200,7 @@ def score_items(
     questions = load_split(datamodule.data_dir, datamodule.task, split)
     if any(q.output is None for q in questions):
         raise ValueError(f"split {split!r} of {datamodule.task.name} has no gold outputs to score items against")
-    retrieved = load_retrieved(
-        datamodule.task, datamodule.data_dir, split, datamodule.retrieval, datamodule.cache_dir, candidates
-    )
+    retrieved = view.top(candidates).retrieved()
     generator = generator if generator is not None else load_generator(ckpt_path)
     generator.eval()
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from lamp_pl.pretrained import load_pretrained
 from lamp_pl.tasks import Task
 
 
@@ -24,22 +25,6 @@ def check_vocabulary(model: torch.nn.Module, tokenizer: Any, model_name: str) ->
             f"data.tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has {len(tokenizer)} tokens but model "
             f"{model_name!r} has only {rows} embedding rows: use the model's own tokenizer as data.tokenizer"
         )
-
-
-def tie_embeddings(model: torch.nn.Module) -> None:
-    """Tie the word embeddings a checkpoint saved once (`tie_word_embeddings`) to every copy.
-
-    `from_pretrained` ties them itself, but in some processes (seen in the test suite after other
-    tests had loaded and adapted models) transformers reported the copies MISSING and left them on
-    the meta device; `tie_weights()` and then sharing the input embedding's weight with every
-    meta parameter of its shape makes the model whole again whatever happened before.
-    """
-    model.tie_weights()
-    weight = model.get_input_embeddings().weight
-    for name, parameter in list(model.named_parameters()):
-        if parameter.is_meta and parameter.shape == weight.shape:
-            owner, _, attribute = name.rpartition(".")
-            setattr(model.get_submodule(owner), attribute, weight)
 
 
 @dataclass
@@ -77,7 +62,8 @@ class FamilyBase:
 
         auto = getattr(transformers, self.auto_class_name)
         if self.random_init is None:
-            model = auto.from_pretrained(
+            model = load_pretrained(
+                auto,
                 self.model_name_or_path,
                 trust_remote_code=self.trust_remote_code,
                 **self.config_overrides(),
@@ -91,8 +77,6 @@ class FamilyBase:
                 **{"vocab_size": len(self.tokenizer), **self.token_ids(), **self.config_overrides(), **fields},
             )
             model = auto.from_config(config)
-        if getattr(model.config, "tie_word_embeddings", False):
-            tie_embeddings(model)
         untied = [name for name, parameter in model.named_parameters() if parameter.is_meta]
         if untied:
             raise RuntimeError(

@@ -16,31 +16,39 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from lamp_pl.cache import stable_hash
+from lamp_pl.pretrained import load_pretrained
+
+if TYPE_CHECKING:  # torch loads with the first encoder: a cached index never needs it
+    import torch
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+"""Precision name -> `torch` dtype name."""
 
 
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU."""
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """``auto`` = fp16 on CUDA, fp32 elsewhere (half precision on CPU is slow and inexact)."""
+    import torch
+
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}, got {precision!r}")
-    return PRECISIONS[precision]
+    return getattr(torch, PRECISIONS[precision])
 
 
 def mean_pooling(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -102,8 +110,8 @@ class Encoder:
             self.name, revision=revision, trust_remote_code=trust_remote_code
         )
         self.model = (
-            AutoModel.from_pretrained(
-                self.name, revision=revision, trust_remote_code=trust_remote_code, dtype=self.dtype
+            load_pretrained(
+                AutoModel, self.name, revision=revision, trust_remote_code=trust_remote_code, dtype=self.dtype
             )
             .to(self.device)
             .eval()
@@ -125,6 +133,8 @@ class Encoder:
         size = getattr(self.model.config, "hidden_size", None)
         if size:
             return int(size)
+        import torch
+
         with torch.inference_mode():  # configs without hidden_size: ask the model
             return int(self._forward(*self._pad(self.tokenize(["dimension probe"]))).shape[1])
 
@@ -141,6 +151,8 @@ class Encoder:
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One forward pass: pooled float32 vectors of a padded batch."""
+        import torch
+
         self.forward_calls += 1
         Encoder.total_forward_calls += 1
         start = time.perf_counter()  # the benchmark tells the model's time from the pipeline's
@@ -155,6 +167,8 @@ class Encoder:
         return pooled
 
     def _pad(self, batch: Sequence[Sequence[int] | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         width = max(1, *(len(ids) for ids in batch))
         ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -174,6 +188,8 @@ class Encoder:
         Returns:
             `out`, filled.
         """
+        import torch
+
         if out is None:
             out = np.empty((len(texts), self.dim if texts else 0), dtype=np.float32)
         if out.shape[0] != len(texts):
