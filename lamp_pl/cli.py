@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lamp_pl.errors import LaMPError, one_line_errors, strip_verbose
+from lamp_pl.errors import one_line_errors, strip_verbose
 
 # The four Lightning loops go to `lamp_pl.lightning_cli` (LightningCLI parses them).
 TRAINING = ("fit", "validate", "test", "predict")
@@ -117,8 +117,6 @@ COMMANDS.update(
 
 # Sections of a LightningCLI config that the non-training commands accept and ignore.
 OTHER_SECTIONS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path")
-# Errors a command reports as one line and exit code 1 (bad input, missing files, unknown names).
-USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, LookupError)
 
 
 def load(command: Command) -> Callable[..., Any]:
@@ -200,18 +198,13 @@ def instantiate(parser: Any, config: Any) -> Any:
 
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:
     """Parse `argv` for `function`, call it, print what it returns (JSON for dicts, one line per
-    list entry), and turn a user error into one line on stderr with exit code 1."""
+    list entry); a user error propagates to `one_line_errors` (one line, exit status 2)."""
     parser = build_parser(name, function)
     config = parser.parse_args(bare_flags(function, [underscored(arg) for arg in argv]))
-    try:
-        init = instantiate(parser, config)
-        params = inspect.signature(function).parameters
-        result = function(**{key: init[key] for key in params if key in init})
-    except LaMPError:
-        raise  # one line and exit status 2, from `one_line_errors` in `main`
-    except USER_ERRORS as error:
-        print(f"lamp-pl {name}: error: {error}", file=sys.stderr)
-        return 1
+    # A user error ends the command with one line and exit status 2 (`one_line_errors` in `main`).
+    init = instantiate(parser, config)
+    params = inspect.signature(function).parameters
+    result = function(**{key: init[key] for key in params if key in init})
     if isinstance(result, int) and not isinstance(result, bool):
         return result
     if isinstance(result, dict):
@@ -227,8 +220,9 @@ def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> in
 def main(args: list[str] | None = None) -> int | None:
     """Entry point of the `lamp-pl` console script; `args` defaults to `sys.argv[1:]`.
 
-    A `LaMPError` (bad data, a damaged or missing cache, no space) ends the command with one line
-    on stderr and exit status 2; `--verbose` or `LAMP_PL_VERBOSE=1` keeps the traceback.
+    Every command, the raw and the LightningCLI ones included, runs inside `one_line_errors`: a
+    user error (a `LaMPError`, or an OS, decoding, JSON or refused-checkpoint error) ends it with
+    one line on stderr and exit status 2; `--verbose` or `LAMP_PL_VERBOSE=1` keeps the traceback.
     """
     argv = sys.argv[1:] if args is None else list(args)
     with one_line_errors(argv[0] if argv else "lamp-pl", argv):

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.metrics import build_metrics
 from lamp_pl.models import FamilyName, get_family
 from lamp_pl.models.adapters import (
@@ -88,12 +89,12 @@ class LaMPModel(L.LightningModule):
         self.task = get_task(task)
         self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
         if quantization is not None and peft is None:
-            raise ValueError(
+            raise ConfigError(
                 "model.quantization: a quantized base cannot be fine-tuned directly; add a model.peft "
                 "(LoRA) section (QLoRA)"
             )
         if quantization is not None and random_init is not None:
-            raise ValueError("model.quantization applies to pretrained weights, not to model.random_init")
+            raise ConfigError("model.quantization applies to pretrained weights, not to model.random_init")
         # Validates family and task together now (e.g. classifier on a generation task), before
         # any weights load.
         self.family = get_family(

@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from lamp_pl.checkpoints import load_checkpoint
 from lamp_pl.commands import datamodule_from_config
 from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.errors import CheckpointError, ConfigError, reading
 
 
 def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple[LaMPDataModule, dict]:
@@ -16,7 +18,9 @@ def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple
     data section's task and tokenizer linked into the model's, as `lamp-pl fit` links them."""
     model_args: dict = {}
     for path in configs:  # later files win, key by key, as LightningCLI composes them
-        section = (yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}
+        with reading(path, "config"):
+            document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        section = (document if isinstance(document, dict) else {}).get("model") or {}
         model_args.update(section.get("init_args", section))
     datamodule = datamodule_from_config(configs, overrides)
     model_args.update(task=datamodule.task_name, tokenizer=datamodule.tokenizer_name)
@@ -29,7 +33,9 @@ def build_base(model_args: dict, ckpt_path: str | Path | None = None):
 
     model = LaMPModel(**model_args)
     if ckpt_path is not None:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+        state = load_checkpoint(ckpt_path).get("state_dict")
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{ckpt_path}: not a Lightning checkpoint (no state_dict)")
         model.configure_model()
         model.load_state_dict(state)
     model.configure_model()  # builds the network where the model defers it to this hook (a no-op otherwise)
@@ -76,4 +82,4 @@ def set_lora_state(peft_model, state: dict[str, torch.Tensor]) -> None:
     result = set_peft_model_state_dict(peft_model, state, adapter_name="user")
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
-        raise ValueError(f"adapter state does not fit the base model: unexpected keys {unexpected[:3]}")
+        raise ConfigError(f"adapter state does not fit the base model: unexpected keys {unexpected[:3]}")

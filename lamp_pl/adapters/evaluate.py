@@ -18,6 +18,7 @@ import torch
 from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, set_lora_state
 from lamp_pl.adapters.store import load_adapter, read_settings
 from lamp_pl.data.lamp import load_split
+from lamp_pl.errors import ConfigError
 from lamp_pl.metrics import build_metrics
 from lamp_pl.predictions import write_run_outputs
 from lamp_pl.tokenized import collate
@@ -62,7 +63,7 @@ def test_users(
     datamodule, model_args = load_config(configs, overrides)
     settings = read_settings(user_adapters)
     if settings["task"] != model_args["task"]:
-        raise ValueError(
+        raise ConfigError(
             f"{user_adapters}: adapters are for task {settings['task']!r}, config is {model_args['task']!r}"
         )
     base = build_base(model_args, ckpt_path if ckpt_path is not None else settings["ckpt"])

@@ -27,6 +27,7 @@ from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, save_adapter, write_settings
 from lamp_pl.cache import stable_hash
 from lamp_pl.data.lamp import load_split
+from lamp_pl.errors import ConfigError
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -34,9 +35,9 @@ def parse_shard(shard: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in shard.split("/"))
     except ValueError:
-        raise ValueError(f"shard must look like 'i/n', got {shard!r}") from None
+        raise ConfigError(f"shard must look like 'i/n', got {shard!r}") from None
     if not 0 <= index < count:
-        raise ValueError(f"shard {shard!r}: need 0 <= i < n")
+        raise ConfigError(f"shard {shard!r}: need 0 <= i < n")
     return index, count
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from lamp_pl.cache import stable_hash, write_text_atomic
+from lamp_pl.errors import ConfigError
 
 SETTINGS = "adapters.json"
 
@@ -56,7 +57,7 @@ def write_settings(folder: str | Path, settings: dict) -> None:
     if path.is_file():
         old = json.loads(path.read_text())
         if old != settings:
-            raise ValueError(f"{path}: adapters here were trained with {old}, not {settings}; use another folder")
+            raise ConfigError(f"{path}: adapters here were trained with {old}, not {settings}; use another folder")
         return
     write_text_atomic(path, json.dumps(settings, indent=1, sort_keys=True))
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.lamp import LaMPDataError
+from lamp_pl.errors import ConfigError
 from lamp_pl.multilabel_metrics import format_labels
 
 EMOTIONS = (
@@ -227,7 +228,7 @@ def read_annotations(paths: Sequence[str | Path], schema: RawSchema) -> tuple[li
 def split_annotations(by_annotator: dict[str, list[Annotation]], protocol: str, seed: int) -> dict[str, list]:
     """Assign annotations to train/dev/test by `protocol` (see the module docstring)."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
+        raise ConfigError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
     splits: dict[str, list[Annotation]] = {"train": [], "dev": [], "test": []}
 
     def cut(n: int) -> tuple[int, int]:
@@ -324,7 +325,7 @@ def convert(
     dropped = sorted(a for a, rows in by_annotator.items() if len(rows) < min_annotations)
     kept = {a: rows for a, rows in by_annotator.items() if len(rows) >= min_annotations}
     if not kept:
-        raise ValueError(f"no annotator has {min_annotations} or more annotations in {', '.join(map(str, raw))}")
+        raise ConfigError(f"no annotator has {min_annotations} or more annotations in {', '.join(map(str, raw))}")
     splits = split_annotations(kept, split, seed)
     support = dict(kept)
     if split == "held_out_users":

@@ -23,6 +23,7 @@ import torch
 
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.lamp import load_split
+from lamp_pl.errors import ConfigError
 from lamp_pl.learned.likelihood import (
     encode_pairs,
     forward_pairs,
@@ -239,7 +240,7 @@ def attribute(
     if not records_path.is_file():
         questions = load_split(dm.data_dir, dm.task, split)
         if any(q.output is None for q in questions):
-            raise ValueError(f"split {split!r} of {dm.task.name} has no gold outputs to attribute")
+            raise ConfigError(f"split {split!r} of {dm.task.name} has no gold outputs to attribute")
         retrieved = load_retrieved(dm.task, dm.data_dir, split, dm.retrieval, dm.cache_dir, dm.k, dm.offset)
         generator = generator if generator is not None else load_generator(ckpt_path)
         generator.eval()

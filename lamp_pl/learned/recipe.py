@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
+
+from lamp_pl.checkpoints import load_checkpoint
 
 
 def best_checkpoint(root: str | Path) -> Path:
@@ -21,7 +22,7 @@ def best_checkpoint(root: str | Path) -> Path:
     found = sorted(Path(root).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"no last.ckpt under {root}: the generator fit did not save one")
-    states = torch.load(found[-1], map_location="cpu", weights_only=True).get("callbacks", {})
+    states = load_checkpoint(found[-1]).get("callbacks", {})
     best = next((s.get("best_model_path") for k, s in states.items() if k.startswith("ModelCheckpoint")), None)
     return Path(best) if best and Path(best).is_file() else found[-1]
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from lamp_pl.cache import file_sha256_cached, stable_hash, write_text_atomic
 from lamp_pl.data.lamp import load_split
+from lamp_pl.errors import ConfigError
 from lamp_pl.learned.likelihood import is_seq2seq, log_likelihoods
 from lamp_pl.prompts import build_prompt
 from lamp_pl.retrieval import load_retrieved, make_retriever, prepare_retrieval
@@ -49,7 +50,10 @@ def load_generator(ckpt_path: str | Path, module_class: Any = None, device: str 
         from lamp_pl.module import LaMPModel
 
         module_class = LaMPModel
-    return module_class.load_from_checkpoint(str(ckpt_path), map_location=device).eval()
+    from lamp_pl.checkpoints import check_checkpoint
+
+    check_checkpoint(ckpt_path)  # refused in lamp_pl's words, before Lightning reads it
+    return module_class.load_from_checkpoint(str(ckpt_path), map_location=device, weights_only=True).eval()
 
 
 def example_metric(task, prediction: str, gold: str) -> float:
@@ -205,7 +209,7 @@ def score_items(
     """
     rank, world_size, barrier = world(rank, world_size)
     if datamodule.retrieval.k_max != -1 and datamodule.retrieval.k_max < candidates:
-        raise ValueError(
+        raise ConfigError(
             f"candidates={candidates} exceeds retrieval.k_max={datamodule.retrieval.k_max}: "
             "raise data.retrieval.k_max (the ranking is cached up to k_max)"
         )
@@ -228,7 +232,7 @@ def score_items(
         return final
     questions = load_split(datamodule.data_dir, datamodule.task, split)
     if any(q.output is None for q in questions):
-        raise ValueError(f"split {split!r} of {datamodule.task.name} has no gold outputs to score items against")
+        raise ConfigError(f"split {split!r} of {datamodule.task.name} has no gold outputs to score items against")
     retrieved = load_retrieved(
         datamodule.task, datamodule.data_dir, split, datamodule.retrieval, datamodule.cache_dir, candidates
     )
@@ -287,7 +291,7 @@ def load_utilities(path: str | Path) -> list[dict]:
             if len(record["item_texts"]) != len(record["log_likelihoods"]):
                 raise ValueError("item_texts and log_likelihoods differ in length")
         except (ValueError, KeyError) as error:
-            raise ValueError(f"{path}, line {number}: bad utilities record ({error})") from None
+            raise ConfigError(f"{path}, line {number}: bad utilities record ({error})") from None
         records.append(record)
     return records
 
