@@ -24,6 +24,7 @@ from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.stream import load_questions
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
+from lamp_pl.errors import OtherRankFailed
 from lamp_pl.prompts import PromptOptions, build_prompt
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.results import results_fingerprint
@@ -66,7 +67,7 @@ def agree_on_failure(strategy, rank: int, error: BaseException | None) -> None:
     if error is not None:
         raise error
     if failed:
-        raise RuntimeError(
+        raise OtherRankFailed(
             f"rank {rank}: data preparation failed on another rank" + (f" (rank 0: {message})" if message else "")
         )
 

@@ -59,8 +59,8 @@ class CheckpointError(LaMPError, ValueError):
 
 
 class OtherRankFailed(LaMPError):
-    """Raised on the healthy ranks of a distributed job when another rank failed; the failed
-    rank prints the error, these exit with status 2 silently so it is printed once."""
+    """Raised on the healthy ranks of a distributed job when another rank failed: each of them
+    prints one line naming the rank that failed and its error, the failed rank its own error."""
 
 
 PICKLED = "{path} holds pickled objects; lamp_pl loads weights only and will not run them"
@@ -140,8 +140,6 @@ def one_line_errors(command: str, argv: list[str] | None = None) -> Iterator[Non
     """
     try:
         yield
-    except OtherRankFailed:
-        raise SystemExit(EXIT_CODE) from None
     except Exception as error:  # noqa: BLE001 -- bugs are re-raised below
         message = user_message(error)
         if message is None:
@@ -166,7 +164,8 @@ def reading(path: object, what: str = "file") -> Iterator[None]:
         raise InputFileError(f"{path}: {detail}" + (f" ({hint})" if hint else "")) from error
     except UnicodeDecodeError as error:
         raise InputFileError(
-            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save the {what} as UTF-8"
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}; Latin-1 or another "
+            f"encoding?): save the {what} as UTF-8"
         ) from error
     except json.JSONDecodeError as error:
         raise InputFileError(f"{path}: malformed JSON ({error})") from error

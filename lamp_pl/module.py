@@ -252,8 +252,10 @@ class LaMPModel(L.LightningModule):
         """Checkpoint on the task's own metric, so no config has to repeat it, and write
         `last.ckpt` at the end of every training epoch, improved or not (`lamp_pl.runs`).
 
-        A `ModelCheckpoint` given in the trainer's config is honoured as it is: then none is
-        added here (Lightning would otherwise let these replace it). `lamp_pl.runs.StepCheckpoint`
+        A `ModelCheckpoint` given in the trainer's config is honoured as it is: then no
+        monitoring checkpoint is added here (Lightning would otherwise let it replace the user's),
+        but `last.ckpt` is still written, the same rule with and without one (a `LastCheckpoint`
+        is a type of its own, so it replaces no user callback). `lamp_pl.runs.StepCheckpoint`
         (`last.ckpt` every N steps) is no such override and is kept beside these.
         """
         from lamp_pl.runs import LastCheckpoint, is_trainer_default_checkpoint
@@ -266,7 +268,7 @@ class LaMPModel(L.LightningModule):
             and not is_trainer_default_checkpoint(c)
         ]
         if given:
-            return []
+            return [LastCheckpoint()]
         monitor = f"val/{self.task.monitor}"
         best = ModelCheckpoint(
             monitor=monitor,

@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from lamp_pl.checkpoints import load_checkpoint
+from lamp_pl.checkpoints import check_checkpoint, load_checkpoint
 from lamp_pl.commands import datamodule_from_config
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.errors import CheckpointError, ConfigError, reading
+from lamp_pl.resolve import resolve_data_section, resolve_model
 
 
 def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple[LaMPDataModule, dict]:
@@ -25,6 +26,19 @@ def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple
     datamodule = datamodule_from_config(configs, overrides)
     model_args.update(task=datamodule.task_name, tokenizer=datamodule.tokenizer_name)
     return datamodule, model_args
+
+
+def resolve_base(datamodule: LaMPDataModule, model_args: dict, ckpt_path: str | Path | None) -> None:
+    """Check the model, tokenizer, encoder and base checkpoint before any data is prepared."""
+    import inspect
+
+    from lamp_pl.module import LaMPModel
+
+    default = inspect.signature(LaMPModel.__init__).parameters["model_name_or_path"].default
+    resolve_data_section(datamodule)
+    resolve_model(model_args.get("model_name_or_path") or default, model_args.get("random_init"))
+    if ckpt_path is not None:
+        check_checkpoint(ckpt_path)
 
 
 def build_base(model_args: dict, ckpt_path: str | Path | None = None):

@@ -21,10 +21,11 @@ from lamp_pl.adapters.base import (
     load_config,
     lora_settings,
     lora_state,
+    resolve_base,
     set_lora_state,
 )
 from lamp_pl.adapters.examples import user_examples
-from lamp_pl.adapters.store import adapter_path, save_adapter, write_settings
+from lamp_pl.adapters.store import adapter_path, is_finished, save_adapter, write_settings
 from lamp_pl.cache import stable_hash
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError
@@ -124,6 +125,7 @@ def fit_users(
     """
     start = time.perf_counter()
     datamodule, model_args = load_config(configs, overrides)
+    resolve_base(datamodule, model_args, ckpt_path)  # model, tokenizer, checkpoint: before any work
     datamodule.write_synthetic_data()
     questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
@@ -139,7 +141,7 @@ def fit_users(
             small.append(user)
             continue
         path = adapter_path(out, user)
-        if path.is_file():
+        if is_finished(out, user):
             skipped.append(user)
             sizes[user] = path.stat().st_size
             continue

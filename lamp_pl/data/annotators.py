@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.lamp import LaMPDataError
-from lamp_pl.errors import ConfigError
+from lamp_pl.errors import ConfigError, reading
 from lamp_pl.multilabel_metrics import format_labels
 
 EMOTIONS = (
@@ -201,9 +201,12 @@ def read_annotations(paths: Sequence[str | Path], schema: RawSchema) -> tuple[li
     """
     annotations, seen, counts = [], set(), {"rows": 0, "dropped_unclear": 0, "dropped_duplicates": 0}
     for path in map(Path, paths):
-        with path.open(newline="", encoding="utf-8") as stream:
+        with reading(path, "CSV file"), path.open(newline="", encoding="utf-8") as stream:
             reader = csv.DictReader(stream)
             columns = reader.fieldnames or []
+            if not columns:
+                raise LaMPDataError(path, f"empty: no header row (expected the columns {', '.join(schema.required)})")
+            rows_before = counts["rows"]
             for column in schema.required:
                 if column not in columns:
                     raise LaMPDataError(
@@ -222,6 +225,8 @@ def read_annotations(paths: Sequence[str | Path], schema: RawSchema) -> tuple[li
                 seen.add(key)
                 flags = frozenset(c for c in schema.flags if _flag(path, line, c, row[c]))
                 annotations.append(Annotation(key[0], key[1], row[schema.text], flags))
+            if counts["rows"] == rows_before:
+                raise LaMPDataError(path, "no data rows: the file holds its header only")
     return annotations, counts
 
 

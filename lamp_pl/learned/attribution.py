@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lamp_pl.cache import write_text_atomic
+from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError
 from lamp_pl.learned.likelihood import (
@@ -32,6 +33,7 @@ from lamp_pl.learned.likelihood import (
 )
 from lamp_pl.learned.scoring import learned_folder, load_generator, run_sharded, world
 from lamp_pl.prompts import arrange, build_prompt
+from lamp_pl.resolve import resolve_data_section
 from lamp_pl.retrieval import load_retrieved, prepare_retrieval
 
 ATTRIBUTION_FORMAT = 1
@@ -220,6 +222,9 @@ def attribute(
     """
     rank, world_size, barrier = world(rank, world_size)
     dm = datamodule
+    if generator is None:
+        check_checkpoint(ckpt_path)
+    resolve_data_section(dm)  # tokenizer and encoder, before any encoding
     if rank == 0:
         dm.write_synthetic_data()
     prepare_retrieval(

@@ -24,10 +24,12 @@ import torch
 from tqdm.auto import tqdm
 
 from lamp_pl.cache import file_sha256_cached, stable_hash, write_text_atomic
+from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
-from lamp_pl.errors import ConfigError
+from lamp_pl.errors import ConfigError, reading
 from lamp_pl.learned.likelihood import is_seq2seq, log_likelihoods
 from lamp_pl.prompts import build_prompt
+from lamp_pl.resolve import resolve_data_section
 from lamp_pl.retrieval import load_retrieved, make_retriever, prepare_retrieval
 from lamp_pl.retrieval.index import read_manifest
 from lamp_pl.retrieval.results import cache_folder, results_key
@@ -50,8 +52,6 @@ def load_generator(ckpt_path: str | Path, module_class: Any = None, device: str 
         from lamp_pl.module import LaMPModel
 
         module_class = LaMPModel
-    from lamp_pl.checkpoints import check_checkpoint
-
     check_checkpoint(ckpt_path)  # refused in lamp_pl's words, before Lightning reads it
     return module_class.load_from_checkpoint(str(ckpt_path), map_location=device, weights_only=True).eval()
 
@@ -208,6 +208,9 @@ def score_items(
         ``metrics`` (None unless `with_metric`).
     """
     rank, world_size, barrier = world(rank, world_size)
+    if generator is None:
+        check_checkpoint(ckpt_path)
+    resolve_data_section(datamodule)  # tokenizer and encoder, before any encoding
     if datamodule.retrieval.k_max != -1 and datamodule.retrieval.k_max < candidates:
         raise ConfigError(
             f"candidates={candidates} exceeds retrieval.k_max={datamodule.retrieval.k_max}: "
@@ -285,7 +288,9 @@ def load_utilities(path: str | Path) -> list[dict]:
     """The records of a ``utilities.jsonl`` written by `score_items`."""
     path = Path(path)
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    with reading(path, "utilities file"):
+        text = path.read_text(encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             record = json.loads(line)
             if len(record["item_texts"]) != len(record["log_likelihoods"]):
