@@ -19,7 +19,8 @@ from typing import Any
 
 from lamp_pl.cache import COMPLETE, atomic_folder
 from lamp_pl.checkpoints import load_checkpoint
-from lamp_pl.errors import ConfigError
+from lamp_pl.errors import CheckpointError, ConfigError
+from lamp_pl.resolve import resolve_model, resolve_tokenizer
 
 
 def load_checkpoint_model(ckpt_path: str | Path):
@@ -27,6 +28,12 @@ def load_checkpoint_model(ckpt_path: str | Path):
     from lamp_pl.module import LaMPModel
 
     checkpoint = load_checkpoint(ckpt_path)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"{ckpt_path}: not a lamp_pl checkpoint (no hyper_parameters)")
+    # The base model and tokenizer it names must still be there, before anything is built.
+    resolve_model(hparams.get("model_name_or_path"), hparams.get("random_init"))
+    resolve_tokenizer(hparams.get("tokenizer") or hparams.get("model_name_or_path"))
     # load_from_checkpoint calls configure_model before loading, as the Trainer does.
     model = LaMPModel.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
     return model.eval(), checkpoint

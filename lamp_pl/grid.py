@@ -14,6 +14,8 @@ import itertools
 import json
 from pathlib import Path
 
+from lamp_pl.errors import reading
+
 AXES = {
     "retriever": "data.retrieval.retriever",
     "k": "data.k",
@@ -35,7 +37,8 @@ def configured_axes(configs: list[str]) -> dict[str, str]:
 
     found: dict[str, str] = {}
     for config in configs:
-        document = yaml.safe_load(Path(config).read_text()) or {}
+        with reading(config, "config"):
+            document = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
         for name, dotted in AXES.items():
             value = document
             for key in dotted.split("."):

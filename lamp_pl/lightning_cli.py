@@ -37,6 +37,13 @@ class LaMPCLI(LightningCLI):
             "(used when trainer.default_root_dir is not set)",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads an explicit `--ckpt_path`'s hyper-parameters while parsing: refuse a
+        missing or pickled checkpoint in lamp_pl's words before it does."""
+        if self.config.get("subcommand"):
+            check_ckpt_argument(self.config[self.config.subcommand].get("ckpt_path"))
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         """Resolve the model, tokenizer and encoder before anything is built or prepared (see
         `lamp_pl.resolve`), check an explicit `--ckpt_path`, and give each experiment its own

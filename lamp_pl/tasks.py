@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lamp_pl.errors import ConfigError
+from lamp_pl.errors import ConfigError, reading
 
 MetricKind = Literal["classification", "regression", "generation", "multilabel"]
 
@@ -148,7 +148,10 @@ class Task:
     @classmethod
     def from_file(cls, path: str | Path) -> Task:
         """A custom task from a JSON file of `Task` fields (lists become tuples)."""
-        spec = json.loads(Path(path).read_text())
+        with reading(path, "task spec"):
+            spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: a task spec is a JSON object of Task fields")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(spec) - names)
         if unknown:

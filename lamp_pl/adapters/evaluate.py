@@ -17,6 +17,7 @@ import torch
 
 from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, resolve_base, set_lora_state
 from lamp_pl.adapters.store import load_adapter, read_settings
+from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError
 from lamp_pl.metrics import build_metrics
@@ -61,8 +62,10 @@ def test_users(
     """
     start = time.perf_counter()
     datamodule, model_args = load_config(configs, overrides)
+    resolve_base(datamodule, model_args, ckpt_path)
     settings = read_settings(user_adapters)
-    resolve_base(datamodule, model_args, ckpt_path if ckpt_path is not None else settings.get("ckpt"))
+    if ckpt_path is None and settings.get("ckpt") is not None:
+        check_checkpoint(settings["ckpt"])
     if settings["task"] != model_args["task"]:
         raise ConfigError(
             f"{user_adapters}: adapters are for task {settings['task']!r}, config is {model_args['task']!r}"
