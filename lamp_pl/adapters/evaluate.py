@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lamp_pl.adapters.base import add_lora_slot, build_base, load_config, resolve_base, set_lora_state
-from lamp_pl.adapters.store import load_adapter, read_settings
+from lamp_pl.adapters.store import check_adapters, load_adapter, read_settings
 from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError
@@ -64,6 +64,7 @@ def test_users(
     datamodule, model_args = load_config(configs, overrides)
     resolve_base(datamodule, model_args, ckpt_path)
     settings = read_settings(user_adapters)
+    check_adapters(user_adapters)  # a damaged adapter is named before the base is loaded
     if ckpt_path is None and settings.get("ckpt") is not None:
         check_checkpoint(settings["ckpt"])
     if settings["task"] != model_args["task"]:

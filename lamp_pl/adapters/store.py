@@ -85,6 +85,25 @@ def is_finished(folder: str | Path, user: str) -> bool:
     return problems == []
 
 
+def check_adapters(folder: str | Path) -> int:
+    """Verify every adapter file of `folder` against its checksum record before any work;
+    return how many there are.
+
+    Raises:
+        DamagedAdapterError: naming the first damaged file.
+    """
+    files = sorted(Path(folder).glob("*.safetensors"))
+    for path in files:
+        record = record_path(path)
+        try:
+            problems = verify_files(path.parent, {path.name: json.loads(record.read_text(encoding="utf-8"))}, full=True)
+        except (OSError, ValueError, TypeError):
+            problems = [f"{path.name}: no checksum record (written by an older or killed fit-users)"]
+        if problems:
+            raise DamagedAdapterError(f"{path}: damaged adapter ({'; '.join(problems)}); rerun fit-users to retrain it")
+    return len(files)
+
+
 def load_adapter(folder: str | Path, user: str) -> dict[str, torch.Tensor] | None:
     """`user`'s LoRA state, or None when the user has no adapter.
 
