@@ -255,7 +255,7 @@ class LaMPModel(L.LightningModule):
         A `ModelCheckpoint` given in the trainer's config is honoured as it is: then no
         monitoring checkpoint is added here (Lightning would otherwise let it replace the user's),
         but `last.ckpt` is still written, the same rule with and without one (a `LastCheckpoint`
-        is a type of its own, so it replaces no user callback). `lamp_pl.runs.StepCheckpoint`
+        is added to the trainer's callbacks beside the user's). `lamp_pl.runs.StepCheckpoint`
         (`last.ckpt` every N steps) is no such override and is kept beside these.
         """
         from lamp_pl.runs import LastCheckpoint, is_trainer_default_checkpoint
@@ -268,7 +268,11 @@ class LaMPModel(L.LightningModule):
             and not is_trainer_default_checkpoint(c)
         ]
         if given:
-            return [LastCheckpoint()]
+            # Returned here, a LastCheckpoint (a ModelCheckpoint subclass) would make Lightning drop
+            # the user's callbacks; beside them in the trainer's list it replaces none.
+            if not any(type(c) is LastCheckpoint for c in self.trainer.callbacks):
+                self.trainer.callbacks.append(LastCheckpoint())
+            return []
         monitor = f"val/{self.task.monitor}"
         best = ModelCheckpoint(
             monitor=monitor,

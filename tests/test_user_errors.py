@@ -212,6 +212,15 @@ CASES: dict[str, Case] = {
         ["fit-retriever", "--train", str(c.tmp / "u.jsonl"), "--encoder", str(c.bert), "--out_dir", str(c.tmp / "r")],
         [str(c.tmp / "u.jsonl")],
     ),
+    "synthetic: destination is a file": lambda c: (
+        ["synthetic", "--dest", str(c.pickled), "--task", TASK, "--users", "2"],
+        [str(c.pickled)],
+    ),
+    "download: server unreachable": lambda c: (
+        ["download", "--task", "LaMP_1", "--split", '["dev"]', "--dest", str(c.tmp / "dl")]
+        + ["--base_url", "http://127.0.0.1:9", "--retries", "0", "--timeout", "2", "--progress", "false"],
+        ["127.0.0.1:9"],
+    ),
     # missing folders
     "fit: missing model folder": lambda c: (["fit", *c.lightning(model=c.tmp / "no_model")], [str(c.tmp / "no_model")]),
     "index: missing encoder folder": lambda c: (["index", *c.data_args(**DENSE_MISSING)], ["/nowhere/encoder"]),
@@ -425,3 +434,17 @@ def test_the_console_script_says_the_same(ctx):
         check=False,
     )
     assert done.returncode == 2 and "Traceback" in done.stderr, done.stderr[-2000:]
+
+
+def test_last_ckpt_is_written_with_a_user_model_checkpoint_too(ctx, capsys):
+    """The rule of the README: `last.ckpt` at every epoch end, with or without a user callback."""
+    mine = ctx.tmp / "my-checkpoints"
+    config = ctx.tmp / "user-callback.yaml"
+    callback = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(mine)}}
+    config.write_text(yaml.safe_dump({"trainer": {"callbacks": [callback], "limit_val_batches": 0}}))
+    code, err, _ = run(capsys, ["fit", *ctx.lightning(run="runs-user-callback"), "--config", str(config)])
+    assert code in (0, None), err[-3000:]
+    assert list((ctx.tmp / "runs-user-callback").rglob("last.ckpt")), "lamp_pl's last.ckpt"
+    assert list(mine.glob("*.ckpt")), "the user's ModelCheckpoint is honoured as it is"
+    code, err, _ = run(capsys, ["validate", *ctx.lightning(run="runs-user-callback"), "--ckpt_path", "last"])
+    assert code in (0, None), err[-3000:]

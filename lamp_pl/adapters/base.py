@@ -22,7 +22,10 @@ def load_config(configs: list[str], overrides: list[str] | None = None) -> tuple
         with reading(path, "config"):
             document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         section = (document if isinstance(document, dict) else {}).get("model") or {}
-        model_args.update(section.get("init_args", section))
+        arguments = section.get("init_args", section) if isinstance(section, dict) else None
+        if not isinstance(arguments, dict):
+            raise ConfigError(f"{path}: the model section must be a mapping of LaMPModel arguments")
+        model_args.update(arguments)
     datamodule = datamodule_from_config(configs, overrides)
     model_args.update(task=datamodule.task_name, tokenizer=datamodule.tokenizer_name)
     return datamodule, model_args
