@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from lamp_pl.errors import NoSpaceError
+from lamp_pl.errors import NoSpaceError, one_line
 
 COMPLETE = ".complete"
 SMALL_FILE = 16 << 20
@@ -107,8 +107,9 @@ def write_file_atomic(path: str | Path, write: Callable[[ChecksumWriter], object
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        record = write_checksummed(tmp, fill)
-        os.replace(tmp, path)
+        with naming_full_disk(path):
+            record = write_checksummed(tmp, fill)
+            os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return record
@@ -184,6 +185,37 @@ def no_space(error: OSError, path: str | Path, needed: int | None = None) -> OSE
         f"No space left to write {path} ({wanted}{free} bytes free; {error.strerror}): "
         "free some space or point the cache elsewhere"
     )
+
+
+_FULL_MARKERS = ("no space left on device", "file too large", "disk quota exceeded", "os error 28", "os error 27")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` says the disk (or a file-size limit or quota) ran out: an `OSError` with
+    that errno, or a library's wrapping of one (pyarrow, safetensors) that says so."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    return any(marker in str(error).lower() for marker in _FULL_MARKERS)
+
+
+@contextlib.contextmanager
+def naming_full_disk(path: str | Path) -> Iterator[None]:
+    """Within this block, a full disk while writing `path` is a `NoSpaceError` naming `path`."""
+    try:
+        yield
+    except NoSpaceError:
+        raise
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        try:
+            free: int | str = shutil.disk_usage(Path(path).parent).free
+        except OSError:
+            free = "?"
+        raise NoSpaceError(
+            f"No space left to write {path} ({free} bytes free; {one_line(error)}): "
+            "free some space or point the cache elsewhere"
+        ) from None
 
 
 def preallocate(path: str | Path, size: int) -> None:
@@ -285,8 +317,9 @@ def atomic_folder(dest: str | Path, build: Callable[[Path], None]) -> Path:
         remove_leftovers(dest)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
         try:
-            build(tmp)
-            write_text_atomic(tmp / COMPLETE, json.dumps({"files": folder_records(tmp)}, indent=1))
+            with naming_full_disk(dest):
+                build(tmp)
+                write_text_atomic(tmp / COMPLETE, json.dumps({"files": folder_records(tmp)}, indent=1))
             swap_in(tmp, dest, lambda d: is_complete(d) and not verify_folder(d))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

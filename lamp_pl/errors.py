@@ -1,15 +1,21 @@
-"""User-facing errors of lamp_pl, and how the entry points report them: one line, no traceback.
+"""User-facing errors of lamp_pl, and the one boundary every command runs inside.
 
-Every error a user can fix (bad data, a missing file, a damaged cache, a failed download) derives
-from `LaMPError`. The command-line entry points run inside `one_line_errors`, which prints
-``lamp-pl <command>: error: <message>`` on stderr and exits with status 2; the full traceback is
-shown only with ``--verbose`` or ``LAMP_PL_VERBOSE=1``. Anything else (a bug) keeps its traceback.
+Every error a user can fix (bad data, a missing file, a damaged cache, a failed download, a
+setting that cannot work) derives from `LaMPError`. Every command of ``lamp-pl`` runs inside
+`one_line_errors`, which prints ``lamp-pl <command>: error: <path or name>: <what>`` on stderr
+and exits with status 2. Besides `LaMPError`, the OS, decoding, JSON and refused-checkpoint
+errors that reading the user's files, folders, configs and checkpoints raises are user errors
+too (`user_message` words them); the full traceback is shown only with ``--verbose`` or
+``LAMP_PL_VERBOSE=1``. Anything else is a bug and keeps its traceback (exit status 1).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
+import pickle
 import sys
 import traceback
 from collections.abc import Iterator
@@ -36,7 +42,70 @@ class NoSpaceError(LaMPError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class ConfigError(LaMPError, ValueError):
+    """A setting, argument or option value that cannot work (still a ValueError for callers)."""
+
+
+class InputFileError(LaMPError, OSError):
+    """A user-given file or folder that cannot be read (missing, unreadable, not UTF-8, not JSON)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(LaMPError, ValueError):
+    """A checkpoint that lamp_pl refuses to load: missing, not a checkpoint, or holding pickled
+    objects (never loaded with ``weights_only=False``)."""
+
+
+class OtherRankFailed(LaMPError):
+    """Raised on the healthy ranks of a distributed job when another rank failed: each of them
+    prints one line naming the rank that failed and its error, the failed rank its own error."""
+
+
+PICKLED = "{path} holds pickled objects; lamp_pl loads weights only and will not run them"
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or point the cache elsewhere",
+    errno.EDQUOT: "free some space or point the cache elsewhere",
+    errno.EFBIG: "free some space or point the cache elsewhere",
+    errno.EACCES: "check the permissions",
+    errno.EROFS: "the disk is read-only: point the cache elsewhere",
+}
 _BOOLEAN = {"true", "false", "yes", "no", "1", "0"}
+
+
+def is_weights_only_refusal(error: BaseException) -> bool:
+    """Whether `error` is torch's refusal to unpickle an object with ``weights_only=True``."""
+    return isinstance(error, pickle.UnpicklingError) and "weights only load failed" in str(error).lower()
+
+
+def os_error_message(error: OSError) -> str:
+    """``<path>: <what>`` for an `OSError` (with a hint for a full or read-only disk)."""
+    what = error.strerror or str(error) or type(error).__name__
+    names = [str(n) for n in (error.filename, error.filename2) if n is not None]
+    hint = _OS_HINTS.get(error.errno or 0)
+    return ": ".join([*(names[:1] or []), what]) + (f" ({hint})" if hint else "")
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one-line message of a user error, or None when `error` is a bug.
+
+    User errors: `LaMPError`; any `OSError` (a missing or unreadable file, a full or read-only
+    disk); `UnicodeDecodeError` and `json.JSONDecodeError` (a user file that is not UTF-8 text or
+    not JSON); torch's refusal of a checkpoint with pickled objects (worded by lamp_pl, never with
+    torch's advice to load it unsafely).
+    """
+    if isinstance(error, LaMPError):
+        return one_line(error)
+    if is_weights_only_refusal(error):
+        return PICKLED.format(path="the checkpoint")
+    if isinstance(error, OSError):
+        return one_line(os_error_message(error))
+    if isinstance(error, UnicodeDecodeError):
+        return one_line(f"not UTF-8 text ({error.reason} at byte {error.start}): save the file as UTF-8")
+    if isinstance(error, json.JSONDecodeError):
+        return one_line(f"malformed JSON: {error}")
+    return None
 
 
 def _verbose_flags(argv: list[str]) -> list[int]:
@@ -54,14 +123,16 @@ def verbose_requested(argv: list[str] | None = None) -> bool:
     return bool(_verbose_flags(argv or [])) or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
-def one_line(error: BaseException) -> str:
+def one_line(error: BaseException | str) -> str:
     """The message of `error` with its whitespace (newlines included) collapsed."""
-    return " ".join(str(error).split()) or type(error).__name__
+    text = " ".join(str(error).split())
+    return text or (type(error).__name__ if isinstance(error, BaseException) else "")
 
 
 @contextlib.contextmanager
 def one_line_errors(command: str, argv: list[str] | None = None) -> Iterator[None]:
-    """Run a command; turn a `LaMPError` into one line on stderr and `SystemExit(2)`.
+    """Run a command; turn a user error (see `user_message`) into one line on stderr and
+    `SystemExit(2)`; a bug propagates with its traceback (exit status 1).
 
     Args:
         command: what the user typed after ``lamp-pl`` (``fit``, ``index``...), for the prefix.
@@ -69,11 +140,35 @@ def one_line_errors(command: str, argv: list[str] | None = None) -> Iterator[Non
     """
     try:
         yield
-    except LaMPError as error:
+    except Exception as error:  # noqa: BLE001 -- bugs are re-raised below
+        message = user_message(error)
+        if message is None:
+            raise
         if verbose_requested(argv):
             traceback.print_exc()
-        print(f"lamp-pl {command}: error: {one_line(error)}", file=sys.stderr)
+        print(f"lamp-pl {command}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_CODE) from None
+
+
+@contextlib.contextmanager
+def reading(path: object, what: str = "file") -> Iterator[None]:
+    """Name `path` in the errors of reading it: an `OSError`, `UnicodeDecodeError` or
+    `json.JSONDecodeError` inside the block becomes an `InputFileError` naming the path."""
+    try:
+        yield
+    except LaMPError:
+        raise
+    except OSError as error:
+        detail = error.strerror or str(error)
+        hint = _OS_HINTS.get(error.errno or 0)
+        raise InputFileError(f"{path}: {detail}" + (f" ({hint})" if hint else "")) from error
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}; Latin-1 or another "
+            f"encoding?): save the {what} as UTF-8"
+        ) from error
+    except json.JSONDecodeError as error:
+        raise InputFileError(f"{path}: malformed JSON ({error})") from error
 
 
 def strip_verbose(argv: list[str]) -> list[str]:
@@ -84,11 +179,19 @@ def strip_verbose(argv: list[str]) -> list[str]:
 
 __all__ = [
     "EXIT_CODE",
+    "PICKLED",
+    "CheckpointError",
+    "ConfigError",
+    "InputFileError",
     "LaMPError",
     "MissingDataError",
     "NoSpaceError",
+    "OtherRankFailed",
+    "is_weights_only_refusal",
     "one_line",
     "one_line_errors",
+    "os_error_message",
+    "reading",
     "strip_verbose",
-    "verbose_requested",
+    "user_message",
 ]

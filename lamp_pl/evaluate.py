@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp_pl.data.lamp import LaMPDataError
+from lamp_pl.errors import MissingDataError
 from lamp_pl.metrics import build_metrics
 from lamp_pl.tasks import Task, get_task
 
@@ -28,13 +29,21 @@ def read_outputs(path: str | Path, task: Task) -> dict[str, str]:
             output, or a duplicate id; the message names the file, the record and the field.
     """
     path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: no such file" if not path.is_dir() else f"{path}: is a folder, not a file")
     try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"))
+        document: Any = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise LaMPDataError(
+            path, f"not UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8"
+        ) from None
     except json.JSONDecodeError as error:
         raise LaMPDataError(path, f"malformed JSON: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("golds"), list):
         raise LaMPDataError(path, 'expected {"task": ..., "golds": [{"id": ..., "output": ...}]}', field="golds")
-    if "task" in document and document["task"] not in task.accepted_output_names:
+    if "task" not in document:
+        raise LaMPDataError(path, f'missing: the file must name its task ("task": "{task.name}")', field="task")
+    if document["task"] not in task.accepted_output_names:
         raise LaMPDataError(path, f"the file is for task {document['task']!r}, not {task.name!r}", field="task")
     outputs: dict[str, str] = {}
     for index, record in enumerate(document["golds"]):

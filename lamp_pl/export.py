@@ -16,16 +16,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lamp_pl.cache import COMPLETE, atomic_folder
+from lamp_pl.checkpoints import load_checkpoint
+from lamp_pl.errors import CheckpointError, ConfigError
+from lamp_pl.resolve import resolve_model, resolve_tokenizer
 
 
 def load_checkpoint_model(ckpt_path: str | Path):
     """The `LaMPModel` of a checkpoint, built and restored on CPU (any world size: single file)."""
     from lamp_pl.module import LaMPModel
 
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(ckpt_path)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"{ckpt_path}: not a lamp_pl checkpoint (no hyper_parameters)")
+    # The base model and tokenizer it names must still be there, before anything is built.
+    resolve_model(hparams.get("model_name_or_path"), hparams.get("random_init"))
+    resolve_tokenizer(hparams.get("tokenizer") or hparams.get("model_name_or_path"))
     # load_from_checkpoint calls configure_model before loading, as the Trainer does.
     model = LaMPModel.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
     return model.eval(), checkpoint
@@ -120,7 +127,7 @@ def export(config: str | Path | None, ckpt_path: str, out: Path, adapter_only: b
     if hparams.get("peft") is not None and not adapter_only:
         network = network.merge_and_unload()
     if adapter_only and hparams.get("peft") is None:
-        raise ValueError(f"export --adapter-only: {ckpt} was trained without LoRA (model.peft)")
+        raise ConfigError(f"export --adapter-only: {ckpt} was trained without LoRA (model.peft)")
     config_path = run_config(config, ckpt)
     data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
 

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.metrics import build_metrics
 from lamp_pl.models import FamilyName, get_family
 from lamp_pl.models.adapters import (
@@ -88,12 +89,12 @@ class LaMPModel(L.LightningModule):
         self.task = get_task(task)
         self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
         if quantization is not None and peft is None:
-            raise ValueError(
+            raise ConfigError(
                 "model.quantization: a quantized base cannot be fine-tuned directly; add a model.peft "
                 "(LoRA) section (QLoRA)"
             )
         if quantization is not None and random_init is not None:
-            raise ValueError("model.quantization applies to pretrained weights, not to model.random_init")
+            raise ConfigError("model.quantization applies to pretrained weights, not to model.random_init")
         # Validates family and task together now (e.g. classifier on a generation task), before
         # any weights load.
         self.family = get_family(
@@ -251,8 +252,10 @@ class LaMPModel(L.LightningModule):
         """Checkpoint on the task's own metric, so no config has to repeat it, and write
         `last.ckpt` at the end of every training epoch, improved or not (`lamp_pl.runs`).
 
-        A `ModelCheckpoint` given in the trainer's config is honoured as it is: then none is
-        added here (Lightning would otherwise let these replace it). `lamp_pl.runs.StepCheckpoint`
+        A `ModelCheckpoint` given in the trainer's config is honoured as it is: then no
+        monitoring checkpoint is added here (Lightning would otherwise let it replace the user's),
+        but `last.ckpt` is still written, the same rule with and without one (a `LastCheckpoint`
+        is added to the trainer's callbacks beside the user's). `lamp_pl.runs.StepCheckpoint`
         (`last.ckpt` every N steps) is no such override and is kept beside these.
         """
         from lamp_pl.runs import LastCheckpoint, is_trainer_default_checkpoint
@@ -265,6 +268,10 @@ class LaMPModel(L.LightningModule):
             and not is_trainer_default_checkpoint(c)
         ]
         if given:
+            # Returned here, a LastCheckpoint (a ModelCheckpoint subclass) would make Lightning drop
+            # the user's callbacks; beside them in the trainer's list it replaces none.
+            if not any(type(c) is LastCheckpoint for c in self.trainer.callbacks):
+                self.trainer.callbacks.append(LastCheckpoint())
             return []
         monitor = f"val/{self.task.monitor}"
         best = ModelCheckpoint(

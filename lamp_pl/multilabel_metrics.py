@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from lamp_pl.errors import ConfigError
+
 NONE = "none"
 
 __all__ = ["NONE", "MultiLabelMetrics", "format_labels", "parse_labels", "user_key"]
@@ -45,7 +47,7 @@ def format_labels(chosen: Sequence[str] | set[str] | frozenset[str], labels: Seq
     """
     unknown = set(chosen) - set(labels)
     if unknown:
-        raise ValueError(f"unknown label(s) {sorted(unknown)}; labels: {', '.join(labels)}")
+        raise ConfigError(f"unknown label(s) {sorted(unknown)}; labels: {', '.join(labels)}")
     return ", ".join(label for label in labels if label in set(chosen)) or NONE
 
 

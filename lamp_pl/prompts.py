@@ -55,6 +55,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.tasks import Task, get_task
 
 Order = Literal["start", "end", "middle", "random"]
@@ -85,7 +86,7 @@ class PromptOptions:
         for name, kind in (("order", Order), ("ablation", Ablation), ("user_context", UserContext), ("budget", Budget)):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:
-                raise ValueError(f"PromptOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ConfigError(f"PromptOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -109,17 +110,17 @@ def count_tokens(tokenizer: Any, text: str) -> int:
 def _form(task: Task, ablation: Ablation) -> _Form:
     if ablation in ("both", "decouple"):
         if ablation == "decouple" and task.output_field is None:
-            raise ValueError(f"{task.name} has no output_field, so ablation='decouple' is undefined")
+            raise ConfigError(f"{task.name} has no output_field, so ablation='decouple' is undefined")
         return _Form(task.item_template, task.free_field, task.fixed)
     if ablation == "only_input":
         if task.input_field is None or task.input_only_template is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{task.name} has no input field (its profile items hold only what the user wrote), "
                 "so ablation='only_input' is undefined; use 'both' or 'only_output'"
             )
         return _Form(task.input_only_template, task.input_field)
     if task.output_only_template is None:
-        raise ValueError(f"{task.name} has no output_only_template, so ablation='only_output' is undefined")
+        raise ConfigError(f"{task.name} has no output_only_template, so ablation='only_output' is undefined")
     return _Form(task.output_only_template, None)
 
 

@@ -11,14 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lamp_pl.checkpoints import load_checkpoint
+from lamp_pl.errors import ConfigError, LaMPError
 
 RUNS_ROOT = "runs"
 
 
-class CheckpointResolutionError(FileNotFoundError):
+class CheckpointResolutionError(LaMPError, FileNotFoundError):
     """`--ckpt_path best|last` has no checkpoint to resolve to in the experiment's folder."""
+
+    def __str__(self) -> str:  # one message, not OSError's (errno, strerror) pair
+        return str(self.args[0]) if self.args else ""
 
 
 def run_folder(
@@ -59,7 +64,7 @@ def newest_last_checkpoint(folder: str | Path) -> Path:
     candidates = sorted(Path(folder).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
     if not candidates:
         raise CheckpointResolutionError(
-            f"no last.ckpt under {folder}: run fit for this experiment first, or pass a checkpoint path"
+            f"{folder}: no last.ckpt in this experiment's folder yet: run fit for it first, or pass a checkpoint path"
         )
     return candidates[-1]
 
@@ -71,7 +76,7 @@ def recorded_best(checkpoint: str | Path) -> Path:
         CheckpointResolutionError: no best path is recorded, or the recorded file is gone (there
             is deliberately no fallback to `last`: that would evaluate another model than asked).
     """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = load_checkpoint(checkpoint)
     # The callback that monitors a metric; `LastCheckpoint`s (no monitor) record last.ckpt.
     recorded = [
         s.get("best_model_path")
@@ -132,7 +137,7 @@ class StepCheckpoint(LastCheckpoint):
 
     def __init__(self, every_n_train_steps: int = 1000, dirpath: str | None = None) -> None:
         if every_n_train_steps < 1:
-            raise ValueError(f"StepCheckpoint: every_n_train_steps must be >= 1 (got {every_n_train_steps})")
+            raise ConfigError(f"StepCheckpoint: every_n_train_steps must be >= 1 (got {every_n_train_steps})")
         super().__init__(dirpath=dirpath, every_n_train_steps=every_n_train_steps)
 
 

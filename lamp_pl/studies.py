@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.tasks import Task, get_task
 
 
@@ -47,14 +48,14 @@ def check_study_options(task: str | Task, k: float, offset: int, retrieval: Any,
             ("offset", offset, 0),
         ):
             if value != neutral:
-                raise ValueError(f"{name}={value!r} cannot change the prompt: {why}")
+                raise ConfigError(f"{name}={value!r} cannot change the prompt: {why}")
         return
     count = _whole_k(k)
     if count == 1:  # one item: nothing to reorder, no other item to take an output from
         if prompt.order != "start":
-            raise ValueError(f"prompt.order={prompt.order!r} cannot change the prompt: k={k} gives one item")
+            raise ConfigError(f"prompt.order={prompt.order!r} cannot change the prompt: k={k} gives one item")
         if prompt.ablation == "decouple":
-            raise ValueError(
+            raise ConfigError(
                 f"prompt.ablation='decouple' cannot change the prompt: k={k} gives one item, "
                 "with no other item's output to pair it with"
             )
@@ -67,14 +68,14 @@ def check_study_options(task: str | Task, k: float, offset: int, retrieval: Any,
         if on
     ]
     if uses and spec.output_field is not None and spec.output_field == spec.free_field:
-        raise ValueError(
+        raise ConfigError(
             f"{uses[0]} cannot change the prompt on {spec.name}: its items' output part "
             f"({spec.output_field!r}) is the free text itself, so there is no separate output to swap"
         )
     if k_max != -1 and offset > 0:
         last = offset + (count if count is not None else 1)
         if last > k_max:
-            raise ValueError(
+            raise ConfigError(
                 f"offset={offset} with k={k} reaches rank {last}, beyond retrieval.k_max={k_max} "
                 "(the ranked lists are cached up to k_max): raise k_max or lower the offset"
             )

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lamp_pl.errors import ConfigError, reading
+
 MetricKind = Literal["classification", "regression", "generation", "multilabel"]
 
 
@@ -39,10 +41,10 @@ def check_plain_name(name: object, what: str = "name") -> str:
     and control characters, so that no name can point outside the folder it is joined to.
     """
     if not isinstance(name, str) or not name.strip() or name in (".", ".."):
-        raise ValueError(f"{what} {name!r} is not a plain file name (empty, '.' or '..')")
+        raise ConfigError(f"{what} {name!r} is not a plain file name (empty, '.' or '..')")
     bad = [c for c in name if c in "/\\" or unicodedata.category(c) == "Cc"]
     if bad:
-        raise ValueError(
+        raise ConfigError(
             f"{what} {name!r} is not a plain file name: it contains {''.join(sorted(set(bad)))!r} "
             "(path separators and control characters are not allowed)"
         )
@@ -146,15 +148,18 @@ class Task:
     @classmethod
     def from_file(cls, path: str | Path) -> Task:
         """A custom task from a JSON file of `Task` fields (lists become tuples)."""
-        spec = json.loads(Path(path).read_text())
+        with reading(path, "task spec"):
+            spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: a task spec is a JSON object of Task fields")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(spec) - names)
         if unknown:
-            raise ValueError(f"{path}: unknown task field(s) {unknown}; known: {sorted(names)}")
+            raise ConfigError(f"{path}: unknown task field(s) {unknown}; known: {sorted(names)}")
         try:
             return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{path}: {error}") from None
+            raise ConfigError(f"{path}: {error}") from None
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -170,7 +175,7 @@ def register_task(task: Task, overwrite: bool = False) -> Task:
     """
     check_plain_name(task.name, "task name")
     if task.name in _REGISTRY and not overwrite and _REGISTRY[task.name] != task:
-        raise ValueError(f"task {task.name!r} is already registered")
+        raise ConfigError(f"task {task.name!r} is already registered")
     _REGISTRY[task.name] = task
     return task
 
@@ -188,11 +193,11 @@ def get_task(name: str | Task) -> Task:
     if name.endswith(".json") and Path(name).is_file():
         task = Task.from_file(name)
         if task.name in _BUILTIN:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: custom task name {task.name!r} is a built-in task's name; give the spec another name"
             )
         return register_task(task, overwrite=True)
-    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(task_names())} (or a path to a task .json)")
+    raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())} (or a path to a task .json)")
 
 
 def task_names() -> list[str]:

@@ -64,7 +64,9 @@ def test_inspect_shows_query_items_and_prompt(dense_config, data_root, capsys):
 
 
 def test_inspect_unknown_id_is_an_error(dense_config, capsys):
-    assert main(["inspect", "--config", str(dense_config), "--split", "dev", "--id", "nope"]) == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["inspect", "--config", str(dense_config), "--split", "dev", "--id", "nope"])
+    assert exit_.value.code == 2
     assert "no question 'nope'" in capsys.readouterr().err
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 
 from helpers import base_args
 from lamp_pl.cli import main
+from lamp_pl.errors import CheckpointError
 from lamp_pl.runs import CheckpointResolutionError, resolve_checkpoint, run_folder
 
 
@@ -71,8 +71,9 @@ def test_two_experiments_in_one_folder_each_test_best_evaluates_its_own(
 
     # A recorded best that is gone is an error, never a silent fallback to last.ckpt.
     resolve_checkpoint("best", "runs/LaMP_2/bm25").unlink()
-    with pytest.raises(CheckpointResolutionError, match="missing"):
+    with pytest.raises(SystemExit) as exit_:  # one line, exit status 2 (issue 18)
         main(["test", *args_without_root(tiny_t5, data_root, tmp_path / "cache"), "--ckpt_path", "best"])
+    assert exit_.value.code == 2 and "missing" in capsys.readouterr().err
     with pytest.raises(CheckpointResolutionError, match="no last.ckpt"):
         resolve_checkpoint("last", "runs/LaMP_3/bm25")
 
@@ -87,7 +88,7 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-def test_a_malicious_pickle_in_a_checkpoint_is_refused(tiny_t5, data_root, tmp_path):
+def test_a_malicious_pickle_in_a_checkpoint_is_refused(tiny_t5, data_root, tmp_path, capsys):
     marker = tmp_path / "code-ran"
     folder = tmp_path / "runs" / "checkpoints"
     folder.mkdir(parents=True)
@@ -98,14 +99,16 @@ def test_a_malicious_pickle_in_a_checkpoint_is_refused(tiny_t5, data_root, tmp_p
         },
         folder / "last.ckpt",
     )
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match="holds pickled objects"):
         resolve_checkpoint("best", tmp_path / "runs")
     args = args_without_root(tiny_t5, data_root, tmp_path / "cache") + [
         "--trainer.default_root_dir",
         str(tmp_path / "runs"),
     ]
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(SystemExit) as exit_:
         main(["test", *args, "--ckpt_path", str(folder / "last.ckpt")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "holds pickled objects" in err and "weights_only" not in err, err
     assert not marker.exists(), "the checkpoint's pickle ran code"
 
 

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import torch
 
+from lamp_pl.checkpoints import check_checkpoint, load_checkpoint
+from lamp_pl.errors import CheckpointError, ConfigError
+from lamp_pl.resolve import resolve_data_section, resolve_model
+
 if TYPE_CHECKING:
+    from lamp_pl.data.pipeline import LaMPData
     from lamp_pl.module import LaMPModel
+
+
+def resolve_base(data: LaMPData, model: LaMPModel, ckpt_path: str | Path | None) -> None:
+    """Check the model, tokenizer, encoder and base checkpoint before any data is prepared."""
+    resolve_data_section(data)
+    resolve_model(model.hparams["model_name_or_path"], model.hparams.get("random_init"))
+    if ckpt_path is not None:
+        check_checkpoint(ckpt_path)
 
 
 def build_base(model: LaMPModel, ckpt_path: str | Path | None = None):
     """`model` built, with a Lightning checkpoint's weights when given, in eval mode."""
     model.configure_model()  # builds the network where the model defers it to this hook (a no-op otherwise)
     if ckpt_path is not None:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+        state = load_checkpoint(ckpt_path).get("state_dict")
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{ckpt_path}: not a Lightning checkpoint (no state_dict)")
         model.load_state_dict(state)
     return model.eval()
 
@@ -62,4 +76,4 @@ def set_lora_state(peft_model, state: dict[str, torch.Tensor]) -> None:
     result = set_peft_model_state_dict(peft_model, state, adapter_name="user")
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
-        raise ValueError(f"adapter state does not fit the base model: unexpected keys {unexpected[:3]}")
+        raise ConfigError(f"adapter state does not fit the base model: unexpected keys {unexpected[:3]}")

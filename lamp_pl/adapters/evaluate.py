@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
-from lamp_pl.adapters.base import add_lora_slot, build_base, set_lora_state
-from lamp_pl.adapters.store import load_adapter, read_settings
+from lamp_pl.adapters.base import add_lora_slot, build_base, resolve_base, set_lora_state
+from lamp_pl.adapters.store import check_adapters, load_adapter, read_settings
+from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
 from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.errors import ConfigError
 from lamp_pl.metrics import build_metrics
 from lamp_pl.module import LaMPModel
 from lamp_pl.predictions import write_run_outputs
@@ -63,9 +65,13 @@ def test_users(
     """
     start = time.perf_counter()
     datamodule = data
+    resolve_base(datamodule, model, ckpt_path)
     settings = read_settings(user_adapters)
+    check_adapters(user_adapters)  # a damaged adapter is named before the base is loaded
+    if ckpt_path is None and settings.get("ckpt") is not None:
+        check_checkpoint(settings["ckpt"])
     if settings["task"] != model.hparams["task"]:
-        raise ValueError(
+        raise ConfigError(
             f"{user_adapters}: adapters are for task {settings['task']!r}, config is {model.hparams['task']!r}"
         )
     base = build_base(model, ckpt_path if ckpt_path is not None else settings["ckpt"])

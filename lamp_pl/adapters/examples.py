@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lamp_pl.data.lamp import LaMPQuestion
 from lamp_pl.data.synthetic import INPUTS
+from lamp_pl.errors import ConfigError
 from lamp_pl.tasks import Task
 
 
@@ -44,7 +45,7 @@ def _question_prefix(task: Task, question: LaMPQuestion) -> str:
     marker = task.query_marker or ""
     at = question.input.find(marker) if marker else -1
     if at < 0:
-        raise ValueError(
+        raise ConfigError(
             f"{task.name}: no ITEM_EXAMPLES row and question {question.id!r} lacks the query marker "
             f"{marker!r}, so its profile items cannot become training pairs"
         )
@@ -58,7 +59,7 @@ def item_to_example(task: Task, item: dict, question: LaMPQuestion) -> tuple[str
         text = row.template.format(text=item[row.input_field], labels=", ".join(task.labels or ()))
         return text, str(item[row.output_field])
     if task.input_field is None or task.output_field is None:
-        raise ValueError(f"{task.name}: custom tasks need input_field and output_field for per-user adapters")
+        raise ConfigError(f"{task.name}: custom tasks need input_field and output_field for per-user adapters")
     return _question_prefix(task, question) + str(item[task.input_field]), str(item[task.output_field])
 
 

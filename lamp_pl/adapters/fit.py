@@ -20,13 +20,15 @@ from lamp_pl.adapters.base import (
     build_base,
     lora_settings,
     lora_state,
+    resolve_base,
     set_lora_state,
 )
 from lamp_pl.adapters.examples import user_examples
-from lamp_pl.adapters.store import adapter_path, save_adapter, write_settings
+from lamp_pl.adapters.store import adapter_path, is_finished, save_adapter, write_settings
 from lamp_pl.cache import stable_hash
 from lamp_pl.data.lamp import load_split
 from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.errors import ConfigError
 from lamp_pl.module import LaMPModel
 
 
@@ -35,9 +37,9 @@ def parse_shard(shard: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in shard.split("/"))
     except ValueError:
-        raise ValueError(f"shard must look like 'i/n', got {shard!r}") from None
+        raise ConfigError(f"shard must look like 'i/n', got {shard!r}") from None
     if not 0 <= index < count:
-        raise ValueError(f"shard {shard!r}: need 0 <= i < n")
+        raise ConfigError(f"shard {shard!r}: need 0 <= i < n")
     return index, count
 
 
@@ -124,6 +126,7 @@ def fit_users(
     """
     start = time.perf_counter()
     datamodule = data
+    resolve_base(datamodule, model, ckpt_path)  # model, tokenizer, checkpoint: before any work
     datamodule.write_synthetic_data()
     questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
@@ -139,7 +142,7 @@ def fit_users(
             small.append(user)
             continue
         path = adapter_path(out, user)
-        if path.is_file():
+        if is_finished(out, user):
             skipped.append(user)
             sizes[user] = path.stat().st_size
             continue

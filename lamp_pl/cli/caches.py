@@ -7,12 +7,14 @@ them). They receive the `LaMPData` of the config's data section; no model weight
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from typing import TYPE_CHECKING
 
 from lamp_pl.cache import full_checks
+from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
+from lamp_pl.errors import ConfigError
+from lamp_pl.resolve import resolve_data_section
 
 if TYPE_CHECKING:
     from lamp_pl.data.pipeline import LaMPData
@@ -30,6 +32,7 @@ def index(data: LaMPData, verify: bool = False) -> dict:
             sizes and the checksums of small files only.
     """
     start = time.perf_counter()
+    resolve_data_section(data)  # tokenizer and encoder exist, before any data is prepared
     data.write_synthetic_data()
     check_splits_present(data.data_dir, data.task, stage_splits(data))  # before anything is cached
     with full_checks() if verify else contextlib.nullcontext():
@@ -40,7 +43,7 @@ def index(data: LaMPData, verify: bool = False) -> dict:
     return summary
 
 
-def inspect(data: LaMPData, id: str, split: str = "dev") -> dict | int:
+def inspect(data: LaMPData, id: str, split: str = "dev") -> dict:
     """Print what the model reads for one question: query, items, prompt.
 
     Args:
@@ -50,13 +53,13 @@ def inspect(data: LaMPData, id: str, split: str = "dev") -> dict | int:
     """
     from lamp_pl.data.lamp import load_split
 
+    resolve_data_section(data)
     data.write_synthetic_data()
-    data.build([split])
-    questions = load_split(data.data_dir, data.task, split)
+    questions = load_split(data.data_dir, data.task, split)  # validated before anything is built
     index = next((i for i, q in enumerate(questions) if q.id == id), None)
     if index is None:
-        print(f"lamp-pl inspect: error: no question {id!r} in split {split!r}", file=sys.stderr)
-        return 1
+        raise ConfigError(f"{split_files(data.data_dir, data.task, split)[0]}: no question {id!r} in split {split!r}")
+    data.build([split])
     question = questions[index]
     retrieved = data.view(split).retrieved()[index] if data.uses_retrieval else None
     prompt = data.prompts(split)[index]

@@ -92,9 +92,12 @@ def configured_values(configs: list[str], dotted: dict[str, str]) -> dict[str, s
     (later files win), as a string; names no file sets are left out."""
     import yaml
 
+    from lamp_pl.errors import reading
+
     found: dict[str, str] = {}
     for config in configs:
-        document = yaml.safe_load(Path(config).read_text()) or {}
+        with reading(config, "config"):
+            document = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
         for name, path in dotted.items():
             value = document
             for key in path.split("."):

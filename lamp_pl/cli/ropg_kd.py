@@ -15,8 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
+
+from lamp_pl.checkpoints import load_checkpoint
+from lamp_pl.errors import ConfigError, reading
 
 
 def best_checkpoint(root: str | Path) -> Path:
@@ -24,7 +26,7 @@ def best_checkpoint(root: str | Path) -> Path:
     found = sorted(Path(root).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"no last.ckpt under {root}: the generator fit did not save one")
-    states = torch.load(found[-1], map_location="cpu", weights_only=True).get("callbacks", {})
+    states = load_checkpoint(found[-1]).get("callbacks", {})
     best = next((s.get("best_model_path") for k, s in states.items() if k.startswith("ModelCheckpoint")), None)
     return Path(best) if best and Path(best).is_file() else found[-1]
 
@@ -68,7 +70,13 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     from lamp_pl.learned.planted import attribution_planted_rate, planted_hit_rate
     from lamp_pl.learned.scoring import score_items
 
-    spec = recipe if isinstance(recipe, dict) else yaml.safe_load(Path(recipe).read_text())
+    if isinstance(recipe, dict):
+        spec = recipe
+    else:
+        with reading(recipe, "recipe"):
+            spec = yaml.safe_load(Path(recipe).read_text(encoding="utf-8"))
+    if not isinstance(spec, dict) or "generator" not in spec:
+        raise ConfigError(f"{recipe}: a recipe is a YAML mapping with a `generator` list of configs")
     configs, overrides = list(spec["generator"]), [str(o) for o in spec.get("overrides", [])]
     workdir, candidates = Path(spec.get("workdir", "runs/ropg_kd")), int(spec.get("candidates", 20))
     rows: dict[str, dict] = {}

@@ -12,10 +12,12 @@ from typing import Any
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
+from lamp_pl.checkpoints import check_ckpt_argument
 from lamp_pl.cli.config import link_sections
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.module import LaMPModel
 from lamp_pl.quiet import silence_third_party_notices
+from lamp_pl.resolve import resolve_encoder, resolve_model, resolve_tokenizer
 from lamp_pl.runs import default_run_folder, resolve_checkpoint
 
 # Dataclass fields document themselves with attribute docstrings; show those in --help.
@@ -35,9 +37,25 @@ class LaMPCLI(LightningCLI):
             "(used when trainer.default_root_dir is not set)",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads an explicit `--ckpt_path`'s hyper-parameters while parsing: refuse a
+        missing or pickled checkpoint in lamp_pl's words before it does."""
+        if self.config.get("subcommand"):
+            check_ckpt_argument(self.config[self.config.subcommand].get("ckpt_path"))
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
-        """Give each experiment its own folder when `trainer.default_root_dir` is not set."""
+        """Resolve the model, tokenizer and encoder before anything is built or prepared (see
+        `lamp_pl.resolve`), check an explicit `--ckpt_path`, and give each experiment its own
+        folder when `trainer.default_root_dir` is not set."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        model = config.get("model") or {}
+        resolve_tokenizer(config.data.get("tokenizer"))
+        if model.get("tokenizer") not in (None, config.data.get("tokenizer")):
+            resolve_tokenizer(model.get("tokenizer"))
+        resolve_model(model.get("model_name_or_path"), model.get("random_init"))
+        resolve_encoder(config.data.get("retrieval"), config.data.get("k", 1))
+        check_ckpt_argument(config.get("ckpt_path"))
         if config.trainer.get("default_root_dir") is None:
             config.trainer.default_root_dir = str(default_run_folder(config.data, config.get("run_name")))
 
@@ -51,6 +69,7 @@ class LaMPCLI(LightningCLI):
         if config.get("ckpt_path") not in ("best", "last") or in_process:
             return
         resolved = resolve_checkpoint(config["ckpt_path"], self.trainer.default_root_dir)
+        check_ckpt_argument(resolved)
         print(f"lamp_pl: --ckpt_path {config['ckpt_path']} -> {resolved}")
         config["ckpt_path"] = str(resolved)
 

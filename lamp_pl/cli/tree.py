@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lamp_pl.errors import LaMPError, one_line_errors, strip_verbose
+from lamp_pl.errors import one_line_errors, strip_verbose
 
 # The four Lightning loops go to `lamp_pl.cli.train` (LightningCLI parses them).
 TRAINING = ("fit", "validate", "test", "predict")
@@ -108,9 +108,6 @@ COMMANDS.update(
         ),
     }
 )
-
-# Errors a command reports as one line and exit code 1 (bad input, missing files, unknown names).
-USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, LookupError)
 
 
 def load(command: Command) -> Callable[..., Any]:
@@ -253,20 +250,14 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
 
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:
     """Parse `argv` for `function`, call it, print what it returns (JSON for dicts, one line per
-    list entry), and turn a user error into one line on stderr with exit code 1."""
+    list entry); a user error propagates to `one_line_errors` (one line, exit status 2)."""
     from lamp_pl.cli.config import instantiate
 
     parser, config = parse_command(name, function, argv)
-    try:
-        init = instantiate(parser, config)
-        front = positional(function)
-        params = [key for key in inspect.signature(function).parameters if key in init and key not in front]
-        result = function(*[init[key] for key in front], **{key: init[key] for key in params})
-    except LaMPError:
-        raise  # one line and exit status 2, from `one_line_errors` in `main`
-    except USER_ERRORS as error:
-        print(f"lamp-pl {name}: error: {error}", file=sys.stderr)
-        return 1
+    init = instantiate(parser, config)
+    front = positional(function)
+    params = [key for key in inspect.signature(function).parameters if key in init and key not in front]
+    result = function(*[init[key] for key in front], **{key: init[key] for key in params})
     if isinstance(result, int) and not isinstance(result, bool):
         return result
     if isinstance(result, dict):
@@ -282,8 +273,9 @@ def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> in
 def main(args: list[str] | None = None) -> int | None:
     """Entry point of the `lamp-pl` console script; `args` defaults to `sys.argv[1:]`.
 
-    A `LaMPError` (bad data, a damaged or missing cache, no space) ends the command with one line
-    on stderr and exit status 2; `--verbose` or `LAMP_PL_VERBOSE=1` keeps the traceback.
+    Every command, the raw and the LightningCLI ones included, runs inside `one_line_errors`: a
+    user error (a `LaMPError`, or an OS, decoding, JSON or refused-checkpoint error) ends it with
+    one line on stderr and exit status 2; `--verbose` or `LAMP_PL_VERBOSE=1` keeps the traceback.
     """
     argv = sys.argv[1:] if args is None else list(args)
     with one_line_errors(argv[0] if argv else "lamp-pl", argv):

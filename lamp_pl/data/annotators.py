@@ -30,6 +30,7 @@ from pathlib import Path
 
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.lamp import LaMPDataError
+from lamp_pl.errors import ConfigError, reading
 from lamp_pl.multilabel_metrics import format_labels
 
 EMOTIONS = (
@@ -199,9 +200,12 @@ def read_annotations(paths: Sequence[str | Path], schema: RawSchema) -> tuple[li
     """
     annotations, seen, counts = [], set(), {"rows": 0, "dropped_unclear": 0, "dropped_duplicates": 0}
     for path in map(Path, paths):
-        with path.open(newline="", encoding="utf-8") as stream:
+        with reading(path, "CSV file"), path.open(newline="", encoding="utf-8") as stream:
             reader = csv.DictReader(stream)
             columns = reader.fieldnames or []
+            if not columns:
+                raise LaMPDataError(path, f"empty: no header row (expected the columns {', '.join(schema.required)})")
+            rows_before = counts["rows"]
             for column in schema.required:
                 if column not in columns:
                     raise LaMPDataError(
@@ -220,13 +224,15 @@ def read_annotations(paths: Sequence[str | Path], schema: RawSchema) -> tuple[li
                 seen.add(key)
                 flags = frozenset(c for c in schema.flags if _flag(path, line, c, row[c]))
                 annotations.append(Annotation(key[0], key[1], row[schema.text], flags))
+            if counts["rows"] == rows_before:
+                raise LaMPDataError(path, "no data rows: the file holds its header only")
     return annotations, counts
 
 
 def split_annotations(by_annotator: dict[str, list[Annotation]], protocol: str, seed: int) -> dict[str, list]:
     """Assign annotations to train/dev/test by `protocol` (see the module docstring)."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
+        raise ConfigError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
     splits: dict[str, list[Annotation]] = {"train": [], "dev": [], "test": []}
 
     def cut(n: int) -> tuple[int, int]:
@@ -323,7 +329,7 @@ def convert(
     dropped = sorted(a for a, rows in by_annotator.items() if len(rows) < min_annotations)
     kept = {a: rows for a, rows in by_annotator.items() if len(rows) >= min_annotations}
     if not kept:
-        raise ValueError(f"no annotator has {min_annotations} or more annotations in {', '.join(map(str, raw))}")
+        raise ConfigError(f"no annotator has {min_annotations} or more annotations in {', '.join(map(str, raw))}")
     splits = split_annotations(kept, split, seed)
     support = dict(kept)
     if split == "held_out_users":

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from lamp_pl.errors import OtherRankFailed
+
 
 class Collective(Protocol):
     """The collectives the pipeline needs of a distributed strategy (Lightning's names)."""
@@ -29,7 +31,7 @@ def agree_on_failure(strategy: Collective, rank: int, error: BaseException | Non
     if error is not None:
         raise error
     if failed:
-        raise RuntimeError(
+        raise OtherRankFailed(
             f"rank {rank}: data preparation failed on another rank" + (f" (rank 0: {message})" if message else "")
         )
 

@@ -63,11 +63,18 @@ def split_files(data_dir: str | Path, task: str | Task, split: str) -> tuple[Pat
     """
     folder = task_folder(data_dir, get_task(task))
     for base in (folder, folder / split):
-        for ext in (".json", ".jsonl"):
-            questions = base / f"{split}_questions{ext}"
-            if questions.is_file():
-                outputs = [base / f"{split}_outputs{e}" for e in (".json", ".jsonl")]
-                return questions, next((o for o in outputs if o.is_file()), None)
+        found = [base / f"{split}_questions{ext}" for ext in (".json", ".jsonl")]
+        found = [path for path in found if path.is_file()]
+        if found:
+            outputs = [o for o in (base / f"{split}_outputs{e}" for e in (".json", ".jsonl")) if o.is_file()]
+            for candidates in (found, outputs):
+                if len(candidates) > 1:
+                    raise LaMPDataError(
+                        candidates[0],
+                        f"two candidate files for the {split!r} split: {candidates[0]} and {candidates[1]}; "
+                        "keep one of them",
+                    )
+            return found[0], next(iter(outputs), None)
     raise MissingDataError(
         f"no {split}_questions.json for {get_task(task).name} under {folder} "
         f"(looked for {folder}/{split}_questions.json and {folder}/{split}/{split}_questions.json)"
@@ -219,6 +226,7 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
     profile = record.get("profile")
     if not isinstance(profile, list):
         raise LaMPDataError(path, "missing or not a list", index, qid, "profile")
+    item_positions: dict[str, int] = {}
     for position, item in enumerate(profile):
         if not isinstance(item, dict):
             raise LaMPDataError(path, f"profile item {position} is not an object", index, qid, "profile")
@@ -243,6 +251,15 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
             value = _text_field(path, item, index, name, qid, f"profile[{position}].{name}")
             if task.metric_kind == "regression" and name == task.output_field:
                 _check_rating(path, value, task, index, qid, f"profile[{position}].{name}")
+        first = item_positions.setdefault(str(item["id"]), position)
+        if first != position and profile[first] != item:
+            raise LaMPDataError(
+                path,
+                f"profile items {first} and {position} share the id {str(item['id'])!r} but differ in content",
+                index,
+                qid,
+                f"profile[{position}].id",
+            )
     user_id = record.get("user_id")
     if user_id is not None and not isinstance(user_id, str | int):
         raise LaMPDataError(path, f"expected a string, got {_describe(user_id)}", index, qid, "user_id")
@@ -290,6 +307,11 @@ def _golds(path: Path, document: Any, task: Task) -> dict[str, str]:
             raise LaMPDataError(path, "duplicate id", index, gid, "id")
         golds[gid] = output
     return golds
+
+
+def read_golds(path: str | Path, task: str | Task) -> dict[str, str]:
+    """Read and validate an outputs file on its own (layout, task name, labels, duplicate ids)."""
+    return _golds(Path(path), read_json(path), get_task(task))
 
 
 def load_split(data_dir: str | Path, task: str | Task, split: str) -> list[LaMPQuestion]:

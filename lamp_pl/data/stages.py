@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lamp_pl.data.lamp import SPLITS, split_files, task_folder
+from lamp_pl.data.lamp import SPLITS, read_golds, split_files, task_folder
 from lamp_pl.errors import MissingDataError
 from lamp_pl.tasks import Task, get_task
 
@@ -20,7 +20,7 @@ SCORED_STAGES = ("fit", "validate", "test")
 
 
 def check_splits_present(data_dir: str | Path, task: str | Task, stage_splits: Mapping[str, Sequence[str]]) -> None:
-    """Raise unless every split each stage needs has its files.
+    """Raise unless every split each stage needs has its files, and its outputs file is valid.
 
     Args:
         data_dir: the data folder (``<root>/<task>/...`` or the task folder itself).
@@ -29,6 +29,8 @@ def check_splits_present(data_dir: str | Path, task: str | Task, stage_splits: M
 
     Raises:
         MissingDataError: naming the missing file (or folder) and the stage that needs it.
+        LaMPDataError: a malformed outputs file (file, record, field), or two candidate files
+            (``.json`` and ``.jsonl``) for one split.
     """
     task = get_task(task)
     folder = task_folder(data_dir, task)
@@ -40,6 +42,7 @@ def check_splits_present(data_dir: str | Path, task: str | Task, stage_splits: M
             f"{names[-1]}, directly or in <split>/ subfolders); needed by "
             f"{', '.join(stage_splits)}"
         )
+    checked: set[Path] = set()
     for stage, splits in stage_splits.items():
         for split in splits:
             found = _questions(data_dir, task, split)
@@ -55,6 +58,9 @@ def check_splits_present(data_dir: str | Path, task: str | Task, stage_splits: M
                     f"{stage} needs the gold outputs of the {split!r} split "
                     f"({'training targets' if stage == 'fit' else 'to score it'})"
                 )
+            if outputs is not None and outputs not in checked:
+                read_golds(outputs, task)  # the outputs too, before anything is encoded
+                checked.add(outputs)
 
 
 def _questions(data_dir: str | Path, task: Task, split: str) -> tuple[Path, Path | None] | None:

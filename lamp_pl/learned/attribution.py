@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 from lamp_pl.cache import write_text_atomic
+from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
+from lamp_pl.errors import ConfigError
 from lamp_pl.learned.likelihood import (
     encode_pairs,
     forward_pairs,
@@ -31,6 +33,7 @@ from lamp_pl.learned.likelihood import (
 )
 from lamp_pl.learned.scoring import learned_folder, load_generator, run_sharded, world
 from lamp_pl.prompts import arrange
+from lamp_pl.resolve import resolve_data_section
 
 ATTRIBUTION_FORMAT = 1
 
@@ -209,6 +212,9 @@ def attribute(
     """
     rank, world_size, barrier = world(rank, world_size)
     dm = datamodule
+    if generator is None:
+        check_checkpoint(ckpt_path)
+    resolve_data_section(dm)  # tokenizer and encoder, before any encoding
     view = dm.prepare_view(split, rank=rank, world_size=world_size, barrier=barrier, progress=progress)
     folder = learned_folder(
         dm, "attribution", ckpt_path, split, {"format_attribution": ATTRIBUTION_FORMAT, "k": dm.k, "offset": dm.offset}
@@ -217,7 +223,7 @@ def attribute(
     if not records_path.is_file():
         questions = load_split(dm.data_dir, dm.task, split)
         if any(q.output is None for q in questions):
-            raise ValueError(f"split {split!r} of {dm.task.name} has no gold outputs to attribute")
+            raise ConfigError(f"split {split!r} of {dm.task.name} has no gold outputs to attribute")
         retrieved = view.retrieved()
         generator = generator if generator is not None else load_generator(ckpt_path)
         generator.eval()

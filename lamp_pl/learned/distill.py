@@ -15,8 +15,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lamp_pl.errors import MissingDataError
 from lamp_pl.learned.retriever_module import RetrieverModule
 from lamp_pl.learned.scoring import load_utilities
+from lamp_pl.resolve import resolve
 
 
 class UtilityDataset(Dataset):
@@ -202,6 +204,10 @@ def fit_retriever(
     Returns:
         The saved encoder folder.
     """
+    resolve(encoder, "encoder", ["config.json"])
+    for path in (train_utilities, val_utilities):
+        if path is not None and not Path(path).is_file():
+            raise MissingDataError(f"{path}: no such utilities file (write it with `lamp-pl score-items`)")
     L.seed_everything(seed, workers=True, verbose=False)
     module = RetrieverModule(
         encoder,

@@ -24,8 +24,11 @@ import torch
 from tqdm.auto import tqdm
 
 from lamp_pl.cache import file_sha256_cached, stable_hash, write_text_atomic
+from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
+from lamp_pl.errors import ConfigError, reading
 from lamp_pl.learned.likelihood import is_seq2seq, log_likelihoods
+from lamp_pl.resolve import resolve_data_section
 
 UTILITIES_FORMAT = 1
 
@@ -45,7 +48,8 @@ def load_generator(ckpt_path: str | Path, module_class: Any = None, device: str 
         from lamp_pl.module import LaMPModel
 
         module_class = LaMPModel
-    return module_class.load_from_checkpoint(str(ckpt_path), map_location=device).eval()
+    check_checkpoint(ckpt_path)  # refused in lamp_pl's words, before Lightning reads it
+    return module_class.load_from_checkpoint(str(ckpt_path), map_location=device, weights_only=True).eval()
 
 
 def example_metric(task, prediction: str, gold: str) -> float:
@@ -187,8 +191,11 @@ def score_items(
         ``metrics`` (None unless `with_metric`).
     """
     rank, world_size, barrier = world(rank, world_size)
+    if generator is None:
+        check_checkpoint(ckpt_path)
+    resolve_data_section(datamodule)  # tokenizer and encoder, before any encoding
     if datamodule.retrieval.k_max != -1 and datamodule.retrieval.k_max < candidates:
-        raise ValueError(
+        raise ConfigError(
             f"candidates={candidates} exceeds retrieval.k_max={datamodule.retrieval.k_max}: "
             "raise data.retrieval.k_max (the ranking is cached up to k_max)"
         )
@@ -199,7 +206,7 @@ def score_items(
         return final
     questions = load_split(datamodule.data_dir, datamodule.task, split)
     if any(q.output is None for q in questions):
-        raise ValueError(f"split {split!r} of {datamodule.task.name} has no gold outputs to score items against")
+        raise ConfigError(f"split {split!r} of {datamodule.task.name} has no gold outputs to score items against")
     retrieved = view.top(candidates).retrieved()
     generator = generator if generator is not None else load_generator(ckpt_path)
     generator.eval()
@@ -250,13 +257,15 @@ def load_utilities(path: str | Path) -> list[dict]:
     """The records of a ``utilities.jsonl`` written by `score_items`."""
     path = Path(path)
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    with reading(path, "utilities file"):
+        text = path.read_text(encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             record = json.loads(line)
             if len(record["item_texts"]) != len(record["log_likelihoods"]):
                 raise ValueError("item_texts and log_likelihoods differ in length")
         except (ValueError, KeyError) as error:
-            raise ValueError(f"{path}, line {number}: bad utilities record ({error})") from None
+            raise ConfigError(f"{path}, line {number}: bad utilities record ({error})") from None
         records.append(record)
     return records
 

@@ -12,6 +12,8 @@ from typing import Literal, Protocol
 
 import torch
 
+from lamp_pl.errors import ConfigError
+
 FamilyName = Literal["seq2seq", "causal", "classifier"]
 
 
@@ -39,5 +41,5 @@ def get_family(name: str, **kwargs) -> Family:
 
     families = {"seq2seq": Seq2SeqFamily, "causal": CausalFamily, "classifier": ClassifierFamily}
     if name not in families:
-        raise ValueError(f"model.family: unknown family {name!r}; choose one of {sorted(families)}")
+        raise ConfigError(f"model.family: unknown family {name!r}; choose one of {sorted(families)}")
     return families[name](**kwargs)

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import torch
 
+from lamp_pl.errors import ConfigError
+
 Quantization = Literal["4bit", "8bit"]
 
 
@@ -34,16 +36,16 @@ def quantization_kwargs(quantization: Quantization | None) -> dict[str, Any]:
     if quantization is None:
         return {}
     if quantization not in ("4bit", "8bit"):
-        raise ValueError(f"model.quantization: {quantization!r} is not one of '4bit', '8bit'")
+        raise ConfigError(f"model.quantization: {quantization!r} is not one of '4bit', '8bit'")
     if not torch.cuda.is_available():
-        raise RuntimeError(
+        raise ConfigError(
             f"model.quantization {quantization}: bitsandbytes quantization needs a CUDA GPU and none "
             "is visible; drop model.quantization (plain LoRA runs anywhere) or run on a GPU"
         )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:
-        raise RuntimeError("model.quantization needs bitsandbytes: pip install 'lamp_pl[quantization]'") from error
+        raise ConfigError("model.quantization needs bitsandbytes: pip install 'lamp_pl[quantization]'") from error
     from transformers import BitsAndBytesConfig
 
     if quantization == "4bit":

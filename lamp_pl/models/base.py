@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.pretrained import load_pretrained
 from lamp_pl.tasks import Task
 
@@ -21,7 +22,7 @@ def check_vocabulary(model: torch.nn.Module, tokenizer: Any, model_name: str) ->
     """
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
-        raise ValueError(
+        raise ConfigError(
             f"data.tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has {len(tokenizer)} tokens but model "
             f"{model_name!r} has only {rows} embedding rows: use the model's own tokenizer as data.tokenizer"
         )

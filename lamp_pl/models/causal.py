@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import torch
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.models.base import FamilyBase, pad_rows, strip_labels
 
 
@@ -27,7 +28,7 @@ def special_layout(tokenizer) -> tuple[int, int]:
     for start in range(len(full) - len(plain) + 1):
         if full[start : start + len(plain)] == plain:
             return start, len(full) - start - len(plain)
-    raise ValueError(f"tokenizer {tokenizer.name_or_path!r}: cannot tell its special tokens from the text")
+    raise ConfigError(f"tokenizer {tokenizer.name_or_path!r}: cannot tell its special tokens from the text")
 
 
 class CausalFamily(FamilyBase):
@@ -40,12 +41,12 @@ class CausalFamily(FamilyBase):
     def __post_init__(self) -> None:
         tok = self.tokenizer
         if tok.eos_token_id is None:
-            raise ValueError(
+            raise ConfigError(
                 f"model.family causal: tokenizer {tok.name_or_path!r} has no EOS token, so a target "
                 "could never end; use a causal LM's own tokenizer"
             )
         if self.chat_template and not getattr(tok, "chat_template", None):
-            raise ValueError(f"model.chat_template: tokenizer {tok.name_or_path!r} has no chat template")
+            raise ConfigError(f"model.chat_template: tokenizer {tok.name_or_path!r} has no chat template")
         self.prefix, self.suffix = special_layout(tok)
 
     def token_ids(self) -> dict:

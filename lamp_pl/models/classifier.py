@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.models.base import FamilyBase
 from lamp_pl.multilabel_metrics import format_labels, parse_labels
 
@@ -28,7 +29,7 @@ class ClassifierFamily(FamilyBase):
 
     def __post_init__(self) -> None:
         if self.task.metric_kind == "generation" or not self.task.labels:
-            raise ValueError(
+            raise ConfigError(
                 f"model.family classifier needs a task with a closed label set; {self.task.name} is a "
                 f"{self.task.metric_kind} task: use model.family seq2seq or causal"
             )
@@ -53,7 +54,7 @@ class ClassifierFamily(FamilyBase):
         try:  # ratings written as "4.0"
             return self._index[str(int(float(target)))]
         except (ValueError, KeyError):
-            raise ValueError(
+            raise ConfigError(
                 f"{self.task.name} question {question_id!r}: gold output {target!r} is not one of the "
                 f"task's labels {list(self.labels)}"
             ) from None

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from lamp_pl.errors import ConfigError
+
 if TYPE_CHECKING:
     from lamp_pl.retrieval.encoder import EncoderSettings
 
@@ -74,9 +76,9 @@ class RetrievalConfig:
     def __post_init__(self) -> None:
         for field_name in ("retriever", "mixed_inputs", "mixed_outputs"):
             if getattr(self, field_name) not in RETRIEVERS:
-                raise ValueError(f"{field_name}={getattr(self, field_name)!r}; choose one of {', '.join(RETRIEVERS)}")
+                raise ConfigError(f"{field_name}={getattr(self, field_name)!r}; choose one of {', '.join(RETRIEVERS)}")
         if self.k_max < 1 and self.k_max != -1:
-            raise ValueError(f"k_max must be >= 1, or -1 for whole profiles (got {self.k_max})")
+            raise ConfigError(f"k_max must be >= 1, or -1 for whole profiles (got {self.k_max})")
 
     def encoder_settings(self) -> EncoderSettings:
         from lamp_pl.retrieval.encoder import EncoderSettings  # torch: only when encoding

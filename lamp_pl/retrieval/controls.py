@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.protocol import Ranking, Retriever, SplitView
 from lamp_pl.retrieval.retrievers import BM25Retriever, DenseRetriever, NoRetriever, RandomRetriever
 
@@ -91,7 +92,7 @@ class MixedRetriever(NoRetriever):
 
     def rank(self, view: SplitView, q: int, k: int) -> Ranking:
         if view.task.output_field is None:
-            raise ValueError(f"{view.task.name} has no output field, so `mixed` retrieval does not apply")
+            raise ConfigError(f"{view.task.name} has no output field, so `mixed` retrieval does not apply")
         a, b = self.inputs.rank(view, q, k), self.outputs.rank(view, q, k)
         n = min(len(a.items), len(b.items))
         return Ranking(a.items[:n], a.scores[:n], b.items[:n])

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lamp_pl.cache import stable_hash
+from lamp_pl.errors import ConfigError
 from lamp_pl.pretrained import load_pretrained
 
 if TYPE_CHECKING:  # torch loads with the first encoder: a cached index never needs it
@@ -47,7 +48,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}, got {precision!r}")
     return getattr(torch, PRECISIONS[precision])
 
 
@@ -100,7 +101,7 @@ class Encoder:
         from transformers import AutoModel, AutoTokenizer
 
         if batch_size < 1 or max_length < 1:
-            raise ValueError(f"batch_size and max_length must be positive (got {batch_size}, {max_length})")
+            raise ConfigError(f"batch_size and max_length must be positive (got {batch_size}, {max_length})")
         self.name = str(name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lamp_pl.data.lamp import LaMPQuestion
+from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.index import ProfileIndex
 from lamp_pl.tasks import Task
 
@@ -44,7 +45,7 @@ class SplitView:
         self.task, self.index, self.split, self.questions = task, index, split, questions
         self.tables = index.splits[split]
         if [q.id for q in questions] != self.tables.question_ids.tolist():
-            raise ValueError(f"the {split} questions differ from those the index at {index.folder} was built from")
+            raise ConfigError(f"the {split} questions differ from those the index at {index.folder} was built from")
         self.drop_identical = drop_identical
         self.text = functools.lru_cache(maxsize=1 << 18)(index.item_text_of)
         self.item = functools.lru_cache(maxsize=1 << 16)(index.item)

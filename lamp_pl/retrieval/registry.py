@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.config import RETRIEVERS
 from lamp_pl.retrieval.controls import MixedRetriever, OtherUsersBM25, OtherUsersRandom
 from lamp_pl.retrieval.protocol import Retriever
@@ -35,13 +36,13 @@ def make_retriever(name: str, config: Any) -> Retriever:
         ),
     }
     if name not in makers:
-        raise ValueError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
+        raise ConfigError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
     return makers[name]()
 
 
 def _component(name: str, config: Any) -> Retriever:
     if name == "mixed":
-        raise ValueError("a `mixed` retriever cannot take its inputs or outputs from another `mixed`")
+        raise ConfigError("a `mixed` retriever cannot take its inputs or outputs from another `mixed`")
     return make_retriever(name, config)
 
 

@@ -31,6 +31,7 @@ from lamp_pl.cache import (
 )
 from lamp_pl.data.lamp import available_splits, split_files
 from lamp_pl.data.stream import load_questions
+from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.build import build_profile_index, index_folder
 from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
@@ -179,11 +180,11 @@ class RetrievalResults:
     def select(self, q: int, k: float, offset: int = 0) -> slice:
         """Rows of question q's items for `k` (see `resolve_k`) after skipping `offset`."""
         if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
+            raise ConfigError(f"offset must be >= 0, got {offset}")
         lo, hi = int(self.offsets[q]), int(self.offsets[q + 1])
         want = offset + resolve_k(k, int(self.profile_sizes[q]))
         if want > hi - lo and not self.complete[q]:
-            raise ValueError(
+            raise ConfigError(
                 f"k={k} with offset={offset} needs {want} ranked items for question "
                 f"{str(self.question_ids[q])!r}, but only {hi - lo} are cached (k_max); "
                 "prepare the retrieval again with a larger k_max (or -1 for whole profiles)"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.bm25 import okapi_order, okapi_scores
 from lamp_pl.retrieval.protocol import Ranking, Retriever, SplitView
 
@@ -68,9 +69,9 @@ class BM25Retriever(NoRetriever):
 
     def __post_init__(self) -> None:
         if self.tokenizer not in ("whitespace", "bm25s"):
-            raise ValueError(f"bm25_tokenizer must be 'whitespace' or 'bm25s', got {self.tokenizer!r}")
+            raise ConfigError(f"bm25_tokenizer must be 'whitespace' or 'bm25s', got {self.tokenizer!r}")
         if self.impl not in ("official", "bm25s"):
-            raise ValueError(f"bm25_impl must be 'official' or 'bm25s', got {self.impl!r}")
+            raise ConfigError(f"bm25_impl must be 'official' or 'bm25s', got {self.impl!r}")
 
     def settings(self) -> dict:
         if self.impl == "official":  # method is bm25s's alone: it must not split the cache
@@ -228,11 +229,11 @@ def resolve_k(k: float, profile_size: int) -> int:
     """Items to return for `k`: an integer k as is; 0 < k < 1 a fraction of the profile, rounded
     half up, at least 1 when the profile is not empty."""
     if k < 0 or math.isnan(k):
-        raise ValueError(f"k must be >= 0, got {k}")
+        raise ConfigError(f"k must be >= 0, got {k}")
     if 0 < k < 1:
         return max(1, math.floor(k * profile_size + 0.5)) if profile_size else 0
     if k != int(k):
-        raise ValueError(f"k must be an integer or a fraction in (0, 1), got {k}")
+        raise ConfigError(f"k must be an integer or a fraction in (0, 1), got {k}")
     return int(k)
 
 
