@@ -2,7 +2,7 @@
 
 `complete_all` is synchronous to its caller and asynchronous inside (`openai.AsyncOpenAI`): a
 semaphore bounds the requests in flight (`max_concurrency`), a limiter spaces their starts
-(`requests_per_minute`), and each request is retried with exponential backoff and full jitter on
+(`requests_per_minute`), and each request is retried with exponential backoff and jitter on
 429, 5xx, timeouts, dropped connections and answers that are not completions, honouring the
 server's `Retry-After`. The openai client's own retries are off, so this is the only policy.
 Every answer is appended to the response cache as it arrives, so a rerun sends only what is
@@ -120,7 +120,8 @@ class Sender:
                     failure = error
             if not is_retryable(failure) or attempt == s.max_retries:
                 break
-            delay = random.uniform(0, min(s.max_backoff_s, s.backoff_s * 2**attempt))
+            cap = min(s.max_backoff_s, s.backoff_s * 2**attempt)
+            delay = cap / 2 + random.uniform(0, cap / 2)  # "equal jitter": spread out, never ~0
             asked = retry_after(failure)
             if asked is not None:
                 delay = max(delay, min(asked, s.max_backoff_s))

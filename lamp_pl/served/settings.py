@@ -59,7 +59,8 @@ class ServedSettings:
     max_retries: int = 6
     """Retries of a request after 429, 5xx, a timeout, a dropped connection or a malformed answer."""
     backoff_s: float = 1.0
-    """First retry delay; doubled each retry, with full jitter, capped by `max_backoff_s`."""
+    """Retry delay cap of the first retry, doubled each retry up to `max_backoff_s`; the wait is
+    drawn between half the cap and the cap (jitter)."""
     max_backoff_s: float = 60.0
     """Longest wait between two tries (a server's `Retry-After` is honoured up to this)."""
     price_prompt_per_million: float = 0.0
@@ -69,6 +70,8 @@ class ServedSettings:
     on_failure: Literal["error", "unparseable"] = "error"
     """`error`: a run with unanswered questions ends with an error (rerun to send only those);
     `unparseable`: they are scored as unparseable outputs and counted in the metrics file."""
+    dry_run: bool = False
+    """Print the plan (requests, prompt tokens, cost of the prompts) and stop before sending anything."""
 
     def __post_init__(self) -> None:
         if not self.model:
