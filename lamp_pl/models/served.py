@@ -7,6 +7,9 @@ of an evaluation epoch every prompt of the epoch's batches is sent at once (boun
 `max_concurrency`), so the server sees as many requests in flight as it is allowed; each batch
 then reads its answers. Answers go to the run folder's response cache as they arrive, so a rerun
 sends only what is still unanswered.
+
+The text sent is what a local model of the same tokenizer reads: a prompt longer than
+`data.max_input_length` tokens is cut there for a local model, so it is cut there for the server.
 """
 
 from __future__ import annotations
@@ -62,6 +65,18 @@ class ServedFamily(FamilyBase):
         name = CACHE_NAME + (f".rank{rank}" if rank else "") + ".jsonl"
         return Path(trainer.default_root_dir) / name
 
+    def prompt_texts(self, batch: dict) -> list[str]:
+        """The text of what a local model would read: the prompt, or, where the data module cut
+        it at `max_input_length` tokens, the text of the ids kept (decoded without special
+        tokens, which the server's tokenizer adds back as the local one did)."""
+        lengths = batch["attention_mask"].sum(1).tolist()
+        texts = []
+        for prompt, ids, n in zip(batch["prompts"], batch["input_ids"], lengths):
+            kept = ids[:n].tolist()
+            cut = self.tokenizer(prompt)["input_ids"] != kept
+            texts.append(self.tokenizer.decode(kept, skip_special_tokens=True) if cut else prompt)
+        return texts
+
     def epoch_prompts(self, trainer: Any, stage: str) -> dict[str, str]:
         """Question id -> prompt text of every batch this rank evaluates in `stage`."""
         loaders = getattr(trainer, f"{stage}_dataloaders")
@@ -71,7 +86,7 @@ class ServedFamily(FamilyBase):
         for loader, limit in zip(loaders, limits):
             batches = loader if limit == math.inf else itertools.islice(loader, int(limit))
             for batch in batches:
-                prompts.update(zip(batch["ids"], batch["prompts"]))
+                prompts.update(zip(batch["ids"], self.prompt_texts(batch)))
         return prompts
 
     def plan(self, prompts: dict[str, str], cache: Path | None) -> dict[str, Any]:
@@ -101,7 +116,7 @@ class ServedFamily(FamilyBase):
         self.answers = complete_all(self.settings, prompts, cache, progress=progress)
 
     def generate(self, model: torch.nn.Module, batch: dict) -> list[str]:
-        missing = {i: p for i, p in zip(batch["ids"], batch["prompts"]) if i not in self.answers}
+        missing = {i: p for i, p in zip(batch["ids"], self.prompt_texts(batch)) if i not in self.answers}
         if missing:  # a loop that skipped `start_epoch` (or batches it did not see)
             self.answers.update(complete_all(self.settings, missing, None, progress=False))
         return [self.answers[i].text.strip() for i in batch["ids"]]

@@ -73,7 +73,8 @@ class ResponseCache:
         return self.answers.get(key)
 
     def add(self, key: str, question_id: str, completion: Completion) -> None:
-        """Record an answer; with a path it is on disk (flushed and synced) before this returns."""
+        """Record an answer; with a path it is in the file (flushed to the OS, so a killed process
+        keeps it) before this returns. The file is synced to the disk once, on `close`."""
         self.answers[key] = completion
         if self.path is None:
             return
@@ -90,9 +91,9 @@ class ResponseCache:
             self._stream = open(self.path, "ab")
         self._stream.write(json.dumps(entry, sort_keys=True, ensure_ascii=False).encode() + b"\n")
         self._stream.flush()
-        os.fsync(self._stream.fileno())
 
     def close(self) -> None:
         if self._stream is not None:
+            os.fsync(self._stream.fileno())
             self._stream.close()
             self._stream = None
