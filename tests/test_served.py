@@ -254,8 +254,10 @@ def test_dry_run_plans_without_sending_and_fit_is_refused(server, tiny_llama, da
     assert plan["prompt_cost"] == pytest.approx(plan["prompt_tokens"] * 2.0 / 1e6)
     with pytest.raises(SystemExit) as stop:
         main(["fit", *args, "--model.served", served_section(proxy.url, tiny_llama)])
-    proxy.close()
     assert stop.value.code == 2 and "cannot be trained" in capsys.readouterr().err
+    main(["validate", *args, "--model.served", served_section(proxy.url, tiny_llama)])
+    proxy.close()
+    assert proxy.answered and set(proxy.answered.values()) == {1}  # the dev split, answered once each
 
 
 def test_response_cache_ignores_a_torn_last_line_and_rejects_damage(tmp_path):

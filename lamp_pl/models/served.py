@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from lamp_pl.served import Completion, ServedError, ServedSettings, complete_all
 from lamp_pl.served.cache import ResponseCache, response_key
 
 CACHE_NAME = "served_responses"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,15 +69,34 @@ class ServedFamily(FamilyBase):
 
     def prompt_texts(self, batch: dict) -> list[str]:
         """The text of what a local model would read: the prompt, or, where the data module cut
-        it at `max_input_length` tokens, the text of the ids kept (decoded without special
-        tokens, which the server's tokenizer adds back as the local one did)."""
+        it at `max_input_length` tokens, the prompt's text up to the end of the last token kept
+        (so the server's tokenizer, the same one, reads the same ids)."""
         lengths = batch["attention_mask"].sum(1).tolist()
         texts = []
-        for prompt, ids, n in zip(batch["prompts"], batch["input_ids"], lengths):
+        for question_id, prompt, ids, n in zip(batch["ids"], batch["prompts"], batch["input_ids"], lengths):
             kept = ids[:n].tolist()
-            cut = self.tokenizer(prompt)["input_ids"] != kept
-            texts.append(self.tokenizer.decode(kept, skip_special_tokens=True) if cut else prompt)
+            if self.tokenizer(prompt)["input_ids"] != kept:
+                prompt = self._cut(prompt, kept, question_id)
+            texts.append(prompt)
         return texts
+
+    def _cut(self, prompt: str, kept: list[int], question_id: str) -> str:
+        tok = self.tokenizer
+        try:  # fast tokenizers: the character span of the last token kept
+            offsets = tok(prompt, return_offsets_mapping=True)["offset_mapping"]
+            spans = [end for (start, end), i in zip(offsets, tok(prompt)["input_ids"]) if end > start]
+            cut = prompt[: spans[len(kept) - 1 - self._special_count(kept)]] if spans else prompt
+        except (NotImplementedError, TypeError, KeyError, IndexError, ValueError):
+            cut = tok.decode(kept, skip_special_tokens=True)
+        if tok(cut)["input_ids"] != kept:
+            logger.warning(
+                "question %s: the cut prompt does not re-tokenize to the ids a local model reads", question_id
+            )
+        return cut
+
+    def _special_count(self, ids: list[int]) -> int:
+        special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+        return sum(i in special for i in ids)
 
     def epoch_prompts(self, trainer: Any, stage: str) -> dict[str, str]:
         """Question id -> prompt text of every batch this rank evaluates in `stage`."""
