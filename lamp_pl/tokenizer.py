@@ -15,8 +15,13 @@ def load_tokenizer(name_or_path: str) -> Any:
     """`AutoTokenizer.from_pretrained(name_or_path)`, with EOS as the pad token when it has none.
 
     Args:
-        name_or_path: Hub name or local folder.
+        name_or_path: Hub name or local folder; `tiktoken:<encoding>` (e.g. `tiktoken:o200k_base`)
+            counts in a tiktoken encoding instead, for hosted models without a Hugging Face tokenizer.
     """
+    if name_or_path.startswith("tiktoken:"):
+        from lamp_pl.served.tiktoken_tokenizer import TiktokenTokenizer
+
+        return TiktokenTokenizer.named(name_or_path)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
