@@ -230,4 +230,42 @@ def materialize(source: DatasetSource | dict | None, task: Task, cache_dir: str 
     return atomic_folder(dest, build)
 
 
-__all__ = ["DatasetSource", "fingerprints", "load", "map_record", "materialize", "resolve"]
+def download_help(task: Task) -> str:
+    """What to fetch for a LongLaMP / LaMP-QA task and where to put it (one paragraph)."""
+    source, _ = resolve(None, task)
+    return (
+        f"{task.name} is read with `datasets` from the Hugging Face dataset {source.dataset} (config "
+        f"{source.name}): with network, `lamp-pl download --task {task.name} --dest DIR` saves a local copy to "
+        f"DIR/{source.name} (or let training fill the Hugging Face cache); offline (HF_DATASETS_OFFLINE=1), "
+        f"set data.source.dataset to DIR, a folder written by save_to_disk holding {source.name}/."
+    )
+
+
+def save_copy(task: Task, dest: str | Path) -> Path:
+    """Load a task's published dataset (hub or Hugging Face cache) and save it to ``<dest>/<config>``.
+
+    Raises:
+        MissingDataError: not reachable; the message says what to fetch and where to put it.
+    """
+    source, _ = resolve(None, task)
+    folder = Path(dest) / str(source.name)
+    if _is_saved(folder):
+        return folder
+    try:
+        data = load(source)
+    except MissingDataError as error:
+        raise MissingDataError(f"{error}. {download_help(task)}") from None
+    data.save_to_disk(str(folder))
+    return folder
+
+
+__all__ = [
+    "DatasetSource",
+    "download_help",
+    "fingerprints",
+    "load",
+    "map_record",
+    "materialize",
+    "resolve",
+    "save_copy",
+]
