@@ -25,7 +25,8 @@ def _texts(rng: random.Random, signature: list[str], words: int) -> tuple[list[s
     topic = rng.sample(WORDS, 4)
     body = []
     while len(body) < words:
-        body += [topic[len(body) % 4], signature[len(body) % len(signature)], rng.choice(WORDS)]
+        step = len(body) // 3
+        body += [topic[step % 4], signature[step % len(signature)], rng.choice(WORDS)]
     sentences = [" ".join(body[i : i + 9]) + "." for i in range(0, words, 9)]
     return topic, "\n".join(sentences)
 
@@ -119,15 +120,29 @@ def write_lamp_qa(
     return folder
 
 
+def write_tokenizer(dataset_folder: str | Path, dest: str | Path, vocab_size: int = 400) -> Path:
+    """A T5-style tokenizer trained on a synthetic dataset's texts (the demo's generator reads it)."""
+    import datasets
+
+    from lamp_pl.demo.tokenizers import train_t5_tokenizer
+
+    data = datasets.load_from_disk(str(dataset_folder))
+    corpus = [f"{r['input']} {r['output']} " + " ".join(map(str, r["profile"])) for r in data["train"]]
+    train_t5_tokenizer(corpus, vocab_size).save_pretrained(str(dest))
+    return Path(dest)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lamp_pl.demo.longform --dest demo_data/longlamp``: write the LongLaMP demo data."""
+    """``python -m lamp_pl.demo.longform --dest demo_data/longlamp``: write the LongLaMP demo data and
+    its tokenizer (``<dest>/tokenizer``), the folders ``configs/demo_longlamp.yaml`` names."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dest", default="demo_data/longlamp")
     parser.add_argument("--config", default="abstract_generation_user")
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(write_longlamp(args.dest, args.config, users=args.users, seed=args.seed))
+    folder = write_longlamp(args.dest, args.config, users=args.users, seed=args.seed)
+    print(folder, write_tokenizer(folder, Path(args.dest) / "tokenizer"))
     return 0
 
 
