@@ -26,6 +26,7 @@ from lamp_pl.models.adapters import (
 )
 from lamp_pl.optim import adamw_with_linear_warmup
 from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
+from lamp_pl.served.settings import ServedError, ServedSettings
 from lamp_pl.tasks import get_task
 from lamp_pl.tokenizer import load_tokenizer
 
@@ -57,13 +58,15 @@ class LaMPModel(L.LightningModule):
         quantization: Quantization | None = None,
         gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
+        served: ServedSettings | None = None,
     ) -> None:
         """
         Args:
             model_name_or_path: Hub name or local folder of a checkpoint of the family's Auto class
                 (`AutoModelForSeq2SeqLM`, `AutoModelForCausalLM`, `AutoModelForSequenceClassification`).
             family: `seq2seq` (T5, Flan-T5, BART), `causal` (decoder-only LMs: prompt + target,
-                loss on the target only) or `classifier` (CLS-P: a head over the task's labels).
+                loss on the target only), `classifier` (CLS-P: a head over the task's labels) or
+                `served` (an LLM behind an OpenAI-compatible server, `served`; evaluation only).
             task: LaMP task name (linked from the data section); picks metrics and the monitor.
             tokenizer: Generator tokenizer (linked from the data section); defaults to the model's.
             random_init: Config fields of a randomly initialised network instead of pretrained
@@ -83,6 +86,8 @@ class LaMPModel(L.LightningModule):
                 (CUDA only; needs `peft`).
             gradient_checkpointing: Recompute activations in backward (less memory, more time).
             trust_remote_code: Allow model code from the hub (off unless you trust it).
+            served: The endpoint of the `served` family (`lamp_pl.served.ServedSettings`); the
+                API key is read from the environment variable it names, never stored.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -97,6 +102,8 @@ class LaMPModel(L.LightningModule):
             )
         if quantization is not None and random_init is not None:
             raise ValueError("model.quantization applies to pretrained weights, not to model.random_init")
+        if served is not None and family != "served":
+            raise ServedError(f"model.served: set only with model.family served (the family is {family!r})")
         # Validates family and task together now (e.g. classifier on a generation task), before
         # any weights load.
         self.family = get_family(
@@ -109,6 +116,7 @@ class LaMPModel(L.LightningModule):
             num_beams=num_beams,
             max_new_tokens=max_new_tokens,
             chat_template=chat_template,
+            **({"served": served} if family == "served" else {}),
         )
         # Built in configure_model, under the strategy's sharding context (FSDP shards at creation).
         self.model: torch.nn.Module | None = None
@@ -191,7 +199,7 @@ class LaMPModel(L.LightningModule):
         return outputs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        if "labels" in batch:
+        if "labels" in batch and getattr(self.family, "trainable", True):
             loss = self(batch)
             self.log("val/loss", loss, sync_dist=True, batch_size=len(batch["ids"]))
         self._evaluate(batch, "val")
@@ -213,20 +221,38 @@ class LaMPModel(L.LightningModule):
         self.metrics[stage].reset()
         return {k: float(v) for k, v in values.items()}
 
+    def on_fit_start(self) -> None:
+        if not getattr(self.family, "trainable", True):
+            raise ServedError("model.family served: a served model cannot be trained; use validate, test or predict")
+
+    def _start_epoch(self, stage: str) -> None:
+        # A family that answers a whole epoch at once (served) sends its prompts here.
+        start = getattr(self.family, "start_epoch", None)
+        if start is not None and not self.trainer.sanity_checking:
+            start(self.trainer, stage)
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_epoch("val")
+
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
 
     def on_test_epoch_start(self) -> None:
         self._predictions = []
+        self._start_epoch("test")
 
     def on_predict_epoch_start(self) -> None:
         self._predictions = []
+        self._start_epoch("predict")
 
     def on_test_epoch_end(self) -> None:
         # A split without golds (nothing scored): predictions only, never a metrics file of zeros.
         # The count is summed over ranks so every rank takes the same branch (no DDP hang).
         scored = self.trainer.strategy.reduce(self.metrics["test"].total.double(), reduce_op="sum")
         metrics = self._log_metrics("test") if scored > 0 else None
+        usage = getattr(self.family, "usage", None)
+        if metrics is not None and usage is not None:  # tokens the server reported, and their cost
+            metrics.update({f"test/{k}": v for k, v in usage([p["id"] for p in self._predictions]).items()})
         self._write("test", metrics)
 
     def on_predict_epoch_end(self) -> None:

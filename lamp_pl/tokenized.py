@@ -104,6 +104,7 @@ def collate(rows: list[dict], pad_token_id: int) -> dict:
         "ids": [r["id"] for r in rows],
         "targets": [r["target"] for r in rows],
         "retrieved": [r["retrieved"] for r in rows],
+        "prompts": [r.get("prompt") for r in rows],  # the text, for generators behind a server
     }
     if rows and all(r["target"] is not None and r["labels"] for r in rows):
         batch["labels"] = _pad([r["labels"] for r in rows], -100)

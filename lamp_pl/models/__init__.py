@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import torch
 
-FamilyName = Literal["seq2seq", "causal", "classifier"]
+FamilyName = Literal["seq2seq", "causal", "classifier", "served"]
 
 
 class Family(Protocol):
@@ -36,8 +36,14 @@ def get_family(name: str, **kwargs) -> Family:
     from lamp_pl.models.causal import CausalFamily
     from lamp_pl.models.classifier import ClassifierFamily
     from lamp_pl.models.seq2seq import Seq2SeqFamily
+    from lamp_pl.models.served import ServedFamily
 
-    families = {"seq2seq": Seq2SeqFamily, "causal": CausalFamily, "classifier": ClassifierFamily}
+    families = {
+        "seq2seq": Seq2SeqFamily,
+        "causal": CausalFamily,
+        "classifier": ClassifierFamily,
+        "served": ServedFamily,
+    }
     if name not in families:
         raise ValueError(f"model.family: unknown family {name!r}; choose one of {sorted(families)}")
     return families[name](**kwargs)
