@@ -56,7 +56,7 @@ class Judge(BaseHTTPRequestHandler):
         if word in self.flaky and body.get("temperature", 0) == 0:
             text = "I would say the answer is fine."
         else:
-            text = '```json\n{"match_score": %d}\n```' % (2 if word in answer.split() else 0)
+            text = '```json\n{"match_score": ' + str(2 if word in answer.split() else 0) + "}\n```"
         reply = {
             "id": "judge-1",
             "object": "chat.completion",
@@ -104,7 +104,9 @@ def test_a_broken_aspect_is_named(hub_copy: Path, tmp_path: Path) -> None:
     records[1]["rubric_aspects"][0]["reason"] = None
     broken = datasets.DatasetDict({"train": published["train"], "validation": datasets.Dataset.from_list(records)})
     broken.save_to_disk(str(tmp_path / "broken" / "Art_and_Entertainment"))
-    with pytest.raises(LaMPDataError, match=r"split validation, record 1 \(id 'q13'\), field 'rubric_aspects\[0\]\.reason'"):
+    with pytest.raises(
+        LaMPDataError, match=r"split validation, record 1 \(id 'q13'\), field 'rubric_aspects\[0\]\.reason'"
+    ):
         materialize(DatasetSource(str(tmp_path / "broken")), get_task(TASK), tmp_path / "cache")
 
 
@@ -158,7 +160,9 @@ def test_fit_predict_and_judge_end_to_end(hub_copy: Path, tmp_path: Path, judge_
     preds = tmp_path / "answers.json"
     preds.write_text(json.dumps({"task": TASK, "golds": answers}))
     Judge.flaky = {records[0]["rubric_aspects"][0]["aspect"].split()[-1]}
-    args = dict(judge_model="judge-model", judge_base_url=judge_server, dataset=str(hub_copy), cache_dir=tmp_path / "cache")
+    args = dict(
+        judge_model="judge-model", judge_base_url=judge_server, dataset=str(hub_copy), cache_dir=tmp_path / "cache"
+    )
     summary = evaluate(TASK, preds=preds, **args)
     assert summary["score"] == pytest.approx(sum(want) / len(want)) and summary["unparsed"] == 0
     metrics = json.loads(Path(summary["metrics_file"]).read_text())

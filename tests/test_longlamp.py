@@ -86,7 +86,10 @@ def test_offline_without_a_copy_is_one_line(tmp_path: Path) -> None:
 def test_fit_test_and_evaluate_end_to_end(hub_copy: Path, tmp_path: Path) -> None:
     task = get_task(ABSTRACTS)
     assert task.max_target_length == task.max_new_tokens == 512  # the long-target presets
-    corpus = [r["input"] + " " + r["output"] for r in datasets.load_from_disk(str(hub_copy / "abstract_generation_user"))["train"]]
+    corpus = [
+        r["input"] + " " + r["output"]
+        for r in datasets.load_from_disk(str(hub_copy / "abstract_generation_user"))["train"]
+    ]
     model_dir = build_tiny_t5(tmp_path / "t5", corpus, vocab_size=300)
     data = LaMPDataModule(
         task=ABSTRACTS,

@@ -64,7 +64,7 @@ def write_longlamp(
     config: str = "abstract_generation_user",
     users: int = 60,
     profile_size: int = 6,
-    words: int = 24,
+    words: int = 18,
     seed: int = 0,
 ) -> Path:
     """Write a LongLaMP-shaped ``DatasetDict`` (train / val / test: 60 / 20 / 20 % of the users) to
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dest", default="demo_data/longlamp")
     parser.add_argument("--config", default="abstract_generation_user")
-    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     folder = write_longlamp(args.dest, args.config, users=args.users, seed=args.seed)
