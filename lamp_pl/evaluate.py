@@ -95,7 +95,7 @@ def evaluate(
         from lamp_pl.judge_run import run_judge
 
         settings = {"base_url": judge_base_url, "model": judge_model, "api_key_env": judge_api_key_env}
-        return run_judge(task, preds, settings, split, dataset, cache_dir, out)
+        return run_judge(task, preds, read_outputs(preds, get_task(task)), settings, split, dataset, cache_dir, out)
     if golds is None:
         raise LaMPDataError(
             "--golds", "the gold outputs file is required (or --judge_model for LaMP-QA)", field="golds"

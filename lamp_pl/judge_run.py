@@ -37,9 +37,14 @@ def judge_records(task: str, split: str, source: DatasetSource, cache_dir: str |
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _listed(ids: list[str], shown: int = 10) -> str:
+    return ", ".join(repr(i) for i in ids[:shown]) + (f" ... and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
 def evaluate_judged(
     task: str,
     preds: Path,
+    predicted: dict[str, str],
     records: list[dict[str, Any]],
     complete: Complete,
     info: dict[str, Any],
@@ -48,12 +53,13 @@ def evaluate_judged(
 ) -> dict[str, Any]:
     """Judge every record's prediction and write the metrics file `out` (atomically).
 
+    Args:
+        preds: The predictions file (named in the metrics file and in errors).
+        predicted: Its question id -> response.
+
     Raises:
         LaMPDataError: predictions missing for some questions, or for questions not in the split.
     """
-    from lamp_pl.evaluate import _listed, read_outputs
-
-    predicted = read_outputs(preds, get_task(task))
     ids = [r["id"] for r in records]
     missing = [i for i in ids if i not in predicted]
     extra = sorted(set(predicted) - set(ids))
@@ -74,6 +80,7 @@ def evaluate_judged(
 def run_judge(
     task: str,
     preds: Path,
+    predicted: dict[str, str],
     settings: dict[str, Any],
     split: str = "dev",
     dataset: str = "",
@@ -87,7 +94,7 @@ def run_judge(
     out = out or Path(preds).with_name(f"metrics_judge_{split}.json")
     records = judge_records(task, split, DatasetSource(dataset), cache_dir)
     complete = served_complete(settings, out.with_name(out.name + ".responses.jsonl"))
-    return evaluate_judged(task, Path(preds), records, complete, judge_info(settings), out, max_rounds)
+    return evaluate_judged(task, Path(preds), predicted, records, complete, judge_info(settings), out, max_rounds)
 
 
 __all__ = ["evaluate_judged", "judge_records", "run_judge"]

@@ -20,6 +20,7 @@ names and scales, with states that DDP ranks sum exactly:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,11 +28,27 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
-from lamp_pl.metrics import _SUM_DTYPE, _checked_pairs, _f_measure, _LaMPMetric, _lcs_length, _safe_div, rouge_tokenize
+from torchmetrics import Metric
 
 NLTK_DOWNLOAD = "python -m nltk.downloader wordnet omw-1.4 punkt_tab"
 _warned = False
+_SUM_DTYPE = torch.float64  # as lamp_pl.metrics: averages exact to ~1e-12
+_NON_ALPHANUM = re.compile(r"[^a-z0-9]+")
+
+
+def rouge_tokenize(text: str) -> list[str]:
+    """``rouge_score``'s default tokenizer without stemming (as `lamp_pl.metrics.rouge_tokenize`)."""
+    return _NON_ALPHANUM.sub(" ", text.lower()).split()
+
+
+def _f_measure(precision: float, recall: float) -> float:
+    """Written as ``rouge_score.scoring.fmeasure``, for bitwise parity."""
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    num, den = num.to(_SUM_DTYPE), den.to(_SUM_DTYPE)
+    return num / den if float(den) > 0 else torch.zeros_like(num)
 
 
 def _ngram_f(target: list[str], pred: list[str], n: int) -> float:
@@ -82,7 +99,7 @@ def _rougelsum_f(target: str, pred: str) -> float:
 def _rougel_f(target: list[str], pred: list[str]) -> float:
     if not target or not pred:
         return 0.0
-    lcs = _lcs_length(target, pred)
+    lcs = len(_lcs_indices(target, pred))
     return _f_measure(lcs / len(pred), lcs / len(target))
 
 
@@ -108,7 +125,7 @@ def nltk_meteor_resources() -> tuple[Callable[[str], list[str]], Any] | None:
     return nltk.word_tokenize, wordnet
 
 
-class LongFormMetrics(_LaMPMetric):
+class LongFormMetrics(Metric):
     """ROUGE-1/2/L/Lsum, corpus BLEU and METEOR of long generated texts (LongLaMP, LaMP-QA).
 
     Args:
@@ -117,6 +134,8 @@ class LongFormMetrics(_LaMPMetric):
         **kwargs: Forwarded to :class:`torchmetrics.Metric`.
     """
 
+    is_differentiable = False
+    full_state_update = False
     ROUGE = (
         ("rouge-1", "rouge1_sum"),
         ("rouge-2", "rouge2_sum"),
@@ -138,6 +157,9 @@ class LongFormMetrics(_LaMPMetric):
         self._add_sum_state("bleu_lengths", torch.zeros(2, dtype=torch.long))  # hypothesis, reference
         self._add_sum_state("total", torch.tensor(0, dtype=torch.long))
 
+    def _add_sum_state(self, name: str, default: Tensor) -> None:
+        self.add_state(name, default=default, dist_reduce_fx="sum")
+
     def _bleu_stats(self, pred: str, target: str) -> tuple[list[int], list[int], int, int]:
         from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
@@ -151,7 +173,11 @@ class LongFormMetrics(_LaMPMetric):
 
     def update(self, preds: Sequence[str], targets: Sequence[str]) -> None:
         """Accumulate a batch of generated texts and their references."""
-        preds, targets = _checked_pairs(preds, targets)
+        if isinstance(preds, str) or isinstance(targets, str):
+            raise TypeError("preds and targets must be sequences of strings, not a single string")
+        if len(preds) != len(targets):
+            raise ValueError(f"got {len(preds)} predictions but {len(targets)} targets")
+        preds, targets = [p.strip() for p in preds], [t.strip() for t in targets]  # as LongLaMP's postprocess
         sums = dict.fromkeys([s for _, s in self.ROUGE] + ["meteor_sum"], 0.0)
         correct, total, lengths = [0] * 4, [0] * 4, [0, 0]
         for pred, target in zip(preds, targets):

@@ -27,8 +27,7 @@ user's profile (`lamp_pl.data.hub` reads them). What lamp_pl knows of each task:
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from lamp_pl.tasks import Task
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -62,14 +61,28 @@ _PATTERNS = "Following the given patterns"
 _ABSTRACT_SUFFIX = "Use the above abstracts as context to understand the style and language of the user and,"
 QA_CATEGORIES = ("Art_and_Entertainment", "Lifestyle_and_Personal_Development", "Society_and_Culture")
 
-BENCHMARK_TASKS: dict[str, Task] = {}
+TASK_FIELDS: dict[str, dict[str, Any]] = {}
+"""Task name -> the fields of its `lamp_pl.tasks.Task` (built there; this module imports no task code)."""
 SOURCES: dict[str, HubSource] = {}
 """Task name -> its published data."""
 
 
-def _add(task: Task, source: HubSource) -> None:
-    BENCHMARK_TASKS[task.name] = task
-    SOURCES[task.name] = source
+def Task(name: str, description: str, profile_fields, retrieval_fields, query_marker, metric_kind, **more) -> dict:  # noqa: N802 -- reads like the Task it describes
+    """The fields of one `lamp_pl.tasks.Task`, positional ones named."""
+    return {
+        "name": name,
+        "description": description,
+        "profile_fields": tuple(profile_fields),
+        "retrieval_fields": tuple(retrieval_fields),
+        "query_marker": query_marker,
+        "metric_kind": metric_kind,
+        **more,
+    }
+
+
+def _add(task: dict[str, Any], source: HubSource) -> None:
+    TASK_FIELDS[task["name"]] = task
+    SOURCES[task["name"]] = source
 
 
 for _setting in ("user", "temporal"):
@@ -182,4 +195,4 @@ def source_of(task_name: str) -> HubSource | None:
     return SOURCES.get(task_name)
 
 
-__all__ = ["BENCHMARK_TASKS", "LAMP_QA", "LONGLAMP", "QA_CATEGORIES", "SOURCES", "HubSource", "source_of"]
+__all__ = ["LAMP_QA", "TASK_FIELDS", "LONGLAMP", "QA_CATEGORIES", "SOURCES", "HubSource", "source_of"]

@@ -138,7 +138,7 @@ def map_record(record: dict, index: int, spec: HubSource) -> dict:
 
 def _judge_record(where: str, record: dict, index: int, qid: str, spec: HubSource) -> dict:
     """LaMP-QA's question, narrative and rubric aspects of one record, validated."""
-    kept = {"id": qid}
+    kept: dict[str, Any] = {"id": qid}
     for name in spec.judge_fields:
         value = record.get(name)
         if name == "rubric_aspects":
