@@ -23,7 +23,7 @@ SIGNATURES = [f"{a}{b}x" for a in ("bra", "cle", "dro", "fla", "gri", "plu", "sn
 def _texts(rng: random.Random, signature: list[str], words: int) -> tuple[list[str], str]:
     """A topic (4 words) and a text about it in the user's style, about `words` words long."""
     topic = rng.sample(WORDS, 4)
-    body = []
+    body: list[str] = []
     while len(body) < words:
         step = len(body) // 3
         body += [topic[step % 4], signature[step % len(signature)], rng.choice(WORDS)]
