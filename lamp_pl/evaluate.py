@@ -63,21 +63,51 @@ def _listed(ids: list[str]) -> str:
     return shown + (f" ... and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
 
 
-def evaluate(task: str, golds: Path, preds: Path) -> dict[str, float]:
+def evaluate(
+    task: str,
+    golds: Path | None = None,
+    preds: Path | None = None,
+    judge_model: str | None = None,
+    judge_base_url: str = "http://127.0.0.1:8000/v1",
+    judge_api_key_env: str | None = None,
+    split: str = "dev",
+    dataset: str = "",
+    cache_dir: Path = Path(".lamp_cache"),
+    out: Path | None = None,
+) -> dict[str, Any]:
     """The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).
 
     Args:
-        task: LaMP task name, e.g. ``LaMP_1``.
-        golds: The split's outputs file (gold answers).
+        task: LaMP task name, e.g. ``LaMP_1`` (or a LongLaMP / LaMP-QA task).
+        golds: The split's outputs file (gold answers); not used with a judge.
         preds: The predictions file, in the same format.
+        judge_model: LaMP-QA: score with the benchmark's LLM judge, this model (as the server names it).
+        judge_base_url: The judge's OpenAI-compatible endpoint, ending in ``/v1``.
+        judge_api_key_env: Environment variable holding the judge endpoint's API key.
+        split: LaMP-QA: the split the predictions answer (``dev`` = the dataset's validation).
+        dataset: LaMP-QA: the dataset (hub name or local copy; default: the task's published one).
+        cache_dir: Where the dataset's questions are written once (as for training).
+        out: The judged metrics file (default: ``metrics_judge_<split>.json`` beside the predictions).
 
     Returns:
-        Metric name -> value, as ``lamp-pl test`` computes them (without its ``test/`` prefix).
+        Metric name -> value, as ``lamp-pl test`` computes them (without its ``test/`` prefix); with
+        a judge, its score and counts, the judge model and the metrics file written.
 
     Raises:
         LaMPDataError: A malformed file, or ids that are not the same in both files (the missing and
             the extra ids are listed).
     """
+    if preds is None:
+        raise LaMPDataError("--preds", "the predictions file is required", field="preds")
+    if judge_model is not None:
+        from lamp_pl.judge_run import run_judge
+
+        settings = {"base_url": judge_base_url, "model": judge_model, "api_key_env": judge_api_key_env}
+        return run_judge(task, preds, read_outputs(preds, get_task(task)), settings, split, dataset, cache_dir, out)
+    if golds is None:
+        raise LaMPDataError(
+            "--golds", "the gold outputs file is required (or --judge_model for LaMP-QA)", field="golds"
+        )
     spec = get_task(task)
     gold = read_outputs(golds, spec)
     predicted = read_outputs(preds, spec)

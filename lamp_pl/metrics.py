@@ -10,6 +10,7 @@ Each ``update`` takes decoded strings (``preds``, ``targets``); each
 * :class:`ClassificationMetrics` (LaMP-1, LaMP-2, LaMP-2N): ``accuracy``, ``f1``.
 * :class:`RegressionMetrics` (LaMP-3): ``mae``, ``rmse``.
 * :class:`GenerationMetrics` (LaMP-4..7): ``rouge-1``, ``rouge-L``.
+* ``longform`` (LongLaMP, LaMP-QA): `lamp_pl.longform_metrics.LongFormMetrics`.
 """
 
 from __future__ import annotations
@@ -294,4 +295,10 @@ def build_metrics(kind: str, labels: Sequence[str] | None = None, **kwargs) -> M
         from lamp_pl.multilabel_metrics import MultiLabelMetrics
 
         return MultiLabelMetrics(labels or (), **kwargs)
-    raise ValueError(f"unknown metric kind {kind!r}; expected classification, regression or generation")
+    if kind == "longform":  # LongLaMP and LaMP-QA (issue 22)
+        from lamp_pl.longform_metrics import LongFormMetrics
+
+        return LongFormMetrics(**kwargs)
+    raise ValueError(
+        f"unknown metric kind {kind!r}; expected classification, regression, generation, multilabel or longform"
+    )

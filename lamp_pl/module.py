@@ -53,7 +53,7 @@ class LaMPModel(L.LightningModule):
         weight_decay: float = 1e-4,
         warmup_ratio: float = 0.05,
         num_beams: int = 4,
-        max_new_tokens: int = 128,
+        max_new_tokens: int | None = None,
         chat_template: bool = False,
         peft: LoraSettings | None = None,
         quantization: Quantization | None = None,
@@ -77,7 +77,8 @@ class LaMPModel(L.LightningModule):
             weight_decay: AdamW weight decay.
             warmup_ratio: Fraction of the estimated training steps spent warming up linearly.
             num_beams: Beam width of generation in validation, test and predict.
-            max_new_tokens: Most tokens generated per output (128: the official generation_max_length).
+            max_new_tokens: Most tokens generated per output (default: the task's preset for long
+                targets, else 128: the official generation_max_length).
             chat_template: Causal family: wrap each prompt in the tokenizer's chat template
                 (instruction-tuned models).
             peft: A LoRA section: train adapters only, on a frozen base; checkpoints then hold the
@@ -92,6 +93,8 @@ class LaMPModel(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.task = get_task(task)
+        max_new_tokens = max_new_tokens or self.task.max_new_tokens or 128
+        self.hparams["max_new_tokens"] = max_new_tokens  # resolved, for the code that reads hparams
         self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
         if quantization is not None and peft is None:
             raise ConfigError(

@@ -17,7 +17,9 @@ from typing import Literal
 
 from lamp_pl.errors import ConfigError, reading
 
-MetricKind = Literal["classification", "regression", "generation", "multilabel"]
+MetricKind = Literal["classification", "regression", "generation", "multilabel", "longform"]
+"""``longform``: LongLaMP's and LaMP-QA's long targets, scored with ROUGE-1/2/L/Lsum, BLEU and METEOR
+(`lamp_pl.longform_metrics`)."""
 
 
 def quoted_strings(text: str) -> list[str]:
@@ -97,6 +99,10 @@ class Task:
     """Item template of the output-only ablation (no free text)."""
     output_task_names: tuple[str, ...] = ()
     """Names an outputs file may carry for this task (defaults to `name`)."""
+    max_target_length: int | None = None
+    """Preset of the data section's `max_target_length` for this task (long targets); None = 512."""
+    max_new_tokens: int | None = None
+    """Preset of the model section's `max_new_tokens` for this task (long targets); None = 128."""
 
     def __post_init__(self) -> None:
         check_plain_name(self.name, "task name")
@@ -106,20 +112,29 @@ class Task:
         """A hash of every field: two specs that share a name but not their content differ here."""
         from lamp_pl.cache import stable_hash
 
-        return stable_hash(dataclasses.asdict(self))
+        fields = dataclasses.asdict(self)
+        for late in _LATE_FIELDS:  # hashed only when set, so the LaMP tasks' caches keep their keys
+            if fields[late] is None:
+                del fields[late]
+        return stable_hash(fields)
 
     @property
     def cache_name(self) -> str:
         """The task's folder under a cache dir: the name for a built-in task, the name plus the
         spec's fingerprint for any other, so two custom specs called alike never share a cache."""
-        return self.name if _BUILTIN.get(self.name) == self else f"{self.name}-{self.fingerprint[:8]}"
+        shipped = _BUILTIN.get(self.name) or _benchmark_tasks().get(self.name)
+        return self.name if shipped == self else f"{self.name}-{self.fingerprint[:8]}"
 
     @property
     def monitor(self) -> str:
         """The metric a checkpoint callback should watch."""
-        return {"classification": "accuracy", "regression": "mae", "generation": "rouge-1", "multilabel": "f1_macro"}[
-            self.metric_kind
-        ]
+        return {
+            "classification": "accuracy",
+            "regression": "mae",
+            "generation": "rouge-1",
+            "multilabel": "f1_macro",
+            "longform": "rouge-1",
+        }[self.metric_kind]
 
     @property
     def monitor_mode(self) -> Literal["min", "max"]:
@@ -165,6 +180,19 @@ class Task:
 _REGISTRY: dict[str, Task] = {}
 _BUILTIN: dict[str, Task] = {}
 """The tasks shipped with lamp_pl; a custom spec may never take one of their names."""
+_LATE_FIELDS = ("max_target_length", "max_new_tokens")
+
+
+_BENCHMARK: dict[str, Task] = {}
+
+
+def _benchmark_tasks() -> dict[str, Task]:
+    """The LongLaMP and LaMP-QA tasks (fields in `lamp_pl.longform_tasks`), built on first use."""
+    if not _BENCHMARK:
+        from lamp_pl.longform_tasks import TASK_FIELDS
+
+        _BENCHMARK.update({name: Task(**fields) for name, fields in TASK_FIELDS.items()})
+    return _BENCHMARK
 
 
 def register_task(task: Task, overwrite: bool = False) -> Task:
@@ -190,19 +218,27 @@ def get_task(name: str | Task) -> Task:
         return name
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if name in _benchmark_tasks():
+        return register_task(_benchmark_tasks()[name])
     if name.endswith(".json") and Path(name).is_file():
         task = Task.from_file(name)
-        if task.name in _BUILTIN:
+        if task.name in _BUILTIN or task.name in _benchmark_tasks():
             raise ConfigError(
                 f"{name}: custom task name {task.name!r} is a built-in task's name; give the spec another name"
             )
         return register_task(task, overwrite=True)
-    raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())} (or a path to a task .json)")
+    known = ", ".join(sorted({*task_names(), *_benchmark_tasks()}))
+    raise ConfigError(f"unknown task {name!r}; known tasks: {known} (or a path to a task .json)")
 
 
 def task_names() -> list[str]:
     """Every registered task: the built-in ones and the custom specs loaded so far."""
     return sorted(_REGISTRY)
+
+
+def benchmark_task_names() -> list[str]:
+    """The LongLaMP and LaMP-QA tasks (read with `datasets`; see `lamp_pl.longform_tasks`)."""
+    return sorted(_benchmark_tasks())
 
 
 def builtin_task_names() -> list[str]:
@@ -378,5 +414,6 @@ __all__ = [
     "quoted_strings",
     "register_task",
     "task_names",
+    "benchmark_task_names",
     "builtin_task_names",
 ]

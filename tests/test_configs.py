@@ -85,7 +85,7 @@ def test_groups_compose_each_overriding_only_its_own(capsys):
 def test_group_files_own_disjoint_sections():
     """A group file sets only its own keys, so the order of `--config` files never matters between groups."""
     owned = {
-        "task": {"trainer.max_epochs", "data.task", "data.data_dir"},
+        "task": {"trainer.max_epochs", "data.task", "data.data_dir", "data.source"},
         "retriever": {"data.retrieval", "data.k"},
         "model": {"model", "data.tokenizer"},
         "trainer": {"trainer"},

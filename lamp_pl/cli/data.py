@@ -42,8 +42,11 @@ def download(
     Resumable and atomic: a file appears under its final name only when complete and valid JSON.
 
     Args:
-        task: One of LaMP_1, LaMP_2, LaMP_2N, LaMP_3, LaMP_4, LaMP_5, LaMP_7 (LaMP_6 explains how to build it).
-        dest: Root data directory; files go to `<dest>/<task>/<split>/`.
+        task: One of LaMP_1, LaMP_2, LaMP_2N, LaMP_3, LaMP_4, LaMP_5, LaMP_7 (LaMP_6 explains how to build it);
+            or a LongLaMP / LaMP-QA task (e.g. LongLaMP_abstract_generation_user, LaMP_QA_Society_and_Culture):
+            its Hugging Face dataset (LongLaMP/LongLaMP, alireza7/LaMP-QA) is saved with `datasets` to
+            `<dest>/<config>`, the folder to name as `data.source.dataset` (offline runs read it there).
+        dest: Root data directory; files go to `<dest>/<task>/<split>/` (`<dest>/<config>` for a dataset).
         split: Splits to fetch (default: all).
         time_based: Fetch the time-based instead of the user-based split.
         base_url: Server root (default: the official one); for mirrors and tests.

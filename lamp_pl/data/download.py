@@ -39,6 +39,13 @@ AVOCADO_MESSAGE = (
     "then point --data-dir at them in the LaMP layout (<dir>/LaMP_6/<split>/<split>_questions.json)."
 )
 
+LONGLAMP_EMAIL_MESSAGE = (
+    "LongLaMP's email completion is not public: like LaMP_6 it is built from the Avocado corpus (LDC); "
+    "the LongLaMP authors publish only the sample ids and their build script (github.com/LongLaMP-benchmark/"
+    "LongLaMP-Benchmark, data/avocado). The public LongLaMP tasks are LongLaMP_abstract_generation_*, "
+    "LongLaMP_product_review_* and LongLaMP_topic_writing_* (user / temporal)."
+)
+
 
 class DownloadError(LaMPError, RuntimeError):
     """A download failed in a way retrying will not fix; the message is user-facing."""
@@ -65,8 +72,12 @@ def remote_url(task: str, split: str, filename: str, time_based: bool = False, b
 def _check_task(task: str) -> None:
     if task == "LaMP_6":
         raise DownloadError(AVOCADO_MESSAGE)
+    if task.startswith("LongLaMP") and "email" in task:
+        raise DownloadError(LONGLAMP_EMAIL_MESSAGE)
     if task not in TASKS:
-        raise DownloadError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+        from lamp_pl.tasks import benchmark_task_names
+
+        raise DownloadError(f"unknown task {task!r}; valid tasks: {', '.join((*TASKS, *benchmark_task_names()))}")
 
 
 def _range_total(headers: http.client.HTTPMessage) -> int | None:
@@ -258,6 +269,13 @@ def download_lamp(
     Raises:
         DownloadError: unknown task or split, LaMP_6, network or HTTP failure.
     """
+    from lamp_pl.longform_tasks import source_of
+
+    if source_of(task) is not None:  # LongLaMP / LaMP-QA: a Hugging Face dataset, saved as a local copy
+        from lamp_pl.data.hub import save_copy
+        from lamp_pl.tasks import get_task
+
+        return [save_copy(get_task(task), dest)]
     _check_task(task)
     bad = [s for s in splits if s not in SPLITS]
     if bad:

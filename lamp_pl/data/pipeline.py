@@ -19,10 +19,12 @@ from typing import Any
 import lamp_pl
 from lamp_pl.cache import HASH_STORE, file_sha256_by_state, folder_is_valid, stable_hash, tokenizer_fingerprint
 from lamp_pl.data.collective import Collective, agree_on_failure
+from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.stream import load_questions
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
+from lamp_pl.longform_tasks import source_of
 from lamp_pl.prompts import PromptOptions, build_prompt
 from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.retrieval.view import RetrievalView, prepare_views
@@ -56,7 +58,7 @@ class LaMPData:
         retrieval: RetrievalConfig = RetrievalConfig(),
         prompt: PromptOptions = PromptOptions(),
         max_input_length: int = 512,
-        max_target_length: int = 512,
+        max_target_length: int | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -66,6 +68,7 @@ class LaMPData:
         predict_split: str = "test",
         seed: int = 0,
         synthetic: SyntheticSpec | None = None,
+        source: DatasetSource | None = None,
     ) -> None:
         """
         Args:
@@ -79,8 +82,8 @@ class LaMPData:
             retrieval: Retriever and encoder settings.
             prompt: Order, ablation and user-context options of the prompt.
             max_input_length: Token budget of a prompt; longer inputs are truncated.
-            max_target_length: Longest tokenized gold output in training (512: the official code
-                truncates targets at its max_length).
+            max_target_length: Longest tokenized gold output in training (default: the task's
+                preset for long targets, else 512: the official code truncates targets at its max_length).
             batch_size: Training batch size per device.
             eval_batch_size: Evaluation batch size per device (default: `batch_size`).
             num_workers: DataLoader worker processes.
@@ -90,6 +93,8 @@ class LaMPData:
             predict_split: Split used by `predict`.
             seed: Seed of training-batch shuffling (see `training_sampler`).
             synthetic: Write synthetic LaMP data into `data_dir` first (offline demo, tests).
+            source: Read the data with `datasets` (a hub name + config, or a local copy) instead of
+                LaMP files; the LongLaMP and LaMP-QA tasks default to their published dataset.
         """
         settings = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         super().__init__()  # the Lightning shell's LightningDataModule, when there is one
@@ -97,20 +102,27 @@ class LaMPData:
         retrieval = RetrievalConfig(**retrieval) if isinstance(retrieval, dict) else retrieval
         prompt = PromptOptions(**prompt) if isinstance(prompt, dict) else prompt
         synthetic = SyntheticSpec(**synthetic) if isinstance(synthetic, dict) else synthetic
+        source = DatasetSource(**source) if isinstance(source, dict) else source
         # Plain values only, so a checkpoint holding them loads with torch.load(weights_only=True).
         self.settings: dict[str, Any] = {
             **settings,
             "retrieval": dataclasses.asdict(retrieval),
             "prompt": dataclasses.asdict(prompt),
             "synthetic": dataclasses.asdict(synthetic) if synthetic is not None else None,
+            "source": dataclasses.asdict(source) if source is not None else None,
         }
         self._keep_settings(self.settings)
-        self.task_name, self.data_dir, self.cache_dir = task, data_dir, Path(cache_dir)
+        self.task_name, self._data_dir, self.cache_dir = task, data_dir, Path(cache_dir)
+        if source is None and source_of(self.task.name) is not None:
+            source = DatasetSource()  # the task's published dataset
+        self.source: DatasetSource | None = source
+        self._materialized: str | None = None
         self.tokenizer_name, self.k, self.offset = tokenizer, k, offset
         self.retrieval = retrieval
         self.prompt = prompt
         check_study_options(task, k, offset, self.retrieval, prompt)  # no silent no-op options
-        self.max_input_length, self.max_target_length = max_input_length, max_target_length
+        self.max_input_length = max_input_length
+        self.max_target_length = max_target_length or self.task.max_target_length or 512
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed, self.synthetic = num_workers, seed, synthetic
         self.train_split, self.val_split = train_split, val_split
@@ -125,6 +137,16 @@ class LaMPData:
     def task(self) -> Task:
         """The task (registry entry or custom spec)."""
         return get_task(self.task_name)
+
+    @property
+    def data_dir(self) -> str:
+        """The LaMP data folder: `data_dir`, or the folder a dataset `source` is written to (once
+        per dataset fingerprint, under the cache dir)."""
+        if self.source is None:
+            return self._data_dir
+        if self._materialized is None:
+            self._materialized = str(materialize(self.source, self.task, self.cache_dir))
+        return self._materialized
 
     @property
     def tokenizer(self) -> Any:
@@ -264,7 +286,12 @@ class LaMPData:
             "prompt": dataclasses.asdict(self.prompt),
             "max_input_length": self.max_input_length,
             "max_target_length": self.max_target_length,
-            "data": [file_sha256_by_state(path, self.cache_dir / HASH_STORE) for path in files],
+            # A dataset source's folder is named after its fingerprints: that name is its identity.
+            "data": (
+                Path(self.data_dir).name
+                if self.source is not None
+                else [file_sha256_by_state(path, self.cache_dir / HASH_STORE) for path in files]
+            ),
         }
         return stable_hash(settings)
 

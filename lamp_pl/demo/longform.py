@@ -1,0 +1,150 @@
+"""Synthetic datasets in LongLaMP's and LaMP-QA's published schemas, saved with `datasets`.
+
+`write_longlamp` writes a ``save_to_disk`` folder shaped like ``LongLaMP/LongLaMP``'s
+``abstract_generation_*`` or ``product_review_*`` configs (splits ``train``, ``val``, ``test``);
+`write_lamp_qa` one shaped like an ``alireza7/LaMP-QA`` category (``train``, ``validation``,
+``test``). A ``data.source`` of a config points at them like at a local copy of the hub dataset.
+
+The personalization signal is planted: each user has a few signature words that every text they
+write carries, next to the words of its topic. A model that sees one of the user's profile items
+can copy the signature; without the profile it can only guess, so ROUGE drops at k = 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "su", "ti", "va", "ze") for b in "aeiouy"]
+SIGNATURES = [f"{a}{b}x" for a in ("bra", "cle", "dro", "fla", "gri", "plu", "sno", "tre") for b in "aeiou"]
+
+
+def _texts(rng: random.Random, signature: list[str], words: int) -> tuple[list[str], str]:
+    """A topic (4 words) and a text about it in the user's style, about `words` words long."""
+    topic = rng.sample(WORDS, 4)
+    body: list[str] = []
+    while len(body) < words:
+        step = len(body) // 3
+        body += [topic[step % 4], signature[step % len(signature)], rng.choice(WORDS)]
+    sentences = [" ".join(body[i : i + 9]) + "." for i in range(0, words, 9)]
+    return topic, "\n".join(sentences)
+
+
+def _longlamp_record(rng: random.Random, family: str, user: str, signature: list[str], items: int, words: int) -> dict:
+    profile = []
+    for number in range(items):
+        topic, text = _texts(rng, signature, words)
+        if family == "abstract_generation":
+            profile.append(
+                {"abstract": text, "id": f"{user}-{number}", "title": " ".join(topic), "year": 2000 + number}
+            )
+        else:
+            profile.append(
+                {
+                    "description": " ".join(topic),
+                    "overall": float(rng.randint(1, 5)),
+                    "reviewText": text,
+                    "summary": " ".join(topic[:2]),
+                }
+            )
+    topic, target = _texts(rng, signature, words)
+    if family == "abstract_generation":
+        text_in = f'Generate an abstract for the title "{" ".join(topic)}" using the following items: 1. {topic[0]} 2. {topic[1]}'
+        return {"name": user, "input": text_in, "output": target, "profile": profile}
+    text_in = (
+        'Generate the review text written by a reviewer who has a given an overall rating of "4.0" for a '
+        f'product with description "{" ".join(topic)}". The summary of the review text is "{" ".join(topic[:2])}".'
+    )
+    return {"reviewerId": user, "input": text_in, "output": target, "profile": profile}
+
+
+def write_longlamp(
+    dest: str | Path,
+    config: str = "abstract_generation_user",
+    users: int = 60,
+    profile_size: int = 6,
+    words: int = 18,
+    seed: int = 0,
+) -> Path:
+    """Write a LongLaMP-shaped ``DatasetDict`` (train / val / test: 60 / 20 / 20 % of the users) to
+    ``<dest>/<config>`` with ``save_to_disk``; returns that folder."""
+    import datasets
+
+    family = config.rsplit("_", 1)[0]
+    if family not in ("abstract_generation", "product_review"):
+        raise ValueError(f"config {config!r}: the synthetic writer knows abstract_generation_* and product_review_*")
+    rng = random.Random(seed)
+    records = []
+    for number in range(users):
+        signature = rng.sample(SIGNATURES, 3)
+        records.append(_longlamp_record(rng, family, f"user{number}", signature, profile_size, words))
+    cut = [int(users * 0.6), int(users * 0.8)]
+    parts = {"train": records[: cut[0]], "val": records[cut[0] : cut[1]], "test": records[cut[1] :]}
+    folder = Path(dest) / config
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in parts.items()}).save_to_disk(str(folder))
+    return folder
+
+
+def write_lamp_qa(
+    dest: str | Path, category: str = "Art_and_Entertainment", users: int = 30, profile_size: int = 5, seed: int = 0
+) -> Path:
+    """Write a LaMP-QA-shaped ``DatasetDict`` to ``<dest>/<category>``: train records carry a
+    reference answer (``expected_output``), validation and test are for the judge."""
+    import datasets
+
+    rng = random.Random(seed)
+    parts: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    for number in range(users):
+        signature = rng.sample(SIGNATURES, 3)
+        topic, narrative = _texts(rng, signature, 18)
+        split = "train" if number < users * 0.6 else "validation" if number < users * 0.8 else "test"
+        record = {
+            "id": f"q{number}",
+            "question": f"How should I think about {' and '.join(topic[:2])}?",
+            "narrative": narrative,
+            "rubric_aspects": [
+                {"aspect": f"covers {word}", "reason": f"the user cares about {word}", "evidence": narrative[:40]}
+                for word in signature[:2]
+            ],
+            "profile": [
+                {"id": f"q{number}-p{i}", "text": _texts(rng, signature, 12)[1].replace("\n", " ")}
+                for i in range(profile_size)
+            ],
+        }
+        if split == "train":
+            record["expected_output"] = _texts(rng, signature, 18)[1]
+        parts[split].append(record)
+    folder = Path(dest) / category
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in parts.items()}).save_to_disk(str(folder))
+    return folder
+
+
+def write_tokenizer(dataset_folder: str | Path, dest: str | Path, vocab_size: int = 400) -> Path:
+    """A T5-style tokenizer trained on a synthetic dataset's texts (the demo's generator reads it)."""
+    import datasets
+
+    from lamp_pl.demo.tokenizers import train_t5_tokenizer
+
+    data = datasets.load_from_disk(str(dataset_folder))
+    corpus = [f"{r['input']} {r['output']} " + " ".join(map(str, r["profile"])) for r in data["train"]]
+    train_t5_tokenizer(corpus, vocab_size).save_pretrained(str(dest))
+    return Path(dest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lamp_pl.demo.longform --dest demo_data/longlamp``: write the LongLaMP demo data and
+    its tokenizer (``<dest>/tokenizer``), the folders ``configs/demo_longlamp.yaml`` names."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dest", default="demo_data/longlamp")
+    parser.add_argument("--config", default="abstract_generation_user")
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    folder = write_longlamp(args.dest, args.config, users=args.users, seed=args.seed)
+    print(folder, write_tokenizer(folder, Path(args.dest) / "tokenizer"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
