@@ -132,6 +132,8 @@ def run(grids: list, out: Path, args: argparse.Namespace, slurm, baseline, publi
     options = GridOptions(
         args.launcher, args.devices_per_point, args.workers, slurm, baseline, published, args.plots, args.resamples
     )
+    chosen: dict = {}
+    code = 0
     for name, configs, axes, extra, fit, predict in grids:
         configured = {**configured_axes(configs), **extra_settings(extra)}
         plan = plan_grid(axis_combinations(axes), configured, configs, extra, out / name if name else out, fit)
@@ -142,12 +144,17 @@ def run(grids: list, out: Path, args: argparse.Namespace, slurm, baseline, publi
         states = run_grid(plan, options)
         print((plan.out / "summary.md").read_text())
         print(f"lamp-pl grid: wrote {plan.out / 'results.md'} and {plan.out / 'summary.md'}")
-        if recipe and recipe.submission and recipe.submission.get("grid", name) == name:
-            from lamp_pl.studygrid.recipes import submit
+        if any(state["status"] != "done" for state in states.values()):
+            code = 1
+        elif recipe and recipe.submission and predict:
+            from lamp_pl.studygrid.recipes import submission_files
 
             split = recipe.submission.get("split", "test")
-            for path in submit(plan, recipe.submission.get("values", {}), split, out):
-                print(f"lamp-pl grid: wrote the leaderboard submission {path}")
-        if any(state["status"] != "done" for state in states.values()):
-            return 1
-    return 0
+            submission_files(plan, recipe.submission.get("values", {}), split, chosen)
+    if chosen:
+        from lamp_pl.studygrid.recipes import write_submission
+
+        for protocol, (predictions, questions) in chosen.items():
+            path = write_submission(predictions, questions, out / f"submission_{protocol}.zip")
+            print(f"lamp-pl grid: wrote the leaderboard submission {path} ({len(predictions)} tasks)")
+    return code

@@ -28,7 +28,7 @@ def grid_process(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def run_grid(args: list[str], timeout: float = 240) -> str:
+def run_grid(args: list[str], timeout: float = 600) -> str:
     """Run `lamp-pl grid` to its end in a subprocess; return its output (fail on a non-zero exit)."""
     process = grid_process(args)
     try:

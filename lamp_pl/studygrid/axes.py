@@ -4,7 +4,7 @@ Study axes (retriever, k, ablation, order, user context) set one data option eac
 choose a run's setting as a whole: `task` (``NAME`` or ``NAME=DATA_DIR``: the task and its data
 folder), `split` (``NAME=DATA_DIR``: a split protocol's folder, e.g. ``user=data/user``
 ``time=data/time``), `model` (a config fragment composed after the grid's own configs, e.g.
-``configs/model/seq2seq.yaml``) and `seed` (``seed_everything`` and the training shuffle's seed).
+``configs/model/seq2seq.yaml``) and `seed` (``seed_everything``, the training shuffle's and the random retrievers' seeds).
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def override_args(values: dict[str, str]) -> list[str]:
         if axis in values:
             out += [f"--{option}", values[axis]]
     if "seed" in values:
-        out += ["--seed_everything", values["seed"], "--data.seed", values["seed"]]
+        seed = values["seed"]
+        out += ["--seed_everything", seed, "--data.seed", seed, "--data.retrieval.seed", seed]
     return out
 
 

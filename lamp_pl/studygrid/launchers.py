@@ -1,22 +1,22 @@
 """Launchers: where a grid's points run. `local` runs them concurrently in worker processes on
 this machine, `slurm` submits them as one job array through submitit.
 
-Local workers each get a slot: ``devices_per_point`` GPUs of the visible ones (the worker sees
+Local workers (one long-lived process per slot) each get a slot: ``devices_per_point`` GPUs of the visible ones (the worker sees
 only its own through ``CUDA_VISIBLE_DEVICES``), or, on a machine without GPUs, that many CPU
 threads (``OMP_NUM_THREADS`` and torch's intra-op threads).
 """
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -77,33 +77,55 @@ def slot_job(job: PointJob, slot: Slot) -> PointJob:
     return replace(job, threads=slot.threads)
 
 
+def _enter_slot(environment: dict[str, str]) -> None:
+    """A worker process's start: its slot's GPUs and threads (before anything touches CUDA)."""
+    os.environ.update(environment)
+
+
+def _pool(slot: Slot) -> ProcessPoolExecutor:
+    """One long-lived worker process for `slot` (spawned: a clean interpreter, no forked CUDA or
+    thread state); it runs point after point, so each pays the imports once."""
+    keys = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    environment = {key: value for key, value in slot.environment().items() if key in keys}
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(1, mp_context=context, initializer=_enter_slot, initargs=(environment,))
+
+
 def run_local(jobs: list[PointJob], slots: list[Slot], on_done: OnDone) -> None:
-    """Run `jobs` in worker processes, at most one per slot at a time; `on_done` is called (one at
-    a time) as each finishes. A worker that dies is recorded by its run folder's state."""
-    free: queue.Queue[Slot] = queue.Queue()
-    for slot in slots:
-        free.put(slot)
+    """Run `jobs` on one worker process per slot, each taking the next job as it finishes one;
+    `on_done` is called (one at a time) as each job ends. A worker that dies is replaced, and its
+    point is recorded as failed."""
+    from lamp_pl.studygrid.state import mark_failed, read_state
+
+    todo: queue.Queue[PointJob] = queue.Queue()
+    for job in jobs:
+        todo.put(job)
     lock = threading.Lock()
 
-    def work(job: PointJob) -> None:
-        slot = free.get()
+    def serve(slot: Slot) -> None:
+        pool = _pool(slot)
         try:
-            placed = slot_job(job, slot)
-            spec = Path(job.run_dir) / "grid_job.json"
-            spec.parent.mkdir(parents=True, exist_ok=True)
-            spec.write_text(json.dumps(asdict(placed), indent=1))
-            command = [sys.executable, "-m", "lamp_pl.studygrid.worker", str(spec)]
-            subprocess.run(command, env=slot.environment(), check=False, stdin=subprocess.DEVNULL)
+            while True:
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    state = pool.submit(run_point, slot_job(job, slot)).result()
+                except BrokenProcessPool:  # killed (e.g. out of memory): record it, start a new worker
+                    state = asdict(mark_failed(job.run_dir, read_state(job.run_dir), "the worker process died"))
+                    pool.shutdown(wait=False)
+                    pool = _pool(slot)
+                with lock:
+                    on_done(job, state)
         finally:
-            free.put(slot)
-        from lamp_pl.studygrid.state import read_state
+            pool.shutdown()
 
-        with lock:
-            on_done(job, asdict(read_state(job.run_dir)))
-
-    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
-        for future in [pool.submit(work, job) for job in jobs]:
-            future.result()
+    threads = [threading.Thread(target=serve, args=(slot,), daemon=True) for slot in slots[: max(1, len(jobs))]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 @dataclass

@@ -123,15 +123,17 @@ def write_submission(predictions: dict[str, Path], questions: dict[str, Path], o
     return out
 
 
-def submit(plan: Any, select: dict[str, str], split: str, out: Path) -> list[Path]:
-    """Write one zip per split protocol (``submission_<protocol>.zip``) from the done runs of
-    `plan` whose values match `select`: each task's newest ``predictions_<split>.json``."""
+Chosen = dict[str, tuple[dict[str, Path], dict[str, Path]]]
+
+
+def submission_files(plan: Any, select: dict[str, str], split: str, chosen: Chosen) -> Chosen:
+    """Add to `chosen` (split protocol -> (task -> predictions, task -> questions file)) the done
+    runs of `plan` whose values match `select`: each task's newest ``predictions_<split>.json``."""
     from lamp_pl.data.lamp import split_files
     from lamp_pl.studygrid.plan import run_data
     from lamp_pl.studygrid.report import labels
     from lamp_pl.studygrid.worker import newest
 
-    chosen: dict[str, tuple[dict[str, Path], dict[str, Path]]] = {}
     for run in plan.distinct:
         shown = labels(run.point.values)
         if any(shown.get(axis) != str(value) for axis, value in select.items()):
@@ -142,7 +144,16 @@ def submit(plan: Any, select: dict[str, str], split: str, out: Path) -> list[Pat
             raise RecipeError(f"{run.run_dir}: no predictions_{split}.json to submit for {task}")
         predictions, questions = chosen.setdefault(shown.get("split", "all"), ({}, {}))
         predictions[task], questions[task] = found, split_files(data_dir, task, split)[0]
-    return [write_submission(p, q, out / f"submission_{name}.zip") for name, (p, q) in chosen.items()]
+    return chosen
 
 
-__all__ = ["RECIPES", "Recipe", "RecipeError", "RecipeGrid", "load_recipe", "recipe_path", "submit", "write_submission"]
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "RecipeError",
+    "RecipeGrid",
+    "load_recipe",
+    "recipe_path",
+    "submission_files",
+    "write_submission",
+]

@@ -1,7 +1,7 @@
 """Run one grid point in this process: fit (resuming a killed attempt), test, record the state.
 
-The same function runs a point for every launcher: in a local worker process
-(``python -m lamp_pl.studygrid.worker SPEC.json``) and inside a submitit job. It never raises for
+The same function runs a point for every launcher: in a local worker process and inside a
+submitit job. It never raises for
 the point's own failure: that is recorded in the run folder (see `lamp_pl.studygrid.state`) so
 the other points go on.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,14 +89,4 @@ def run_point(job: PointJob) -> dict:
     return asdict(state)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lamp_pl.studygrid.worker JOB.json``: run one point written by the local launcher."""
-    path = Path((sys.argv[1:] if argv is None else argv)[0])
-    job = PointJob(**json.loads(path.read_text()))
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    state = run_point(job)
-    return 0 if state["status"] == "done" else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["PointJob", "newest", "run_point"]

@@ -1,0 +1,58 @@
+"""Seeds and error bars: 3 seeds x 2 points give mean/std per condition and a paired bootstrap
+interval against the baseline, which this test recomputes from the predictions files itself."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import numpy as np
+import pytest
+from grid_helpers import grid_args, run_grid, table
+from rouge_score import rouge_scorer
+
+from lamp_pl.studygrid.state import read_state
+
+SEEDS = ("0", "1", "2")
+
+
+def test_three_seeds_give_mean_std_and_a_bootstrap_interval(tiny_t5, data_root, tmp_path):
+    out = tmp_path / "grid"
+    axes = ["--retriever", "bm25", "random", "--seed", *SEEDS, "--baseline", "retriever=bm25", "--no-fit"]
+    run_grid(grid_args(tiny_t5, data_root, tmp_path, out, *axes, "--workers", "2", "--resamples", "500"))
+    rows = table(out / "results.csv")
+    assert len(rows) == 6
+    summary = {row["retriever"]: row for row in table(out / "summary.csv")}
+    for retriever, row in summary.items():
+        values = [float(r["rouge-1"]) for r in rows if r["retriever"] == retriever]
+        assert row["seeds"] == "3"
+        assert float(row["rouge-1_mean"]) == pytest.approx(statistics.fmean(values))
+        assert float(row["rouge-1_std"]) == pytest.approx(statistics.stdev(values))
+    # The random retriever draws other items with each seed: its seeds differ.
+    assert float(summary["random"]["rouge-1_std"]) > 0
+    assert (out / "plot_retriever.png").read_bytes()[:4] == b"\x89PNG"
+
+    # The interval, recomputed from the predictions files with the reference ROUGE.
+    golds = {
+        g["id"]: g["output"] for g in json.loads((data_root / "LaMP_5" / "test_outputs.json").read_text())["golds"]
+    }
+    scorer = rouge_scorer.RougeScorer(["rouge1"])
+
+    def per_question(retriever: str) -> dict[str, float]:
+        seeds = []
+        for seed in SEEDS:
+            state = read_state(out / f"retriever={retriever}-seed={seed}")
+            predicted = json.loads(open(state.predictions).read())["golds"]
+            seeds.append({p["id"]: scorer.score(golds[p["id"]], p["output"])["rouge1"].fmeasure for p in predicted})
+        return {q: statistics.fmean(s[q] for s in seeds) for q in seeds[0]}
+
+    base, ours = per_question("bm25"), per_question("random")
+    questions = sorted(base)
+    differences = np.array([ours[q] - base[q] for q in questions])
+    picks = np.random.default_rng(0).integers(0, len(questions), size=(500, len(questions)))
+    low, high = np.percentile(differences[picks].mean(axis=1), [2.5, 97.5])
+    row = summary["random"]
+    assert float(row["vs_retriever=bm25"]) == pytest.approx(differences.mean(), abs=1e-6)
+    assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((low, high), abs=1e-6)
+    assert float(row["ci_low"]) <= float(row["vs_retriever=bm25"]) <= float(row["ci_high"])
+    assert "vs_retriever=bm25" not in summary["bm25"] or summary["bm25"]["vs_retriever=bm25"] == ""
