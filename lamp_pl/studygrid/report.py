@@ -82,8 +82,8 @@ def summary_rows(
     axes = {axis for run in plan.runs for axis in run.point.values}
     metrics = metric_names(rows, axes)
     groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(condition({a: row[a] for a in row if a in axes}), []).append(row)
+    for point in rows:
+        groups.setdefault(condition({a: point[a] for a in point if a in axes}), []).append(point)
     cache: dict = {}
     out = []
     for cond, members in groups.items():
