@@ -33,11 +33,11 @@ def grid(work: Path, out: str, workers: int, users: int, epochs: int) -> float:
     args += ["--data.synthetic.users", str(users), "--trainer.max_epochs", str(epochs)]
     args += ["--trainer.enable_progress_bar", "false", "--retriever", *RETRIEVERS, "--no_plots"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "lamp_pl.cli", "grid", *args, "--out", str(work / out)]
+    command = [sys.executable, str(ROOT / "cli.py"), "grid", *args, "--out", str(work / out)]
     if workers:
         command += ["--workers", str(workers), "--devices_per_point", "1"]
     else:  # caches only: a dry run lists them, `index` builds them
-        command = [sys.executable, "-m", "lamp_pl.cli", "grid", *args, "--out", str(work / out), "--dry_run"]
+        command = [sys.executable, str(ROOT / "cli.py"), "grid", *args, "--out", str(work / out), "--dry_run"]
     start = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=work)
     if result.returncode != 0:
@@ -45,7 +45,7 @@ def grid(work: Path, out: str, workers: int, users: int, epochs: int) -> float:
     if not workers:
         for line in result.stdout.splitlines():
             if line.startswith("  lamp-pl index "):
-                index = [sys.executable, "-m", "lamp_pl.cli", *line.split()[1:]]
+                index = [sys.executable, str(ROOT / "cli.py"), *line.split()[1:]]
                 subprocess.run(index, env=env, check=True, capture_output=True, cwd=work)
     return time.perf_counter() - start
 
@@ -65,7 +65,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run(
-        [sys.executable, "-m", "lamp_pl.cli", "demo", "--dest", str(work / "demo_data")],
+        [sys.executable, str(ROOT / "cli.py"), "demo", "--dest", str(work / "demo_data")],
         env=env,
         check=True,
         capture_output=True,

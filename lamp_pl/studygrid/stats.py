@@ -105,7 +105,9 @@ def parse_baseline(text: str) -> tuple[str, str]:
     """``retriever=none`` as ``("retriever", "none")``."""
     axis, sep, value = text.partition("=")
     if not sep or not axis or not value:
-        raise ValueError(f"--baseline {text!r}: expected AXIS=VALUE, e.g. retriever=none")
+        from lamp_pl.studygrid.axes import GridAxisError
+
+        raise GridAxisError(f"--baseline {text!r}: expected AXIS=VALUE, e.g. retriever=none")
     return axis, value
 
 
