@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import lamp_pl
 from lamp_pl.cache import HASH_STORE, file_sha256_by_state, stable_hash, tokenizer_fingerprint
+from lamp_pl.data.batching import EVAL_ORDERS, sorted_eval_dataset
 from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.stream import load_questions
@@ -88,6 +89,8 @@ class LaMPDataModule(L.LightningDataModule):
         max_target_length: int = 512,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
+        eval_order: str = "length",
+        eval_max_tokens: int | None = None,
         num_workers: int = 0,
         train_split: str = "train",
         val_split: str = "dev",
@@ -112,6 +115,11 @@ class LaMPDataModule(L.LightningDataModule):
                 truncates targets at its max_length).
             batch_size: Training batch size per device.
             eval_batch_size: Evaluation batch size per device (default: `batch_size`).
+            eval_order: `length`: validation, test and predict batches of prompts sorted by
+                length (`lamp_pl.data.batching`; the predictions file keeps file order);
+                `file`: batches in file order.
+            eval_max_tokens: Most padded prompt tokens per evaluation batch with
+                `eval_order: length` (None: `eval_batch_size` rows only).
             num_workers: DataLoader worker processes.
             train_split: Split used for training.
             val_split: Split used for validation.
@@ -139,6 +147,9 @@ class LaMPDataModule(L.LightningDataModule):
         check_study_options(task, k, offset, self.retrieval, prompt)  # no silent no-op options
         self.max_input_length, self.max_target_length = max_input_length, max_target_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        if eval_order not in EVAL_ORDERS:
+            raise ValueError(f"data.eval_order: {eval_order!r} is not one of {', '.join(EVAL_ORDERS)}")
+        self.eval_order, self.eval_max_tokens = eval_order, eval_max_tokens
         self.num_workers, self.seed, self.synthetic = num_workers, seed, synthetic
         self.train_split, self.val_split = train_split, val_split
         self.test_split, self.predict_split = test_split, predict_split
@@ -323,13 +334,16 @@ class LaMPDataModule(L.LightningDataModule):
                 sampler=training_sampler(dataset, self.seed, rank, world_size),
                 **kwargs,
             )
+        if self.eval_order == "length":  # whole batches are what the sampler splits across ranks
+            dataset = sorted_eval_dataset(dataset, self.eval_batch_size, self.eval_max_tokens)
+            kwargs["batch_size"] = None
         # No padding of shards: each question is scored and written exactly once under DDP.
         sampler = (
             UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
             if world_size > 1
             else None
         )
-        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, **kwargs)
+        return DataLoader(dataset, **{"batch_size": self.eval_batch_size, **kwargs}, sampler=sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_split, train=True)
