@@ -171,6 +171,7 @@ def _text_field(
     return value
 
 
+_NESTED = (dict, list)
 MAX_DEPTH = 16
 """Deepest nesting accepted inside a profile item (LaMP's are flat; items are re-encoded as JSON)."""
 
@@ -219,7 +220,17 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
     profile = record.get("profile")
     if not isinstance(profile, list):
         raise LaMPDataError(path, "missing or not a list", index, qid, "profile")
+    names = ("id", *task.profile_fields)
+    checks_ratings = task.metric_kind == "regression"
     for position, item in enumerate(profile):
+        # The common case at a glance: a flat object whose needed fields are all strings.
+        if (
+            type(item) is dict
+            and not checks_ratings
+            and all(type(item.get(name)) is str for name in names)
+            and not any(isinstance(value, _NESTED) for value in item.values())
+        ):
+            continue
         if not isinstance(item, dict):
             raise LaMPDataError(path, f"profile item {position} is not an object", index, qid, "profile")
         missing = task.missing_fields(item)
