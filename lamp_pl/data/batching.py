@@ -35,7 +35,9 @@ def prompt_lengths(dataset) -> np.ndarray:
     return np.asarray([len(dataset[i]["input_ids"]) for i in range(len(dataset))], dtype=np.int64)
 
 
-def length_sorted_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+def length_sorted_batches(
+    lengths: Sequence[int] | np.ndarray, batch_size: int, max_tokens: int | None = None
+) -> list[list[int]]:
     """Row indices grouped into batches of prompts sorted by length, longest first.
 
     Args:
