@@ -130,7 +130,7 @@ def write_table(rows: list[dict], stem: Path, notes: list[str] | None = None) ->
     for row in rows:
         cells = [f"{row.get(c):.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
-    md_path.write_text("\n".join(lines + [""] + (notes or [])) + "\n")
+    md_path.write_text("\n".join(lines + ([""] + notes if notes else [])) + "\n")
     return csv_path, md_path
 
 
