@@ -10,7 +10,7 @@ import pytest
 
 from helpers import CONF
 from lamp_pl.cli import main
-from lamp_pl.commands import datamodule_from_config
+from lamp_pl.cli.config import datamodule_from_config
 from lamp_pl.data.batching import in_file_order, length_sorted_batches
 
 

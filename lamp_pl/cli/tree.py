@@ -94,6 +94,10 @@ COMMANDS.update(
             "lamp_pl.cli.data:convert",
             "Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
         ),
+        "demo-longlamp": Command(
+            "lamp_pl.demo.longform:demo_longlamp",
+            "Write the LongLaMP demo: a synthetic LongLaMP-schema dataset and its tokenizer.",
+        ),
         "demo-annotators": Command(
             "lamp_pl.demo.annotators:demo",
             "Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.",
