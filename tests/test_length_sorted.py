@@ -75,10 +75,10 @@ def test_sorted_generation_gives_the_file_order_predictions(command, talkative_t
     assert by_tokens == file_order
 
     # Not a vacuous comparison: the sorted loader batched other rows together than file order did.
-    datamodule = datamodule_from_config([str(CONF)], data)
-    datamodule.setup("test")
+    datamodule = datamodule_from_config([str(CONF)], [*data, "--data.eval_order", "length"])
+    datamodule.load("test")
     rows = datamodule.datasets["train"]
-    sorted_ids = [batch["ids"] for batch in datamodule.test_dataloader()]
+    sorted_ids = [batch["ids"] for batch in datamodule.loader(datamodule.test_split)]
     assert sorted_ids != [rows.ids[i : i + 3] for i in range(0, len(rows), 3)]
     assert sorted(sum(sorted_ids, [])) == sorted(rows.ids)
     written = [record["id"] for record in json.loads(path.read_text())["golds"]]

@@ -64,7 +64,7 @@ class LaMPData:
         max_target_length: int | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
-        eval_order: str = "length",
+        eval_order: str = "file",
         eval_max_tokens: int | None = None,
         num_workers: int = 0,
         train_split: str = "train",
