@@ -66,3 +66,21 @@ def test_killed_grid_resumes_and_matches_an_uninterrupted_one(tiny_t5, data_root
     assert (
         json.loads((second / "grid_state.json").read_text())["metrics"] == read_state(reference / second.name).metrics
     )
+
+
+def test_failing_cache_build_starts_no_point(tmp_path):
+    """The workers start while the caches are built; when building fails, no point runs."""
+    import pytest
+
+    from lamp_pl.studygrid.launchers import Slot, run_local
+    from lamp_pl.studygrid.worker import PointJob
+
+    jobs = [PointJob(f"p{i}", str(tmp_path / f"p{i}"), [], False, entry="lamp_pl.cli:main") for i in range(2)]
+    finished: list[str] = []
+
+    def build() -> None:
+        raise RuntimeError("building a cache failed")
+
+    with pytest.raises(RuntimeError, match="building a cache failed"):
+        run_local(jobs, [Slot(), Slot()], lambda job, state: finished.append(job.name), build, warm=("json",))
+    assert finished == [] and not any(read_state(tmp_path / job.name).attempts for job in jobs)

@@ -8,6 +8,9 @@ threads (``OMP_NUM_THREADS`` and torch's intra-op threads).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import importlib
 import multiprocessing
 import os
 import queue
@@ -23,6 +26,10 @@ from pathlib import Path
 from lamp_pl.studygrid.worker import PointJob, run_point
 
 OnDone = Callable[[PointJob, dict], None]
+
+WARM_MODULES = ("lamp_pl.module", "lamp_pl.datamodule")
+"""What every point imports (torch, Lightning, transformers under them): a local worker imports
+them while the grid's caches are built, so the import does not wait for the caches."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,23 @@ def slot_job(job: PointJob, slot: Slot) -> PointJob:
 def _enter_slot(environment: dict[str, str]) -> None:
     """A worker process's start: its slot's GPUs and threads (before anything touches CUDA)."""
     os.environ.update(environment)
+    # atexit runs last-in, first-out: registered first, this runs after every handler torch,
+    # Lightning and the rest register, and skips only the interpreter's module-by-module teardown,
+    # which takes seconds with torch loaded and which nothing after the last point needs.
+    atexit.register(_end_without_teardown)
+
+
+def _end_without_teardown() -> None:
+    """End a worker process once its exit handlers have run, without the interpreter teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def warm_up(modules: tuple[str, ...]) -> None:
+    """Import `modules` in this (worker) process."""
+    for module in modules:
+        importlib.import_module(module)
 
 
 def _pool(slot: Slot) -> ProcessPoolExecutor:
@@ -91,20 +115,37 @@ def _pool(slot: Slot) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(1, mp_context=context, initializer=_enter_slot, initargs=(environment,))
 
 
-def run_local(jobs: list[PointJob], slots: list[Slot], on_done: OnDone) -> None:
+def run_local(
+    jobs: list[PointJob],
+    slots: list[Slot],
+    on_done: OnDone,
+    prepare: Callable[[], None] | None = None,
+    warm: tuple[str, ...] = WARM_MODULES,
+) -> None:
     """Run `jobs` on one worker process per slot, each taking the next job as it finishes one;
     `on_done` is called (one at a time) as each job ends. A worker that dies is replaced, and its
-    point is recorded as failed."""
+    point is recorded as failed.
+
+    `prepare` (building the caches) runs here before any job starts, while the workers start and
+    import `warm` (what the points need); if it raises, no job runs and its error is raised.
+    """
     from lamp_pl.studygrid.state import mark_failed, read_state
 
     todo: queue.Queue[PointJob] = queue.Queue()
     for job in jobs:
         todo.put(job)
     lock = threading.Lock()
+    prepared, cancelled = threading.Event(), threading.Event()
 
     def serve(slot: Slot) -> None:
         pool = _pool(slot)
+        warming = pool.submit(warm_up, warm)
         try:
+            prepared.wait()
+            if cancelled.is_set():
+                return
+            with contextlib.suppress(Exception):  # a point that needs the failed import says why itself
+                warming.result()
             while True:
                 try:
                     job = todo.get_nowait()
@@ -121,11 +162,19 @@ def run_local(jobs: list[PointJob], slots: list[Slot], on_done: OnDone) -> None:
         finally:
             pool.shutdown()
 
-    threads = [threading.Thread(target=serve, args=(slot,), daemon=True) for slot in slots[: max(1, len(jobs))]]
+    threads = [threading.Thread(target=serve, args=(slot,), daemon=True) for slot in slots[: len(jobs)]]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        if prepare is not None:
+            prepare()
+    except BaseException:
+        cancelled.set()
+        raise
+    finally:
+        prepared.set()
+        for thread in threads:
+            thread.join()
 
 
 @dataclass

@@ -106,9 +106,11 @@ def run_grid(plan: GridPlan, options: GridOptions) -> dict[str, dict]:
     jobs = jobs_of(plan, options.entry)
     skipped = len(plan.distinct) - len(jobs)
     print(f"lamp-pl grid: {len(plan.runs)} points, {len(plan.distinct)} runs, {skipped} done, {len(jobs)} to run")
-    if jobs:
-        build_caches(plan, options.entry)
-    write_report(plan, options)
+
+    def prepare() -> None:
+        if jobs:
+            build_caches(plan, options.entry)
+        write_report(plan, options)
 
     def on_done(job: PointJob, state: dict) -> None:
         line = f"{state['status']}" + (f": {state['error']}" if state.get("error") else "")
@@ -116,9 +118,10 @@ def run_grid(plan: GridPlan, options: GridOptions) -> dict[str, dict]:
         write_report(plan, options)
 
     if options.launcher == "slurm":
+        prepare()
         run_slurm(jobs, plan.out / "slurm", options.slurm, on_done)
-    elif options.launcher == "local":
-        run_local(jobs, local_slots(options.devices_per_point, options.workers), on_done)
+    elif options.launcher == "local":  # the workers start while the caches are built
+        run_local(jobs, local_slots(options.devices_per_point, options.workers), on_done, prepare)
     else:
         raise ValueError(f"lamp-pl grid: unknown launcher {options.launcher!r}; expected local or slurm")
     write_report(plan, options, final=True)
