@@ -69,12 +69,15 @@ def write_report(plan: GridPlan, options: GridOptions, final: bool = False) -> l
     summary = summary_rows(plan, states, options.baseline, options.published, options.resamples if final else 0)
     written += write_table(summary, plan.out / "summary", notes)
     if final and options.plots:
-        from lamp_pl.studygrid.plot import plot_axes
+        from lamp_pl.studygrid.plot import PlottingUnavailable, plot_axes
 
         axes = list(dict.fromkeys(a for run in plan.runs for a in run.point.values))
         metrics = metric_names(summary, set(axes))
-        if metrics:
-            written += plot_axes(summary, axes, metrics[0].removesuffix("_mean"), plan.out)
+        try:
+            if metrics:
+                written += plot_axes(summary, axes, metrics[0].removesuffix("_mean"), plan.out)
+        except PlottingUnavailable as missing:  # the tables are the results; plots are an extra
+            print(f"{missing} (the tables are written)", file=sys.stderr)
     return written
 
 
