@@ -4,6 +4,7 @@
     python bench/generation.py --users 60 --fit-epochs 3   # a smaller split and a shorter fit, for a quick look
     python bench/generation.py --ckpt runs/demo/.../last.ckpt   # a checkpoint of configs/demo.yaml instead
     python bench/generation.py --fit-epochs 0        # the randomly initialised T5 (every output 128 tokens)
+    python bench/generation.py --max-input-length 512   # the official prompt budget: prompts of varied length
 
 It prepares the offline demo (`lamp_pl.demo.prepare.demo`: tokenizer and MiniLM encoder) in a work
 folder and writes the demo's synthetic LaMP-2 data with `--users` users. Unless `--ckpt` names a
@@ -13,7 +14,9 @@ finish at different steps and padding matters; the random model runs every outpu
 `max_new_tokens` whatever the batching. Then, in this process, it runs `Trainer.test` of the demo
 config on the test split with that checkpoint (`ckpt_path`, as `lamp-pl test --ckpt_path` loads it,
 but with the beams and `max_new_tokens` given here: the official 4 and 128), once per way of forming
-the batches:
+the batches (it also prints the test prompts' token lengths: the demo config's budget of 96 tokens
+is filled by every prompt, so there is nothing to sort; `--max-input-length 512`, the official
+budget, leaves the prompts their own lengths):
 
 - file order: `data.eval_order: file`, `--eval-batch-size` rows per batch;
 - sorted by length: `data.eval_order: length`, the same count;
@@ -44,12 +47,13 @@ sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "configs" / "demo.yaml"
 
 
-def fit_demo(work: Path, users: int, epochs: int | None) -> Path:
+def fit_demo(work: Path, users: int, epochs: int | None, budget: int) -> Path:
     """Train the demo config in a subprocess (in `work`); return its `last.ckpt`."""
     runs = work / "runs" / "fit"
     shutil.rmtree(runs, ignore_errors=True)
     entry = "import sys; from lamp_pl.cli import main; sys.exit(main(sys.argv[1:]))"  # `lamp-pl` of this checkout
     command = [sys.executable, "-c", entry, "fit", "--config", str(CONFIG), "--data.synthetic.users", str(users)]
+    command += ["--data.max_input_length", str(budget)]
     command += ["--trainer.default_root_dir", str(runs), "--trainer.enable_progress_bar", "false"]
     if epochs is not None:
         command += ["--trainer.max_epochs", str(epochs)]
@@ -90,13 +94,29 @@ def run_test(work: Path, name: str, overrides: list[str], ckpt: Path | None, lim
     return {"wall": wall, "cpu": cpu, "batches": batches, "predictions": path.read_bytes()}
 
 
+def prompt_lengths(overrides: list[str]) -> str:
+    """Min / median / max tokenized prompt length of the test split (what sorting has to work with)."""
+    import numpy as np
+
+    from lamp_pl.cli.config import datamodule_from_config
+    from lamp_pl.data.batching import prompt_lengths as lengths_of
+
+    data = datamodule_from_config([CONFIG], overrides)
+    data.load("test")
+    values = lengths_of(data.datasets[data.test_split])
+    return f"min {values.min()}, median {int(np.median(values))}, max {values.max()} over {len(values)} questions"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=250, help="synthetic users (the demo's 250 by default)")
     parser.add_argument("--num-beams", type=int, default=4, help="beams (4: the official generation_num_beams)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="128: the official generation_max_length")
     parser.add_argument("--eval-batch-size", type=int, default=32, help="rows per batch (the demo's batch_size)")
-    parser.add_argument("--max-tokens", type=int, help="token bound of the third variant (default: count x 96)")
+    parser.add_argument(
+        "--max-input-length", type=int, default=96, help="prompt budget (configs/demo.yaml's 96; the official 512)"
+    )
+    parser.add_argument("--max-tokens", type=int, help="token bound of the third variant (default: count x budget)")
     parser.add_argument("--token-batch-cap", type=int, default=1024, help="most rows of a token-bounded batch")
     parser.add_argument("--ckpt", type=Path, help="a checkpoint of configs/demo.yaml (default: fit one first)")
     parser.add_argument("--fit-epochs", type=int, help="epochs of that fit (the config's 10); 0: no fit, random T5")
@@ -113,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         demo(work / "demo_data")
         ckpt = args.ckpt.resolve() if args.ckpt else None
         if ckpt is None and args.fit_epochs != 0:
-            ckpt = fit_demo(work, args.users, args.fit_epochs)
-        common = ["--data.synthetic.users", str(args.users), "--model.num_beams", str(args.num_beams)]
-        common += ["--model.max_new_tokens", str(args.max_new_tokens)]
+            ckpt = fit_demo(work, args.users, args.fit_epochs, args.max_input_length)
+        data = ["--data.synthetic.users", str(args.users), "--data.max_input_length", str(args.max_input_length)]
+        common = [*data, "--model.num_beams", str(args.num_beams), "--model.max_new_tokens", str(args.max_new_tokens)]
         count = ["--data.eval_batch_size", str(args.eval_batch_size)]
-        max_tokens = args.max_tokens or args.eval_batch_size * 96  # configs/demo.yaml: max_input_length 96
+        max_tokens = args.max_tokens or args.eval_batch_size * args.max_input_length
         variants = {
             "file order": [*common, *count, "--data.eval_order", "file"],
             "sorted by length": [*common, *count, "--data.eval_order", "length"],
@@ -137,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                 kept["wall"], kept["cpu"] = min(kept["wall"], result["wall"]), min(kept["cpu"], result["cpu"])
                 kept["identical"] = kept.get("identical", True) and result["predictions"] == kept["predictions"]
         model = f"checkpoint {ckpt}" if ckpt else "random T5 (no checkpoint)"
-        print(f"\n{os.cpu_count()} CPUs; {model}; beams {args.num_beams}, max_new_tokens {args.max_new_tokens}\n")
+        lengths = prompt_lengths(data)
+        print(f"\n{os.cpu_count()} CPUs; {model}; beams {args.num_beams}, max_new_tokens {args.max_new_tokens}")
+        print(f"prompt tokens (budget {args.max_input_length}): {lengths}\n")
         print("| batches | count | wall s | CPU s | speed-up (wall / CPU) | predictions as file order |")
         print("|---|---:|---:|---:|---:|---|")
         base = best["file order"]
