@@ -15,9 +15,9 @@ r-th, (r + W)-th, ... longest), so every rank holds prompts of about the same le
 one row whenever the split has as many rows as there are ranks; each rank cuts its share into the
 same number of batches, and the batches are laid out so that the evaluation sampler
 (`lamp_pl.data.sharding.UnpaddedShards`: rank r takes positions r, r + W, ...) hands each rank its
-own. A rank without a batch would skip Lightning's evaluation loop and with it the epoch-end
-collectives (metric sync, gathered predictions) the other ranks wait in: cutting the sorted split
-into batches first and dealing the batches (the first version) left every rank but the first with
+own. A rank without a batch fails (Lightning refuses an empty loader) while the others wait in
+the epoch-end collectives (metric sync, gathered predictions): cutting the sorted split into
+batches first and dealing the batches (the first version) left every rank but the first with
 nothing when a split fitted in one batch. No question is scored twice and none is left out.
 """
 
