@@ -10,8 +10,15 @@ Sorting changes only which rows share a batch. The predictions file keeps the sp
 (`in_file_order`), and with greedy decoding each prediction is the one a file-order batch gives,
 since every row's attention mask hides the padding of its batch.
 
-Under DDP the sorted batches (not rows) are split across ranks by an `UnrepeatedDistributedSampler`,
-so every rank gets batches of similar length and no question is scored twice.
+Under DDP (`world_size` ranks) the sorted rows are dealt to the ranks in turn (rank r takes the
+r-th, (r + W)-th, ... longest), so every rank holds prompts of about the same lengths and at least
+one row whenever the split has as many rows as there are ranks; each rank cuts its share into the
+same number of batches, and the batches are laid out so that the evaluation sampler
+(`lamp_pl.data.sharding.UnpaddedShards`: rank r takes positions r, r + W, ...) hands each rank its
+own. A rank without a batch fails (Lightning refuses an empty loader) while the others wait in
+the epoch-end collectives (metric sync, gathered predictions): cutting the sorted split into
+batches first and dealing the batches (the first version) left every rank but the first with
+nothing when a split fitted in one batch. No question is scored twice and none is left out.
 """
 
 from __future__ import annotations
@@ -33,8 +40,36 @@ def prompt_lengths(dataset) -> np.ndarray:
     return np.asarray([len(dataset[i]["input_ids"]) for i in range(len(dataset))], dtype=np.int64)
 
 
+def _cut(values: np.ndarray, rows: np.ndarray, batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    """`rows` (sorted longest first) cut greedily into the fewest batches within the bounds."""
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(rows):
+        # Sorted longest first, so a batch's width is the length of its first row.
+        count = (
+            batch_size
+            if max_tokens is None
+            else max(1, min(batch_size, max_tokens // max(int(values[rows[start]]), 1)))
+        )
+        batches.append(rows[start : start + count].tolist())
+        start += count
+    return batches
+
+
+def _split_to(batches: list[list[int]], count: int) -> list[list[int]]:
+    """`batches` with their largest halved (in place, so the order is kept) until there are
+    `count`; a half is within any bound the whole was within."""
+    batches = list(batches)
+    while len(batches) < count:
+        largest = max(range(len(batches)), key=lambda i: len(batches[i]))
+        rows = batches[largest]
+        half = (len(rows) + 1) // 2
+        batches[largest : largest + 1] = [rows[:half], rows[half:]]
+    return batches
+
+
 def length_sorted_batches(
-    lengths: Sequence[int] | np.ndarray, batch_size: int, max_tokens: int | None = None
+    lengths: Sequence[int] | np.ndarray, batch_size: int, max_tokens: int | None = None, world_size: int = 1
 ) -> list[list[int]]:
     """Row indices grouped into batches of prompts sorted by length, longest first.
 
@@ -43,6 +78,10 @@ def length_sorted_batches(
         batch_size: Most rows per batch.
         max_tokens: Most padded prompt tokens per batch (rows x longest prompt of the batch);
             `None` bounds by `batch_size` only. A prompt longer than this forms a batch alone.
+        world_size: Ranks sharing the split. Rank r's rows are the r-th, (r + W)-th, ... longest;
+            each rank gets the same number of batches S (S - 1 for a rank with fewer than S rows,
+            which then has one row per batch), and its s-th batch is at position s * W + r, the
+            position `UnpaddedShards` gives it.
 
     Returns:
         Batches of row indices; rows of equal length keep their file order (a stable sort).
@@ -51,20 +90,16 @@ def length_sorted_batches(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_tokens is not None and max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1 or None, got {max_tokens}")
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}")
     values = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-values, kind="stable")
-    batches: list[list[int]] = []
-    start = 0
-    while start < len(order):
-        # Sorted longest first, so a batch's width is the length of its first row.
-        rows = (
-            batch_size
-            if max_tokens is None
-            else max(1, min(batch_size, max_tokens // max(int(values[order[start]]), 1)))
-        )
-        batches.append(order[start : start + rows].tolist())
-        start += rows
-    return batches
+    shares = [_cut(values, order[rank::world_size], batch_size, max_tokens) for rank in range(world_size)]
+    steps = max(len(share) for share in shares)
+    # A rank's row count falls at most one short of the first rank's, so min(steps, rows) is
+    # steps or steps - 1, never rising with the rank: the layout below has no holes.
+    shares = [_split_to(share, min(steps, len(order[rank::world_size]))) for rank, share in enumerate(shares)]
+    return [share[step] for step in range(steps) for share in shares if step < len(share)]
 
 
 class BatchedRows(Dataset):
@@ -84,9 +119,11 @@ class BatchedRows(Dataset):
         return [self.rows[i] for i in self.batches[int(index)]]
 
 
-def sorted_eval_dataset(rows: Dataset, batch_size: int, max_tokens: int | None = None) -> BatchedRows:
-    """`rows` as length-sorted batches (see `length_sorted_batches`)."""
-    return BatchedRows(rows, length_sorted_batches(prompt_lengths(rows), batch_size, max_tokens))
+def sorted_eval_dataset(
+    rows: Dataset, batch_size: int, max_tokens: int | None = None, world_size: int = 1
+) -> BatchedRows:
+    """`rows` as length-sorted batches laid out for `world_size` ranks (see `length_sorted_batches`)."""
+    return BatchedRows(rows, length_sorted_batches(prompt_lengths(rows), batch_size, max_tokens, world_size))
 
 
 def in_file_order(predictions: list[dict[str, str]], ids: Sequence[str]) -> list[dict[str, str]]:

@@ -64,7 +64,7 @@ class LaMPData:
         max_target_length: int | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
-        eval_order: str = "file",
+        eval_order: str = "length",
         eval_max_tokens: int | None = None,
         num_workers: int = 0,
         train_split: str = "train",
@@ -91,9 +91,11 @@ class LaMPData:
                 preset for long targets, else 512: the official code truncates targets at its max_length).
             batch_size: Training batch size per device.
             eval_batch_size: Evaluation batch size per device (default: `batch_size`).
-            eval_order: `length`: validation, test and predict batches of prompts sorted by
-                length (`lamp_pl.data.batching`; the predictions file keeps file order);
-                `file`: batches in file order.
+            eval_order: `length` (default): validation, test and predict batches of prompts
+                sorted by length, longest first (`lamp_pl.data.batching`: less padding, rows that
+                finish together; under DDP every rank the same number of batches of its own
+                rows); the predictions file keeps file order and holds the predictions of
+                file-order batches. `file`: batches in file order.
             eval_max_tokens: Most padded prompt tokens per evaluation batch with
                 `eval_order: length` (None: `eval_batch_size` rows only).
             num_workers: DataLoader worker processes.
@@ -337,8 +339,9 @@ class LaMPData:
         return self._tokenized(split, build=True).prompts
 
     def loader(self, split: str, train: bool = False, rank: int = 0, world_size: int = 1) -> Iterable[dict]:
-        """A loader of a loaded split: shuffled by `training_sampler` for training, else in order
-        (each rank its `UnpaddedShards` under DDP): a torch `DataLoader`."""
+        """A loader of a loaded split: shuffled by `training_sampler` for training, else in
+        length-sorted batches (`eval_order: length`, laid out for `world_size` ranks) or in file
+        order, each rank its `UnpaddedShards` under DDP: a torch `DataLoader`."""
         from torch.utils.data import DataLoader  # torch loads here, not for a cached index
 
         from lamp_pl.data.sharding import eval_sampler, training_sampler
@@ -349,10 +352,11 @@ class LaMPData:
         dataset: Any = self.datasets[split]  # map-style: DataLoader and the samplers take it as is
         collate_fn = functools.partial(collate, pad_token_id=self.tokenizer.pad_token_id)
         batch_size: int | None = self.batch_size if train else self.eval_batch_size
-        if not train and self.eval_order == "length":  # whole batches are what the sampler splits across ranks
+        if not train and self.eval_order == "length":  # whole batches, laid out per rank, are what the sampler deals
             from lamp_pl.data.batching import sorted_eval_dataset
 
-            dataset, batch_size = sorted_eval_dataset(dataset, self.eval_batch_size, self.eval_max_tokens), None
+            dataset = sorted_eval_dataset(dataset, self.eval_batch_size, self.eval_max_tokens, world_size)
+            batch_size = None
         if train:
             sampler: Any = training_sampler(dataset, self.seed, rank, world_size)
         else:
