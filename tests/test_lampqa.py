@@ -12,28 +12,25 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import datasets
-import lightning as L
 import pytest
+from longform_helpers import bm25_module, published, save_broken, tiny_t5_on, tiny_trainer
 
 from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import LaMPDataError, load_split
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.demo.longform import write_lamp_qa
-from lamp_pl.demo.models import build_tiny_t5
 from lamp_pl.evaluate import evaluate
 from lamp_pl.judge import JUDGE_SYSTEM, parse_score, prompts_digest
 from lamp_pl.module import LaMPModel
-from lamp_pl.retrieval import RetrievalConfig
 from lamp_pl.tasks import get_task
 
 TASK = "LaMP_QA_Art_and_Entertainment"
+CATEGORY = "Art_and_Entertainment"
 
 
 @pytest.fixture(scope="module")
 def hub_copy(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("lampqa")
-    write_lamp_qa(root, "Art_and_Entertainment", users=20, profile_size=4)
+    write_lamp_qa(root, CATEGORY, users=20, profile_size=4)
     return root
 
 
@@ -87,27 +84,25 @@ def judge_server():
 def test_questions_profiles_and_judge_fields(hub_copy: Path, tmp_path: Path) -> None:
     task = get_task(TASK)
     folder = materialize(DatasetSource(str(hub_copy)), task, tmp_path)
-    published = datasets.load_from_disk(str(hub_copy / "Art_and_Entertainment"))
+    copy = published(hub_copy, CATEGORY)
     train = load_split(folder, task, "train")
-    assert [q.output for q in train] == published["train"]["expected_output"]
+    assert [q.output for q in train] == copy["train"]["expected_output"]
     dev = load_split(folder, task, "dev")  # validation: no reference answers, judged instead
     assert all(q.output is None for q in dev) and not (folder / "dev_outputs.json").exists()
-    assert [q.input for q in dev] == published["validation"]["question"]
-    assert dev[0].profile[0]["text"] == published["validation"][0]["profile"][0]["text"]
+    assert [q.input for q in dev] == copy["validation"]["question"]
+    assert dev[0].profile[0]["text"] == copy["validation"][0]["profile"][0]["text"]
     judged = json.loads((folder / "dev_judge.json").read_text())
-    assert judged[0]["rubric_aspects"] == published["validation"][0]["rubric_aspects"]
+    assert judged[0]["rubric_aspects"] == copy["validation"][0]["rubric_aspects"]
 
 
 def test_a_broken_aspect_is_named(hub_copy: Path, tmp_path: Path) -> None:
-    published = datasets.load_from_disk(str(hub_copy / "Art_and_Entertainment"))
-    records = published["validation"].to_list()
+    records = published(hub_copy, CATEGORY)["validation"].to_list()
     records[1]["rubric_aspects"][0]["reason"] = None
-    broken = datasets.DatasetDict({"train": published["train"], "validation": datasets.Dataset.from_list(records)})
-    broken.save_to_disk(str(tmp_path / "broken" / "Art_and_Entertainment"))
+    broken = save_broken(hub_copy, CATEGORY, "validation", records, tmp_path / "broken")
     with pytest.raises(
         LaMPDataError, match=r"split validation, record 1 \(id 'q13'\), field 'rubric_aspects\[0\]\.reason'"
     ):
-        materialize(DatasetSource(str(tmp_path / "broken")), get_task(TASK), tmp_path / "cache")
+        materialize(DatasetSource(str(broken)), get_task(TASK), tmp_path / "cache")
 
 
 def test_judge_answers_are_parsed_as_the_benchmark_reads_them() -> None:
@@ -118,40 +113,21 @@ def test_judge_answers_are_parsed_as_the_benchmark_reads_them() -> None:
 
 
 def test_fit_predict_and_judge_end_to_end(hub_copy: Path, tmp_path: Path, judge_server: str) -> None:
-    published = datasets.load_from_disk(str(hub_copy / "Art_and_Entertainment"))
-    corpus = [r["question"] + " " + r["expected_output"] for r in published["train"]]
-    model_dir = build_tiny_t5(tmp_path / "t5", corpus, vocab_size=300)
-    data = LaMPDataModule(
-        task=TASK,
-        source=DatasetSource(str(hub_copy)),
-        cache_dir=str(tmp_path / "cache"),
-        tokenizer=str(model_dir),
-        k=1,
-        retrieval=RetrievalConfig(retriever="bm25"),
-        max_input_length=256,
-        batch_size=4,
-        val_split="train",  # the published validation split has no reference answers
-        predict_split="dev",
-    )
+    copy = published(hub_copy, CATEGORY)
+    corpus = [r["question"] + " " + r["expected_output"] for r in copy["train"]]
+    model_dir = tiny_t5_on(corpus, tmp_path / "t5")
+    # The published validation split has no reference answers: validate on train, predict dev.
+    data = bm25_module(hub_copy, tmp_path, TASK, model_dir, val_split="train", predict_split="dev")
     model = LaMPModel(str(model_dir), task=TASK, tokenizer=str(model_dir), num_beams=1, max_new_tokens=8)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        default_root_dir=str(tmp_path / "runs"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-    )
+    trainer = tiny_trainer(tmp_path, limit_val_batches=1)
     trainer.fit(model, datamodule=data)
     assert "are questions this user asked before" in data.prompts("dev")[0]
     trainer.predict(model, datamodule=data)
     generated = tmp_path / "runs" / "predictions_dev.json"
-    assert len(json.loads(generated.read_text())["golds"]) == len(published["validation"])
+    assert len(json.loads(generated.read_text())["golds"]) == len(copy["validation"])
 
     # Known answers: each names the first aspect's word; every other one the second's too.
-    records = published["validation"].to_list()
+    records = copy["validation"].to_list()
     answers, want = [], []
     for n, record in enumerate(records):
         words = [a["aspect"].split()[-1] for a in record["rubric_aspects"]]

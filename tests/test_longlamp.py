@@ -14,18 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import datasets
-import lightning as L
 import pytest
+from longform_helpers import LONGLAMP_METRICS, bm25_module, published, save_broken, tiny_t5_on, tiny_trainer
 
 from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import LaMPDataError, load_split
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.demo.longform import write_longlamp
-from lamp_pl.demo.models import build_tiny_t5
 from lamp_pl.evaluate import evaluate
 from lamp_pl.module import LaMPModel
-from lamp_pl.retrieval import RetrievalConfig
 from lamp_pl.tasks import get_task
 
 ABSTRACTS = "LongLaMP_abstract_generation_user"
@@ -44,11 +40,11 @@ def test_local_copy_reads_as_lamp_questions(hub_copy: Path, tmp_path: Path) -> N
     folder = materialize(DatasetSource(str(hub_copy)), task, tmp_path)
     assert materialize({"dataset": str(hub_copy)}, task, tmp_path) == folder  # keyed by the fingerprints
     assert json.loads((folder / "source.json").read_text())["splits"]["dev"]["split"] == "val"
-    published = datasets.load_from_disk(str(hub_copy / "abstract_generation_user"))
+    copy = published(hub_copy, "abstract_generation_user")
     for split, hub in (("train", "train"), ("dev", "val"), ("test", "test")):
         questions = load_split(folder, task, split)
-        assert [q.output for q in questions] == published[hub]["output"]
-        assert [q.user for q in questions] == published[hub]["name"]
+        assert [q.output for q in questions] == copy[hub]["output"]
+        assert [q.user for q in questions] == copy[hub]["name"]
     first = load_split(folder, task, "dev")[0]
     assert task.query(first.input) == first.input.split("items:")[1].strip()
     reviews = get_task("LongLaMP_product_review_user")
@@ -57,13 +53,11 @@ def test_local_copy_reads_as_lamp_questions(hub_copy: Path, tmp_path: Path) -> N
 
 
 def test_a_broken_record_is_named(hub_copy: Path, tmp_path: Path) -> None:
-    published = datasets.load_from_disk(str(hub_copy / "abstract_generation_user"))
-    records = published["val"].to_list()
+    records = published(hub_copy, "abstract_generation_user")["val"].to_list()
     records[2]["profile"][1]["abstract"] = None
-    broken = datasets.DatasetDict({"train": published["train"], "val": datasets.Dataset.from_list(records)})
-    broken.save_to_disk(str(tmp_path / "broken" / "abstract_generation_user"))
+    broken = save_broken(hub_copy, "abstract_generation_user", "val", records, tmp_path / "broken")
     with pytest.raises(LaMPDataError) as error:
-        materialize(DatasetSource(str(tmp_path / "broken")), get_task(ABSTRACTS), tmp_path / "cache")
+        materialize(DatasetSource(str(broken)), get_task(ABSTRACTS), tmp_path / "cache")
     message = str(error.value)
     assert "abstract_generation_user] split val" in message and "record 2 (id '2')" in message
     assert "field 'profile[1].abstract'" in message and "got null" in message
@@ -86,40 +80,19 @@ def test_offline_without_a_copy_is_one_line(tmp_path: Path) -> None:
 def test_fit_test_and_evaluate_end_to_end(hub_copy: Path, tmp_path: Path) -> None:
     task = get_task(ABSTRACTS)
     assert task.max_target_length == task.max_new_tokens == 512  # the long-target presets
-    corpus = [
-        r["input"] + " " + r["output"]
-        for r in datasets.load_from_disk(str(hub_copy / "abstract_generation_user"))["train"]
-    ]
-    model_dir = build_tiny_t5(tmp_path / "t5", corpus, vocab_size=300)
-    data = LaMPDataModule(
-        task=ABSTRACTS,
-        source=DatasetSource(str(hub_copy)),
-        cache_dir=str(tmp_path / "cache"),
-        tokenizer=str(model_dir),
-        k=1,
-        retrieval=RetrievalConfig(retriever="bm25"),
-        max_input_length=256,
-        batch_size=4,
-        test_split="test",
-    )
+    corpus = [r["input"] + " " + r["output"] for r in published(hub_copy, "abstract_generation_user")["train"]]
+    model_dir = tiny_t5_on(corpus, tmp_path / "t5")
+    data = bm25_module(hub_copy, tmp_path, ABSTRACTS, model_dir, test_split="test")
     assert data.max_target_length == 512
     model = LaMPModel(str(model_dir), task=ABSTRACTS, tokenizer=str(model_dir), num_beams=1, max_new_tokens=12)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
-        default_root_dir=str(tmp_path / "runs"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-    )
+    trainer = tiny_trainer(tmp_path)
     trainer.fit(model, datamodule=data)
     prompt = data.prompts("test")[0]
     assert "is the abstract for the title" in prompt and "Use the above abstracts as context" in prompt
     trainer.test(model, datamodule=data)
     predictions = tmp_path / "runs" / "predictions_test.json"
     metrics = json.loads((tmp_path / "runs" / "metrics_test.json").read_text())
-    assert {"test/rouge-1", "test/rouge-2", "test/rouge-L", "test/rouge-LSum", "test/bleu"} <= set(metrics)
+    assert {f"test/{name}" for name in LONGLAMP_METRICS} <= set(metrics)
     written = json.loads(predictions.read_text())
     assert sorted(g["id"] for g in written["golds"]) == sorted(q.id for q in load_split(data.data_dir, task, "test"))
     scored = evaluate(ABSTRACTS, Path(data.data_dir) / "test_outputs.json", predictions)

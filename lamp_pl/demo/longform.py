@@ -13,27 +13,34 @@ can copy the signature; without the profile it can only guess, so ROUGE drops at
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "su", "ti", "va", "ze") for b in "aeiouy"]
 SIGNATURES = [f"{a}{b}x" for a in ("bra", "cle", "dro", "fla", "gri", "plu", "sno", "tre") for b in "aeiou"]
+STYLES = [SIGNATURES[i : i + 3] for i in range(0, len(SIGNATURES) - 2, 3)]
+"""Fixed signatures of three words each (13), for users who write in one of a few styles."""
 
 
-def _texts(rng: random.Random, signature: list[str], words: int) -> tuple[list[str], str]:
-    """A topic (4 words) and a text about it in the user's style, about `words` words long."""
+def _texts(rng: random.Random, signature: list[str], words: int, filler: bool = True) -> tuple[list[str], str]:
+    """A topic (4 words) and a text about it in the user's style, about `words` words long: topic
+    and signature words in turn, each pair followed by a random word with `filler`."""
     topic = rng.sample(WORDS, 4)
     body: list[str] = []
+    width = 3 if filler else 2
     while len(body) < words:
-        step = len(body) // 3
-        body += [topic[step % 4], signature[step % len(signature)], rng.choice(WORDS)]
+        step = len(body) // width
+        body += [topic[step % 4], signature[step % len(signature)]] + ([rng.choice(WORDS)] if filler else [])
     sentences = [" ".join(body[i : i + 9]) + "." for i in range(0, words, 9)]
     return topic, "\n".join(sentences)
 
 
-def _longlamp_record(rng: random.Random, family: str, user: str, signature: list[str], items: int, words: int) -> dict:
+def _longlamp_record(
+    rng: random.Random, family: str, user: str, signature: list[str], items: int, words: int, filler: bool = True
+) -> dict:
     profile = []
     for number in range(items):
-        topic, text = _texts(rng, signature, words)
+        topic, text = _texts(rng, signature, words, filler)
         if family == "abstract_generation":
             profile.append(
                 {"abstract": text, "id": f"{user}-{number}", "title": " ".join(topic), "year": 2000 + number}
@@ -47,7 +54,7 @@ def _longlamp_record(rng: random.Random, family: str, user: str, signature: list
                     "summary": " ".join(topic[:2]),
                 }
             )
-    topic, target = _texts(rng, signature, words)
+    topic, target = _texts(rng, signature, words, filler)
     if family == "abstract_generation":
         text_in = f'Generate an abstract for the title "{" ".join(topic)}" using the following items: 1. {topic[0]} 2. {topic[1]}'
         return {"name": user, "input": text_in, "output": target, "profile": profile}
@@ -65,9 +72,16 @@ def write_longlamp(
     profile_size: int = 6,
     words: int = 18,
     seed: int = 0,
+    eval_users: int | None = None,
+    filler: bool = True,
+    styles: int = 0,
 ) -> Path:
-    """Write a LongLaMP-shaped ``DatasetDict`` (train / val / test: 60 / 20 / 20 % of the users) to
-    ``<dest>/<config>`` with ``save_to_disk``; returns that folder."""
+    """Write a LongLaMP-shaped ``DatasetDict`` to ``<dest>/<config>`` with ``save_to_disk``; returns
+    that folder. One record per user (as LongLaMP's user-based splits); val and test hold
+    `eval_users` users each (default: 20 % of `users`), train the rest. Texts alternate topic and
+    signature words, with a random word after each pair when `filler` is set. A user's signature
+    is 3 words drawn from `SIGNATURES`, or, with `styles`, one of the first `styles` of `STYLES`
+    (users who share a style share its words)."""
     import datasets
 
     family = config.rsplit("_", 1)[0]
@@ -76,9 +90,12 @@ def write_longlamp(
     rng = random.Random(seed)
     records = []
     for number in range(users):
-        signature = rng.sample(SIGNATURES, 3)
-        records.append(_longlamp_record(rng, family, f"user{number}", signature, profile_size, words))
-    cut = [int(users * 0.6), int(users * 0.8)]
+        signature = rng.choice(STYLES[:styles]) if styles else rng.sample(SIGNATURES, 3)
+        records.append(_longlamp_record(rng, family, f"user{number}", signature, profile_size, words, filler))
+    held = int(users * 0.2) if eval_users is None else eval_users
+    if not 0 < held < users / 2:
+        raise ValueError(f"eval_users={held}: val and test need at least one user each and train the most")
+    cut = [users - 2 * held, users - held]
     parts = {"train": records[: cut[0]], "val": records[cut[0] : cut[1]], "test": records[cut[1] :]}
     folder = Path(dest) / config
     datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in parts.items()}).save_to_disk(str(folder))
@@ -119,31 +136,56 @@ def write_lamp_qa(
     return folder
 
 
-def write_tokenizer(dataset_folder: str | Path, dest: str | Path, vocab_size: int = 400) -> Path:
-    """A T5-style tokenizer trained on a synthetic dataset's texts (the demo's generator reads it)."""
+def prompt_words(task_name: str) -> str:
+    """The fixed words of a task's prompts (its item template and layout, placeholders left out),
+    so a tokenizer trained on the data also knows them as words rather than letters."""
+    from lamp_pl.tasks import get_task
+
+    task = get_task(task_name)
+    return re.sub(r"\{\w+\}", " ", f"{task.item_template} {task.layout} {task.budget_suffix or ''}")
+
+
+def write_tokenizer(dataset_folder: str | Path, dest: str | Path, vocab_size: int = 600, task: str = "") -> Path:
+    """A T5-style tokenizer trained on a synthetic dataset's texts (and the fixed words of `task`'s
+    prompts, when given); the demo's generator reads it."""
     import datasets
 
     from lamp_pl.demo.tokenizers import train_t5_tokenizer
 
     data = datasets.load_from_disk(str(dataset_folder))
-    corpus = [f"{r['input']} {r['output']} " + " ".join(map(str, r["profile"])) for r in data["train"]]
-    train_t5_tokenizer(corpus, vocab_size).save_pretrained(str(dest))
+    corpus = [f"{r['input']} {r['output']}" for r in data["train"]]
+    corpus += [str(v) for r in data["train"] for item in r["profile"] for k, v in item.items() if k != "id"]
+    corpus += [prompt_words(task)] * 20 if task else []  # frequent enough to be kept as pieces
+    train_t5_tokenizer(corpus, vocab_size, bpe=True).save_pretrained(str(dest))
     return Path(dest)
 
 
 def demo_longlamp(
-    dest: Path = Path("demo_data/longlamp"), config: str = "abstract_generation_user", users: int = 100, seed: int = 0
+    dest: Path = Path("demo_data/longlamp"),
+    config: str = "abstract_generation_user",
+    users: int = 600,
+    eval_users: int = 50,
+    styles: int = 8,
+    seed: int = 0,
 ) -> dict:
     """Write the LongLaMP demo: a synthetic LongLaMP-schema dataset and its tokenizer.
 
-    Writes the dataset (saved with `datasets`) and `<dest>/tokenizer`, the folders
-    `configs/demo_longlamp.yaml` names.
+    Each user writes in one of `styles` styles: three signature words that alternate with the
+    topic words (from the title) in every text they write, profile items and target alike. Writes
+    the dataset (saved with `datasets`) and `<dest>/tokenizer`, the folders
+    `configs/demo_longlamp.yaml` names. Next: `lamp-pl fit --config configs/demo_longlamp.yaml`
+    (with `--config configs/demo_longlamp_k0.yaml` after it: the same without profile items).
 
     Args:
         dest: Root folder of the demo's files.
         config: LongLaMP subset whose schema the data follows.
-        users: Number of synthetic users (60 / 20 / 20 % in train / val / test).
+        users: Number of synthetic users, one record each.
+        eval_users: Users in val and in test each; train holds the rest.
+        styles: Number of writing styles the users share.
         seed: Seed of the synthetic data.
     """
-    folder = write_longlamp(dest, config, users=users, seed=seed)
-    return {"dataset": str(folder), "tokenizer": str(write_tokenizer(folder, Path(dest) / "tokenizer"))}
+    folder = write_longlamp(
+        dest, config, users, words=12, seed=seed, eval_users=eval_users, filler=False, styles=styles
+    )
+    tokenizer = write_tokenizer(folder, Path(dest) / "tokenizer", task=f"LongLaMP_{config}")
+    return {"dataset": str(folder), "tokenizer": str(tokenizer)}

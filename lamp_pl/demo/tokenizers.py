@@ -20,16 +20,24 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def train_t5_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
-    """A SentencePiece-style Unigram tokenizer with T5's special tokens, trained on `corpus`."""
+def train_t5_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, bpe: bool = False):
+    """A SentencePiece-style Unigram tokenizer with T5's special tokens, trained on `corpus`.
+
+    With `bpe`, the pieces are learned by byte-pair merges instead (same special tokens, spaces
+    and decoding): on a small corpus of made-up words BPE keeps each frequent word whole, where
+    Unigram's pruning splits them into letters."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.Unigram())
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>") if bpe else models.Unigram())
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_T5, unk_token="<unk>")
+    trainer = (
+        trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_T5)
+        if bpe
+        else trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_T5, unk_token="<unk>")
+    )
     tokenizer.train_from_iterator(corpus, trainer=trainer)
     eos = tokenizer.token_to_id("</s>")
     # T5 appends </s> to every sequence; the official LaMP token budget counts it.

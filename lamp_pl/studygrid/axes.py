@@ -2,8 +2,9 @@
 
 Study axes (retriever, k, ablation, order, user context) set one data option each. The others
 choose a run's setting as a whole: `task` (``NAME`` or ``NAME=DATA_DIR``: the task and its data
-folder), `split` (``NAME=DATA_DIR``: a split protocol's folder, e.g. ``user=data/user``
-``time=data/time``), `model` (a config fragment composed after the grid's own configs, e.g.
+folder; for a task read with `datasets`, LongLaMP's and LaMP-QA's, the folder is its
+``data.source.dataset`` and the task's config is set too), `split` (``NAME=DATA_DIR``: a split
+protocol's folder, e.g. ``user=data/user`` ``time=data/time``), `model` (a config fragment composed after the grid's own configs, e.g.
 ``configs/model/seq2seq.yaml``) and `seed` (``seed_everything``, the training shuffle's and the random retrievers' seeds).
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamp_pl.errors import LaMPError
+from lamp_pl.longform_tasks import source_of
 
 # The study axes' options, and where a config file sets each (dotted keys of its YAML).
 STUDY_AXES = {
@@ -34,6 +36,10 @@ CONFIG_KEYS = {
     "train_split": "data.train_split",
     "max_epochs": "trainer.max_epochs",
     "seed": "seed_everything",
+    "source": "data.source.dataset",
+    "source_name": "data.source.name",
+    "source_revision": "data.source.revision",
+    "cache_dir": "data.cache_dir",
 }
 
 
@@ -105,11 +111,15 @@ def override_args(values: dict[str, str]) -> list[str]:
     """The command-line overrides that give a run the point's values (after every config)."""
     out: list[str] = []
     if "split" in values or "task" in values:
-        task, task_dir = _split_value("task", values["task"], False) if "task" in values else (None, None)
-        split_dir = _split_value("split", values["split"], True)[1] if "split" in values else None
+        task, folder = task_data(values)
         out += ["--data.task", task] if task else []
-        folder = split_dir or task_dir  # a split protocol's folder holds every task's folder
-        out += ["--data.data_dir", folder] if folder else []
+        spec = source_of(task) if task else None
+        if spec is not None:  # read with `datasets`: the folder is a local copy, the config the task's
+            out += ["--data.source.dataset", folder] if folder else []
+            out += ["--data.source.name", spec.name]
+        else:
+            out += ["--data.source", "null"] if task else []  # a LaMP task reads LaMP files, never a dataset
+            out += ["--data.data_dir", folder] if folder else []
     for axis, option in STUDY_AXES.items():
         if axis in values:
             out += [f"--{option}", values[axis]]
@@ -117,6 +127,25 @@ def override_args(values: dict[str, str]) -> list[str]:
         seed = values["seed"]
         out += ["--seed_everything", seed, "--data.seed", seed, "--data.retrieval.seed", seed]
     return out
+
+
+def task_data(values: dict[str, str]) -> tuple[str | None, str | None]:
+    """The task a point sets (None: the configured one) and its data folder: the split
+    protocol's folder (it holds every task's data), else the task value's own."""
+    task, task_dir = _split_value("task", values["task"], False) if "task" in values else (None, None)
+    split_dir = _split_value("split", values["split"], True)[1] if "split" in values else None
+    return task, split_dir or task_dir
+
+
+def data_settings(values: dict[str, str]) -> dict[str, str]:
+    """The data settings (`CONFIG_KEYS` names) a point's task and split values give a run:
+    ``data_dir`` for a LaMP task, ``source`` (the folder) and ``source_name`` (the task's config)
+    for a task read with `datasets`."""
+    task, folder = task_data(values)
+    spec = source_of(task) if task else None
+    if spec is None:
+        return {"data_dir": folder} if folder else {}
+    return {"source_name": spec.name, **({"source": folder} if folder else {})}
 
 
 def extra_settings(extra: list[str]) -> dict[str, str]:
@@ -139,7 +168,9 @@ __all__ = [
     "check_values",
     "combinations",
     "config_args",
+    "data_settings",
     "extra_settings",
     "label",
     "override_args",
+    "task_data",
 ]

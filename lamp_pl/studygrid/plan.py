@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from lamp_pl.studygrid.axes import AXIS_NAMES, Point, config_args, override_args
+from lamp_pl.longform_tasks import source_of
+from lamp_pl.studygrid.axes import AXIS_NAMES, Point, config_args, data_settings, override_args
+
+DEFAULT_CACHE = ".lamp_cache"
+"""The data cache folder when no config sets ``data.cache_dir`` (the pipeline's default)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ def plan_grid(
         key = tuple(sorted((k, v) for k, v in settings.items() if k in AXIS_NAMES))
         first = seen.setdefault(key, point.name)
         same_as = None if first == point.name else first
-        runs.append(PlannedRun(point, out / point.name, overrides, same_as, {**settings, **point.values}))
+        known = {**settings, **point.values, **data_settings(point.values)}
+        runs.append(PlannedRun(point, out / point.name, overrides, same_as, known))
     return GridPlan(list(configs), list(extra), out, fit, runs)
 
 
@@ -123,16 +128,34 @@ def question_count(data_dir: str, task: str, split: str) -> int | None:
     return len(records) if isinstance(records, list) else 1
 
 
-def run_data(settings: dict[str, str]) -> tuple[str, str]:
-    """The (data folder, task name) of a run's settings (an axis value's folder, else the config's)."""
+def run_data(settings: dict[str, str], build: bool = False) -> tuple[str, str]:
+    """The (LaMP data folder, task name) of a run's settings (an axis value's folder, else the config's).
+
+    A task read with `datasets` (LongLaMP, LaMP-QA) has its LaMP files in the folder its source
+    is written to under the cache folder (`lamp_pl.data.hub.materialize`, keyed by the dataset's
+    fingerprints); that folder is found (loading the dataset, written if it is not there yet) only
+    with `build`, else the folder is ``""`` (unknown until the grid has built its caches).
+    """
     task, _, task_dir = settings.get("task", "LaMP_2").partition("=")
     split_dir = settings["split"].partition("=")[2] if "=" in settings.get("split", "") else ""
-    return split_dir or task_dir or settings.get("data_dir", "data"), task
+    spec = source_of(task)
+    if spec is None:
+        return split_dir or task_dir or settings.get("data_dir", "data"), task
+    if not build:
+        return "", task
+    from lamp_pl.data.hub import DatasetSource, materialize
+    from lamp_pl.tasks import get_task
+
+    name, revision = settings.get("source_name") or spec.name, settings.get("source_revision")
+    source = DatasetSource(settings.get("source", ""), name, revision)
+    return str(materialize(source, get_task(task), settings.get("cache_dir", DEFAULT_CACHE))), task
 
 
 def run_samples(settings: dict[str, str], fit: bool) -> int | None:
     """Training samples (questions x epochs) plus test questions of one run; None if unknown."""
     data_dir, task = run_data(settings)
+    if not data_dir:
+        return None
     test = question_count(data_dir, task, settings.get("test_split", "dev"))
     train = question_count(data_dir, task, settings.get("train_split", "train")) if fit else 0
     if test is None or train is None:
@@ -140,4 +163,4 @@ def run_samples(settings: dict[str, str], fit: bool) -> int | None:
     return train * int(settings.get("max_epochs", "1")) + test
 
 
-__all__ = ["GridPlan", "PlannedRun", "plan_grid", "question_count", "run_data", "run_samples"]
+__all__ = ["DEFAULT_CACHE", "GridPlan", "PlannedRun", "plan_grid", "question_count", "run_data", "run_samples"]

@@ -63,7 +63,7 @@ def _scores(plan: GridPlan, states: dict[str, dict], cond: tuple, cache: dict) -
         state = states.get(run.same_as or run.point.name, {})
         if state.get("status") != "done" or not Path(state.get("predictions", "")).is_file():
             continue
-        data_dir, task = run_data(run.settings)
+        data_dir, task = run_data(run.settings, build=True)
         golds = split_golds(data_dir, task, run.settings.get("test_split", "dev"))
         per_seed.append(question_scores(task, state["predictions"], golds))
     cache[cond] = seed_mean(per_seed) if per_seed else None
