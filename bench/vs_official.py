@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -76,17 +77,23 @@ class Bench:
             env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         self.env = env
         self.records: list[dict] = []
+        self.cpu = {True: 0.0, False: 0.0}  # CPU seconds of the subprocesses: official, lamp_pl
+
+    def cpu_since(self, mark: dict[bool, float]) -> dict[str, float]:
+        """CPU seconds each side spent since `mark` (a copy of `self.cpu`)."""
+        return {"official_cpu": self.cpu[True] - mark[True], "lamp_pl_cpu": self.cpu[False] - mark[False]}
 
     def run(self, command: list, log: Path, official: bool) -> float:
         """Wall seconds of one command (official: from the LaMP folder, in the official venv)."""
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**self.env, "PYTHONPATH": str(ROOT) if official else f"{ROOT}{os.pathsep}{BENCH}"}
-        start = time.perf_counter()
+        start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         with log.open("w") as out:
             done = subprocess.run(
                 [str(c) for c in command], cwd=self.lamp if official else self.work, env=env, stdout=out, stderr=out
             )
-        wall = time.perf_counter() - start
+        wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu[official] += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if done.returncode:
             raise SystemExit(f"failed ({done.returncode}): {' '.join(map(str, command))}\n{log.read_text()[-4000:]}")
         return wall
@@ -201,7 +208,7 @@ def lamp_pl_config(bench: Bench, task: str, root: Path, layout: str, t5: Path) -
 
 def ranking(bench: Bench, task: str, root: Path, layout: str, ranker: str, config: Path) -> dict:
     """rank_profiles.py per split against `lamp-pl index`, and whether the whole rankings agree."""
-    folder = bench.work / "official" / layout / task / ranker
+    folder, mark = bench.work / "official" / layout / task / ranker, dict(bench.cpu)
     source = (bench.lamp / "rank_profiles.py").read_text()
     fixes = (
         (f"{LAMP2_FIX}=>corpus, query, ids = classification_movies_query_corpus_maker(",) if task == "LaMP_2" else ()
@@ -220,12 +227,13 @@ def ranking(bench: Bench, task: str, root: Path, layout: str, ranker: str, confi
     ours_s = bench.lamp_pl(["index", "--config", config, *overrides], config.parent / f"index-{ranker}.log")
     data = compare.lamp_pl_data(config, overrides)
     phrase, detail = compare.ranked_lists(ranks, data, list(SPLITS), record["versions"]["numpy"])
-    return {"official_s": official_s, "lamp_pl_s": ours_s, "agree": phrase, "detail": detail, "folder": folder}
+    figures = {"official_s": official_s, "lamp_pl_s": ours_s, **bench.cpu_since(mark)}
+    return {**figures, "agree": phrase, "detail": detail, "folder": folder}
 
 
 def training(bench: Bench, task: str, root: Path, layout: str, config: Path, t5: Path, ranked: Path) -> dict:
     """merge_with_rank.py + train_llm.py against `lamp-pl fit`; per-sample training time; prompts."""
-    a, folder = bench.args, bench.work / "official" / layout / task / "train"
+    a, folder, mark = bench.args, bench.work / "official" / layout / task / "train", dict(bench.cpu)
     merge_s = 0.0
     for split in SPLITS:
         golds = folder / f"{split}_golds.json"  # merge_with_rank.py reads the outputs as a list of golds
@@ -244,7 +252,7 @@ def training(bench: Bench, task: str, root: Path, layout: str, config: Path, t5:
     callback = {"class_path": "stage_timer.StageTimer", "init_args": {"out": str(timer)}}
     extra.write_text(json.dumps({"trainer": {"callbacks": [callback]}}))
     ours_s = bench.lamp_pl(["fit", "--config", config, "--config", extra], config.parent / "fit.log")
-    ours = json.loads(timer.read_text())
+    ours, cpu = json.loads(timer.read_text()), bench.cpu_since(mark)
     samples = len(json.loads((folder / "merged_train.json").read_text())) * a.epochs
     epochs = record["timers"]["epoch"]  # epoch begin to end: batches only, as StageTimer's train_s
     data = compare.lamp_pl_data(config)
@@ -253,6 +261,7 @@ def training(bench: Bench, task: str, root: Path, layout: str, config: Path, t5:
     return {
         "official_s": merge_s + train_s,
         "lamp_pl_s": ours_s,
+        **cpu,
         "official_per_sample_ms": 1000 * sum(end - start for start, end in epochs) / samples,
         "lamp_pl_per_sample_ms": 1000 * ours["train_s"] / samples,
         "samples": samples,
@@ -274,7 +283,7 @@ def shared_official_args(a: argparse.Namespace) -> list:
 
 def evaluation(bench: Bench, task: str, layout: str, config: Path, trained: dict) -> dict:
     """evaluate_llm.py and `lamp-pl test` on the same checkpoint: time, predictions, metrics."""
-    folder = bench.work / "official" / layout / task / "eval"
+    folder, mark = bench.work / "official" / layout / task / "eval", dict(bench.cpu)
     best = trained["best_checkpoint"]
     args = ["--validation_data", trained["merged_test"], "--model_addr", best, "--task", task.replace("_", "-")]
     args += ["--output_dir", folder / "out", *shared_official_args(bench.args), "--cache_dir", folder / "hf_cache"]
@@ -283,6 +292,7 @@ def evaluation(bench: Bench, task: str, layout: str, config: Path, trained: dict
     runs = config.parent / "test-official-checkpoint"
     command = ["test", "--config", config, "--model.model_name_or_path", best, "--trainer.default_root_dir", runs]
     ours_s = bench.lamp_pl(command, config.parent / "test.log")
+    cpu = bench.cpu_since(mark)
     (predictions,) = runs.rglob("predictions_test.json")
     (metrics,) = runs.rglob("metrics_test.json")
     ids = list(record["prompts"]["eval_dataset"])
@@ -294,6 +304,7 @@ def evaluation(bench: Bench, task: str, layout: str, config: Path, trained: dict
     return {
         "official_s": official_s,
         "lamp_pl_s": ours_s,
+        **cpu,
         "agree": f"{test_phrase}; {pred_phrase}; {metric_phrase}",
         "detail": {"prompts": test_detail, "predictions": pred_detail, "metrics": metric_detail},
     }
@@ -355,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(args, work)
         results = {task: run_task(bench, task) for task in args.tasks}
         machine = {"cpus": os.cpu_count(), "load_start": load, "load_end": os.getloadavg()[0]}
-        machine.update(threads=args.threads, bench_s=time.perf_counter() - started)
+        machine.update(threads=args.threads, bench_s=time.perf_counter() - started, bench_cpu_s=sum(bench.cpu.values()))
         print(report(results, machine, bench.records, args))
         (work / "summary.json").write_text(json.dumps({"machine": machine, "tasks": results}, indent=1, default=str))
         print(f"\nsummary: {work / 'summary.json'}" if args.work else "")
