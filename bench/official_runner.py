@@ -63,6 +63,7 @@ def _sacrebleu(predictions: list[str], references: list[list[str]], **_: Any) ->
     try:
         import sacrebleu
     except ImportError:
+        note("sacrebleu is not installed in the official environment: BLEU reported as NaN")
         return {"score": math.nan}
     transposed = [[refs[i] for refs in references] for i in range(len(references[0]))]
     return {"score": sacrebleu.corpus_bleu(predictions, transposed).score}
@@ -80,6 +81,8 @@ def _meteor(predictions: list[str], references: list[list[str]], **_: Any) -> di
             for refs, pred in zip(references, predictions)
         ]
     except LookupError:
+        if "meteor: NLTK data missing" not in " ".join(RECORD["patches"]):
+            note("meteor: NLTK data missing (wordnet, punkt): reported as NaN")
         return {"meteor": math.nan}
     return {"meteor": sum(scores) / max(1, len(scores))}
 
