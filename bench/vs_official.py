@@ -54,7 +54,7 @@ from vs_official_report import report  # noqa: E402
 SPLITS = ("train", "dev", "test")
 SIZES = {
     "small": {"users": 4, "questions": 2, "epochs": 1, "profile": (8, 16)},
-    "default": {"users": 16, "questions": 3, "epochs": 3, "profile": (10, 30)},
+    "default": {"users": 8, "questions": 3, "epochs": 2, "profile": (10, 30)},
 }
 LAMP2_FIX = "corpus, query = classification_movies_query_corpus_maker("
 
