@@ -1,0 +1,116 @@
+"""The tables and target lines `bench/vs_official.py` prints."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+TARGETS = {"ranking": 3.0, "training": 1.0, "evaluation": 1.5, "end to end": 1.0}
+
+
+def _ratio(official: float, ours: float) -> float:
+    return official / ours if ours > 0 else float("inf")
+
+
+def _met(value: float, target: float, strict: bool = False) -> str:
+    ok = value > target if strict else value >= target
+    return f"{value:.2f}x ({'met' if ok else 'NOT met'})"
+
+
+def _row(name: str, official: float, ours: float, agree: str, unit: str = "{:.1f}", cpu: dict | None = None) -> str:
+    """One table row: wall (or per-sample) figures and their ratio, then CPU seconds and theirs."""
+    cells = [name, unit.format(official), unit.format(ours), f"{_ratio(official, ours):.2f}x"]
+    if cpu:
+        ratio = _ratio(cpu["official_cpu"], cpu["lamp_pl_cpu"])
+        cells += [f"{cpu['official_cpu']:.1f}", f"{cpu['lamp_pl_cpu']:.1f}", f"{ratio:.2f}x"]
+    else:
+        cells += ["", "", ""]
+    return "| " + " | ".join([*cells, agree]) + " |"
+
+
+def end_to_end(stages: dict, layout: str) -> tuple[float, float, dict]:
+    """Ranking (contriever, the training layout) + training + evaluation, each side: wall and CPU."""
+    parts = [stages["ranking"][f"contriever, {layout}-based"], stages["training"], stages["evaluation"]]
+    cpu = {key: sum(p[key] for p in parts) for key in ("official_cpu", "lamp_pl_cpu")}
+    return sum(p["official_s"] for p in parts), sum(p["lamp_pl_s"] for p in parts), cpu
+
+
+def task_table(task: str, stages: dict, args: argparse.Namespace) -> list[str]:
+    """The markdown table of one task."""
+    lines = [
+        f"\n### {task}\n",
+        "| stage | official | lamp_pl | speed-up | official CPU s | lamp_pl CPU s | CPU ratio | agreement |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, stage in stages["ranking"].items():
+        lines.append(_row(f"ranking ({name}), s", stage["official_s"], stage["lamp_pl_s"], stage["agree"], cpu=stage))
+    train, ev = stages["training"], stages["evaluation"]
+    best = train["best_dev"]
+    diverge = f"training diverges numerically: best dev metric official {best['official']}, lamp_pl {best['lamp_pl']}"
+    name = "training (merge + train_llm.py / fit), s"
+    lines.append(_row(name, train["official_s"], train["lamp_pl_s"], train["agree"], cpu=train))
+    per_sample = f"{train['samples']} samples ({args.epochs} epochs); {diverge}"
+    official, ours = train["official_per_sample_ms"], train["lamp_pl_per_sample_ms"]
+    lines.append(_row("training per sample, ms", official, ours, per_sample, "{:.2f}"))
+    name = "evaluation (test split, same checkpoint), s"
+    lines.append(_row(name, ev["official_s"], ev["lamp_pl_s"], ev["agree"], cpu=ev))
+    official, ours, cpu = end_to_end(stages, args.train_layout)
+    lines.append(_row(f"end to end ({args.train_layout}-based, contriever), s", official, ours, "", cpu=cpu))
+    return lines
+
+
+def _judged(stage: dict, target: float, strict: bool = False) -> str:
+    """Wall speed-up against the target, with the CPU-time ratio beside it (the figure to trust
+    when the machine is busy)."""
+    wall = _met(_ratio(stage["official_s"], stage["lamp_pl_s"]), target, strict)
+    return f"{wall}, CPU {_met(_ratio(stage['official_cpu'], stage['lamp_pl_cpu']), target, strict)}"
+
+
+def targets(results: dict, args: argparse.Namespace) -> list[str]:
+    """Each target of the issue, met or not, per task."""
+    lines = ["\nTargets (speed-up = official / lamp_pl, by wall and by CPU seconds):"]
+    for task, stages in results.items():
+        ranks = [f"{name} {_judged(s, TARGETS['ranking'])}" for name, s in stages["ranking"].items() if "time" in name]
+        train = stages["training"]
+        per_sample = _ratio(train["official_per_sample_ms"], train["lamp_pl_per_sample_ms"])
+        official, ours, cpu = end_to_end(stages, args.train_layout)
+        whole = {"official_s": official, "lamp_pl_s": ours, **cpu}
+        lines.append(f"- {task}: ranking >= 3x on time-based data: {'; '.join(ranks) or 'not run'}")
+        lines.append(f"- {task}: training no slower per sample: {_met(per_sample, TARGETS['training'])}")
+        lines.append(f"- {task}: evaluation >= 1.5x: {_judged(stages['evaluation'], TARGETS['evaluation'])}")
+        lines.append(f"- {task}: end to end faster: {_judged(whole, TARGETS['end to end'], strict=True)}")
+    return lines
+
+
+def replacements(records: list[dict]) -> list[str]:
+    seen: dict[str, None] = {}
+    for record in records:
+        for fix in record.get("fixes", []):
+            seen[f"source line in memory: {fix['from'].strip()!r} -> {fix['to'].strip()!r}"] = None
+        for patch in record.get("patches", []):
+            seen[patch] = None
+    lines = ["\nRun-time replacements in the official scripts (no file of the checkout is changed):"]
+    return lines + [f"- {line}" for line in seen]
+
+
+def report(results: dict, machine: dict[str, Any], records: list[dict], args: argparse.Namespace) -> str:
+    """The whole printed report: machine, settings, one table per task, targets, replacements."""
+    busy = machine["load_start"] > 0.5 or machine["load_end"] > (machine["cpus"] or 1)
+    lines = [
+        f"\nmachine: {machine['cpus']} CPUs, load average {machine['load_start']:.1f} at start, "
+        f"{machine['load_end']:.1f} at end{' (busy: other work was running)' if busy else ''}; "
+        f"threads {args.threads or 'torch default'}; bench took {machine['bench_s'] / 60:.1f} min of wall, "
+        f"{machine['bench_cpu_s'] / 60:.1f} min of its subprocesses' CPU",
+        f"settings: k {args.k}, max_length {args.max_length}, generation_max_length {args.gen_max_length} "
+        f"(lamp_pl max_new_tokens {args.gen_max_length - 1}), batch {args.batch_size}, beams {args.beams}, "
+        f"lr {args.lr}, epochs {args.epochs}; time-based: {args.users} users x {args.questions} questions per split; "
+        f"user-based: {3 * args.users * args.questions} users; profiles {args.profile[0]}-{args.profile[1]} items",
+        "ranking: lamp-pl index also builds and tokenizes the prompts (the official scripts do that inside "
+        "train_llm.py / evaluate_llm.py); training per sample: the epochs' training batches only (official: the "
+        "Trainer's epoch begin to end; lamp_pl: epoch start to validation start), without validation and checkpoint writes",
+    ]
+    for task, stages in results.items():
+        lines += task_table(task, stages, args)
+    lines += targets(results, args)
+    lines += replacements(records)
+    return "\n".join(lines)
