@@ -16,10 +16,12 @@ Bit-for-bit parity matters because ranks are broken on exact ties: the idfs are 
 `math.log` and summed left to right in first-occurrence order, and the per-term arithmetic is the
 same sequence of float64 operations as rank_bm25's, so equal documents get *equal* floats. The
 ranking is ``np.argsort(scores)[::-1]`` with numpy's default (introsort) kind, as rank_bm25's
-``get_top_n``: for up to 16 documents that sort is an insertion sort (stable), so among equal
-scores the later profile item comes first; for larger collections numpy's order among ties
-depends on its sort kernel (e.g. the AVX-512 one is not stable), and the same call on bit-identical
-scores gives the official order on the same machine.
+``get_top_n``. The order among tied scores is that sort's, so it depends on the installed numpy
+and the CPU: numpy 1.x's scalar introsort (the official environment pins numpy 1.24) sorts up to
+16 documents by insertion (stable: the later profile item comes first), while numpy 2 on a CPU
+with AVX2 or AVX-512 takes a SIMD kernel that is not stable. The same call on bit-identical
+scores gives the official order under the same numpy on the same machine; across numpy majors
+tied items may swap (`bench/vs_official.py` shows it; see the README's differences).
 """
 
 from __future__ import annotations
