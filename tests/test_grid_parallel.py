@@ -84,3 +84,21 @@ def test_failing_cache_build_starts_no_point(tmp_path):
     with pytest.raises(RuntimeError, match="building a cache failed"):
         run_local(jobs, [Slot(), Slot()], lambda job, state: finished.append(job.name), build, warm=("json",))
     assert finished == [] and not any(read_state(tmp_path / job.name).attempts for job in jobs)
+
+
+def test_a_point_s_logging_goes_to_its_own_log(tmp_path):
+    """Lightning's console lines (logging handlers made before the point) land in point.log."""
+    import logging
+
+    from lamp_pl.studygrid.worker import _logging_to
+
+    handler = logging.StreamHandler()
+    logger = logging.getLogger("lamp_pl_test_point_logging")
+    logger.addHandler(handler)
+    console = handler.stream
+    try:
+        with (tmp_path / LOG_FILE).open("a") as log, _logging_to(log):
+            logger.warning("a line of the point")
+        assert "a line of the point" in (tmp_path / LOG_FILE).read_text() and handler.stream is console
+    finally:
+        logger.removeHandler(handler)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 from lamp_pl.studygrid.state import LOG_FILE, mark_done, mark_failed, mark_running, read_state
 
@@ -53,6 +54,27 @@ def newest(folder: Path, pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
+@contextlib.contextmanager
+def _logging_to(log: TextIO) -> Iterator[None]:
+    """Send every logging stream handler (Lightning's console lines) to `log` for a while.
+
+    A worker runs point after point and imports Lightning once, whose handlers hold the stream
+    they were made with: redirecting `sys.stdout` alone would leave them on the console (or on an
+    earlier point's closed log)."""
+    import logging
+
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    handlers = {h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler}
+    before = {handler: handler.stream for handler in handlers}
+    for handler in handlers:
+        handler.setStream(log)
+    try:
+        yield
+    finally:
+        for handler, stream in before.items():
+            handler.setStream(stream)
+
+
 def _train_and_test(job: PointJob, resume: Path | None) -> None:
     main = load_entry(job.entry)
 
@@ -89,7 +111,12 @@ def run_point(job: PointJob) -> dict:
 
         torch.set_num_threads(job.threads)
     try:
-        with (run_dir / LOG_FILE).open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        with (
+            (run_dir / LOG_FILE).open("a") as log,
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+            _logging_to(log),
+        ):
             print(f"lamp-pl grid: point {job.name}, attempt {state.attempts}" + (f", resuming {last}" if last else ""))
             _train_and_test(job, last)
         metrics = newest(run_dir, "metrics_*.json")
