@@ -99,6 +99,13 @@ def test_a_point_s_logging_goes_to_its_own_log(tmp_path):
     try:
         with (tmp_path / LOG_FILE).open("a") as log, _logging_to(log):
             logger.warning("a line of the point")
+            earlier = (tmp_path / "earlier.log").open("a")
+            handler.stream = earlier  # a handler made during this point, on its log
         assert "a line of the point" in (tmp_path / LOG_FILE).read_text() and handler.stream is console
+        handler.stream = earlier
+        earlier.close()
+        with (tmp_path / "next.log").open("a") as log, _logging_to(log):  # its old stream is closed now
+            logger.warning("a line of the next point")
+        assert "a line of the next point" in (tmp_path / "next.log").read_text()
     finally:
         logger.removeHandler(handler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,13 +67,13 @@ def _logging_to(log: TextIO) -> Iterator[None]:
     loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
     handlers = {h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler}
     before = {handler: handler.stream for handler in handlers}
-    for handler in handlers:
-        handler.setStream(log)
+    for handler in handlers:  # not setStream: it flushes the old stream, maybe a closed log
+        handler.stream = log
     try:
         yield
     finally:
         for handler, stream in before.items():
-            handler.setStream(stream)
+            handler.stream = sys.__stderr__ if getattr(stream, "closed", False) else stream
 
 
 def _train_and_test(job: PointJob, resume: Path | None) -> None:
