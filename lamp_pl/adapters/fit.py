@@ -8,6 +8,7 @@ progress and a rerun skips every user whose file exists.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -25,7 +26,7 @@ from lamp_pl.adapters.base import (
 )
 from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, save_adapter, write_settings
-from lamp_pl.cache import stable_hash
+from lamp_pl.cache import stable_hash, write_text_atomic
 from lamp_pl.data.lamp import load_split
 
 
@@ -99,6 +100,7 @@ def fit_users(
     dropout: float = 0.0,
     seed: int = 0,
     overrides: list[str] | None = None,
+    init_adapter: str | Path | None = None,
 ) -> dict:
     """Train one LoRA adapter per user of a split over the config's frozen base model.
 
@@ -117,6 +119,9 @@ def fit_users(
         dropout: LoRA dropout.
         seed: Seeds each user's batch order (with the user id).
         overrides: `--data.x value` overrides of the data section.
+        init_adapter: A task adapter (`lamp_pl.adapters.two_stage.fit_task_adapter`) every user's
+            adapter starts from, and that users without one use (two-stage PEFT); None = a fresh
+            LoRA initialisation.
 
     Returns:
         Summary: users trained / skipped (finished earlier) / too small, bytes per adapter, seconds.
@@ -127,10 +132,18 @@ def fit_users(
     questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
     settings = lora_settings(r, alpha, dropout, model_args, ckpt_path)
+    if init_adapter is not None:
+        from lamp_pl.adapters.two_stage import init_settings
+
+        settings = init_settings(settings, init_adapter)
     write_settings(out, settings)
     base = build_base(model_args, ckpt_path)
     torch.manual_seed(seed)
     peft_model = add_lora_slot(base.model, settings)
+    if init_adapter is not None:
+        from lamp_pl.adapters.two_stage import load_task_adapter
+
+        set_lora_state(peft_model, load_task_adapter(init_adapter, settings))
     initial = lora_state(peft_model)
     trained, skipped, small, sizes = [], [], [], {}
     for user in my_users(list(examples), shard):
@@ -156,9 +169,11 @@ def fit_users(
         )
         sizes[user] = save_adapter(out, user, lora_state(peft_model))
         trained.append(user)
+    write_text_atomic(Path(out) / "user_data.json", json.dumps({u: len(p) for u, p in sorted(examples.items())}))
     return {
         "out": str(out),
         "users": len(examples),
+        "user_data": str(Path(out) / "user_data.json"),
         "trained": len(trained),
         "skipped_finished": len(skipped),
         "too_small": len(small),
