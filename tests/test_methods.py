@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import base_args
 
+from helpers import base_args
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.learned.distill import collate_utilities
 from lamp_pl.learned.rl import RLRetrieverModule, policy_gradient_loss
