@@ -92,6 +92,31 @@ COMMANDS.update(
             "Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.",
             raw=True,
         ),
+        "ropg": Command(
+            "lamp_pl.learned.commands:ropg_main",
+            "The ROPG recipe with the retriever trained by distillation or policy gradient (--method kd|rl).",
+            raw=True,
+        ),
+        "score-retrievers": Command(
+            "lamp_pl.learned.rspg_commands:score_retrievers_main",
+            "Score each question's prompt under each retriever of a pool (RSPG utilities, oracle).",
+            raw=True,
+        ),
+        "fit-selector": Command(
+            "lamp_pl.learned.rspg_commands:fit_selector_main",
+            "Train the RSPG retriever selector (Pre or Post) on per-retriever utilities.",
+            raw=True,
+        ),
+        "select": Command(
+            "lamp_pl.learned.rspg_commands:select_main",
+            "Write each question's selected retriever for `retrieval.retriever: selected`.",
+            raw=True,
+        ),
+        "fit-task-adapter": Command(
+            "lamp_pl.adapters.commands:fit_task_adapter_main",
+            "Train the task-level LoRA that two-stage per-user adapters start from.",
+            raw=True,
+        ),
         "attribute": Command(
             "lamp_pl.learned.commands:attribute_main",
             "Attribute each retrieved item: leave-one-out likelihood change and attention share.",

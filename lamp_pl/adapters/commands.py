@@ -28,6 +28,7 @@ def fit_users_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--r", type=int, default=8)
     parser.add_argument("--alpha", type=int, default=16)
+    parser.add_argument("--init_adapter", default=None, help="task adapter to start from (two-stage PEFT)")
     args, overrides = parser.parse_known_args(argv)
     summary = fit_users(
         args.config,
@@ -42,8 +43,25 @@ def fit_users_main(argv: list[str] | None = None) -> int:
         args.r,
         args.alpha,
         overrides=overrides,
+        init_adapter=args.init_adapter,
     )
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def fit_task_adapter_main(argv: list[str] | None = None) -> int:
+    """`lamp-pl fit-task-adapter --config C --out DIR`: one LoRA on all users' training questions."""
+    from lamp_pl.adapters.two_stage import fit_task_adapter
+
+    parser = _parser("fit-task-adapter")
+    parser.add_argument("--out", required=True, help="folder of the task adapter")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--r", type=int, default=8)
+    parser.add_argument("--alpha", type=int, default=16)
+    args, overrides = parser.parse_known_args(argv)
+    kwargs = {"epochs": args.epochs, "lr": args.lr, "r": args.r, "alpha": args.alpha, "overrides": overrides}
+    print(json.dumps(fit_task_adapter(args.config, args.out, args.ckpt_path, args.split, **kwargs), indent=2))
     return 0
 
 

@@ -90,4 +90,22 @@ def ropg_kd_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def ropg_main(argv: list[str] | None = None) -> int:
+    """`lamp-pl ropg configs/LaMP_2/ropg_kd.yml --method kd|rl`: the recipe with either trainer."""
+    import yaml
+
+    from lamp_pl.learned.recipe import ropg_kd
+
+    parser = argparse.ArgumentParser(prog="lamp-pl ropg")
+    parser.add_argument("recipe")
+    parser.add_argument("--method", choices=["kd", "rl"], default="kd")
+    parser.add_argument("--workdir", default=None, help="default: the recipe's workdir plus _<method> for rl")
+    args = parser.parse_args(argv)
+    with open(args.recipe) as stream:
+        spec = yaml.safe_load(stream)
+    default = spec.get("workdir", "runs/ropg_kd") + ("_rl" if args.method == "rl" else "")
+    ropg_kd({**spec, "method": args.method, "workdir": args.workdir or default})
+    return 0
+
+
 main = score_items_main

@@ -53,7 +53,9 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
             arguments of the generator runs, e.g. ``--trainer.max_epochs``), ``workdir``, ``candidates`` (N),
             ``score`` (`score_items` keyword arguments), ``retriever`` (`fit_retriever` keyword
             arguments) and ``attribute_split`` (split attributed with each generator, or null) with
-            ``attribute_overrides`` (data overrides of the attributed prompts, e.g. a larger k).
+            ``attribute_overrides`` (data overrides of the attributed prompts, e.g. a larger k),
+            and ``method``: ``kd`` (distillation, `fit_retriever`) or ``rl`` (policy gradient,
+            `fit_retriever_rl`; ``retriever`` may then also set ``k`` and ``samples``).
 
     Returns:
         ``{"untrained": {...}, "trained": {...}}``: each with the generator's test metrics, the
@@ -63,6 +65,7 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     from lamp_pl.learned.attribution import attribute
     from lamp_pl.learned.distill import fit_retriever
     from lamp_pl.learned.planted import attribution_planted_rate, planted_hit_rate
+    from lamp_pl.learned.rl import fit_retriever_rl
     from lamp_pl.learned.scoring import score_items
 
     spec = recipe if isinstance(recipe, dict) else yaml.safe_load(Path(recipe).read_text())
@@ -94,9 +97,13 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     score_kwargs = dict(spec.get("score", {}))
     train = score_items(scoring_dm, base_ckpt, candidates, scoring_dm.train_split, **score_kwargs)
     dev = score_items(scoring_dm, base_ckpt, candidates, scoring_dm.val_split, **score_kwargs)
+    method = spec.get("method", "kd")
+    if method not in ("kd", "rl"):
+        raise ValueError(f"recipe method must be 'kd' or 'rl', got {method!r}")
+    fit = fit_retriever if method == "kd" else fit_retriever_rl
     encoder = workdir / "retriever" / "encoder"
     if not (encoder / "config.json").is_file():
-        encoder = fit_retriever(
+        encoder = fit(
             train,
             base_dm.retrieval.encoder,
             workdir / "retriever",
