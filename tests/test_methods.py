@@ -145,6 +145,9 @@ def test_use_date_changes_the_cache_key_and_the_item_text_as_documented(data_roo
         assert indexes[True].item(row) == profile_item
         assert indexes[False].item_text_of(row) == task.item_text(profile_item)
         assert indexes[True].item_text_of(row) == f"{task.item_text(profile_item)} date: {profile_item['date']}"
+    loaded = {c.use_date: load_retrieved(task, data_root, "dev", c, cache, 2) for c in (plain, dated)}
+    assert [r.question_id for r in loaded[True]] == [r.question_id for r in loaded[False]]
+    assert all("date" in item for r in loaded[True] for item in r.items)  # the items themselves are unchanged
     queries = {flag: index.splits["dev"].query_rows for flag, index in indexes.items()}
     assert [indexes[True].texts[int(r)] for r in queries[True]] == [
         indexes[False].texts[int(r)] for r in queries[False]

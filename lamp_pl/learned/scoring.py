@@ -28,6 +28,7 @@ from lamp_pl.data.lamp import load_split
 from lamp_pl.learned.likelihood import is_seq2seq, log_likelihoods
 from lamp_pl.prompts import build_prompt
 from lamp_pl.retrieval import load_retrieved, make_retriever, prepare_retrieval
+from lamp_pl.retrieval.dated import retrieval_task
 from lamp_pl.retrieval.index import read_manifest
 from lamp_pl.retrieval.results import cache_folder, results_key
 
@@ -65,7 +66,8 @@ def example_metric(task, prediction: str, gold: str) -> float:
 def learned_folder(datamodule, kind: str, ckpt_path: str | Path, split: str, settings: dict) -> Path:
     """``<retrieval cache>/<kind>/<split>-<hash>``: the hash covers the retrieval results key, the
     checkpoint's sha256, the split, the prompt settings and `settings`."""
-    config, task = datamodule.retrieval, datamodule.task
+    config = datamodule.retrieval
+    task = retrieval_task(datamodule.task, config)  # the dated task's own index under use_date
     retriever = make_retriever(config.retriever, config)
     folder = cache_folder(datamodule.cache_dir, task, config, retriever)
     retrieval = results_key(stable_hash(read_manifest(folder)["key"]), split, retriever, config)
