@@ -50,13 +50,17 @@ def load_task_adapter(init_adapter: str | Path, settings: dict) -> dict[str, tor
     """The task adapter's LoRA state, checked against the user adapters' `settings`.
 
     Raises:
-        TaskAdapterError: missing, or trained with other r / alpha / task / base / checkpoint.
+        TaskAdapterError: missing, changed since `settings` recorded it, or trained with other
+            r / alpha / task / base / checkpoint.
     """
     from safetensors.torch import load_file
 
     path = Path(init_adapter)
     if not path.is_file():
         raise TaskAdapterError(f"{path}: no task adapter (train one with fit_task_adapter)")
+    recorded = settings.get("init_adapter")
+    if recorded and recorded.get("sha256") != file_sha256(path):
+        raise TaskAdapterError(f"{path}: the task adapter changed since these user adapters were trained from it")
     theirs = read_settings(path.parent)
     different = [k for k in SHARED if theirs.get(k) != settings.get(k)]
     if different:
