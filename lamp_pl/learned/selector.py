@@ -70,7 +70,7 @@ class SelectorModule(L.LightningModule):
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(encoder)
-        self.encoder = AutoModel.from_pretrained(encoder)
+        self.encoder = AutoModel.from_pretrained(encoder).train()  # from_pretrained returns eval mode
         self.head = torch.nn.Linear(self.encoder.config.hidden_size, len(pool))
 
     def embed(self, texts: list[str]) -> torch.Tensor:
