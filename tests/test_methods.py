@@ -79,7 +79,7 @@ def test_selector_target_is_the_softmax_of_utilities_over_temperature(tiny_bert)
         for row, (bm25, none) in zip(target.tolist(), [(1.0, 0.0), (0.25, 0.75)]):
             z = math.exp(bm25 / temperature) + math.exp(none / temperature)
             assert row == pytest.approx([math.exp(bm25 / temperature) / z, math.exp(none / temperature) / z])
-        module = SelectorModule(str(tiny_bert), ["bm25", "none"], mode, temperature, max_length=32)
+        module = SelectorModule(str(tiny_bert), ["bm25", "none"], mode, temperature, max_length=32).eval()  # no dropout
         batch = {"texts": [r["texts"] for r in rows], "utilities": utilities}
         with torch.no_grad():
             log_model = torch.log_softmax(module.scores(batch["texts"]), -1)
