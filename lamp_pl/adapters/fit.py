@@ -8,6 +8,7 @@ progress and a rerun skips every user whose file exists.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -25,7 +26,7 @@ from lamp_pl.adapters.base import (
 )
 from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, is_finished, save_adapter, write_settings
-from lamp_pl.cache import stable_hash
+from lamp_pl.cache import stable_hash, write_text_atomic
 from lamp_pl.data.lamp import load_split
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.errors import ConfigError
@@ -102,6 +103,7 @@ def fit_users(
     alpha: int = 16,
     dropout: float = 0.0,
     seed: int = 0,
+    init_adapter: Path | None = None,
 ) -> dict:
     """Train one LoRA adapter per user of a split over the config's frozen base model.
 
@@ -120,6 +122,9 @@ def fit_users(
         alpha: LoRA scaling numerator.
         dropout: LoRA dropout.
         seed: Seeds each user's batch order (with the user id).
+        init_adapter: A task adapter (`lamp_pl.adapters.two_stage.fit_task_adapter`) every user's
+            adapter starts from, and that users without one use (two-stage PEFT); None = a fresh
+            LoRA initialisation.
 
     Returns:
         Summary: users trained / skipped (finished earlier) / too small, bytes per adapter, seconds.
@@ -131,10 +136,18 @@ def fit_users(
     questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
     settings = lora_settings(r, alpha, dropout, model, ckpt_path)
+    if init_adapter is not None:
+        from lamp_pl.adapters.two_stage import init_settings
+
+        settings = init_settings(settings, init_adapter)
     write_settings(out, settings)
     base = build_base(model, ckpt_path)
     torch.manual_seed(seed)
     peft_model = add_lora_slot(base.model, settings)
+    if init_adapter is not None:
+        from lamp_pl.adapters.two_stage import load_task_adapter
+
+        set_lora_state(peft_model, load_task_adapter(init_adapter, settings))
     initial = lora_state(peft_model)
     trained, skipped, small, sizes = [], [], [], {}
     for user in my_users(list(examples), shard):
@@ -160,9 +173,11 @@ def fit_users(
         )
         sizes[user] = save_adapter(out, user, lora_state(peft_model))
         trained.append(user)
+    write_text_atomic(Path(out) / "user_data.json", json.dumps({u: len(p) for u, p in sorted(examples.items())}))
     return {
         "out": str(out),
         "users": len(examples),
+        "user_data": str(Path(out) / "user_data.json"),
         "trained": len(trained),
         "skipped_finished": len(skipped),
         "too_small": len(small),

@@ -65,7 +65,7 @@ def example_metric(task, prediction: str, gold: str) -> float:
 def learned_folder(datamodule, kind: str, ckpt_path: str | Path, split: str, settings: dict) -> Path:
     """``<retrieval cache>/<kind>/<split>-<hash>``: the hash covers the retrieval results key, the
     checkpoint's sha256, the split, the prompt settings and `settings`."""
-    view = datamodule.view(split)
+    view = datamodule.view(split)  # its folder is the dated task\'s own index under use_date
     folder, retrieval = view.folder, view.results_key()
     key = {
         "format": UTILITIES_FORMAT,
