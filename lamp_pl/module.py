@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from lamp_pl.data.batching import in_file_order
 from lamp_pl.errors import ConfigError
 from lamp_pl.metrics import build_metrics
 from lamp_pl.models import FamilyName, get_family
@@ -262,7 +263,11 @@ class LaMPModel(L.LightningModule):
     def _write(self, stage: str, metrics: dict[str, float] | None) -> None:
         predictions = gather_predictions(self._predictions)
         folders = output_dirs(self.trainer)
-        split = getattr(getattr(self.trainer, "datamodule", None), f"{stage}_split", stage)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        split = getattr(datamodule, f"{stage}_split", stage)
+        rows = getattr(datamodule, "datasets", {}).get(split)
+        if rows is not None:  # length-sorted batches (lamp_pl.data.batching): back to file order
+            predictions = in_file_order(predictions, rows.ids)
         if self.trainer.is_global_zero:
             write_run_outputs(folders, self.task.name, split, predictions, metrics)
         self._predictions = []

@@ -20,7 +20,9 @@ from lamp_pl.cli.tree import parse_command
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
-CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
+# configs/recipes/ holds grid files (`lamp-pl grid --recipe`), not LightningCLI configs: tests/test_grid_recipes.py
+# loads every one of them.
+CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.relative_to(CONFIG_DIR).parts[0] != "recipes")
 README = Path(os.environ.get("LAMP_PL_README", ROOT / "README.md"))
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lamp_pl.data.check import check_data, main
+from lamp_pl.cli import main
+from lamp_pl.data.check import check_data
 from lamp_pl.data.lamp import SPLITS, LaMPDataError, available_splits, load_split
 from lamp_pl.data.synthetic import SyntheticSpec, generate, write_synthetic
 from lamp_pl.tasks import get_task, task_names
@@ -120,7 +121,10 @@ def run_check(capsys, task: str, data_dir: Path, *extra: str) -> tuple[int, dict
     Returns:
         The exit code, the parsed JSON summary (None on failure) and stderr.
     """
-    code = main(["--task", task, "--data-dir", str(data_dir), *extra])
+    try:
+        code = main(["check-data", "--task", task, "--data-dir", str(data_dir), *extra])
+    except SystemExit as exit_:  # a user error: one line and exit status 2, from the error boundary
+        code = exit_.code
     captured = capsys.readouterr()
     return code, json.loads(captured.out) if code == 0 else None, captured.err
 

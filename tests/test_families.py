@@ -159,12 +159,14 @@ def test_vocabulary_mismatch_fails_at_start(tiny_t5, tiny_llama):
         model.configure_model()
 
 
-def test_quantization_on_cpu_fails_clearly(tiny_llama, data_root, tmp_path):
+def test_quantization_on_cpu_fails_clearly(tiny_llama, data_root, tmp_path, capsys):
     args = args_for(
         tiny_llama, data_root, tmp_path, "LaMP_2", "causal", "--model.peft", LORA, "--model.quantization", "4bit"
     )
-    with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+    with pytest.raises(SystemExit) as exit_:  # a user error: one line, exit status 2
         main(["fit", *args])
+    assert exit_.value.code == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
 def test_classifier_outputs_score_with_existing_metrics():

@@ -170,7 +170,8 @@ def test_a_model_checkpoint_given_in_the_config_is_honoured(tiny_t5, data_root, 
     }
     main(["fit", *args, *callbacks_config(tmp_path / "given.yaml", [given])])
     assert [p.name for p in mine.iterdir()] == ["mine.ckpt"]
-    assert not list((tmp_path / "runs").rglob("*.ckpt")), "the module's own checkpoints were not added"
+    # No monitoring checkpoint of the module's own; last.ckpt is still written (the one rule).
+    assert [p.name for p in (tmp_path / "runs").rglob("*.ckpt")] == ["last.ckpt"]
 
 
 def test_last_checkpoint_on_a_step_interval(tiny_t5, data_root, tmp_path, monkeypatch):

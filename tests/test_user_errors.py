@@ -209,7 +209,15 @@ CASES: dict[str, Case] = {
     ),
     "ropg-kd: missing recipe": lambda c: (["ropg-kd", str(c.tmp / "no-recipe.yml")], [str(c.tmp / "no-recipe.yml")]),
     "fit-retriever: missing utilities": lambda c: (
-        ["fit-retriever", "--train", str(c.tmp / "u.jsonl"), "--encoder", str(c.bert), "--out_dir", str(c.tmp / "r")],
+        [
+            "fit-retriever",
+            "--train_utilities",
+            str(c.tmp / "u.jsonl"),
+            "--encoder",
+            str(c.bert),
+            "--out_dir",
+            str(c.tmp / "r"),
+        ],
         [str(c.tmp / "u.jsonl")],
     ),
     "synthetic: destination is a file": lambda c: (
@@ -229,7 +237,15 @@ CASES: dict[str, Case] = {
         [str(c.tmp / "no_adapters")],
     ),
     "fit-retriever: missing encoder": lambda c: (
-        ["fit-retriever", "--train", str(c.pickled), "--encoder", str(c.tmp / "no_enc"), "--out_dir", str(c.tmp)],
+        [
+            "fit-retriever",
+            "--train_utilities",
+            str(c.pickled),
+            "--encoder",
+            str(c.tmp / "no_enc"),
+            "--out_dir",
+            str(c.tmp),
+        ],
         [str(c.tmp / "no_enc")],
     ),
     # empty model folders

@@ -1,132 +1,159 @@
-"""`lamp-pl grid`: the user-profile study's grid in one command.
+"""`lamp-pl grid`: a study's grid in one command (the library is `lamp_pl.studygrid`).
 
-Every combination of retriever, k, ablation and order is trained (unless `--no-fit`) and tested
-in turn, each in its own run folder; the index and retrieval caches are shared, so only the
-first combination that needs an encoder pays for encoding. One table (CSV and Markdown) collects
-the test metrics.
+Every combination of the axes given (task, split protocol, model fragment, retriever, k,
+ablation, order, user context, seed) is trained (unless `--no-fit`) and tested in its own run
+folder, concurrently over local workers or as a Slurm job array; the data caches are built once
+first; done points are skipped on a rerun, killed ones resume; one table (CSV and Markdown) per
+point and one per condition over seeds collect the test metrics.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import itertools
-import json
 from pathlib import Path
 
-AXES = {
-    "retriever": "data.retrieval.retriever",
-    "k": "data.k",
-    "ablation": "data.prompt.ablation",
-    "order": "data.prompt.order",
-    "user_context": "data.prompt.user_context",
+from lamp_pl.studygrid.axes import AXIS_NAMES, CONFIG_KEYS, Point, extra_settings
+from lamp_pl.studygrid.axes import combinations as axis_combinations
+
+AXES = {name: CONFIG_KEYS[name] for name in ("retriever", "k", "ablation", "order", "user_context")}
+HELP = {
+    "task": "NAME or NAME=DATA_DIR, e.g. LaMP_1 LaMP_2",
+    "split": "NAME=DATA_DIR per split protocol, e.g. user=data/user time=data/time",
+    "model": "model config fragments, e.g. configs/model/seq2seq.yaml configs/model/causal_lora.yaml",
+    "retriever": "e.g. contriever bm25 recency random other_users_random",
+    "k": "e.g. 0 1 4 0.5",
+    "ablation": "both only_input only_output decouple",
+    "order": "start end middle random",
+    "user_context": "none user_id",
+    "seed": "e.g. 0 1 2 (mean/std over seeds in summary.md)",
 }
 
 
-def combinations(args: argparse.Namespace) -> list[dict[str, str]]:
-    """One dict per grid point, over the axes given on the command line (others stay as configured)."""
-    axes = {name: getattr(args, name) for name in AXES if getattr(args, name)}
-    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
-
-
 def configured_axes(configs: list[str]) -> dict[str, str]:
-    """The grid axes' values set by the config files (later files win), as strings."""
+    """The settings the config files give (later files win), as strings (see `axes.CONFIG_KEYS`)."""
     from lamp_pl.cli.config import configured_values
 
-    return configured_values(configs, AXES)
+    return configured_values(configs, CONFIG_KEYS)
+
+
+def combinations(args: argparse.Namespace) -> list[dict[str, str]]:
+    """One dict per grid point, over the axes set in `args` (others stay as configured)."""
+    axes = {axis: getattr(args, axis) for axis in AXIS_NAMES if getattr(args, axis, None)}
+    return [point.values for point in axis_combinations(axes)]
 
 
 def distinct_points(points: list[dict[str, str]], configured: dict[str, str]) -> list[tuple[dict, dict, int]]:
-    """Each point with the overrides that run it and the index of the first point with the same
-    effective settings (see `lamp_pl.studies.effective_settings`); equal points run once."""
-    from lamp_pl.studies import effective_settings
+    """Each point with the overrides that run it and the index of the first equal point."""
+    from lamp_pl.studygrid.plan import plan_grid
 
-    seen: dict[tuple, int] = {}
-    out = []
-    for index, point in enumerate(points):
-        settings = effective_settings(point, configured)
-        # Pass what the point sets plus what the no-op rules changed from the configs.
-        overrides = {
-            name: value
-            for name, value in settings.items()
-            if name in AXES and (name in point or configured.get(name) != value)
-        }
-        first = seen.setdefault(tuple(sorted(settings.items())), index)
-        out.append((point, overrides, first))
-    return out
+    plan = plan_grid([Point(p) for p in points], configured, [], [], Path("."), True)
+    index = {run.point.name: at for at, run in enumerate(plan.runs)}
+    return [(run.point.values, run.overrides, index[run.same_as or run.point.name]) for run in plan.runs]
 
 
-def run_combination(configs: list[str], point: dict[str, str], run_dir: Path, fit: bool, extra: list[str]) -> dict:
-    """Fit (optional) then test one grid point; return its test metrics."""
-    from lamp_pl.cli.tree import main
-
-    base = [arg for config in configs for arg in ("--config", config)]
-    overrides = [arg for name, value in point.items() for arg in (f"--{AXES[name]}", str(value))]
-    common = base + overrides + ["--trainer.default_root_dir", str(run_dir)] + extra
-    if fit:
-        main(["fit", *common])
-        main(["test", *common, "--ckpt_path", "best"])
-    else:
-        main(["test", *common])
-    found = sorted(run_dir.rglob("metrics_*.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise RuntimeError(f"grid point {point} wrote no metrics under {run_dir}")
-    return json.loads(found[-1].read_text())
-
-
-def run_points(configs: list[str], points: list[dict[str, str]], out: Path, fit: bool, extra: list[str]) -> list[dict]:
-    """Run every grid point (each in `out/<name>`) and return the table rows; a point with the same
-    effective settings as an earlier one is reported and gets that point's metrics, with `same_as`."""
-    rows: list[dict] = []
-    names: list[str] = []
-    for point, overrides, first in distinct_points(points, configured_axes(configs)):
-        names.append("-".join(f"{key}={value}" for key, value in point.items()) or "default")
-        if first < len(rows):  # same prompts as an earlier point: reported, not run twice
-            print(f"lamp-pl grid: {names[-1]} gives the same prompts as {names[first]}; not run again")
-            rows.append({**{k: v for k, v in rows[first].items() if k != "same_as"}, **point, "same_as": names[first]})
-        else:
-            metrics = run_combination(configs, overrides, out / names[-1], fit, extra)
-            rows.append({**point, **{key.split("/", 1)[-1]: value for key, value in metrics.items()}})
-        write_tables(rows, out)  # keep a usable table even if a later point fails
-    return rows
-
-
-def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
-    """Write `results.csv` and `results.md` (one row per combination)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    csv_path, md_path = out / "results.csv", out / "results.md"
-    with csv_path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [f"{row.get(c):.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    md_path.write_text("\n".join(lines) + "\n")
-    return csv_path, md_path
+def parser() -> argparse.ArgumentParser:
+    """The grid's options; unknown `--data.x` / `--trainer.x` options pass on to every run."""
+    p = argparse.ArgumentParser(prog="lamp-pl grid", description=__doc__.splitlines()[0])
+    p.add_argument("--config", action="append", default=[], help="LightningCLI config (repeatable)")
+    p.add_argument("--recipe", help="a study in configs/recipes/ (e.g. demo, lamp_main_table)")
+    for axis in AXIS_NAMES:
+        names = dict.fromkeys([f"--{axis}", f"--{axis.replace('_', '-')}"])
+        p.add_argument(*names, dest=axis, nargs="+", help=HELP[axis])
+    p.add_argument("--out", default="runs/grid", help="folder for the runs and the tables")
+    p.add_argument("--no-fit", "--no_fit", dest="fit", action="store_false", help="test only (zero-shot)")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    p.add_argument("--devices_per_point", type=int, default=1, help="GPUs per point (CPU threads without GPUs)")
+    p.add_argument("--workers", type=int, help="concurrent local points (default: as the devices allow)")
+    p.add_argument("--partition", help="slurm partition")
+    p.add_argument("--time_min", type=int, default=60, help="slurm time limit per point (minutes)")
+    p.add_argument("--gpus_per_point", type=int, default=1, help="slurm GPUs per point")
+    p.add_argument("--cpus_per_point", type=int, help="slurm CPUs per point")
+    p.add_argument("--mem_gb", type=int, help="slurm memory per point (GB)")
+    p.add_argument("--sbatch", nargs="*", default=[], help="extra sbatch options KEY=VALUE (e.g. qos=high)")
+    p.add_argument("--cluster", help="submitit cluster (default: detect Slurm; 'local' runs the array here)")
+    p.add_argument("--baseline", help="AXIS=VALUE row the bootstrap intervals compare with (e.g. retriever=none)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--no_plots", dest="plots", action="store_false", help="no PNG per axis")
+    p.add_argument("--dry_run", action="store_true", help="print the plan and an estimate; run nothing")
+    p.add_argument("--samples_per_second", type=float, help="rate for the dry run's device-hour estimate")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fit and test every combination of the study's axes; write one table.
+    """Fit and test every combination of the study's axes; write one table."""
+    from lamp_pl.studygrid.launchers import SlurmOptions
+    from lamp_pl.studygrid.stats import parse_baseline
 
-    Takes `--config` files and `--data.x` / `--trainer.x` overrides as `fit` does, passed on to
-    each grid point, plus one list of values per axis (argparse: `--k 0 1 4`).
-    """
-    parser = argparse.ArgumentParser(prog="lamp-pl grid", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", action="append", required=True, help="LightningCLI config (repeatable)")
-    parser.add_argument("--retriever", nargs="+", help="e.g. contriever bm25 recency random other_users_random")
-    parser.add_argument("--k", nargs="+", help="e.g. 0 1 4 0.5")
-    parser.add_argument("--ablation", nargs="+", help="both only_input only_output decouple")
-    parser.add_argument("--order", nargs="+", help="start end middle random")
-    parser.add_argument("--user-context", dest="user_context", nargs="+", help="none user_id")
-    parser.add_argument("--out", default="runs/grid", help="folder for the runs and the results table")
-    parser.add_argument("--no-fit", dest="fit", action="store_false", help="test only (zero-shot)")
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser().parse_known_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = run_points(args.config, combinations(args), out, args.fit, extra)
-    csv_path, md_path = write_tables(rows, out)
-    print(md_path.read_text())
-    print(f"lamp-pl grid: wrote {csv_path} and {md_path}")
-    return 0
+    if args.recipe:
+        from lamp_pl.studygrid.recipes import load_recipe, recipe_path
+
+        recipe = load_recipe(recipe_path(args.recipe))
+        grids = [
+            (g.name, g.configs + args.config, g.axes, g.extra + extra, g.fit and args.fit, g.predict)
+            for g in recipe.grids
+        ]
+        baseline = args.baseline or recipe.baseline
+        published = recipe.published
+    else:
+        if not args.config:
+            parser().error("--config (or --recipe) is required")
+        axes = {axis: getattr(args, axis) for axis in AXIS_NAMES if getattr(args, axis)}
+        grids, baseline, published, recipe = [("", args.config, axes, extra, args.fit, False)], args.baseline, [], None
+    sbatch = dict(item.partition("=")[::2] for item in args.sbatch)
+    slurm = SlurmOptions(
+        args.partition,
+        args.time_min,
+        args.gpus_per_point,
+        args.cpus_per_point,
+        args.mem_gb,
+        sbatch=sbatch,
+        cluster=args.cluster,
+    )
+    return run(grids, out, args, slurm, parse_baseline(baseline) if baseline else None, published, recipe)
+
+
+def run(grids: list, out: Path, args: argparse.Namespace, slurm, baseline, published: list, recipe) -> int:
+    """Plan each grid (in `out/<name>`), then print the plan (dry run) or run it and its report."""
+    from lamp_pl.studygrid.dryrun import describe_plan
+    from lamp_pl.studygrid.plan import plan_grid
+    from lamp_pl.studygrid.run import GridOptions, run_grid
+
+    options = GridOptions(
+        args.launcher,
+        args.devices_per_point,
+        args.workers,
+        slurm,
+        baseline,
+        published,
+        args.plots,
+        args.resamples,
+        entry="lamp_pl.cli:main",  # each point runs `lamp-pl fit/test` through this command floor
+    )
+    chosen: dict = {}
+    code = 0
+    for name, configs, axes, extra, fit, predict in grids:
+        configured = {**configured_axes(configs), **extra_settings(extra)}
+        plan = plan_grid(axis_combinations(axes), configured, configs, extra, out / name if name else out, fit)
+        plan.predict = predict
+        if args.dry_run:
+            print(describe_plan(plan, args.devices_per_point, args.samples_per_second))
+            continue
+        states = run_grid(plan, options)
+        print((plan.out / "summary.md").read_text())
+        print(f"lamp-pl grid: wrote {plan.out / 'results.md'} and {plan.out / 'summary.md'}")
+        if any(state["status"] != "done" for state in states.values()):
+            code = 1
+        elif recipe and recipe.submission and predict:
+            from lamp_pl.studygrid.recipes import submission_files
+
+            split = recipe.submission.get("split", "test")
+            submission_files(plan, recipe.submission.get("values", {}), split, chosen)
+    if chosen:
+        from lamp_pl.studygrid.recipes import write_submission
+
+        for protocol, (predictions, questions) in chosen.items():
+            path = write_submission(predictions, questions, out / f"submission_{protocol}.zip")
+            print(f"lamp-pl grid: wrote the leaderboard submission {path} ({len(predictions)} tasks)")
+    return code

@@ -110,6 +110,10 @@ COMMANDS.update(
             "lamp_pl.cli.data:convert",
             "Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
         ),
+        "demo-longlamp": Command(
+            "lamp_pl.demo.longform:demo_longlamp",
+            "Write the LongLaMP demo: a synthetic LongLaMP-schema dataset and its tokenizer.",
+        ),
         "demo-annotators": Command(
             "lamp_pl.demo.annotators:demo",
             "Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.",
@@ -185,7 +189,8 @@ def build_parser(name: str, function: Callable[..., Any]):
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
     doc = inspect.getdoc(function) or ""
-    parser = ArgumentParser(prog=f"lamp-pl {name}", description=doc.split("\n\n")[0])
+    # exit_on_error=False: a bad option or config is one line (see `parse_command`), not the usage.
+    parser = ArgumentParser(prog=f"lamp-pl {name}", description=doc.split("\n\n")[0], exit_on_error=False)
     params = inspect.signature(function).parameters
     sections: set[str] = {section for section in ("data", "model") if section in params}
     if sections:
@@ -264,8 +269,18 @@ def _is_list(hint: Any) -> bool:
 
 def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> tuple[Any, Any]:
     """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags)."""
+    from argparse import ArgumentError
+
+    from lamp_pl.errors import ConfigError
+
     parser = build_parser(name, function)
-    return parser, parser.parse_args(list_values(function, bare_flags(function, [underscored(arg) for arg in argv])))
+    try:
+        return parser, parser.parse_args(
+            list_values(function, bare_flags(function, [underscored(arg) for arg in argv]))
+        )
+    except ArgumentError as error:
+        message = " ".join(str(error).split())
+        raise ConfigError(f"{message} (`lamp-pl {name} --help` lists the options)") from None
 
 
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:

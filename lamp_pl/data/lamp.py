@@ -178,6 +178,7 @@ def _text_field(
     return value
 
 
+_NESTED = (dict, list)
 MAX_DEPTH = 16
 """Deepest nesting accepted inside a profile item (LaMP's are flat; items are re-encoded as JSON)."""
 
@@ -204,6 +205,20 @@ def _check_rating(path: Path, value: str, task: Task, index: int, record_id: Any
         )
 
 
+def _check_unique_id(path, profile: list, positions: dict[str, int], position: int, index: int, qid) -> None:
+    """Two items of one profile may share an id only when they are the same item."""
+    item = profile[position]
+    first = positions.setdefault(str(item["id"]), position)
+    if first != position and profile[first] != item:
+        raise LaMPDataError(
+            path,
+            f"profile items {first} and {position} share the id {str(item['id'])!r} but differ in content",
+            index,
+            qid,
+            f"profile[{position}].id",
+        )
+
+
 def validate_question(path: str | Path, record: Any, index: int, task: Task) -> LaMPQuestion:
     """Validate one record of a questions file (shape and values) into a `LaMPQuestion`.
 
@@ -227,7 +242,18 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
     if not isinstance(profile, list):
         raise LaMPDataError(path, "missing or not a list", index, qid, "profile")
     item_positions: dict[str, int] = {}
+    names = ("id", *task.profile_fields)
+    checks_ratings = task.metric_kind == "regression"
     for position, item in enumerate(profile):
+        # The common case at a glance: a flat object whose needed fields are all strings.
+        if (
+            type(item) is dict
+            and not checks_ratings
+            and all(type(item.get(name)) is str for name in names)
+            and not any(isinstance(value, _NESTED) for value in item.values())
+        ):
+            _check_unique_id(path, profile, item_positions, position, index, qid)
+            continue
         if not isinstance(item, dict):
             raise LaMPDataError(path, f"profile item {position} is not an object", index, qid, "profile")
         missing = task.missing_fields(item)
@@ -251,15 +277,7 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
             value = _text_field(path, item, index, name, qid, f"profile[{position}].{name}")
             if task.metric_kind == "regression" and name == task.output_field:
                 _check_rating(path, value, task, index, qid, f"profile[{position}].{name}")
-        first = item_positions.setdefault(str(item["id"]), position)
-        if first != position and profile[first] != item:
-            raise LaMPDataError(
-                path,
-                f"profile items {first} and {position} share the id {str(item['id'])!r} but differ in content",
-                index,
-                qid,
-                f"profile[{position}].id",
-            )
+        _check_unique_id(path, profile, item_positions, position, index, qid)
     user_id = record.get("user_id")
     if user_id is not None and not isinstance(user_id, str | int):
         raise LaMPDataError(path, f"expected a string, got {_describe(user_id)}", index, qid, "user_id")

@@ -24,6 +24,7 @@ from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.stream import load_questions
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
+from lamp_pl.errors import ConfigError
 from lamp_pl.longform_tasks import source_of
 from lamp_pl.prompts import PromptOptions, build_prompt
 from lamp_pl.retrieval.config import RetrievalConfig
@@ -33,6 +34,8 @@ from lamp_pl.tasks import Task, get_task
 from lamp_pl.tokenized import TokenizedSplit
 from lamp_pl.tokenizer import load_tokenizer
 
+EVAL_ORDERS = ("length", "file")
+"""How evaluation batches are formed (see `lamp_pl.data.batching`)."""
 STAGE_SPLITS = {
     "fit": ("train_split", "val_split"),
     "validate": ("val_split",),
@@ -61,6 +64,8 @@ class LaMPData:
         max_target_length: int | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
+        eval_order: str = "file",
+        eval_max_tokens: int | None = None,
         num_workers: int = 0,
         train_split: str = "train",
         val_split: str = "dev",
@@ -86,6 +91,11 @@ class LaMPData:
                 preset for long targets, else 512: the official code truncates targets at its max_length).
             batch_size: Training batch size per device.
             eval_batch_size: Evaluation batch size per device (default: `batch_size`).
+            eval_order: `length`: validation, test and predict batches of prompts sorted by
+                length (`lamp_pl.data.batching`; the predictions file keeps file order);
+                `file`: batches in file order.
+            eval_max_tokens: Most padded prompt tokens per evaluation batch with
+                `eval_order: length` (None: `eval_batch_size` rows only).
             num_workers: DataLoader worker processes.
             train_split: Split used for training.
             val_split: Split used for validation.
@@ -124,6 +134,9 @@ class LaMPData:
         self.max_input_length = max_input_length
         self.max_target_length = max_target_length or self.task.max_target_length or 512
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        if eval_order not in EVAL_ORDERS:
+            raise ConfigError(f"data.eval_order: {eval_order!r} is not one of {', '.join(EVAL_ORDERS)}")
+        self.eval_order, self.eval_max_tokens = eval_order, eval_max_tokens
         self.num_workers, self.seed, self.synthetic = num_workers, seed, synthetic
         self.train_split, self.val_split = train_split, val_split
         self.test_split, self.predict_split = test_split, predict_split
@@ -213,7 +226,11 @@ class LaMPData:
             read: Also parse every configured split's questions (fail fast on bad data).
         """
         self.write_synthetic_data()
-        check_splits_present(self.data_dir, self.task, stage_splits(self, stage))
+        needs = stage_splits(self, stage)
+        # `test` on a split without golds writes predictions only (LaMP hides its test golds), so
+        # its outputs are checked when present, required only to train or validate.
+        needs = {("predict" if name == "test" else name): splits for name, splits in needs.items()}
+        check_splits_present(self.data_dir, self.task, needs)
         if read:
             for split in self.splits_for(None):
                 load_questions(self.data_dir, self.task, split)
@@ -331,13 +348,18 @@ class LaMPData:
             self.load(None)
         dataset: Any = self.datasets[split]  # map-style: DataLoader and the samplers take it as is
         collate_fn = functools.partial(collate, pad_token_id=self.tokenizer.pad_token_id)
+        batch_size: int | None = self.batch_size if train else self.eval_batch_size
+        if not train and self.eval_order == "length":  # whole batches are what the sampler splits across ranks
+            from lamp_pl.data.batching import sorted_eval_dataset
+
+            dataset, batch_size = sorted_eval_dataset(dataset, self.eval_batch_size, self.eval_max_tokens), None
         if train:
             sampler: Any = training_sampler(dataset, self.seed, rank, world_size)
         else:
             sampler = eval_sampler(dataset, rank, world_size)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            batch_size=batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_fn,

@@ -12,7 +12,6 @@ can copy the signature; without the profile it can only guess, so ROUGE drops at
 
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
 
@@ -132,19 +131,19 @@ def write_tokenizer(dataset_folder: str | Path, dest: str | Path, vocab_size: in
     return Path(dest)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lamp_pl.demo.longform --dest demo_data/longlamp``: write the LongLaMP demo data and
-    its tokenizer (``<dest>/tokenizer``), the folders ``configs/demo_longlamp.yaml`` names."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dest", default="demo_data/longlamp")
-    parser.add_argument("--config", default="abstract_generation_user")
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    folder = write_longlamp(args.dest, args.config, users=args.users, seed=args.seed)
-    print(folder, write_tokenizer(folder, Path(args.dest) / "tokenizer"))
-    return 0
+def demo_longlamp(
+    dest: Path = Path("demo_data/longlamp"), config: str = "abstract_generation_user", users: int = 100, seed: int = 0
+) -> dict:
+    """Write the LongLaMP demo: a synthetic LongLaMP-schema dataset and its tokenizer.
 
+    Writes the dataset (saved with `datasets`) and `<dest>/tokenizer`, the folders
+    `configs/demo_longlamp.yaml` names.
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Args:
+        dest: Root folder of the demo's files.
+        config: LongLaMP subset whose schema the data follows.
+        users: Number of synthetic users (60 / 20 / 20 % in train / val / test).
+        seed: Seed of the synthetic data.
+    """
+    folder = write_longlamp(dest, config, users=users, seed=seed)
+    return {"dataset": str(folder), "tokenizer": str(write_tokenizer(folder, Path(dest) / "tokenizer"))}

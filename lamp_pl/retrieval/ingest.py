@@ -26,6 +26,7 @@ from lamp_pl.cache import ChecksumWriter, write_checksummed
 from lamp_pl.data.stream import stream_questions
 from lamp_pl.tasks import Task
 
+_FLUSH_LINES = 4096
 _ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # built once: json.dumps(**kw) is not
 
 
@@ -43,6 +44,7 @@ class JsonLinesWriter:
         self.file = open(path, "wb")  # noqa: SIM115 -- closed by close()
         self.stream = ChecksumWriter(self.file)  # the manifest's checksum, computed while writing
         self.offsets = array("q", [0])
+        self.pending: list[bytes] = []  # lines not yet written: one write per _FLUSH_LINES, not per line
 
     def add(self, value: object) -> int:
         """Append `value`; returns its row."""
@@ -50,15 +52,25 @@ class JsonLinesWriter:
 
     def add_encoded(self, line: bytes) -> int:
         """Append one already-encoded JSON value (no newline); returns its row."""
-        self.stream.write(line + b"\n")
+        self.pending.append(line)
+        if len(self.pending) >= _FLUSH_LINES:
+            self.flush()
         self.offsets.append(self.offsets[-1] + len(line) + 1)
         return len(self.offsets) - 2
+
+    def flush(self) -> None:
+        """Write the pending lines (one call: one digest update, one file write)."""
+        if self.pending:
+            self.pending.append(b"")
+            self.stream.write(b"\n".join(self.pending))
+            self.pending = []
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def close(self) -> dict[str, dict]:
         """Close the file and save the offsets; returns both files' checksum records by name."""
+        self.flush()
         self.file.close()
         offsets = self.path.with_suffix(".offsets.npy")
         return {

@@ -1,0 +1,145 @@
+"""The grid's axes: what each value of each axis changes in a run's command line.
+
+Study axes (retriever, k, ablation, order, user context) set one data option each. The others
+choose a run's setting as a whole: `task` (``NAME`` or ``NAME=DATA_DIR``: the task and its data
+folder), `split` (``NAME=DATA_DIR``: a split protocol's folder, e.g. ``user=data/user``
+``time=data/time``), `model` (a config fragment composed after the grid's own configs, e.g.
+``configs/model/seq2seq.yaml``) and `seed` (``seed_everything``, the training shuffle's and the random retrievers' seeds).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamp_pl.errors import LaMPError
+
+# The study axes' options, and where a config file sets each (dotted keys of its YAML).
+STUDY_AXES = {
+    "retriever": "data.retrieval.retriever",
+    "k": "data.k",
+    "ablation": "data.prompt.ablation",
+    "order": "data.prompt.order",
+    "user_context": "data.prompt.user_context",
+}
+# Every axis, in the order a point's name lists them.
+AXIS_NAMES = ("task", "split", "model", *STUDY_AXES, "seed")
+# Settings a plan reads from the configs besides the study axes (dotted YAML keys).
+CONFIG_KEYS = {
+    **STUDY_AXES,
+    "task": "data.task",
+    "data_dir": "data.data_dir",
+    "test_split": "data.test_split",
+    "train_split": "data.train_split",
+    "max_epochs": "trainer.max_epochs",
+    "seed": "seed_everything",
+}
+
+
+class GridAxisError(LaMPError):
+    """An axis value the grid cannot use (bad form, or a model fragment that is not a file)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: a value per axis the grid varies (axes it does not vary stay as configured)."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The point's run folder name, e.g. ``task=LaMP_2-retriever=bm25-seed=1`` (``default`` when empty)."""
+        return "-".join(f"{axis}={label(axis, value)}" for axis, value in self.values.items()) or "default"
+
+    def without(self, axis: str) -> dict[str, str]:
+        """The point's values with `axis` left out (e.g. the seeds of one condition share this)."""
+        return {key: value for key, value in self.values.items() if key != axis}
+
+
+def _split_value(axis: str, value: str, need_dir: bool) -> tuple[str, str | None]:
+    name, sep, folder = value.partition("=")
+    if not name or (sep and not folder) or (need_dir and not sep):
+        form = "NAME=DATA_DIR" if need_dir else "NAME or NAME=DATA_DIR"
+        raise GridAxisError(f"grid axis {axis}: {value!r} is not of the form {form}")
+    return name, folder or None
+
+
+def label(axis: str, value: str) -> str:
+    """How a value appears in names and tables: a model fragment by its file stem, a task or
+    split protocol by its name (without the folder)."""
+    if axis == "model":
+        return Path(value).stem
+    if axis in ("task", "split"):
+        return value.partition("=")[0]
+    return value
+
+
+def check_values(axes: dict[str, list[str]]) -> None:
+    """Raise `GridAxisError` naming the first unusable value (unknown axis, bad form, missing fragment)."""
+    for axis, values in axes.items():
+        if axis not in AXIS_NAMES:
+            raise GridAxisError(f"unknown grid axis {axis!r}; expected one of {', '.join(AXIS_NAMES)}")
+        for value in values:
+            if axis in ("task", "split"):
+                _split_value(axis, value, need_dir=axis == "split")
+            elif axis == "model" and not Path(value).is_file():
+                raise GridAxisError(f"grid axis model: {value}: no such config fragment")
+            elif axis == "seed" and not value.lstrip("-").isdigit():
+                raise GridAxisError(f"grid axis seed: {value!r} is not an integer")
+
+
+def combinations(axes: dict[str, list[str]]) -> list[Point]:
+    """Every combination of the axes' values (axes in `AXIS_NAMES` order, values as given)."""
+    check_values(axes)
+    ordered = {axis: axes[axis] for axis in AXIS_NAMES if axes.get(axis)}
+    return [Point(dict(zip(ordered, values))) for values in itertools.product(*ordered.values())]
+
+
+def config_args(values: dict[str, str]) -> list[str]:
+    """The `--config` arguments a point adds after the grid's configs (its model fragment)."""
+    return ["--config", values["model"]] if "model" in values else []
+
+
+def override_args(values: dict[str, str]) -> list[str]:
+    """The command-line overrides that give a run the point's values (after every config)."""
+    out: list[str] = []
+    if "split" in values or "task" in values:
+        task, task_dir = _split_value("task", values["task"], False) if "task" in values else (None, None)
+        split_dir = _split_value("split", values["split"], True)[1] if "split" in values else None
+        out += ["--data.task", task] if task else []
+        folder = split_dir or task_dir  # a split protocol's folder holds every task's folder
+        out += ["--data.data_dir", folder] if folder else []
+    for axis, option in STUDY_AXES.items():
+        if axis in values:
+            out += [f"--{option}", values[axis]]
+    if "seed" in values:
+        seed = values["seed"]
+        out += ["--seed_everything", seed, "--data.seed", seed, "--data.retrieval.seed", seed]
+    return out
+
+
+def extra_settings(extra: list[str]) -> dict[str, str]:
+    """The `CONFIG_KEYS` settings that pass-through options (``--data.k 2`` or ``--data.k=2``) set."""
+    options = {f"--{dotted}": key for key, dotted in CONFIG_KEYS.items()}
+    found: dict[str, str] = {}
+    for at, arg in enumerate(extra):
+        option, sep, value = arg.partition("=")
+        if option in options and (sep or at + 1 < len(extra)):
+            found[options[option]] = value if sep else extra[at + 1]
+    return found
+
+
+__all__ = [
+    "AXIS_NAMES",
+    "CONFIG_KEYS",
+    "STUDY_AXES",
+    "GridAxisError",
+    "Point",
+    "check_values",
+    "combinations",
+    "config_args",
+    "extra_settings",
+    "label",
+    "override_args",
+]

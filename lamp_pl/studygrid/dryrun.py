@@ -1,0 +1,54 @@
+"""`lamp-pl grid --dry_run`: the plan in words, before anything runs.
+
+The points, which of them are reported from an equal earlier point, the distinct data caches
+the grid builds first, and the device hours the runs take at a given samples-per-second rate
+(or the rate its done points measured).
+"""
+
+from __future__ import annotations
+
+from lamp_pl.studygrid.plan import GridPlan, run_samples
+from lamp_pl.studygrid.state import read_state
+
+
+def measured_rate(plan: GridPlan) -> float | None:
+    """Samples per second (per point) over the plan's done points, from their state files."""
+    done = [read_state(run.run_dir) for run in plan.distinct]
+    samples = sum(s.samples for s in done if s.done and s.seconds > 0)
+    seconds = sum(s.seconds for s in done if s.done and s.seconds > 0 and s.samples)
+    return samples / seconds if seconds else None
+
+
+def describe_plan(plan: GridPlan, devices_per_point: int = 1, samples_per_second: float | None = None) -> str:
+    """The dry run's report: points, deduplicated runs, caches and the device-hour estimate."""
+    lines = [f"{len(plan.runs)} points:"]
+    for run in plan.runs:
+        state = read_state(run.run_dir)
+        note = f"same as {run.same_as} (not run again)" if run.same_as else state.status
+        lines.append(f"  {run.point.name}: {note}")
+    duplicates = len(plan.runs) - len(plan.distinct)
+    lines.append(f"{len(plan.distinct)} distinct runs ({duplicates} deduplicated)")
+    caches = plan.caches()
+    lines.append(f"{len(caches)} data caches built first (lamp-pl index ...):")
+    lines += [f"  lamp-pl index {' '.join(args)}" for args in caches]
+    rate, source = samples_per_second, "given"
+    if rate is None:
+        rate, source = measured_rate(plan), "measured on the done points"
+    todo = [run for run in plan.distinct if not read_state(run.run_dir).done]
+    counts = [run_samples(run.settings, plan.fit) for run in todo]
+    known = [c for c in counts if c is not None]
+    lines.append(
+        f"{len(todo)} runs to do, {sum(known)} samples"
+        + (f" ({len(counts) - len(known)} unknown)" if len(known) < len(counts) else "")
+    )
+    if rate:
+        hours = sum(known) / rate * devices_per_point / 3600
+        lines.append(
+            f"estimate: {hours:.3f} device hours at {rate:.2f} samples/s per point ({source}), {devices_per_point} device(s) per point"
+        )
+    else:
+        lines.append("estimate: pass --samples_per_second (no done point has measured it yet)")
+    return "\n".join(lines)
+
+
+__all__ = ["describe_plan", "measured_rate"]

@@ -1,0 +1,76 @@
+"""One PNG per varied axis: a metric's mean over seeds against the axis' values, with the
+standard deviation as error bars, one line per combination of the other axes.
+
+Plotting needs matplotlib (``pip install lamp_pl[grid]``); without it the tables are still written
+and one line says how to get the plots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lamp_pl.errors import LaMPError
+
+
+class PlottingUnavailable(LaMPError):
+    """matplotlib is not installed."""
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlottingUnavailable(
+            "lamp-pl grid: plots need matplotlib: pip install 'lamp_pl[grid]' (or pass --no_plots)"
+        ) from None
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_axes(summary: list[dict], axes: list[str], metric: str, folder: Path) -> list[Path]:
+    """Write `plot_<axis>.png` for every axis with more than one value; return the paths.
+
+    Args:
+        summary: The condition rows (axis values, ``<metric>_mean``, ``<metric>_std``).
+        axes: The grid's axes, in order.
+        metric: The metric to plot (e.g. ``accuracy``).
+        folder: Where the PNGs go.
+    """
+    rows = [row for row in summary if isinstance(row.get(f"{metric}_mean"), float)]
+    written = []
+    for axis in axes:
+        values = list(dict.fromkeys(str(row[axis]) for row in rows if axis in row))
+        if len(values) < 2:
+            continue
+        plt = _pyplot()
+        figure, ax = plt.subplots(figsize=(max(4.0, 1.0 + 0.9 * len(values)), 3.2))
+        series: dict[str, dict[str, tuple[float, float]]] = {}
+        for row in rows:
+            others = ", ".join(f"{a}={row[a]}" for a in axes if a != axis and a != "seed" and a in row)
+            series.setdefault(others, {})[str(row[axis])] = (row[f"{metric}_mean"], row.get(f"{metric}_std", 0.0))
+        for name, points in series.items():
+            xs = [values.index(v) for v in points]
+            ax.errorbar(
+                xs,
+                [m for m, _ in points.values()],
+                yerr=[s for _, s in points.values()],
+                capsize=3,
+                marker="o",
+                label=name or None,
+            )
+        ax.set_xticks(range(len(values)), values, rotation=20)
+        ax.set_xlabel(axis)
+        ax.set_ylabel(metric)
+        if any(series):
+            ax.legend(fontsize=7)
+        figure.tight_layout()
+        path = folder / f"plot_{axis}.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+__all__ = ["PlottingUnavailable", "plot_axes"]
