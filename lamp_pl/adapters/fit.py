@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 from pathlib import Path
 
@@ -23,9 +22,11 @@ from lamp_pl.adapters.base import (
     lora_state,
     resolve_base,
     set_lora_state,
+    train_lora,
 )
 from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, is_finished, save_adapter, write_settings
+from lamp_pl.adapters.two_stage import init_settings, load_task_adapter
 from lamp_pl.cache import stable_hash, write_text_atomic
 from lamp_pl.data.lamp import load_split
 from lamp_pl.datamodule import LaMPDataModule
@@ -49,43 +50,6 @@ def my_users(users: list[str], shard: str) -> list[str]:
     index, count = parse_shard(shard)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     return [u for j, u in enumerate(sorted(users)) if j % (count * world) == index * world + rank]
-
-
-def _train_one(
-    peft_model,
-    tokenizer,
-    pairs: list[tuple[str, str]],
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    max_input_length: int,
-    max_target_length: int,
-    seed: int,
-) -> float:
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    rng, loss = random.Random(seed), torch.tensor(0.0)
-    peft_model.train()
-    for _ in range(epochs):
-        order = list(range(len(pairs)))
-        rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            chosen = [pairs[i] for i in order[start : start + batch_size]]
-            inputs = tokenizer(
-                [p[0] for p in chosen], truncation=True, max_length=max_input_length, padding=True, return_tensors="pt"
-            )
-            labels = tokenizer(
-                [p[1] for p in chosen], truncation=True, max_length=max_target_length, padding=True, return_tensors="pt"
-            )["input_ids"]
-            labels[labels == tokenizer.pad_token_id] = -100
-            loss = peft_model(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels
-            ).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    peft_model.eval()
-    return float(loss)
 
 
 def fit_users(
@@ -137,16 +101,12 @@ def fit_users(
     examples = user_examples(datamodule.task, questions)
     settings = lora_settings(r, alpha, dropout, model, ckpt_path)
     if init_adapter is not None:
-        from lamp_pl.adapters.two_stage import init_settings
-
         settings = init_settings(settings, init_adapter)
     write_settings(out, settings)
     base = build_base(model, ckpt_path)
     torch.manual_seed(seed)
     peft_model = add_lora_slot(base.model, settings)
     if init_adapter is not None:
-        from lamp_pl.adapters.two_stage import load_task_adapter
-
         set_lora_state(peft_model, load_task_adapter(init_adapter, settings))
     initial = lora_state(peft_model)
     trained, skipped, small, sizes = [], [], [], {}
@@ -160,7 +120,7 @@ def fit_users(
             sizes[user] = path.stat().st_size
             continue
         set_lora_state(peft_model, initial)
-        _train_one(
+        train_lora(
             peft_model,
             base.tokenizer,
             examples[user],

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lamp_pl.adapters.base import add_lora_slot, build_base, lora_settings, lora_state, resolve_base
+from lamp_pl.adapters.base import add_lora_slot, build_base, lora_settings, lora_state, resolve_base, train_lora
 from lamp_pl.adapters.store import read_settings, write_settings
 from lamp_pl.cache import file_sha256
 from lamp_pl.data.lamp import load_split
@@ -108,7 +108,6 @@ def fit_task_adapter(
     Returns:
         Summary: the adapter file, training pairs, final loss, seconds.
     """
-    from lamp_pl.adapters.fit import _train_one
     from lamp_pl.adapters.store import adapter_path, save_adapter
 
     start = time.perf_counter()
@@ -126,7 +125,7 @@ def fit_task_adapter(
     base = build_base(model_args, ckpt_path)
     torch.manual_seed(seed)
     peft_model = add_lora_slot(base.model, settings)
-    loss = _train_one(
+    loss = train_lora(
         peft_model,
         base.tokenizer,
         pairs,
