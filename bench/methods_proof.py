@@ -1,34 +1,43 @@
-"""Synthetic proof of the official repository's remaining methods: single retrievers, the oracle,
-RSPG Pre and Post, ROPG-KD and ROPG-RL, and one-stage against two-stage per-user adapters.
+"""Synthetic proof of the learned-retrieval methods, through the `lamp-pl` commands: each single
+retriever, the oracle, RSPG Pre and Post, ROPG-KD and ROPG-RL, one- and two-stage per-user LoRA.
 
-The data is LaMP-2 shaped (`lamp_pl.data.synthetic`, no noise) with two planted kinds of user:
+Not a test: ``OMP_NUM_THREADS=1 python bench/methods_proof.py --seeds 0 1 2`` prints a Markdown
+table (mean and spread over seeds, overall and per kind of user) and writes
+``<workdir>/table.json``. Per seed it writes two LaMP-2 data folders of its own:
 
-* topical users (odd): an item's tag is the user's mood for the item's topic, and so is the gold,
-  so the topically closest items (BM25, a dense encoder) carry the label;
-* recent users (even): their newest `--recent` items carry a tag none of their other items has,
-  and that tag is the gold of all their questions, so the newest items (recency) carry the label.
-  Their questions' descriptions start with the words "new release", a cue in the input alone, so
-  a Pre selector can tell the two kinds apart; a Post selector also sees that recency's items
-  agree on a tag for recent users only.
+* **copy** (the generator's training data): each question's profile is two items with one random
+  tag, and the gold is that tag. A tiny random T5 fitted on it with k = 1 learns to answer with
+  the tag of the item in its prompt, so its test accuracy with a retriever is how often that
+  retriever's top item carries the gold. The check rows prove it learned: on the planted test
+  questions, prompts with a planted right item (an item whose tag is the gold) against a wrong
+  item (any other) and no item.
+* **planted** (every method's data): users map each topic to a tag (half the topics to a tag
+  shared by all users), items are about one topic each. *Topical* users' items and golds follow
+  their map, so the topically closest item (BM25, a dense encoder) carries the gold. *Recent*
+  users' two newest items carry a tag none of their other items has, and that tag is the gold of
+  all their questions, whose descriptions start with "new release": recency finds the gold, a
+  per-input selector can tell the kinds apart, and the oracle over the pool gets both.
 
-Per seed: a tiny random T5 generator is fitted on prompts of `k` random profile items (it learns
-to copy a tag that its items carry, whichever retriever chose them); every retriever of the pool
-(none, bm25, recency, contriever = all-MiniLM-L6-v2) is scored on train and test by the
-generator's accuracy with that retriever's prompt (`score_retrievers`); the oracle takes the best
-per question; RSPG Pre and Post selectors (MiniLM + head) are distilled from the train utilities
-and their test choices scored; ROPG-KD and ROPG-RL train MiniLM from `score_items` utilities of
-train and join the test pool as dense retrievers; per-user LoRA adapters (k = 0) are trained in
-one stage (fresh LoRA per user) and in two (task adapter, then per user from it), and tested.
-Not a test: ``python bench/methods_proof.py --seeds 0 1 2`` prints a Markdown table (mean and
-spread over seeds) and writes ``<workdir>/table.json``.
+Every step is a `lamp-pl` command run in this process (`lamp_pl.cli.main`): `fit` and `test` of
+the generator, `score-retrievers` (train and test), `fit-selector` and `select` (`--utilities`
+prints the choice shares) then `test` with ``retriever: selected``, `score-items` with
+`fit-retriever` (ROPG-KD) and `fit-retriever-rl` (ROPG-RL) on a tiny random BERT (untrained, its
+ranking is near random, so what it gains is learned from the generator's feedback; also the
+selectors' encoder), `fit-task-adapter`, `fit-users` (with and without `--init_adapter`) and
+`test-users` with k = 0 and with BM25.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
+import io
 import json
 import os
 import random
+import re
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -36,215 +45,314 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-RECENT_CUE = "new release"
+TAGS = ("comedy", "action", "classic", "fantasy", "romance", "violence", "sci-fi", "dystopia")
+CUE = "new release"
+POOL = {n: {"retriever": n} for n in ("none", "bm25", "recency", "contriever")}
+"""The retrievers the selectors choose from (contriever: all-MiniLM-L6-v2) and the oracle's."""
 
 
-def planted_data(dest: Path, seed: int, users: int, questions: int, recent: int) -> Path:
-    """Write the two-kind synthetic LaMP-2 data (see the module docstring) under `dest`."""
-    from lamp_pl.data.synthetic import SyntheticSpec, generate
-    from lamp_pl.tasks import get_task
+class World:
+    """Topic words and filler words (made-up syllable words) that descriptions are drawn from."""
 
-    task = get_task("LaMP_2")
-    spec = SyntheticSpec(
-        users=users, questions_per_user=questions, profile_size=(10, 14), noise=0.0, text_words=10, seed=seed
-    )
-    folder = dest / task.name
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, (records, outputs) in generate(spec).items():
-        golds = {g["id"]: g for g in outputs["golds"]}
-        for record in records:
-            user = int(record["id"][:4])
-            if user % 2:
-                continue
-            newest = sorted(record["profile"], key=lambda i: i["date"])[-recent:]
-            held = {i["tag"] for i in record["profile"]}
-            tag = random.Random(seed * 10_007 + user).choice([t for t in task.labels if t not in held])
-            for item in newest:
-                item["tag"] = tag
-            golds[record["id"]]["output"] = tag
-            head, _, description = record["input"].rpartition("description: ")
-            record["input"] = f"{head}description: {RECENT_CUE} {description}"
-        (folder / f"{split}_questions.json").write_text(json.dumps(records))
-        (folder / f"{split}_outputs.json").write_text(json.dumps(outputs))
-    return dest
+    def __init__(self, seed: int, topics: int = 6, per_topic: int = 10) -> None:
+        from lamp_pl.data.synthetic import INPUTS
+        from lamp_pl.tasks import get_task
 
-
-def _corpus(data: Path) -> list[str]:
-    texts = []
-    for path in sorted(data.glob("*/*_questions.json")):
-        for record in json.loads(path.read_text()):
-            texts.append(record["input"])
-            texts.extend(f"{i['description']} {i['tag']}" for i in record["profile"])
-    return texts
-
-
-def _config(work: Path, t5: Path, encoder: Path, args) -> Path:
-    import yaml
-
-    config = {
-        "seed_everything": args.seed,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": args.epochs,
-            "default_root_dir": str(work / "generator"),
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "logger": False,
-        },
-        "model": {
-            "model_name_or_path": str(t5),
-            "lr": 0.005,
-            "warmup_ratio": 0.05,
-            "num_beams": 1,
-            "max_new_tokens": 6,
-        },
-        "data": {
-            "task": "LaMP_2",
-            "data_dir": str(work / "data"),
-            "cache_dir": str(work / "cache"),
-            "tokenizer": str(t5),
-            "k": args.k,
-            "retrieval": {"retriever": "random", "encoder": str(encoder), "encoder_max_length": 64, "k_max": 8},
-            "max_input_length": 192,
-            "max_target_length": 6,
-            "batch_size": 16,
-            "val_split": "dev",
-            "test_split": "test",
-        },
-    }
-    path = work / "generator.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _mean_metric(records: list[dict], choose) -> float:
-    return sum(r["utilities"][choose(r)]["metric"] for r in records) / max(1, len(records))
-
-
-def run_seed(args, seed: int) -> dict:
-    """Every row of the table for one seed."""
-    import torch
-
-    from lamp_pl.adapters import fit_users, test_users
-    from lamp_pl.adapters.two_stage import fit_task_adapter
-    from lamp_pl.cli import main
-    from lamp_pl.commands import datamodule_from_config
-    from lamp_pl.demo.models import build_tiny_t5, minilm_path
-    from lamp_pl.learned.distill import fit_retriever
-    from lamp_pl.learned.recipe import best_checkpoint
-    from lamp_pl.learned.rl import fit_retriever_rl
-    from lamp_pl.learned.scoring import score_items
-    from lamp_pl.learned.selector import fit_selector
-    from lamp_pl.learned.utilities import load_retriever_utilities, score_retrievers
-
-    torch.set_num_threads(args.threads)
-    args.seed = seed
-    work = Path(args.workdir) / f"seed{seed}"
-    planted_data(work / "data", seed, args.users, args.questions, args.recent)
-    t5 = build_tiny_t5(work / "t5", _corpus(work / "data"), vocab_size=800, seed=seed)
-    encoder = minilm_path()
-    config = _config(work, t5, encoder, args)
-    if not list((work / "generator").rglob("last*.ckpt")):
-        main(["fit", "--config", str(config)])
-    ckpt = best_checkpoint(work / "generator")
-    dm = datamodule_from_config([str(config)], [])
-    base = {"none": {"retriever": "none"}, "bm25": {"retriever": "bm25"}, "recency": {"retriever": "recency"}}
-    base["contriever"] = {"retriever": "contriever"}
-    train = load_retriever_utilities(score_retrievers(dm, ckpt, base, "train", progress=False))
-    row: dict[str, float] = {}
-
-    # ROPG: per-item utilities of contriever's top 8 on train, then KD and RL encoders.
-    items = score_items(
-        datamodule_from_config([str(config)], ["--data.retrieval.retriever", "contriever"]),
-        ckpt,
-        8,
-        "train",
-        progress=False,
-    )
-    trainer = {"enable_progress_bar": False}
-    kw = {
-        "batch_size": 16,
-        "max_epochs": args.retriever_epochs,
-        "lr": 1e-4,
-        "max_length": 64,
-        "use_metric": False,
-        "trainer": trainer,
-    }
-    kd = fit_retriever(items, str(encoder), work / "ropg_kd", **kw)
-    rl = fit_retriever_rl(items, str(encoder), work / "ropg_rl", k=args.k, samples=8, **kw)
-    pool = {
-        **base,
-        "ropg_kd": {"retriever": "contriever", "encoder": str(kd)},
-        "ropg_rl": {"retriever": "contriever", "encoder": str(rl)},
-    }
-    test = load_retriever_utilities(score_retrievers(dm, ckpt, pool, "test", progress=False))
-    for name in pool:
-        row[name] = _mean_metric(test, lambda r, n=name: n)
-    row["oracle (none, bm25, recency, contriever)"] = sum(
-        max(r["utilities"][n]["metric"] for n in base) for r in test
-    ) / len(test)
-
-    # RSPG: selectors distilled from the train utilities; their test choices scored.
-    for mode in ("pre", "post"):
-        selector = fit_selector(
-            train,
-            str(encoder),
-            work / f"rspg_{mode}",
-            mode=mode,
-            temperature=0.1,
-            max_epochs=args.selector_epochs,
-            lr=5e-4,
-            max_length=96,
-            seed=seed,
-            batch_size=16,
+        self.rng = random.Random(seed)
+        words = sorted(
+            {
+                "".join(self.rng.choice("bdfgklmnprstvz") + self.rng.choice("aeiou") for _ in range(3))
+                for _ in range(topics * per_topic * 3)
+            }
         )
-        chosen = selector.choose([{"id": r["id"], "input": r["input"], "items": r["items"]} for r in test])
-        row[f"RSPG-{mode.capitalize()}"] = _mean_metric(test, lambda r, c=chosen: c[r["id"]])
+        self.rng.shuffle(words)
+        self.topics = [words[i * per_topic : (i + 1) * per_topic] for i in range(topics)]
+        self.filler = words[topics * per_topic : topics * per_topic + 30]
+        self.template = INPUTS["LaMP_2"].replace("{labels}", ", ".join(get_task("LaMP_2").labels or ()))
 
-    # Per-user PEFT without retrieval: one stage, then two (task adapter first).
-    overrides = ["--data.k", "0", "--data.retrieval.retriever", "none"]
-    lora = {"r": 4, "alpha": 8, "lr": 5e-3, "overrides": overrides}
-    task_adapter = fit_task_adapter([str(config)], work / "task_adapter", ckpt, epochs=1, **lora)
-    for name, init in (("one-stage", None), ("two-stage", task_adapter["adapter"])):
-        out = work / f"users_{name}"
-        fit_users([str(config)], out, ckpt, epochs=args.user_epochs, min_profile=4, init_adapter=init, **lora)
-        metrics = test_users([str(config)], out, ckpt, overrides=overrides)
-        row[f"per-user LoRA, {name} (k=0)"] = metrics["test/accuracy"]
-    return row
+    def text(self, topic: int) -> str:
+        words = self.rng.sample(self.topics[topic], 5) + [self.rng.choice(self.filler)]
+        self.rng.shuffle(words)
+        return " ".join(words)
+
+    def question(self, qid: str, user: str, text: str, profile: list[dict]) -> dict:
+        return {"id": qid, "user_id": user, "input": self.template.format(text=text), "profile": profile}
 
 
-def main_cli(argv: list[str] | None = None) -> int:
+def write_split(folder: Path, split: str, records: list[dict], golds: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{split}_questions.json").write_text(json.dumps(records))
+    outputs = {"task": "LaMP_2", "golds": [{"id": r["id"], "output": golds[r["id"]]} for r in records]}
+    (folder / f"{split}_outputs.json").write_text(json.dumps(outputs))
+
+
+def copy_data(world: World, dest: Path, questions: int) -> None:
+    """The generator's data: the gold is the tag of both profile items (see the module docstring)."""
+    rng, day = world.rng, datetime.date(2015, 1, 1)
+    for split, n in (("train", questions), ("dev", questions // 10), ("test", questions // 10)):
+        records, golds = [], {}
+        for i in range(n):
+            tag, uid = rng.choice(TAGS), f"c{split}{i:05d}"
+            items = [
+                {
+                    "id": f"{uid}-{j}",
+                    "description": world.text(rng.randrange(len(world.topics))),
+                    "tag": tag,
+                    "date": (day + datetime.timedelta(days=j)).isoformat(),
+                }
+                for j in range(2)
+            ]
+            text = world.text(rng.randrange(len(world.topics)))
+            records.append(world.question(f"{uid}q", uid, f"{CUE} {text}" if rng.random() < 0.5 else text, items))
+            golds[records[-1]["id"]] = tag
+        write_split(dest / "LaMP_2", split, records, golds)
+
+
+def planted_data(world: World, dest: Path, users: int, questions: int, recent: int) -> dict[str, str]:
+    """The methods' data (see the module docstring); returns each test question's gold."""
+    rng, day = world.rng, datetime.date(2015, 1, 1)
+    shared = [rng.choice(TAGS) for _ in world.topics]
+    splits: dict[str, tuple[list[dict], dict[str, str]]] = {s: ([], {}) for s in ("train", "dev", "test")}
+    for u in range(users):
+        kind = "r" if u % 2 == 0 else "t"  # recent / topical: the user id names the kind
+        uid = f"{kind}{u:03d}"
+        mapping = [tag if rng.random() < 0.5 else rng.choice(TAGS) for tag in shared]
+        special = rng.choice([t for t in TAGS if t not in mapping])
+        size = rng.randint(10, 12)
+        profile = []
+        for j in range(size):
+            topic = rng.randrange(len(world.topics))
+            tag = special if kind == "r" and j >= size - recent else mapping[topic]
+            date = (day + datetime.timedelta(days=3 * j)).isoformat()
+            profile.append({"id": f"{uid}-{j:02d}", "description": world.text(topic), "tag": tag, "date": date})
+        split = "train" if u < 0.6 * users else "dev" if u < 0.8 * users else "test"
+        for q in range(questions):
+            topic = rng.randrange(len(world.topics))
+            text = f"{CUE} {world.text(topic)}" if kind == "r" else world.text(topic)
+            record = world.question(f"{uid}q{q}", uid, text, profile)
+            splits[split][0].append(record)
+            splits[split][1][record["id"]] = special if kind == "r" else mapping[topic]
+    for split, (records, golds) in splits.items():
+        write_split(dest / "LaMP_2", split, records, golds)
+    test, golds = splits["test"]
+    for name, keep in (("right", True), ("wrong", False)):  # the generator check's test splits
+        kept = [{**r, "profile": [i for i in r["profile"] if (i["tag"] == golds[r["id"]]) == keep]} for r in test]
+        write_split(dest.parent / f"check_{name}" / "LaMP_2", "test", [r for r in kept if r["profile"]], golds)
+    return golds
+
+
+CONFIG = """\
+seed_everything: {seed}
+trainer: {{accelerator: cpu, devices: 1, max_epochs: {epochs}, enable_progress_bar: false,
+          enable_model_summary: false, log_every_n_steps: 10}}
+model: {{model_name_or_path: {t5}, lr: {lr}, warmup_ratio: 0.05, num_beams: 1, max_new_tokens: 6}}
+data:
+  task: LaMP_2
+  data_dir: {work}/planted
+  cache_dir: {work}/cache
+  tokenizer: {t5}
+  k: 1
+  max_input_length: 128
+  max_target_length: 6
+  batch_size: 32
+  retrieval: {{retriever: bm25, encoder: {minilm}, encoder_max_length: 64, k_max: 12}}
+"""
+
+
+def lamp(command: str, log: Path) -> str:
+    """Run one `lamp-pl` command line in this process (logged to `log`); its standard output."""
+    from lamp_pl.cli import main
+
+    with log.open("a") as file:
+        file.write(f"lamp-pl {command}\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(shlex.split(command))
+    if code not in (0, None):
+        raise SystemExit(f"lamp-pl {command}: exit status {code}")
+    return out.getvalue()
+
+
+def printed_json(text: str) -> dict:
+    """The JSON object a command printed."""
+    return json.JSONDecoder().raw_decode(text[text.index("{") :])[0]
+
+
+def printed_path(text: str) -> Path:
+    """The path a command printed (its last line)."""
+    return Path(text.strip().splitlines()[-1])
+
+
+def predictions(root: Path) -> dict[str, str]:
+    """The newest `predictions_test.json` under a run folder, as question id -> output."""
+    path = max(root.rglob("predictions_test.json"), key=lambda p: p.stat().st_mtime)
+    return {p["id"]: p["output"] for p in json.loads(path.read_text())["golds"]}
+
+
+def utilities(path: Path, names) -> dict[str, dict[str, float]]:
+    """Per retriever of a `score-retrievers` file: question id -> its test metric."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {n: {r["id"]: float(r["utilities"][n]["metric"]) for r in records} for n in names}
+
+
+def run_seed(args, seed: int) -> dict[str, dict[str, float]]:
+    """Every row of the table for one seed: question id -> 1.0 (right) / 0.0, per row."""
+    from lamp_pl.cli.ropg_kd import best_checkpoint
+    from lamp_pl.demo.models import build_tiny_bert, build_tiny_t5, minilm_path
+
+    work = Path(args.workdir).resolve() / f"seed{seed}"
+    world = World(seed)
+    copy_data(world, work / "copy", args.copy_questions)
+    golds = planted_data(world, work / "planted", args.users, args.questions, args.recent)
+    corpus = [world.template, 'the tag for the movie: "" is ""', *TAGS, *world.filler]
+    corpus += [" ".join(words) for words in world.topics] * 20
+    t5 = build_tiny_t5(work / "t5", corpus, vocab_size=600, d_model=args.d_model, seed=seed)
+    bert = build_tiny_bert(work / "bert", [re.sub(r"[^a-z0-9]", " ", t.lower()) for t in corpus], seed=seed)
+    config = work / "config.yaml"
+    config.write_text(CONFIG.format(seed=seed, epochs=args.epochs, lr=args.lr, t5=t5, work=work, minilm=minilm_path()))
+    log, rows = work / "commands.txt", {}
+    log.write_text("")
+
+    def run(command: str) -> str:
+        return lamp(command, log)
+
+    if not list((work / "generator").rglob("last*.ckpt")):
+        run(
+            f"fit --config {config} --data.data_dir {work}/copy --data.retrieval.retriever random "
+            f"--trainer.default_root_dir {work}/generator"
+        )
+    ckpt = best_checkpoint(work / "generator")
+    cfg = f"--config {config} --ckpt_path {ckpt}"
+
+    def right(outputs: dict[str, str]) -> dict[str, float]:
+        return {qid: float(outputs[qid].strip() == gold) for qid, gold in golds.items() if qid in outputs}
+
+    def test(name: str, options: str) -> None:
+        root = work / "test" / re.sub(r"[^a-z0-9]+", "_", name.lower())
+        run(f"test {cfg} --trainer.default_root_dir {root} {options}")
+        rows[name] = right(predictions(root))
+
+    for name in ("right", "wrong"):
+        test(
+            f"check: a planted {name} item (k=1)",
+            f"--data.data_dir {work}/check_{name} --data.retrieval.retriever random",
+        )
+
+    def scored(name: str, pool: dict, split: str) -> Path:
+        (work / f"{name}.json").write_text(json.dumps(pool))
+        return printed_path(run(f"score-retrievers {cfg} --pool {work}/{name}.json --split {split} --progress false"))
+
+    train, test_path = scored("pool", POOL, "train"), scored("pool", POOL, "test")
+    rows.update(utilities(test_path, POOL))
+    rows["oracle (best of the 4 per question)"] = {q: max(rows[n][q] for n in POOL) for q in rows["none"]}
+    shares: dict[str, float] = {}
+    for mode in ("Pre", "Post"):
+        out = work / f"rspg_{mode.lower()}"
+        run(
+            f"fit-selector --train {train} --encoder {bert} --out_dir {out} --mode {mode.lower()} --temperature 0.1 "
+            f"--max_epochs {args.selector_epochs} --lr {args.selector_lr} --max_length 128 --seed {seed}"
+        )
+        report = printed_json(
+            run(
+                f"select {cfg} --selector {out}/selector.ckpt "
+                f"--pool {work}/pool.json --out {out}/choices.json --utilities {test_path}"
+            )
+        )
+        shares.update({f"RSPG-{mode} {n}": share for n, share in report["chosen_share"].items()})
+        test(f"RSPG-{mode}", f"--data.retrieval.retriever selected --data.retrieval.selector {out}/choices.json")
+
+    items = printed_path(
+        run(
+            f"score-items {cfg} --candidates 12 --split train --data.retrieval.retriever contriever "
+            f"--data.retrieval.encoder {bert} --progress false"
+        )
+    )
+    learned = {"dense (tiny BERT, untrained)": {"retriever": "contriever", "encoder": str(bert)}}
+    for method, command in (("KD", "fit-retriever"), ("RL", "fit-retriever-rl --k 1 --samples 4")):
+        encoder = printed_path(
+            run(
+                f"{command} --train_utilities {items} --encoder {bert} --out_dir {work}/ropg_{method.lower()} "
+                f"--max_epochs {args.retriever_epochs} --lr {args.retriever_lr} --batch_size 8 --max_length 64 "
+                f"--seed {seed} --trainer '{{\"enable_progress_bar\": false}}'"
+            )
+        )
+        learned[f"ROPG-{method} (tiny BERT)"] = {"retriever": "contriever", "encoder": str(encoder)}
+    rows.update(utilities(scored("learned", learned, "test"), learned))
+
+    k0 = "--data.k 0 --data.retrieval.retriever none"
+    peft = f"{cfg} --epochs {args.user_epochs} --lr {args.user_lr} --r 8 --alpha 16 --seed {seed}"
+    task = printed_json(run(f"fit-task-adapter {peft} --out {work}/peft_task {k0}"))["adapter"]
+    stages = {
+        "task adapter only": f"--init_adapter {task} --min_profile 100000",
+        "one-stage": "",
+        "two-stage": f"--init_adapter {task}",
+    }
+    for name, extra in stages.items():
+        out = work / f"peft_{name.split()[0]}"
+        run(f"fit-users {peft} --out {out} --split test {extra} {k0}")
+        for label, data in (("k=0", k0), ("bm25, k=1", "--data.retrieval.retriever bm25")):
+            folder = out / re.sub(r"[^a-z0-9]+", "_", label)
+            run(f"test-users {cfg} --user_adapters {out} --out {folder} {data}")
+            rows[f"per-user LoRA, {name} ({label})"] = right(predictions(folder))
+    rows["_shares"] = shares
+    return rows
+
+
+def kinds(row: dict[str, float]) -> list[float]:
+    """A row's accuracy overall, on topical users and on recent users."""
+    topical = [v for q, v in row.items() if q.startswith("t")]
+    recent = [v for q, v in row.items() if q.startswith("r")]
+    return [statistics.mean(v) if v else float("nan") for v in (list(row.values()), topical, recent)]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--users", type=int, default=40)
-    parser.add_argument("--questions", type=int, default=3)
-    parser.add_argument("--recent", type=int, default=3)
-    parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--retriever_epochs", type=int, default=2)
-    parser.add_argument("--selector_epochs", type=int, default=6)
-    parser.add_argument("--user_epochs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--users", type=int, default=60, help="planted users (60/20/20 train/dev/test)")
+    parser.add_argument("--questions", type=int, default=4, help="questions per planted user")
+    parser.add_argument("--recent", type=int, default=2, help="newest items carrying a recent user's tag")
+    parser.add_argument("--copy_questions", type=int, default=1500, help="generator training questions")
+    parser.add_argument("--d_model", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=8, help="generator epochs")
+    parser.add_argument("--lr", type=float, default=5e-3, help="generator learning rate")
+    parser.add_argument("--retriever_epochs", type=int, default=8)
+    parser.add_argument("--retriever_lr", type=float, default=1e-3)
+    parser.add_argument("--selector_epochs", type=int, default=20)
+    parser.add_argument("--selector_lr", type=float, default=1e-3)
+    parser.add_argument("--user_epochs", type=int, default=10)
+    parser.add_argument("--user_lr", type=float, default=5e-3)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", default="runs/methods_proof")
     args = parser.parse_args(argv)
-    start, rows = time.perf_counter(), {}
+    import torch
+
+    torch.set_num_threads(args.threads)
+    start, per_seed = time.perf_counter(), {}
     for seed in args.seeds:
-        rows[seed] = run_seed(args, seed)
-        print(json.dumps({"seed": seed, **rows[seed]}), flush=True)
-    names = list(next(iter(rows.values())))
-    print(f"\n| method (test accuracy of the tiny generator, {len(rows)} seeds) | mean | spread (min - max) |")
-    print("|---|---|---|")
-    for name in names:
-        values = [rows[s][name] for s in rows]
-        print(f"| {name} | {statistics.mean(values):.3f} | {min(values):.3f} - {max(values):.3f} |")
+        began = time.perf_counter()
+        per_seed[seed] = run_seed(args, seed)
+        print(f"seed {seed}: {time.perf_counter() - began:.0f} s", flush=True)
     seconds = round(time.perf_counter() - start, 1)
-    print(f"\n{seconds} s for {len(rows)} seeds")
+    names = [n for n in per_seed[args.seeds[0]] if n != "_shares"]
+    table = {n: [kinds(per_seed[s][n]) for s in args.seeds] for n in names}
+    print(
+        f"\n| row (test accuracy; mean over {len(args.seeds)} seeds, min - max) | all | topical users | recent users |"
+    )
+    print("|---|---|---|---|")
+    for name, values in table.items():
+        cells = [f"{statistics.mean(c):.2f} ({min(c):.2f} - {max(c):.2f})" for c in zip(*values)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    shares = {
+        k: statistics.mean(per_seed[s]["_shares"][k] for s in args.seeds) for k in per_seed[args.seeds[0]]["_shares"]
+    }
+    print("\nchosen share (mean over seeds): " + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
+    questions = len(per_seed[args.seeds[0]]["none"])
+    print(f"\n{questions} test questions per seed; {seconds} s for {len(args.seeds)} seeds")
     Path(args.workdir, "table.json").write_text(
-        json.dumps({"rows": rows, "seconds": seconds, "args": vars(args)}, indent=1)
+        json.dumps({"table": table, "shares": shares, "seconds": seconds, "args": vars(args)}, indent=1)
     )
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main_cli())
+    raise SystemExit(main())

@@ -120,10 +120,19 @@ def fit_selector(
     return Path(out_dir) / "selector.ckpt"
 
 
-def select(data: LaMPDataModule, selector: Path, pool: str, out: Path, split: str = "test") -> Path:
+def select(
+    data: LaMPDataModule,
+    selector: Path,
+    pool: str,
+    out: Path,
+    split: str = "test",
+    utilities: Path | None = None,
+) -> Path | dict:
     """Write each question's selected retriever for `retrieval.retriever: selected`.
 
-    The file written is the choices file that `retrieval.selector` names.
+    The file written is the choices file that `retrieval.selector` names. With `utilities`, the
+    command also prints how often each retriever was chosen and the selector's mean utility
+    beside each single retriever's and the oracle's (the best retriever per question).
 
     Args:
         data: The config's data section: its retrieval settings are the base every pool member
@@ -133,11 +142,18 @@ def select(data: LaMPDataModule, selector: Path, pool: str, out: Path, split: st
             (the pool the selector was trained on).
         out: The choices JSON file to write.
         split: Whose questions get a retriever.
+        utilities: The `lamp-pl score-retrievers` file of the same split and pool, for the report.
     """
     from lamp_pl.learned.selector import SelectorModule, select_retrievers
+    from lamp_pl.learned.utilities import load_retriever_utilities
+    from lamp_pl.retrieval.selected import read_choices, selection_report
 
     module = SelectorModule.load_from_checkpoint(selector, map_location="cpu")
-    return select_retrievers(module, data, parse_pool(pool) or {}, split, out)
+    written = select_retrievers(module, data, parse_pool(pool) or {}, split, out)
+    if utilities is None:
+        return written
+    report = selection_report(read_choices(written)["choices"], load_retriever_utilities(utilities))
+    return {"choices": str(written), **report}
 
 
 __all__ = ["fit_selector", "parse_pool", "score_retrievers", "select"]

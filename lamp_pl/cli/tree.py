@@ -82,6 +82,10 @@ COMMANDS.update(
             "lamp_pl.learned.distill:fit_retriever",
             "Train the encoder on generator utilities (ROPG-KD) and save it for `retrieval.encoder`.",
         ),
+        "fit-retriever-rl": Command(
+            "lamp_pl.learned.rl:fit_retriever_rl",
+            "Train the encoder by policy gradient (ROPG-RL) and save it for `retrieval.encoder`.",
+        ),
         "ropg-kd": Command(
             "lamp_pl.cli.ropg_kd:run",
             "Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.",

@@ -160,6 +160,18 @@ class UtilityDataModule(L.LightningDataModule):
         return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
 
 
+def check_inputs(encoder: str, train_utilities: str | Path, val_utilities: str | Path | None) -> None:
+    """Resolve the encoder and check the utilities files exist, before any training.
+
+    Raises:
+        MissingDataError: a utilities file is missing (or the encoder cannot be resolved).
+    """
+    resolve(encoder, "encoder", ["config.json"])
+    for path in (train_utilities, val_utilities):
+        if path is not None and not Path(path).is_file():
+            raise MissingDataError(f"{path}: no such utilities file (write it with `lamp-pl score-items`)")
+
+
 def fit_retriever(
     train_utilities: str | Path,
     encoder: str,
@@ -204,10 +216,7 @@ def fit_retriever(
     Returns:
         The saved encoder folder.
     """
-    resolve(encoder, "encoder", ["config.json"])
-    for path in (train_utilities, val_utilities):
-        if path is not None and not Path(path).is_file():
-            raise MissingDataError(f"{path}: no such utilities file (write it with `lamp-pl score-items`)")
+    check_inputs(encoder, train_utilities, val_utilities)
     L.seed_everything(seed, workers=True, verbose=False)
     module = RetrieverModule(
         encoder,
@@ -242,4 +251,11 @@ def fit_retriever(
     return folder
 
 
-__all__ = ["StridedShuffleSampler", "UtilityDataModule", "UtilityDataset", "collate_utilities", "fit_retriever"]
+__all__ = [
+    "StridedShuffleSampler",
+    "UtilityDataModule",
+    "UtilityDataset",
+    "check_inputs",
+    "collate_utilities",
+    "fit_retriever",
+]

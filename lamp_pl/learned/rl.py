@@ -114,13 +114,36 @@ def fit_retriever_rl(
     seed: int = 0,
     trainer: dict[str, Any] | None = None,
 ) -> Path:
-    """Train the encoder by ROPG-RL on `score_items` rewards; save it to ``<out_dir>/encoder``.
+    """Train the encoder by policy gradient (ROPG-RL) and save it for `retrieval.encoder`.
 
-    The arguments are `fit_retriever`'s plus `k` and `samples` (see `RLRetrieverModule`);
-    `use_metric` rewards the task metric instead of the log-likelihood.
+    Args:
+        train_utilities: ``utilities.jsonl`` from `score_items` on the training split (the rewards).
+        encoder: The encoder to start from (the retrieval config's `encoder`).
+        out_dir: Run folder; the trained encoder goes to ``<out_dir>/encoder``.
+        val_utilities: ``utilities.jsonl`` of dev, for validation NDCG (optional).
+        batch_size: Questions per batch and device.
+        max_epochs: Passes over the training questions.
+        lr: AdamW learning rate of the encoder.
+        k: Items per drawn set (the generator's k).
+        samples: Sets drawn per question and step (their mean reward is the baseline).
+        temperature: Softmax temperature of the retriever's scores (the policy).
+        utility_temperature: Softmax temperature of the rewards for the validation NDCG target.
+        warmup_ratio: Fraction of the steps spent warming the learning rate up linearly.
+        max_length: Most tokens per encoded query or item.
+        normalize: L2-normalise the embeddings (as `retrieval.normalize`; keep them equal).
+        use_metric: Reward the task metric of the generator's output (``score_items(with_metric=True)``)
+            instead of its log-likelihood of the gold.
+        dropout: Keep the encoder's dropout on while training (off: deterministic steps).
+        group_by_user: Keep each user's questions together in batches (see `UtilityDataModule`).
+        seed: Seed of the training order, the draws and the run.
+        trainer: Extra `lightning.Trainer` arguments, e.g. `{accelerator: gpu, devices: 2}`.
+
+    Returns:
+        The saved encoder folder.
     """
-    from lamp_pl.learned.distill import UtilityDataModule
+    from lamp_pl.learned.distill import UtilityDataModule, check_inputs
 
+    check_inputs(encoder, train_utilities, val_utilities)
     L.seed_everything(seed, workers=True, verbose=False)
     module = RLRetrieverModule(
         encoder,
