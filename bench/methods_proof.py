@@ -204,8 +204,8 @@ def run_seed(args, seed: int) -> dict[str, dict[str, float]]:
     world = World(seed)
     copy_data(world, work / "copy", args.copy_questions)
     golds = planted_data(world, work / "planted", args.users, args.questions, args.recent)
-    corpus = [world.template, 'the tag for the movie: "" is ""', *TAGS, *world.filler]
-    corpus += [" ".join(words) for words in world.topics] * 20
+    corpus = [world.template.format(text=CUE), 'the tag for the movie: "" is ""', *TAGS, " ".join(world.filler)]
+    corpus = corpus * 20 + [" ".join(words) for words in world.topics] * 20
     t5 = build_tiny_t5(work / "t5", corpus, vocab_size=600, d_model=args.d_model, seed=seed)
     bert = build_tiny_bert(work / "bert", [re.sub(r"[^a-z0-9]", " ", t.lower()) for t in corpus], seed=seed)
     config = work / "config.yaml"

@@ -9,21 +9,12 @@ import statistics
 from pathlib import Path
 
 import pytest
-import torch
 
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
 from lamp_pl.learned.selector import fit_selector
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _words(tiny_bert: Path) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from lamp_pl.learned.distill import UtilityDataModule, check_inputs, train_encoder
 from lamp_pl.learned.retriever_module import RetrieverModule, ndcg, target_distribution
 
 
@@ -141,8 +142,6 @@ def fit_retriever_rl(
     Returns:
         The saved encoder folder.
     """
-    from lamp_pl.learned.distill import UtilityDataModule, check_inputs
-
     check_inputs(encoder, train_utilities, val_utilities)
     L.seed_everything(seed, workers=True, verbose=False)
     module = RLRetrieverModule(
@@ -160,24 +159,7 @@ def fit_retriever_rl(
     data = UtilityDataModule(
         str(train_utilities), str(val_utilities) if val_utilities else None, batch_size, use_metric, seed, group_by_user
     )
-    options = {
-        "max_epochs": max_epochs,
-        "default_root_dir": str(out_dir),
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_model_summary": False,
-        "use_distributed_sampler": False,
-        "accelerator": "cpu",
-        "devices": 1,
-        **(trainer or {}),
-    }
-    fitter = L.Trainer(**options)
-    fitter.fit(module, datamodule=data)
-    folder = Path(out_dir) / "encoder"
-    if fitter.is_global_zero:
-        module.save_encoder(folder)
-    fitter.strategy.barrier()
-    return folder
+    return train_encoder(module, data, out_dir, max_epochs, trainer)
 
 
 __all__ = ["RLRetrieverModule", "fit_retriever_rl", "policy_gradient_loss", "sample_sets", "set_log_prob"]

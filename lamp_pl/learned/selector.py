@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from lamp_pl.learned.distill import quiet_trainer
 from lamp_pl.learned.retriever_module import kl_to_target
 from lamp_pl.optim import adamw_with_linear_warmup
 from lamp_pl.retrieval.encoder import mean_pooling
@@ -162,18 +163,7 @@ def fit_selector(
         collate_fn=_collate,
         generator=generator,
     )
-    options = {
-        "max_epochs": max_epochs,
-        "default_root_dir": str(out_dir),
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_model_summary": False,
-        "enable_progress_bar": False,
-        "accelerator": "cpu",
-        "devices": 1,
-        **(trainer or {}),
-    }
-    fitter = L.Trainer(**options)
+    fitter = quiet_trainer(out_dir, max_epochs, trainer, enable_progress_bar=False)
     fitter.fit(module, train_dataloaders=loader)
     fitter.save_checkpoint(Path(out_dir) / "selector.ckpt")
     return module
