@@ -55,17 +55,20 @@ class World:
     """Topic words and filler words (made-up syllable words) that descriptions are drawn from."""
 
     def __init__(self, seed: int, topics: int = 6, per_topic: int = 10) -> None:
+        """One vocabulary for every seed (so one tokenizer and one generator serve them all);
+        `seed` seeds what is drawn from it."""
         from lamp_pl.data.synthetic import INPUTS
         from lamp_pl.tasks import get_task
 
-        self.rng = random.Random(seed)
+        rng = random.Random(0)
         words = sorted(
             {
-                "".join(self.rng.choice("bdfgklmnprstvz") + self.rng.choice("aeiou") for _ in range(3))
+                "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
                 for _ in range(topics * per_topic * 3)
             }
         )
-        self.rng.shuffle(words)
+        rng.shuffle(words)
+        self.rng = random.Random(seed)
         self.topics = [words[i * per_topic : (i + 1) * per_topic] for i in range(topics)]
         self.filler = words[topics * per_topic : topics * per_topic + 30]
         self.template = INPUTS["LaMP_2"].replace("{labels}", ", ".join(get_task("LaMP_2").labels or ()))
@@ -137,7 +140,8 @@ def planted_data(world: World, dest: Path, users: int, questions: int, recent: i
     test, golds = splits["test"]
     for name, keep in (("right", True), ("wrong", False)):  # the generator check's test splits
         kept = [{**r, "profile": [i for i in r["profile"] if (i["tag"] == golds[r["id"]]) == keep]} for r in test]
-        write_split(dest.parent / f"check_{name}" / "LaMP_2", "test", [r for r in kept if r["profile"]], golds)
+        for split in ("dev", "test"):  # `test` reads the dev split's files too
+            write_split(dest.parent / f"check_{name}" / "LaMP_2", split, [r for r in kept if r["profile"]], golds)
     return golds
 
 
@@ -152,9 +156,11 @@ data:
   cache_dir: {work}/cache
   tokenizer: {t5}
   k: 1
-  max_input_length: 128
+  max_input_length: 256
   max_target_length: 6
   batch_size: 32
+  val_split: dev
+  test_split: test
   retrieval: {{retriever: bm25, encoder: {minilm}, encoder_max_length: 64, k_max: 12}}
 """
 
@@ -195,19 +201,35 @@ def utilities(path: Path, names) -> dict[str, dict[str, float]]:
     return {n: {r["id"]: float(r["utilities"][n]["metric"]) for r in records} for n in names}
 
 
-def run_seed(args, seed: int) -> dict[str, dict[str, float]]:
-    """Every row of the table for one seed: question id -> 1.0 (right) / 0.0, per row."""
+def generator(args) -> tuple[Path, Path, Path]:
+    """The tiny T5 folder, the fitted copy generator's checkpoint, and the tiny BERT folder (all
+    seeds share them: the generator is fitted once, on the copy data)."""
     from lamp_pl.cli.ropg_kd import best_checkpoint
-    from lamp_pl.demo.models import build_tiny_bert, build_tiny_t5, minilm_path
+    from lamp_pl.demo.models import build_tiny_bert, build_tiny_t5
 
-    work = Path(args.workdir).resolve() / f"seed{seed}"
-    world = World(seed)
-    copy_data(world, work / "copy", args.copy_questions)
-    golds = planted_data(world, work / "planted", args.users, args.questions, args.recent)
+    work, world = Path(args.workdir).resolve() / "generator", World(0)
     corpus = [world.template.format(text=CUE), 'the tag for the movie: "" is ""', *TAGS, " ".join(world.filler)]
     corpus = corpus * 20 + [" ".join(words) for words in world.topics] * 20
-    t5 = build_tiny_t5(work / "t5", corpus, vocab_size=600, d_model=args.d_model, seed=seed)
-    bert = build_tiny_bert(work / "bert", [re.sub(r"[^a-z0-9]", " ", t.lower()) for t in corpus], seed=seed)
+    t5 = build_tiny_t5(work / "t5", corpus, vocab_size=600, d_model=args.d_model, seed=0)
+    bert = build_tiny_bert(work / "bert", [re.sub(r"[^a-z0-9]", " ", t.lower()) for t in corpus], seed=0)
+    if not list((work / "run").rglob("last*.ckpt")):
+        copy_data(world, work / "copy", args.copy_questions)
+        config = work / "config.yaml"
+        config.write_text(CONFIG.format(seed=0, epochs=args.epochs, lr=args.lr, t5=t5, work=work, minilm=t5))
+        lamp(
+            f"fit --config {config} --data.data_dir {work}/copy --data.retrieval.retriever random "
+            f"--trainer.default_root_dir {work}/run",
+            work / "commands.txt",
+        )
+    return t5, best_checkpoint(work / "run"), bert
+
+
+def run_seed(args, seed: int, t5: Path, ckpt: Path, bert: Path) -> dict[str, dict[str, float]]:
+    """Every row of the table for one seed: question id -> 1.0 (right) / 0.0, per row."""
+    from lamp_pl.demo.models import minilm_path
+
+    work = Path(args.workdir).resolve() / f"seed{seed}"
+    golds = planted_data(World(seed), work / "planted", args.users, args.questions, args.recent)
     config = work / "config.yaml"
     config.write_text(CONFIG.format(seed=seed, epochs=args.epochs, lr=args.lr, t5=t5, work=work, minilm=minilm_path()))
     log, rows = work / "commands.txt", {}
@@ -216,12 +238,6 @@ def run_seed(args, seed: int) -> dict[str, dict[str, float]]:
     def run(command: str) -> str:
         return lamp(command, log)
 
-    if not list((work / "generator").rglob("last*.ckpt")):
-        run(
-            f"fit --config {config} --data.data_dir {work}/copy --data.retrieval.retriever random "
-            f"--trainer.default_root_dir {work}/generator"
-        )
-    ckpt = best_checkpoint(work / "generator")
     cfg = f"--config {config} --ckpt_path {ckpt}"
 
     def right(outputs: dict[str, str]) -> dict[str, float]:
@@ -288,7 +304,7 @@ def run_seed(args, seed: int) -> dict[str, dict[str, float]]:
         "two-stage": f"--init_adapter {task}",
     }
     for name, extra in stages.items():
-        out = work / f"peft_{name.split()[0]}"
+        out = work / ("users_" + re.sub(r"[^a-z0-9]+", "_", name))
         run(f"fit-users {peft} --out {out} --split test {extra} {k0}")
         for label, data in (("k=0", k0), ("bm25, k=1", "--data.retrieval.retriever bm25")):
             folder = out / re.sub(r"[^a-z0-9]+", "_", label)
@@ -308,17 +324,17 @@ def kinds(row: dict[str, float]) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--users", type=int, default=60, help="planted users (60/20/20 train/dev/test)")
+    parser.add_argument("--users", type=int, default=48, help="planted users (60/20/20 train/dev/test)")
     parser.add_argument("--questions", type=int, default=4, help="questions per planted user")
     parser.add_argument("--recent", type=int, default=2, help="newest items carrying a recent user's tag")
     parser.add_argument("--copy_questions", type=int, default=1500, help="generator training questions")
     parser.add_argument("--d_model", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=8, help="generator epochs")
+    parser.add_argument("--epochs", type=int, default=5, help="generator epochs")
     parser.add_argument("--lr", type=float, default=5e-3, help="generator learning rate")
-    parser.add_argument("--retriever_epochs", type=int, default=8)
-    parser.add_argument("--retriever_lr", type=float, default=1e-3)
-    parser.add_argument("--selector_epochs", type=int, default=20)
-    parser.add_argument("--selector_lr", type=float, default=1e-3)
+    parser.add_argument("--retriever_epochs", type=int, default=10)
+    parser.add_argument("--retriever_lr", type=float, default=2e-3)
+    parser.add_argument("--selector_epochs", type=int, default=30)
+    parser.add_argument("--selector_lr", type=float, default=3e-3)
     parser.add_argument("--user_epochs", type=int, default=10)
     parser.add_argument("--user_lr", type=float, default=5e-3)
     parser.add_argument("--threads", type=int, default=1)
@@ -328,9 +344,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     start, per_seed = time.perf_counter(), {}
+    t5, ckpt, bert = generator(args)
+    print(f"generator: {time.perf_counter() - start:.0f} s", flush=True)
     for seed in args.seeds:
         began = time.perf_counter()
-        per_seed[seed] = run_seed(args, seed)
+        per_seed[seed] = run_seed(args, seed, t5, ckpt, bert)
         print(f"seed {seed}: {time.perf_counter() - began:.0f} s", flush=True)
     seconds = round(time.perf_counter() - start, 1)
     names = [n for n in per_seed[args.seeds[0]] if n != "_shares"]

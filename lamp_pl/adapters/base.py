@@ -130,4 +130,4 @@ def train_lora(
             loss.backward()
             optimizer.step()
     peft_model.eval()
-    return float(loss)
+    return float(loss.detach())

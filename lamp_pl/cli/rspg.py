@@ -125,7 +125,7 @@ def select(
     selector: Path,
     pool: str,
     out: Path,
-    split: str = "test",
+    split: list[str] | None = None,
     utilities: Path | None = None,
 ) -> Path | dict:
     """Write each question's selected retriever for `retrieval.retriever: selected`.
@@ -141,7 +141,8 @@ def select(
         pool: JSON text or a JSON file mapping each retriever's name to its retrieval overrides
             (the pool the selector was trained on).
         out: The choices JSON file to write.
-        split: Whose questions get a retriever.
+        split: Whose questions get a retriever (default: every split of the data section that
+            has files, so that `fit` and `test` with `retriever: selected` find each question's).
         utilities: The `lamp-pl score-retrievers` file of the same split and pool, for the report.
     """
     from lamp_pl.learned.selector import SelectorModule, select_retrievers

@@ -11,6 +11,7 @@ scores). At test time the argmax is each question's choice, written as a choices
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,14 +191,30 @@ def selection_records(datamodule, pool: dict[str, dict], split: str) -> list[dic
     return [{"id": q.id, "input": q.input, "items": {n: items[n][j] for n in items}} for j, q in enumerate(questions)]
 
 
-def select_retrievers(module: SelectorModule, datamodule, pool: dict[str, dict], split: str, out: str | Path) -> Path:
-    """Write the choices file of `split` (each question's argmax retriever) for ``retriever: selected``."""
+def select_retrievers(
+    module: SelectorModule, datamodule, pool: dict[str, dict], split: str | list[str] | None, out: str | Path
+) -> Path:
+    """Write the choices file of one or more splits (each question's argmax retriever) for
+    ``retriever: selected``. `fit` and `test` need a choice for every question of every split
+    the data section names, which is what ``split=None`` gives (the splits that have files)."""
+    from lamp_pl.data.lamp import split_files
     from lamp_pl.retrieval.selected import write_choices
 
     if sorted(pool) != module.pool:
         raise ValueError(f"the pool {sorted(pool)} differs from the selector's {module.pool}")
-    choices = module.choose(selection_records(datamodule, pool, split))
-    return write_choices(out, pool, choices, {"mode": module.mode, "split": split})
+    if split is None:
+        datamodule.write_synthetic_data()
+        splits = []
+        for name in datamodule.splits_for(None):
+            with contextlib.suppress(FileNotFoundError):
+                split_files(datamodule.data_dir, datamodule.task, name)
+                splits.append(name)
+    else:
+        splits = [split] if isinstance(split, str) else list(split)
+    choices: dict[str, str] = {}
+    for name in splits:
+        choices.update(module.choose(selection_records(datamodule, pool, name)))
+    return write_choices(out, pool, choices, {"mode": module.mode, "splits": splits})
 
 
 __all__ = [

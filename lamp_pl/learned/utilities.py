@@ -28,7 +28,7 @@ from lamp_pl.retrieval import load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.results import results_fingerprint
 from lamp_pl.retrieval.selected import member_config
 
-RETRIEVER_UTILITIES_FORMAT = 1
+RETRIEVER_UTILITIES_FORMAT = 2  # 2: generated outputs truncate the prompt as the data module does
 DEFAULT_POOL: dict[str, dict] = {
     "none": {"retriever": "none"},
     "contriever": {"retriever": "contriever"},
@@ -82,7 +82,7 @@ def _score_chunk(dm, generator, questions, retrieved: dict[str, list], batch_siz
         outs = [
             g
             for s in range(0, len(prompts), batch_size)
-            for g in _generate(generator, prompts[s : s + batch_size], max_new)
+            for g in _generate(generator, prompts[s : s + batch_size], max_new, dm.max_input_length)
         ]
         metrics = [example_metric(dm.task, g, t) for g, t in zip(outs, targets)]
     names, records = list(retrieved), []
