@@ -43,7 +43,9 @@ def test_fit_retriever_rl_command_writes_an_encoder_folder(tiny_bert, tmp_path, 
     assert code == 0 and folder == tmp_path / "rl" / "encoder" and (folder / "config.json").is_file()
 
     missing = tmp_path / "no-utilities.jsonl"
-    assert main(["fit-retriever-rl", "--train_utilities", str(missing), *args]) == 2
+    with pytest.raises(SystemExit) as done:
+        main(["fit-retriever-rl", "--train_utilities", str(missing), *args])
+    assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(missing) in err[0]
 
