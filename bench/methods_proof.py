@@ -348,7 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generator: {time.perf_counter() - start:.0f} s", flush=True)
     for seed in args.seeds:
         began = time.perf_counter()
-        per_seed[seed] = run_seed(args, seed, t5, ckpt, bert)
+        done = Path(args.workdir) / f"seed{seed}" / "rows.json"  # a rerun reuses finished seeds
+        if not done.is_file():
+            done.write_text(json.dumps(run_seed(args, seed, t5, ckpt, bert)))
+        per_seed[seed] = json.loads(done.read_text())
         print(f"seed {seed}: {time.perf_counter() - began:.0f} s", flush=True)
     seconds = round(time.perf_counter() - start, 1)
     names = [n for n in per_seed[args.seeds[0]] if n != "_shares"]

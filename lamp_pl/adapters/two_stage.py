@@ -89,7 +89,9 @@ def fit_task_adapter(
     dropout: float = 0.0,
     seed: int = 0,
 ) -> dict:
-    """Stage one: one LoRA on all users' training questions, saved as ``<out>/task.safetensors``.
+    """Train the task-level LoRA that two-stage per-user adapters start from.
+
+    Stage one: one LoRA on all users' training questions, saved as ``<out>/task.safetensors``.
 
     Args:
         data: The config's data section (its task, splits and lengths).

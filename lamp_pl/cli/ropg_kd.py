@@ -154,7 +154,7 @@ def run(recipe: Path, /) -> None:
 
 
 def ropg(recipe: Path, /, method: Literal["kd", "rl"] = "kd", workdir: Path | None = None) -> None:
-    """The ROPG recipe with the retriever trained by distillation or policy gradient.
+    """The ROPG recipe with the retriever trained by distillation or policy gradient (--method kd|rl).
 
     Runs the `ropg-kd` recipe with the chosen trainer and prints its comparison table.
 
