@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,3 +78,56 @@ def set_lora_state(peft_model, state: dict[str, torch.Tensor]) -> None:
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ConfigError(f"adapter state does not fit the base model: unexpected keys {unexpected[:3]}")
+
+
+def train_lora(
+    peft_model,
+    tokenizer,
+    pairs: list[tuple[str, str]],
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    max_input_length: int,
+    max_target_length: int,
+    seed: int,
+) -> float:
+    """Train the LoRA slot of `peft_model` on (input, gold) pairs with AdamW; eval mode after.
+
+    Args:
+        peft_model: The base wrapped by `add_lora_slot` (only the slot's weights are trainable).
+        tokenizer: The base's tokenizer (its pad id is masked out of the labels).
+        pairs: (input text, gold output text) training pairs.
+        epochs: Passes over `pairs`.
+        lr: AdamW learning rate.
+        batch_size: Pairs per step.
+        max_input_length: Input tokens kept.
+        max_target_length: Target tokens kept.
+        seed: Seeds the batch order of every pass.
+
+    Returns:
+        The last step's loss.
+    """
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    rng, loss = random.Random(seed), torch.tensor(0.0)
+    peft_model.train()
+    for _ in range(epochs):
+        order = list(range(len(pairs)))
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            chosen = [pairs[i] for i in order[start : start + batch_size]]
+            inputs = tokenizer(
+                [p[0] for p in chosen], truncation=True, max_length=max_input_length, padding=True, return_tensors="pt"
+            )
+            labels = tokenizer(
+                [p[1] for p in chosen], truncation=True, max_length=max_target_length, padding=True, return_tensors="pt"
+            )["input_ids"]
+            labels[labels == tokenizer.pad_token_id] = -100
+            loss = peft_model(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels
+            ).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    peft_model.eval()
+    return float(loss.detach())

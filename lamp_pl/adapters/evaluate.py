@@ -89,12 +89,19 @@ def test_users(
     metric = build_metrics(task.metric_kind, task.labels)
     size = batch_size or datamodule.eval_batch_size
     predictions, had_adapter = [], set()
+    fallback = None
+    if settings.get("init_adapter"):  # two-stage: users without their own adapter use the task adapter
+        from lamp_pl.adapters.two_stage import load_task_adapter
+
+        fallback = load_task_adapter(settings["init_adapter"]["path"], settings)
     for user, indices in sorted(by_user.items()):
         state = load_adapter(user_adapters, user)
         if state is not None:
-            set_lora_state(peft_model, state)
             had_adapter.add(user)
-        scope = contextlib.nullcontext() if state is not None else peft_model.disable_adapter()
+        weights = state if state is not None else fallback
+        if weights is not None:
+            set_lora_state(peft_model, weights)
+        scope = contextlib.nullcontext() if weights is not None else peft_model.disable_adapter()
         with scope:
             for begin in range(0, len(indices), size):
                 rows = [dataset[i] for i in indices[begin : begin + size]]

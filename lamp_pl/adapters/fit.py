@@ -8,8 +8,8 @@ progress and a rerun skips every user whose file exists.
 
 from __future__ import annotations
 
+import json
 import os
-import random
 import time
 from pathlib import Path
 
@@ -22,10 +22,12 @@ from lamp_pl.adapters.base import (
     lora_state,
     resolve_base,
     set_lora_state,
+    train_lora,
 )
 from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, is_finished, save_adapter, write_settings
-from lamp_pl.cache import stable_hash
+from lamp_pl.adapters.two_stage import init_settings, load_task_adapter
+from lamp_pl.cache import stable_hash, write_text_atomic
 from lamp_pl.data.lamp import load_split
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.errors import ConfigError
@@ -50,43 +52,6 @@ def my_users(users: list[str], shard: str) -> list[str]:
     return [u for j, u in enumerate(sorted(users)) if j % (count * world) == index * world + rank]
 
 
-def _train_one(
-    peft_model,
-    tokenizer,
-    pairs: list[tuple[str, str]],
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    max_input_length: int,
-    max_target_length: int,
-    seed: int,
-) -> float:
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    rng, loss = random.Random(seed), torch.tensor(0.0)
-    peft_model.train()
-    for _ in range(epochs):
-        order = list(range(len(pairs)))
-        rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            chosen = [pairs[i] for i in order[start : start + batch_size]]
-            inputs = tokenizer(
-                [p[0] for p in chosen], truncation=True, max_length=max_input_length, padding=True, return_tensors="pt"
-            )
-            labels = tokenizer(
-                [p[1] for p in chosen], truncation=True, max_length=max_target_length, padding=True, return_tensors="pt"
-            )["input_ids"]
-            labels[labels == tokenizer.pad_token_id] = -100
-            loss = peft_model(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels
-            ).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    peft_model.eval()
-    return float(loss)
-
-
 def fit_users(
     data: LaMPDataModule,
     model: LaMPModel,
@@ -102,6 +67,7 @@ def fit_users(
     alpha: int = 16,
     dropout: float = 0.0,
     seed: int = 0,
+    init_adapter: Path | None = None,
 ) -> dict:
     """Train one LoRA adapter per user of a split over the config's frozen base model.
 
@@ -120,6 +86,9 @@ def fit_users(
         alpha: LoRA scaling numerator.
         dropout: LoRA dropout.
         seed: Seeds each user's batch order (with the user id).
+        init_adapter: A task adapter (`lamp_pl.adapters.two_stage.fit_task_adapter`) every user's
+            adapter starts from, and that users without one use (two-stage PEFT); None = a fresh
+            LoRA initialisation.
 
     Returns:
         Summary: users trained / skipped (finished earlier) / too small, bytes per adapter, seconds.
@@ -131,10 +100,14 @@ def fit_users(
     questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
     settings = lora_settings(r, alpha, dropout, model, ckpt_path)
+    if init_adapter is not None:
+        settings = init_settings(settings, init_adapter)
     write_settings(out, settings)
     base = build_base(model, ckpt_path)
     torch.manual_seed(seed)
     peft_model = add_lora_slot(base.model, settings)
+    if init_adapter is not None:
+        set_lora_state(peft_model, load_task_adapter(init_adapter, settings))
     initial = lora_state(peft_model)
     trained, skipped, small, sizes = [], [], [], {}
     for user in my_users(list(examples), shard):
@@ -147,7 +120,7 @@ def fit_users(
             sizes[user] = path.stat().st_size
             continue
         set_lora_state(peft_model, initial)
-        _train_one(
+        train_lora(
             peft_model,
             base.tokenizer,
             examples[user],
@@ -160,9 +133,11 @@ def fit_users(
         )
         sizes[user] = save_adapter(out, user, lora_state(peft_model))
         trained.append(user)
+    write_text_atomic(Path(out) / "user_data.json", json.dumps({u: len(p) for u, p in sorted(examples.items())}))
     return {
         "out": str(out),
         "users": len(examples),
+        "user_data": str(Path(out) / "user_data.json"),
         "trained": len(trained),
         "skipped_finished": len(skipped),
         "too_small": len(small),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -58,7 +58,9 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
             arguments of the generator runs, e.g. ``--trainer.max_epochs``), ``workdir``, ``candidates`` (N),
             ``score`` (`score_items` keyword arguments), ``retriever`` (`fit_retriever` keyword
             arguments) and ``attribute_split`` (split attributed with each generator, or null) with
-            ``attribute_overrides`` (data overrides of the attributed prompts, e.g. a larger k).
+            ``attribute_overrides`` (data overrides of the attributed prompts, e.g. a larger k),
+            and ``method``: ``kd`` (distillation, `fit_retriever`) or ``rl`` (policy gradient,
+            `fit_retriever_rl`; ``retriever`` may then also set ``k`` and ``samples``).
 
     Returns:
         ``{"untrained": {...}, "trained": {...}}``: each with the generator's test metrics, the
@@ -68,6 +70,7 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     from lamp_pl.learned.attribution import attribute
     from lamp_pl.learned.distill import fit_retriever
     from lamp_pl.learned.planted import attribution_planted_rate, planted_hit_rate
+    from lamp_pl.learned.rl import fit_retriever_rl
     from lamp_pl.learned.scoring import score_items
 
     if isinstance(recipe, dict):
@@ -105,9 +108,13 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     score_kwargs = dict(spec.get("score", {}))
     train = score_items(scoring_dm, base_ckpt, candidates, scoring_dm.train_split, **score_kwargs)
     dev = score_items(scoring_dm, base_ckpt, candidates, scoring_dm.val_split, **score_kwargs)
+    method = spec.get("method", "kd")
+    if method not in ("kd", "rl"):
+        raise ConfigError(f"recipe method must be 'kd' or 'rl', got {method!r}")
+    fit = fit_retriever if method == "kd" else fit_retriever_rl
     encoder = workdir / "retriever" / "encoder"
     if not (encoder / "config.json").is_file():
-        encoder = fit_retriever(
+        encoder = fit(
             train,
             base_dm.retrieval.encoder,
             workdir / "retriever",
@@ -146,4 +153,21 @@ def run(recipe: Path, /) -> None:
     ropg_kd(recipe)
 
 
-__all__ = ["best_checkpoint", "print_table", "ropg_kd", "run"]
+def ropg(recipe: Path, /, method: Literal["kd", "rl"] = "kd", workdir: Path | None = None) -> None:
+    """The ROPG recipe with the retriever trained by distillation or policy gradient (--method kd|rl).
+
+    Runs the `ropg-kd` recipe with the chosen trainer and prints its comparison table.
+
+    Args:
+        recipe: The recipe's YAML file (e.g. `configs/LaMP_2/ropg_kd_small.yml`; see `ropg_kd`).
+        method: `kd` (distillation, ROPG-KD) or `rl` (policy gradient, ROPG-RL).
+        workdir: The recipe's working folder (default: the recipe's `workdir`, plus `_rl` for `rl`).
+    """
+    spec = yaml.safe_load(Path(recipe).read_text())
+    if not isinstance(spec, dict):
+        raise ConfigError(f"recipe {recipe} is not a YAML mapping")
+    default = str(spec.get("workdir", "runs/ropg_kd")) + ("_rl" if method == "rl" else "")
+    ropg_kd({**spec, "method": method, "workdir": str(workdir or default)})
+
+
+__all__ = ["best_checkpoint", "print_table", "ropg", "ropg_kd", "run"]

@@ -82,9 +82,29 @@ COMMANDS.update(
             "lamp_pl.learned.distill:fit_retriever",
             "Train the encoder on generator utilities (ROPG-KD) and save it for `retrieval.encoder`.",
         ),
+        "fit-retriever-rl": Command(
+            "lamp_pl.learned.rl:fit_retriever_rl",
+            "Train the encoder by policy gradient (ROPG-RL) and save it for `retrieval.encoder`.",
+        ),
         "ropg-kd": Command(
             "lamp_pl.cli.ropg_kd:run",
             "Run the whole ROPG-KD recipe: fit, score, train the retriever, re-index, re-fit, test.",
+        ),
+        "ropg": Command(
+            "lamp_pl.cli.ropg_kd:ropg",
+            "The ROPG recipe with the retriever trained by distillation or policy gradient (--method kd|rl).",
+        ),
+        "score-retrievers": Command(
+            "lamp_pl.cli.rspg:score_retrievers",
+            "Score each question's prompt under each retriever of a pool (RSPG utilities, oracle).",
+        ),
+        "fit-selector": Command(
+            "lamp_pl.cli.rspg:fit_selector",
+            "Train the RSPG retriever selector (Pre or Post) on per-retriever utilities.",
+        ),
+        "select": Command(
+            "lamp_pl.cli.rspg:select",
+            "Write each question's selected retriever for `retrieval.retriever: selected`.",
         ),
         "attribute": Command(
             "lamp_pl.cli.learned:attribute",
@@ -105,6 +125,10 @@ COMMANDS.update(
         "fit-users": Command(
             "lamp_pl.adapters.fit:fit_users",
             "Train one LoRA adapter per user of a split over the config's frozen base model.",
+        ),
+        "fit-task-adapter": Command(
+            "lamp_pl.adapters.two_stage:fit_task_adapter",
+            "Train the task-level LoRA that two-stage per-user adapters start from.",
         ),
         "test-users": Command(
             "lamp_pl.adapters.evaluate:test_users",

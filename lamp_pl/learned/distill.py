@@ -160,6 +160,54 @@ class UtilityDataModule(L.LightningDataModule):
         return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
 
 
+def quiet_trainer(
+    out_dir: str | Path, max_epochs: int, trainer: dict[str, Any] | None = None, **defaults: Any
+) -> L.Trainer:
+    """A one-CPU `lightning.Trainer` in `out_dir` without logger, checkpoints or model summary;
+    `defaults` add settings and `trainer` (the caller's extra arguments) overrides them all."""
+    options = {
+        "max_epochs": max_epochs,
+        "default_root_dir": str(out_dir),
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+        "devices": 1,
+        **defaults,
+        **(trainer or {}),
+    }
+    return L.Trainer(**options)
+
+
+def train_encoder(
+    module: RetrieverModule,
+    data: UtilityDataModule,
+    out_dir: str | Path,
+    max_epochs: int,
+    trainer: dict[str, Any] | None = None,
+) -> Path:
+    """Fit a retriever module (KD or RL) on utilities and save its encoder to ``<out_dir>/encoder``."""
+    fitter = quiet_trainer(out_dir, max_epochs, trainer, use_distributed_sampler=False)
+    fitter.fit(module, datamodule=data)
+    folder = Path(out_dir) / "encoder"
+    if fitter.is_global_zero:
+        module.save_encoder(folder)
+    fitter.strategy.barrier()
+    return folder
+
+
+def check_inputs(encoder: str, train_utilities: str | Path, val_utilities: str | Path | None) -> None:
+    """Resolve the encoder and check the utilities files exist, before any training.
+
+    Raises:
+        MissingDataError: a utilities file is missing (or the encoder cannot be resolved).
+    """
+    resolve(encoder, "encoder", ["config.json"])
+    for path in (train_utilities, val_utilities):
+        if path is not None and not Path(path).is_file():
+            raise MissingDataError(f"{path}: no such utilities file (write it with `lamp-pl score-items`)")
+
+
 def fit_retriever(
     train_utilities: str | Path,
     encoder: str,
@@ -204,10 +252,7 @@ def fit_retriever(
     Returns:
         The saved encoder folder.
     """
-    resolve(encoder, "encoder", ["config.json"])
-    for path in (train_utilities, val_utilities):
-        if path is not None and not Path(path).is_file():
-            raise MissingDataError(f"{path}: no such utilities file (write it with `lamp-pl score-items`)")
+    check_inputs(encoder, train_utilities, val_utilities)
     L.seed_everything(seed, workers=True, verbose=False)
     module = RetrieverModule(
         encoder,
@@ -222,24 +267,16 @@ def fit_retriever(
     data = UtilityDataModule(
         str(train_utilities), str(val_utilities) if val_utilities else None, batch_size, use_metric, seed, group_by_user
     )
-    options = {
-        "max_epochs": max_epochs,
-        "default_root_dir": str(out_dir),
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_model_summary": False,
-        "use_distributed_sampler": False,
-        "accelerator": "cpu",
-        "devices": 1,
-        **(trainer or {}),
-    }
-    fitter = L.Trainer(**options)
-    fitter.fit(module, datamodule=data)
-    folder = Path(out_dir) / "encoder"
-    if fitter.is_global_zero:
-        module.save_encoder(folder)
-    fitter.strategy.barrier()
-    return folder
+    return train_encoder(module, data, out_dir, max_epochs, trainer)
 
 
-__all__ = ["StridedShuffleSampler", "UtilityDataModule", "UtilityDataset", "collate_utilities", "fit_retriever"]
+__all__ = [
+    "StridedShuffleSampler",
+    "UtilityDataModule",
+    "UtilityDataset",
+    "check_inputs",
+    "collate_utilities",
+    "fit_retriever",
+    "quiet_trainer",
+    "train_encoder",
+]

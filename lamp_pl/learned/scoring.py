@@ -30,7 +30,7 @@ from lamp_pl.errors import ConfigError, reading
 from lamp_pl.learned.likelihood import is_seq2seq, log_likelihoods
 from lamp_pl.resolve import resolve_data_section
 
-UTILITIES_FORMAT = 1
+UTILITIES_FORMAT = 2  # 2: generated outputs truncate the prompt as the data module does
 
 
 def world(rank: int | None = None, world_size: int | None = None) -> tuple[int, int, Callable[[], None] | None]:
@@ -65,7 +65,7 @@ def example_metric(task, prediction: str, gold: str) -> float:
 def learned_folder(datamodule, kind: str, ckpt_path: str | Path, split: str, settings: dict) -> Path:
     """``<retrieval cache>/<kind>/<split>-<hash>``: the hash covers the retrieval results key, the
     checkpoint's sha256, the split, the prompt settings and `settings`."""
-    view = datamodule.view(split)
+    view = datamodule.view(split)  # its folder is the dated task\'s own index under use_date
     folder, retrieval = view.folder, view.results_key()
     key = {
         "format": UTILITIES_FORMAT,
@@ -96,16 +96,19 @@ def question_group(question) -> str:
     )
 
 
-def _generate(generator, prompts: list[str], max_new_tokens: int) -> list[str]:
+def _generate(generator, prompts: list[str], max_new_tokens: int, max_input_length: int | None = None) -> list[str]:
+    """Greedy outputs of `prompts`, truncated to `max_input_length` tokens as the data module
+    truncates them (so a metric here is the one `test` reports for the same prompt)."""
     model, tokenizer = generator.model, generator.tokenizer
+    cut = {"truncation": True, "max_length": max_input_length} if max_input_length else {}
     if not is_seq2seq(model):  # causal: one prompt at a time, so no padding side matters
         outs = []
         for prompt in prompts:
-            ids = tokenizer(prompt, return_tensors="pt").to(model.device)
+            ids = tokenizer(prompt, return_tensors="pt", **cut).to(model.device)
             new = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)[0, ids["input_ids"].shape[1] :]
             outs.append(tokenizer.decode(new, skip_special_tokens=True).strip())
         return outs
-    ids = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+    ids = tokenizer(prompts, return_tensors="pt", padding=True, **cut).to(model.device)
     out = model.generate(**ids, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
     return [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
 
@@ -133,7 +136,7 @@ def _score_chunk(datamodule, generator, questions, retrieved, batch_size: int, w
         generated = [
             g
             for s in range(0, len(prompts), batch_size)
-            for g in _generate(generator, prompts[s : s + batch_size], max_new)
+            for g in _generate(generator, prompts[s : s + batch_size], max_new, datamodule.max_input_length)
         ]
         metrics = [example_metric(task, g, t) for g, t in zip(generated, targets)]
     records = []

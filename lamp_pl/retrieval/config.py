@@ -25,6 +25,7 @@ RetrieverName = Literal[
     "other_users_random",
     "other_users_bm25",
     "mixed",
+    "selected",
 ]
 RETRIEVERS: tuple[str, ...] = get_args(RetrieverName)
 
@@ -72,6 +73,11 @@ class RetrievalConfig:
     """mixed: the retriever whose items give the output part."""
     other_users_pool: int = 0
     """other_users_bm25: pool size; 0 = the split's mean profile size."""
+    use_date: bool = False
+    """Append each profile item's date to its retrieval text (``"<text> date: <date>"``), as the
+    official ranker's --use_date does for dense and BM25 (`lamp_pl.retrieval.dated`)."""
+    selector: str | None = None
+    """selected: the selector's choices file (`lamp_pl.retrieval.selected`)."""
 
     def __post_init__(self) -> None:
         for field_name in ("retriever", "mixed_inputs", "mixed_outputs"):

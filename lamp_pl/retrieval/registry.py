@@ -35,6 +35,11 @@ def make_retriever(name: str, config: Any) -> Retriever:
             inputs=_component(config.mixed_inputs, config), outputs=_component(config.mixed_outputs, config)
         ),
     }
+    if name == "selected":
+        raise ValueError(
+            "retriever 'selected' ranks nothing itself: the retrieval facade takes each question's items "
+            "from the retriever its choices file names (lamp_pl.retrieval.selected)"
+        )
     if name not in makers:
         raise ConfigError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
     return makers[name]()

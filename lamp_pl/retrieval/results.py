@@ -34,6 +34,7 @@ from lamp_pl.data.stream import load_questions
 from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.build import build_profile_index, index_folder
 from lamp_pl.retrieval.config import RetrievalConfig
+from lamp_pl.retrieval.dated import retrieval_task
 from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.registry import make_retriever
 from lamp_pl.retrieval.retrievers import Retriever, SplitView, resolve_k
@@ -215,7 +216,12 @@ def prepare_retrieval(
         call on this rank), dim, seconds, items_per_second (encoded per encoding second), cache_dir,
         reused (nothing built or computed), and per-split results files.
     """
-    start, task = time.perf_counter(), get_task(task)
+    if config.retriever == "selected":
+        from lamp_pl.retrieval.selected import prepare_selected
+
+        kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
+        return prepare_selected(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
+    start, task = time.perf_counter(), retrieval_task(get_task(task), config)
     retriever = make_retriever(config.retriever, config)
     covered = sorted(set(available_splits(data_dir, task)) | set(splits))
     index, report = build_profile_index(
@@ -303,7 +309,11 @@ def load_retrieved(
         CacheError: the cache is missing or stale: run `prepare_retrieval` (``lamp-pl index``).
         ValueError: k + offset exceeds the cached k_max for a question with a longer profile.
     """
-    task = get_task(task)
+    if config.retriever == "selected":
+        from lamp_pl.retrieval.selected import load_selected
+
+        return load_selected(load_retrieved, task, data_dir, split, config, cache_dir, k, offset)
+    task = retrieval_task(get_task(task), config)
     retriever = make_retriever(config.retriever, config)
     folder = cache_folder(cache_dir, task, config, retriever)
     hint = f"run prepare_retrieval (`lamp-pl index`) for task {task.name}, retriever {config.retriever!r}"
@@ -342,7 +352,11 @@ def results_fingerprint(task: str | Task, split: str, config: RetrievalConfig, c
     Raises:
         CacheError: no retrieval cache has been built for this configuration.
     """
-    task = get_task(task)
+    if config.retriever == "selected":
+        from lamp_pl.retrieval.selected import selected_fingerprint
+
+        return selected_fingerprint(results_fingerprint, task, split, config, cache_dir)
+    task = retrieval_task(get_task(task), config)
     retriever = make_retriever(config.retriever, config)
     folder = cache_folder(cache_dir, task, config, retriever)
     key = results_key(stable_hash(read_manifest(folder)["key"]), split, retriever, config)

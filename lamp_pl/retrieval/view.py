@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lamp_pl.cache import stable_hash
 from lamp_pl.retrieval.config import RetrievalConfig
+from lamp_pl.retrieval.dated import retrieval_task
 from lamp_pl.retrieval.index import read_manifest
 from lamp_pl.retrieval.registry import make_retriever
 from lamp_pl.retrieval.results import (
@@ -90,7 +91,8 @@ class RetrievalView:
     @property
     def folder(self) -> Path:
         """The retrieval cache folder of this task and retriever."""
-        return cache_folder(self.cache_dir, self.task, self.config, make_retriever(self.config.retriever, self.config))
+        task = retrieval_task(self.task, self.config)  # the dated task's own index under use_date
+        return cache_folder(self.cache_dir, task, self.config, make_retriever(self.config.retriever, self.config))
 
     def results_key(self) -> dict:
         """The key of this split's results file (names the index it was ranked on)."""

@@ -1,0 +1,228 @@
+"""RSPG: a selector that picks, per question, which retriever of a pool builds its prompt.
+
+A small Hugging Face encoder (mean-pooled) with a linear scoring head scores each retriever:
+``pre`` reads the input alone (one head row per retriever); ``post`` reads, for each retriever,
+the input followed by that retriever's retrieved item texts and scores it with that retriever's
+head row. Training distils per-retriever utilities (`score_retrievers`): the target is the
+softmax of a question's utilities divided by `temperature`, the loss KL(target || softmax of the
+scores). At test time the argmax is each question's choice, written as a choices file that
+``retrieval.retriever: selected`` reads (`lamp_pl.retrieval.selected`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from lamp_pl.learned.distill import quiet_trainer
+from lamp_pl.learned.retriever_module import kl_to_target
+from lamp_pl.optim import adamw_with_linear_warmup
+from lamp_pl.retrieval.encoder import mean_pooling
+
+SEPARATOR = " | "
+
+
+def selector_target(utilities: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The distillation target: softmax over retrievers of utilities / temperature."""
+    return torch.softmax(utilities / temperature, dim=-1)
+
+
+def selector_texts(record: dict, pool: list[str], mode: str) -> list[str]:
+    """What the selector reads of a question: its input (pre) or, per retriever, the input
+    followed by that retriever's item texts (post)."""
+    if mode == "pre":
+        return [record["input"]]
+    return [SEPARATOR.join([record["input"], *record["items"][name]]) for name in pool]
+
+
+class SelectorModule(L.LightningModule):
+    """Encoder + scoring head over a pool of retrievers, distilled from their utilities (RSPG)."""
+
+    def __init__(
+        self,
+        encoder: str,
+        pool: list[str],
+        mode: Literal["pre", "post"] = "pre",
+        temperature: float = 1.0,
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        max_length: int = 256,
+    ) -> None:
+        """
+        Args:
+            encoder: Hub name or local folder of the encoder.
+            pool: The retrievers' names, in the head's order.
+            mode: ``pre`` (input alone) or ``post`` (input plus each retriever's items).
+            temperature: Divides the utilities before their softmax (the target).
+            lr, weight_decay, warmup_ratio: AdamW with a linear warmup then decay.
+            max_length: Truncation of the selector's texts.
+        """
+        super().__init__()
+        if mode not in ("pre", "post"):
+            raise ValueError(f"selector mode must be 'pre' or 'post', got {mode!r}")
+        self.save_hyperparameters()
+        self.pool, self.mode, self.temperature, self.max_length = list(pool), mode, temperature, max_length
+        self.optim = (lr, weight_decay, warmup_ratio)
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(encoder)
+        self.encoder = AutoModel.from_pretrained(encoder).train()  # from_pretrained returns eval mode
+        self.head = torch.nn.Linear(self.encoder.config.hidden_size, len(pool))
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
+        out = self.encoder(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        return mean_pooling(out.last_hidden_state.float(), tokens["attention_mask"])
+
+    def scores(self, texts: list[list[str]]) -> torch.Tensor:
+        """(questions, retrievers) scores of each question's `selector_texts`."""
+        flat = self.embed([t for row in texts for t in row])
+        if self.mode == "pre":
+            return self.head(flat)
+        hidden = flat.view(len(texts), len(self.pool), -1)
+        return (hidden * self.head.weight).sum(-1) + self.head.bias
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        scores = self.scores(batch["texts"])
+        target = selector_target(batch["utilities"], self.temperature)
+        return kl_to_target(scores, target, torch.ones_like(target, dtype=torch.bool))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/kl", loss, prog_bar=True, batch_size=len(batch["texts"]))
+        return loss
+
+    def configure_optimizers(self):
+        lr, weight_decay, warmup_ratio = self.optim
+        return adamw_with_linear_warmup(
+            self.named_parameters(), lr, weight_decay, warmup_ratio, self.trainer.estimated_stepping_batches
+        )
+
+    @torch.no_grad()
+    def choose(self, records: list[dict], batch_size: int = 32) -> dict[str, str]:
+        """Question id -> the retriever with the highest score."""
+        self.eval()
+        pool, chosen = self.pool, {}
+        for start in range(0, len(records), batch_size):
+            part = records[start : start + batch_size]
+            best = self.scores([selector_texts(r, pool, self.mode) for r in part]).argmax(-1).tolist()
+            chosen.update({r["id"]: pool[b] for r, b in zip(part, best)})
+        return chosen
+
+
+def selector_batches(records: list[dict], pool: list[str], mode: str, metric: str) -> list[dict]:
+    """Training rows: the selector's texts and the utilities in pool order."""
+    return [
+        {"texts": selector_texts(r, pool, mode), "utilities": [float(r["utilities"][n][metric]) for n in pool]}
+        for r in records
+    ]
+
+
+def _collate(rows: list[dict]) -> dict:
+    return {"texts": [r["texts"] for r in rows], "utilities": torch.tensor([r["utilities"] for r in rows])}
+
+
+def fit_selector(
+    records: list[dict],
+    encoder: str,
+    out_dir: str | Path,
+    *,
+    mode: Literal["pre", "post"] = "pre",
+    metric: str = "metric",
+    temperature: float = 1.0,
+    batch_size: int = 16,
+    max_epochs: int = 3,
+    lr: float = 1e-4,
+    max_length: int = 256,
+    seed: int = 0,
+    trainer: dict[str, Any] | None = None,
+) -> SelectorModule:
+    """Train an RSPG selector on `load_retriever_utilities` records; save ``<out_dir>/selector.ckpt``.
+
+    Args:
+        records: Per-retriever utilities of the training questions (pool = their retrievers).
+        metric: ``metric`` or ``log_likelihood``: which utility is distilled.
+        mode, temperature, lr, max_length: see `SelectorModule`.
+    """
+    L.seed_everything(seed, workers=True, verbose=False)
+    pool = sorted(records[0]["utilities"])
+    module = SelectorModule(encoder, pool, mode, temperature, lr, max_length=max_length)
+    rows = selector_batches(records, pool, mode, metric)
+    generator = torch.Generator().manual_seed(seed)
+    loader: DataLoader = DataLoader(
+        rows,  # type: ignore[arg-type]  # a list is a map-style dataset
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=_collate,
+        generator=generator,
+    )
+    fitter = quiet_trainer(out_dir, max_epochs, trainer, enable_progress_bar=False)
+    fitter.fit(module, train_dataloaders=loader)
+    fitter.save_checkpoint(Path(out_dir) / "selector.ckpt")
+    return module
+
+
+def selection_records(datamodule, pool: dict[str, dict], split: str) -> list[dict]:
+    """What the selector reads of each question of `split`: ``id``, ``input`` and ``items``
+    (retriever -> its retrieved item texts), from each member's retrieval cache."""
+    from lamp_pl.data.lamp import load_split
+    from lamp_pl.learned.utilities import pool_configs
+    from lamp_pl.retrieval import load_retrieved, prepare_retrieval
+
+    dm = datamodule
+    dm.write_synthetic_data()
+    questions = load_split(dm.data_dir, dm.task, split)
+    items: dict[str, list[list[str]]] = {}
+    for name, config in pool_configs(dm.retrieval, pool).items():
+        if config.retriever == "none" or dm.k == 0:
+            items[name] = [[] for _ in questions]
+            continue
+        prepare_retrieval(dm.task, dm.data_dir, [split], config, dm.cache_dir, progress=False)
+        found = load_retrieved(dm.task, dm.data_dir, split, config, dm.cache_dir, dm.k, dm.offset)
+        items[name] = [[dm.task.item_text(i) for i in r.items] for r in found]
+    return [{"id": q.id, "input": q.input, "items": {n: items[n][j] for n in items}} for j, q in enumerate(questions)]
+
+
+def select_retrievers(
+    module: SelectorModule, datamodule, pool: dict[str, dict], split: str | list[str] | None, out: str | Path
+) -> Path:
+    """Write the choices file of one or more splits (each question's argmax retriever) for
+    ``retriever: selected``. `fit` and `test` need a choice for every question of every split
+    the data section names, which is what ``split=None`` gives (the splits that have files)."""
+    from lamp_pl.data.lamp import split_files
+    from lamp_pl.retrieval.selected import write_choices
+
+    if sorted(pool) != module.pool:
+        raise ValueError(f"the pool {sorted(pool)} differs from the selector's {module.pool}")
+    if split is None:
+        datamodule.write_synthetic_data()
+        splits = []
+        for name in datamodule.splits_for(None):
+            with contextlib.suppress(FileNotFoundError):
+                split_files(datamodule.data_dir, datamodule.task, name)
+                splits.append(name)
+    else:
+        splits = [split] if isinstance(split, str) else list(split)
+    choices: dict[str, str] = {}
+    for name in splits:
+        choices.update(module.choose(selection_records(datamodule, pool, name)))
+    return write_choices(out, pool, choices, {"mode": module.mode, "splits": splits})
+
+
+__all__ = [
+    "SelectorModule",
+    "fit_selector",
+    "select_retrievers",
+    "selection_records",
+    "selector_batches",
+    "selector_target",
+    "selector_texts",
+]
