@@ -52,6 +52,9 @@ def visible_gpus() -> list[str]:
     given = os.environ.get("CUDA_VISIBLE_DEVICES")
     if given is not None:
         return [gpu for gpu in given.split(",") if gpu.strip()]
+    gpu_driver = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd")  # NVIDIA's and ROCm's
+    if sys.platform.startswith("linux") and not any(Path(path).exists() for path in gpu_driver):
+        return []  # no GPU driver: no need to import torch (seconds) in the grid's parent to count none
     try:
         import torch
 
