@@ -23,7 +23,6 @@ from lamp_pl.cache import file_sha256_cached, stable_hash
 from lamp_pl.data.lamp import load_split
 from lamp_pl.learned.likelihood import log_likelihoods
 from lamp_pl.learned.scoring import _generate, example_metric, load_generator, run_sharded, world
-from lamp_pl.prompts import build_prompt
 from lamp_pl.retrieval import load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.results import results_fingerprint
 from lamp_pl.retrieval.selected import member_config
@@ -55,18 +54,7 @@ def _prompts(dm, questions, retrieved: dict[str, list]) -> tuple[list[str], list
     for q, question in enumerate(questions):
         for name in retrieved:
             items = retrieved[name][q].items if dm.k != 0 else []
-            prompts.append(
-                build_prompt(
-                    dm.task,
-                    question.input,
-                    items,
-                    dm.tokenizer,
-                    dm.max_input_length,
-                    dm.prompt,
-                    question_id=question.id,
-                    user_id=question.user,
-                )
-            )
+            prompts.append(dm.prompt_for(question, items))
             targets.append(question.output)
     return prompts, targets
 

@@ -64,7 +64,8 @@ def _logging_to(log: TextIO) -> Iterator[None]:
     earlier point's closed log)."""
     import logging
 
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    known = list(logging.root.manager.loggerDict.values())  # placeholders have no handlers
+    loggers = [logging.getLogger(), *(lg for lg in known if isinstance(lg, logging.Logger))]
     handlers = {h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler}
     before = {handler: handler.stream for handler in handlers}
     for handler in handlers:  # not setStream: it flushes the old stream, maybe a closed log
