@@ -5,6 +5,7 @@
     python bench/generation.py --ckpt runs/demo/.../last.ckpt   # a checkpoint of configs/demo.yaml instead
     python bench/generation.py --fit-epochs 0        # the randomly initialised T5 (every output 128 tokens)
     python bench/generation.py --max-input-length 512   # the official prompt budget: prompts of varied length
+    python bench/generation.py --max-input-length 512 --text-words 10 120 --fit-epochs 3   # texts of 10-120 words
 
 It prepares the offline demo (`lamp_pl.demo.prepare.demo`: tokenizer and MiniLM encoder) in a work
 folder and writes the demo's synthetic LaMP-2 data with `--users` users. Unless `--ckpt` names a
@@ -16,7 +17,8 @@ config on the test split with that checkpoint (`ckpt_path`, as `lamp-pl test --c
 but with the beams and `max_new_tokens` given here: the official 4 and 128), once per way of forming
 the batches (it also prints the test prompts' token lengths: the demo config's budget of 96 tokens
 is filled by every prompt, so there is nothing to sort; `--max-input-length 512`, the official
-budget, leaves the prompts their own lengths):
+budget, leaves the prompts their own lengths; `--text-words MIN MAX` draws each synthetic text's
+length, as real LaMP texts vary, where the demo's are all 10 words):
 
 - file order: `data.eval_order: file`, `--eval-batch-size` rows per batch;
 - sorted by length: `data.eval_order: length`, the same count;
@@ -47,13 +49,12 @@ sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "configs" / "demo.yaml"
 
 
-def fit_demo(work: Path, users: int, epochs: int | None, budget: int) -> Path:
-    """Train the demo config in a subprocess (in `work`); return its `last.ckpt`."""
+def fit_demo(work: Path, data: list[str], epochs: int | None) -> Path:
+    """Train the demo config on the `data` overrides in a subprocess (in `work`); return its `last.ckpt`."""
     runs = work / "runs" / "fit"
     shutil.rmtree(runs, ignore_errors=True)
     entry = "import sys; from lamp_pl.cli import main; sys.exit(main(sys.argv[1:]))"  # `lamp-pl` of this checkout
-    command = [sys.executable, "-c", entry, "fit", "--config", str(CONFIG), "--data.synthetic.users", str(users)]
-    command += ["--data.max_input_length", str(budget)]
+    command = [sys.executable, "-c", entry, "fit", "--config", str(CONFIG), *data]
     command += ["--trainer.default_root_dir", str(runs), "--trainer.enable_progress_bar", "false"]
     if epochs is not None:
         command += ["--trainer.max_epochs", str(epochs)]
@@ -116,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-input-length", type=int, default=96, help="prompt budget (configs/demo.yaml's 96; the official 512)"
     )
+    parser.add_argument(
+        "--text-words",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="words per synthetic text (default: the demo's 10)",
+    )
     parser.add_argument("--max-tokens", type=int, help="token bound of the third variant (default: count x budget)")
     parser.add_argument("--token-batch-cap", type=int, default=1024, help="most rows of a token-bounded batch")
     parser.add_argument("--ckpt", type=Path, help="a checkpoint of configs/demo.yaml (default: fit one first)")
@@ -132,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(work)  # the demo config names its folders relative to the working directory
         demo(work / "demo_data")
         ckpt = args.ckpt.resolve() if args.ckpt else None
-        if ckpt is None and args.fit_epochs != 0:
-            ckpt = fit_demo(work, args.users, args.fit_epochs, args.max_input_length)
         data = ["--data.synthetic.users", str(args.users), "--data.max_input_length", str(args.max_input_length)]
+        if args.text_words:
+            data += ["--data.synthetic.text_words", f"[{args.text_words[0]}, {args.text_words[1]}]"]
+        if ckpt is None and args.fit_epochs != 0:
+            ckpt = fit_demo(work, data, args.fit_epochs)
         common = [*data, "--model.num_beams", str(args.num_beams), "--model.max_new_tokens", str(args.max_new_tokens)]
         count = ["--data.eval_batch_size", str(args.eval_batch_size)]
         max_tokens = args.max_tokens or args.eval_batch_size * args.max_input_length
@@ -159,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         model = f"checkpoint {ckpt}" if ckpt else "random T5 (no checkpoint)"
         lengths = prompt_lengths(data)
         print(f"\n{os.cpu_count()} CPUs; {model}; beams {args.num_beams}, max_new_tokens {args.max_new_tokens}")
-        print(f"prompt tokens (budget {args.max_input_length}): {lengths}\n")
+        words = f"{args.text_words[0]}-{args.text_words[1]}" if args.text_words else "10 (the demo's)"
+        print(f"prompt tokens (budget {args.max_input_length}, texts of {words} words): {lengths}\n")
         print("| batches | count | wall s | CPU s | speed-up (wall / CPU) | predictions as file order |")
         print("|---|---:|---:|---:|---:|---|")
         base = best["file order"]

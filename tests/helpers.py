@@ -47,3 +47,17 @@ def bm25_data(data_dir: Path, cache: Path, tokenizer: Path, task: str = "LaMP_2"
         "max_target_length": 16,
         **overrides,
     }
+
+
+def save_generator(tiny_t5: Path, path: Path) -> Path:
+    """A Lightning checkpoint of the tiny T5 generator, as `lamp-pl fit` writes them."""
+    import lightning as L
+
+    from lamp_pl.module import LaMPModel
+
+    module = LaMPModel(model_name_or_path=str(tiny_t5), task="LaMP_2", tokenizer=str(tiny_t5))
+    module.configure_model()  # the network is built here (not in __init__), as Lightning does before fit
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path

@@ -459,3 +459,19 @@ def test_synthetic_time_based_profiles_grow() -> None:
         for before, after in zip(profiles, profiles[1:]):
             assert after[: len(before)] == before
             assert len(before) < len(after) <= 2 * len(before)
+
+
+def test_synthetic_text_lengths_in_a_range_vary_within_it() -> None:
+    """`text_words` as (min, max) draws each main text's length; a count gives every text that count."""
+
+    def lengths(words: int | tuple[int, int]) -> set[int]:
+        splits = generate(SyntheticSpec(task="LaMP_2", users=10, text_words=words))
+        entry = get_task("LaMP_2")
+        texts = [
+            item[entry.input_field] for questions, _ in splits.values() for q in questions for item in q["profile"]
+        ]
+        return {len(text.split()) for text in texts}
+
+    assert lengths(12) == {12}
+    varied = lengths((5, 40))
+    assert min(varied) >= 5 and max(varied) <= 40 and len(varied) > 10

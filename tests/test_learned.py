@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import save_generator
 from lamp_pl.data.lamp import load_split
 from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.learned.attribution import attribute
@@ -35,20 +36,6 @@ def make_datamodule(data_root: Path, tiny_t5: Path, encoder: Path, cache: Path, 
         max_input_length=128,
         max_target_length=8,
     )
-
-
-def save_generator(tiny_t5: Path, path: Path) -> Path:
-    """A Lightning checkpoint of the tiny T5 generator, as `lamp-pl fit` writes them."""
-    import lightning as L
-
-    from lamp_pl.module import LaMPModel
-
-    module = LaMPModel(model_name_or_path=str(tiny_t5), task="LaMP_2", tokenizer=str(tiny_t5))
-    module.configure_model()  # the network is built here (not in __init__), as Lightning does before fit
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -57,7 +57,9 @@ class SyntheticSpec:
     """Distinct preferences per user, each tied to a group of topics."""
     noise: float = 0.1
     """Chance that a profile item's output ignores the user's mood."""
-    text_words: int = 24
+    text_words: int | tuple[int, int] = 24
+    """Words of each item's and question's main text: a count, or the smallest and largest,
+    drawn per text (real LaMP texts vary in length, which is what length-sorted batches use)."""
     seed: int = 0
     test_outputs: bool = True
     """Write golds for the test split (real LaMP hides them)."""
@@ -83,11 +85,16 @@ class _World:
         self.filler = vocab[spec.topics * per_topic :] or vocab
 
     def text(self, topic: int, words: int | None = None) -> str:
-        n = words or self.spec.text_words
+        n = words or self.text_length()
         pool = self.topic_words[topic]
         return " ".join(
             self.rng.choice(pool) if self.rng.random() < 0.75 else self.rng.choice(self.filler) for _ in range(n)
         )
+
+    def text_length(self) -> int:
+        """Words of one main text (a fixed count draws nothing: its data stay as they were)."""
+        words = self.spec.text_words
+        return words if isinstance(words, int) else self.rng.randint(*words)
 
     def moods(self) -> list[str]:
         """One user's preferences: labels, scores, or signature phrases."""
