@@ -170,13 +170,20 @@ def run(commands: list[list[str]], env: dict | None = None) -> tuple[float, list
     # TOKENIZERS_PARALLELISM is left as the caller's environment has it: unset (what users run),
     # the fast tokenizer tokenizes a call's texts on every core.
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    procs = [Child(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    # Output goes to files, not pipes: waiting on one rank while another fills its unread stderr
+    # pipe (progress bars) would block that rank, and the first one with it at the next barrier.
+    logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in commands]
+    procs = [Child(c, cwd=ROOT, env=env, stdout=o, stderr=e, text=True) for c, (o, e) in zip(commands, logs)]
     outputs = []
-    for proc, command in zip(procs, commands, strict=True):
-        out, err = proc.communicate()
-        outputs.append(out)
+    for proc, command, (out, err) in zip(procs, commands, logs, strict=True):
+        proc.wait()
+        out.seek(0)
+        err.seek(0)
+        outputs.append(out.read())
         if proc.returncode:
-            raise SystemExit(f"{' '.join(command)} failed:\n{err[-4000:]}")
+            raise SystemExit(f"{' '.join(command)} failed:\n{err.read()[-4000:]}")
+        out.close()
+        err.close()
     return time.perf_counter() - start, [p.peak_rss for p in procs], outputs
 
 
