@@ -5,7 +5,7 @@
     python bench/generation.py --ckpt runs/demo/.../last.ckpt   # a checkpoint of configs/demo.yaml instead
     python bench/generation.py --fit-epochs 0        # the randomly initialised T5 (every output 128 tokens)
     python bench/generation.py --max-input-length 512   # the official prompt budget: prompts of varied length
-    python bench/generation.py --max-input-length 512 --text-words 10 120 --fit-epochs 3   # texts of 10-120 words
+    python bench/generation.py --max-input-length 512 --text-words 5 80 --fit-epochs 3   # texts of 5-80 words
 
 It prepares the offline demo (`lamp_pl.demo.prepare.demo`: tokenizer and MiniLM encoder) in a work
 folder and writes the demo's synthetic LaMP-2 data with `--users` users. Unless `--ckpt` names a

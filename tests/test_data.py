@@ -18,6 +18,7 @@ from lamp_pl.cli import main
 from lamp_pl.data.check import check_data
 from lamp_pl.data.lamp import SPLITS, LaMPDataError, available_splits, load_split
 from lamp_pl.data.synthetic import SyntheticSpec, generate, write_synthetic
+from lamp_pl.errors import ConfigError
 from lamp_pl.tasks import get_task, task_names
 
 # --------------------------------------------------------------------------------------------
@@ -475,3 +476,6 @@ def test_synthetic_text_lengths_in_a_range_vary_within_it() -> None:
     assert lengths(12) == {12}
     varied = lengths((5, 40))
     assert min(varied) >= 5 and max(varied) <= 40 and len(varied) > 10
+    for bad in (0, (40, 5)):
+        with pytest.raises(ConfigError, match="synthetic.text_words"):
+            SyntheticSpec(text_words=bad)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamp_pl.cache import write_text_atomic
+from lamp_pl.errors import ConfigError
 from lamp_pl.tasks import Task, get_task
 
 INPUTS = {
@@ -63,6 +64,13 @@ class SyntheticSpec:
     seed: int = 0
     test_outputs: bool = True
     """Write golds for the test split (real LaMP hides them)."""
+
+    def __post_init__(self) -> None:
+        words = self.text_words
+        if isinstance(words, int) and words < 1 or not isinstance(words, int) and not 1 <= words[0] <= words[1]:
+            raise ConfigError(f"synthetic.text_words: a count >= 1 or [min, max] with 1 <= min <= max, got {words}")
+        if not 0 <= self.profile_size[0] <= self.profile_size[1]:
+            raise ConfigError(f"synthetic.profile_size: [min, max] with 0 <= min <= max, got {self.profile_size}")
 
 
 def _vocabulary(size: int, rng: random.Random) -> list[str]:
