@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+ROOT = Path(__file__).parents[1]
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
+
+
+def cli_environment(**extra: str) -> dict[str, str]:
+    """The environment of a `python cli.py` child: offline, this checkout and tests/ importable."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path, **extra}
+
+
+def run_cli(args: list[str], timeout: int = 300, **env: str) -> str:
+    """Run `python cli.py ...` in a fresh process (DDP's launcher re-executes the script per rank);
+    assert it succeeds and return its output."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args],
+        cwd=ROOT,
+        env=cli_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
 
 
 def base_args(model: Path, data_root: Path, cache: Path, task: str) -> list[str]:

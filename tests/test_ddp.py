@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from helpers import tiny_args
+from helpers import run_cli, tiny_args
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
-
-ROOT = Path(__file__).parents[1]
 
 
 def newest(folder: Path, pattern: str) -> Path:
     found = sorted(folder.rglob(pattern), key=lambda p: p.stat().st_mtime)
     assert found, f"nothing matches {pattern} under {folder}"
     return found[-1]
-
-
-def run_cli(args: list[str]) -> str:
-    """Run `python cli.py ...` in a fresh process: DDP's launcher re-executes the script per rank."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "tests")}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout + result.stderr
 
 
 def test_ddp_two_cpu_processes_match_single_device(tiny_t5, tiny_bert, data_root, tmp_path):

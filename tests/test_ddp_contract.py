@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -15,17 +14,12 @@ from pathlib import Path
 
 import torch
 
-from helpers import tiny_args
+from helpers import cli_environment, tiny_args
 from lamp_pl.cli import main
 from lamp_pl.tasks import get_task
 from lamp_pl.tokenized import TokenizedSplit
 
 ROOT = Path(__file__).parents[1]
-
-
-def environment(**extra: str) -> dict[str, str]:
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path, **extra}
 
 
 def free_port() -> int:
@@ -69,7 +63,7 @@ def test_a_failure_on_rank_0_only_ends_every_rank_with_an_error(tiny_t5, data_ro
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=environment(
+            env=cli_environment(
                 MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK="0", LOCAL_RANK=str(rank), WORLD_SIZE="2"
             ),
         )
@@ -140,7 +134,7 @@ def test_two_ranks_with_batch_b_train_as_one_device_with_batch_2b(tiny_t5, data_
             "ddp",
         ],
         cwd=ROOT,
-        env=environment(),
+        env=cli_environment(),
         capture_output=True,
         text=True,
         timeout=300,

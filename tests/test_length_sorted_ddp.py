@@ -11,21 +11,15 @@ on LaMP-2's 4 test questions in batches of 4.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from test_length_sorted import talkative_t5  # noqa: F401 -- the fixture, shared with the one-process test
 
-from helpers import CONF
+from helpers import CONF, run_cli
 from lamp_pl.cli import main
 from lamp_pl.cli.config import datamodule_from_config
 from lamp_pl.data.batching import BatchedRows, length_sorted_batches
 from lamp_pl.data.sharding import UnpaddedShards
-
-ROOT = Path(__file__).parents[1]
 
 
 def rank_batches(lengths: list[int], batch_size: int, max_tokens: int | None, world_size: int) -> list[list[list[int]]]:
@@ -65,18 +59,8 @@ def test_a_split_of_one_batch_is_shared_by_both_ranks():
 
 def run_ddp(args: list[str]) -> None:
     """`python cli.py ...` on 2 CPU ranks, in a fresh process (DDP's launcher re-executes the script)."""
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), *args, *ddp],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    run_cli([*args, *ddp], timeout=400, OMP_NUM_THREADS="1")
 
 
 def test_two_ranks_write_the_file_order_predictions_with_sorted_batches(talkative_t5, data_root, tmp_path):  # noqa: F811 -- the fixture
