@@ -29,6 +29,19 @@ def _loopback_only(self: socket.socket, address) -> None:
 socket.socket.connect = _loopback_only
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (`pytest.mark.usefixtures`), as the 2-rank workers run
+    (OMP_NUM_THREADS=1): float sums depend on the thread count, so cached scores, direct
+    recomputations and the workers' results then agree."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     """Synthetic LaMP folders for every task (small), shared by the session."""

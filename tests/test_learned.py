@@ -24,6 +24,8 @@ from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 
 ROOT = Path(__file__).parents[1]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # float sums depend on the thread count
+
 
 def make_datamodule(data_root: Path, tiny_t5: Path, encoder: Path, cache: Path, k: int = 3) -> LaMPDataModule:
     return LaMPDataModule(
@@ -36,16 +38,6 @@ def make_datamodule(data_root: Path, tiny_t5: Path, encoder: Path, cache: Path, 
         max_input_length=128,
         max_target_length=8,
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread in this module, as the 2-rank workers (OMP_NUM_THREADS=1): float sums
-    depend on the thread count, and cached utilities are reused across the tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,7 @@ from lamp_pl.retrieval.results import results_fingerprint
 from lamp_pl.retrieval.selected import selection_report, write_choices
 from lamp_pl.tasks import get_task
 
-pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_policy_gradient_raises_the_rewarded_items_probability(tiny_bert) -> None:

@@ -18,14 +18,7 @@ from lamp_pl.retrieval import load_retrieved
 
 POOL = {"bm25": {"retriever": "bm25"}, "recency": {"retriever": "recency"}, "none": {"retriever": "none"}}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the cached scores and the direct forward pass then sum alike."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # float sums depend on the thread count
 
 
 def test_score_retrievers_scores_each_members_prompt_and_caches_by_pool(data_root, tiny_t5, tmp_path) -> None:
