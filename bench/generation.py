@@ -100,7 +100,7 @@ def prompt_lengths(overrides: list[str]) -> str:
     import numpy as np
 
     from lamp_pl.cli.config import datamodule_from_config
-    from lamp_pl.data.batching import prompt_lengths as lengths_of
+    from lamp_pl.pipeline.batching import prompt_lengths as lengths_of
 
     data = datamodule_from_config([CONFIG], overrides)
     data.load("test")

@@ -61,7 +61,7 @@ def synthetic_tokenizer() -> str:
 def batches(root: Path, shape: str, steps: int, batch_size: int) -> list[dict]:
     """`steps` training batches of LaMPDataModule over a synthetic LaMP-2."""
     from lamp_pl.data.synthetic import SyntheticSpec
-    from lamp_pl.datamodule import LaMPDataModule
+    from lamp_pl.lightning.datamodule import LaMPDataModule
     from lamp_pl.retrieval import RetrievalConfig
 
     long = shape != "small"
@@ -86,7 +86,7 @@ def batches(root: Path, shape: str, steps: int, batch_size: int) -> list[dict]:
 
 
 def build_model(shape: str, lora: bool):
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.module import LaMPModel
 
     model = LaMPModel(
         model_name_or_path="random",

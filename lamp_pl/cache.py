@@ -24,7 +24,12 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from lamp_pl.errors import NoSpaceError, one_line
+from lamp_pl.errors import LaMPError, NoSpaceError, one_line
+
+
+class CacheError(LaMPError, RuntimeError):
+    """A cache folder is missing, stale or unreadable; the message says which and why."""
+
 
 COMPLETE = ".complete"
 SMALL_FILE = 16 << 20

@@ -78,7 +78,7 @@ def save_generator(tiny_t5: Path, path: Path) -> Path:
     """A Lightning checkpoint of the tiny T5 generator, as `lamp-pl fit` writes them."""
     import lightning as L
 
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.module import LaMPModel
 
     module = LaMPModel(model_name_or_path=str(tiny_t5), task="LaMP_2", tokenizer=str(tiny_t5))
     module.configure_model()  # the network is built here (not in __init__), as Lightning does before fit

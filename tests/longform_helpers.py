@@ -14,8 +14,8 @@ from typing import Any
 import datasets
 import lightning as L
 
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.demo.models import build_tiny_t5
+from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.retrieval import RetrievalConfig
 
 LONGLAMP_METRICS = {"rouge-1", "rouge-2", "rouge-L", "rouge-LSum", "bleu"}

@@ -16,8 +16,8 @@ import torch
 
 from helpers import cli_environment, tiny_args
 from lamp_pl.cli import main
+from lamp_pl.pipeline.tokenized import TokenizedSplit
 from lamp_pl.tasks import get_task
-from lamp_pl.tokenized import TokenizedSplit
 
 ROOT = Path(__file__).parents[1]
 

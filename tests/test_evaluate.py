@@ -11,7 +11,7 @@ import pytest
 from helpers import tiny_args
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import LaMPDataError, split_files
-from lamp_pl.evaluate import evaluate
+from lamp_pl.evaluation.score import evaluate
 
 
 def _newest(root: Path, name: str) -> Path:

@@ -12,7 +12,7 @@ import torch
 
 from helpers import tiny_args
 from lamp_pl.cli import main
-from lamp_pl.metrics import build_metrics
+from lamp_pl.metrics.lamp import build_metrics
 from lamp_pl.tasks import get_task
 
 LORA = '{"r": 4, "alpha": 8, "dropout": 0.0}'
@@ -61,7 +61,7 @@ def test_family_fits_and_tests(family, model, task, lora, data_root, tmp_path, r
 
 
 def causal_model(tiny_llama: Path, **kwargs):
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.module import LaMPModel
 
     model = LaMPModel(
         model_name_or_path=str(tiny_llama), family="causal", task="LaMP_2", num_beams=1, max_new_tokens=5, **kwargs
@@ -72,7 +72,7 @@ def causal_model(tiny_llama: Path, **kwargs):
 
 
 def toy_batch(tokenizer, prompts: list[str], targets: list[str]) -> dict:
-    from lamp_pl.tokenized import collate
+    from lamp_pl.pipeline.tokenized import collate
 
     rows = [
         {
@@ -133,14 +133,14 @@ def test_chat_template_wraps_prompt(tiny_llama):
 
 
 def test_classifier_rejects_generation_task(tiny_bert):
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.module import LaMPModel
 
     with pytest.raises(ValueError, match="closed label set"):
         LaMPModel(model_name_or_path=str(tiny_bert), family="classifier", task="LaMP_5")
 
 
 def test_vocabulary_mismatch_fails_at_start(tiny_t5, tiny_llama):
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.module import LaMPModel
 
     model = LaMPModel(
         model_name_or_path=str(tiny_llama),
@@ -218,8 +218,8 @@ def test_lora_resume_equals_uninterrupted_run(tiny_llama, data_root, tmp_path):
 def test_export_reproduces_predictions(lora, tiny_llama, data_root, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lamp_pl.datamodule import LaMPDataModule
-    from lamp_pl.export import export
+    from lamp_pl.lightning.datamodule import LaMPDataModule
+    from lamp_pl.lightning.export import export
     from lamp_pl.retrieval import RetrievalConfig
 
     extra = ["--model.peft", LORA] if lora else []

@@ -30,8 +30,8 @@ from lamp_pl.data.check import check_data
 from lamp_pl.data.lamp import LaMPDataError, load_split
 from lamp_pl.data.stages import check_splits_present
 from lamp_pl.data.stream import load_questions
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.errors import LaMPError, MissingDataError
+from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 from lamp_pl.retrieval.build import index_folder
 

@@ -22,7 +22,7 @@ PYTHON_ONLY = {"datamodule", "generator", "rank", "world_size"}
 WRAPS = {
     "score-items": ("lamp_pl.learned.scoring:score_items", {}),
     "attribute": ("lamp_pl.learned.attribution:attribute", {}),
-    "export": ("lamp_pl.export:export", {}),
+    "export": ("lamp_pl.lightning.export:export", {}),
     "convert": ("lamp_pl.data.annotators:convert_goemotions", {"list_labels": "label_list"}),
 }
 TYPED = [name for name, command in COMMANDS.items() if name not in TRAINING and not command.raw]

@@ -1,6 +1,6 @@
-"""The package's import graph: no cycles (function-level imports included), the fakes of
-`lamp_pl.demo` imported by nothing else in the package, the command floor `lamp_pl.cli` imported
-by nothing below it, and argparse by nothing but the command floor."""
+"""The package's import graph: layers that only point down (function-level imports included), no
+cycles, the fakes of `lamp_pl.demo` imported by nothing else in the package, the command floor
+`lamp_pl.cli` imported by nothing below it, and argparse by nothing but the command floor."""
 
 from __future__ import annotations
 
@@ -108,3 +108,53 @@ def test_only_the_command_floor_parses_argv_with_argparse():
             for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
         }
         assert "argparse" not in found, f"{name} imports argparse: commands belong in lamp_pl/cli/"
+
+
+# The house, top floor first: a module may import its own floor and the floors below, never one
+# above (docs/development.md's layout map says what each room is for).
+LAYERS: list[tuple[str, ...]] = [
+    ("lamp_pl.cli",),
+    ("lamp_pl.learned", "lamp_pl.adapters"),
+    ("lamp_pl.lightning",),
+    ("lamp_pl.pipeline",),
+    ("lamp_pl.retrieval", "lamp_pl.studygrid"),
+    ("lamp_pl.models", "lamp_pl.evaluation", "lamp_pl.demo"),
+    ("lamp_pl.data", "lamp_pl.prompts", "lamp_pl.studies"),
+    ("lamp_pl.tasks", "lamp_pl.served"),
+    ("lamp_pl.metrics", "lamp_pl.cache", "lamp_pl.resolve"),
+    ("lamp_pl.errors",),
+]
+
+
+def floor_of(name: str) -> int | None:
+    """The floor (0 = top) of a module, None for the package's public face `lamp_pl` itself."""
+    for at, rooms in enumerate(LAYERS):
+        if any(name == room or name.startswith(room + ".") for room in rooms):
+            return at
+    return None
+
+
+def upward_arrows(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a lower floor to a higher one, as ``importer -> imported``."""
+    return [
+        f"{name} -> {target}"
+        for name, targets in sorted(graph.items())
+        for target in sorted(targets)
+        if floor_of(name) is not None and floor_of(target) is not None and floor_of(target) < floor_of(name)
+    ]
+
+
+def test_every_module_has_a_floor():
+    homeless = sorted(name for name in MODULES if name != "lamp_pl" and floor_of(name) is None)
+    assert not homeless, f"modules on no floor of LAYERS: {homeless}"
+
+
+def test_layers_only_point_down():
+    arrows = upward_arrows(GRAPH)
+    assert not arrows, "imports that run back up a floor: " + "; ".join(arrows)
+
+
+def test_an_upward_arrow_is_caught():
+    """The check itself: an import from the pipeline up to the Lightning shells is reported."""
+    graph = {"lamp_pl.pipeline.data": {"lamp_pl.lightning.module", "lamp_pl.tasks"}}
+    assert upward_arrows(graph) == ["lamp_pl.pipeline.data -> lamp_pl.lightning.module"]

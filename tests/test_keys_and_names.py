@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 import lamp_pl.cache
-import lamp_pl.data.pipeline
+import lamp_pl.pipeline.data
 from helpers import bm25_data
 from lamp_pl.cache import file_sha256_by_state
-from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.lightning.datamodule import LaMPDataModule
+from lamp_pl.pipeline.tokenized import TokenizedSplit
 from lamp_pl.retrieval import RetrievalConfig
 from lamp_pl.tasks import Task, get_task, register_task
-from lamp_pl.tokenized import TokenizedSplit
 
 
 def datamodule(data_dir: Path, cache: Path, tokenizer: Path, task: str = "LaMP_2", **overrides) -> LaMPDataModule:
@@ -70,7 +70,7 @@ def test_a_changed_tokenizer_file_rebuilds(data, tiny_t5, tmp_path, builds):
 
 def test_a_new_cache_format_rebuilds(data, tiny_t5, tmp_path, builds, monkeypatch):
     datamodule(data, tmp_path / "cache", tiny_t5).prepare_data()
-    monkeypatch.setattr(lamp_pl.data.pipeline, "PROMPT_CACHE_FORMAT", lamp_pl.data.pipeline.PROMPT_CACHE_FORMAT + 1)
+    monkeypatch.setattr(lamp_pl.pipeline.data, "PROMPT_CACHE_FORMAT", lamp_pl.pipeline.data.PROMPT_CACHE_FORMAT + 1)
     datamodule(data, tmp_path / "cache", tiny_t5).prepare_data()
     assert len(builds) == 2
 

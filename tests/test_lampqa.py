@@ -18,9 +18,9 @@ from longform_helpers import bm25_module, published, save_broken, tiny_t5_on, ti
 from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import LaMPDataError, load_split
 from lamp_pl.demo.longform import write_lamp_qa
-from lamp_pl.evaluate import evaluate
-from lamp_pl.judge import JUDGE_SYSTEM, parse_score, prompts_digest
-from lamp_pl.module import LaMPModel
+from lamp_pl.evaluation.judge import JUDGE_SYSTEM, parse_score, prompts_digest
+from lamp_pl.evaluation.score import evaluate
+from lamp_pl.lightning.module import LaMPModel
 from lamp_pl.tasks import get_task
 
 TASK = "LaMP_QA_Art_and_Entertainment"

@@ -14,11 +14,11 @@ import torch
 
 from helpers import save_generator
 from lamp_pl.data.lamp import load_split
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.learned.attribution import attribute
 from lamp_pl.learned.distill import UtilityDataset, collate_utilities, fit_retriever
 from lamp_pl.learned.retriever_module import RetrieverModule, ndcg, target_distribution
 from lamp_pl.learned.scoring import load_utilities, score_items
+from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.prompts import build_prompt
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 

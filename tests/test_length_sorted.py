@@ -11,7 +11,7 @@ import pytest
 from helpers import CONF
 from lamp_pl.cli import main
 from lamp_pl.cli.config import datamodule_from_config
-from lamp_pl.data.batching import in_file_order, length_sorted_batches
+from lamp_pl.pipeline.batching import in_file_order, length_sorted_batches
 
 
 def test_batches_sorted_longest_first_and_bounded_by_tokens():

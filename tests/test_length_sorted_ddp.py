@@ -18,8 +18,8 @@ from test_length_sorted import talkative_t5  # noqa: F401 -- the fixture, shared
 from helpers import CONF, run_cli
 from lamp_pl.cli import main
 from lamp_pl.cli.config import datamodule_from_config
-from lamp_pl.data.batching import BatchedRows, length_sorted_batches
-from lamp_pl.data.sharding import UnpaddedShards
+from lamp_pl.pipeline.batching import BatchedRows, length_sorted_batches
+from lamp_pl.pipeline.sharding import UnpaddedShards
 
 
 def rank_batches(lengths: list[int], batch_size: int, max_tokens: int | None, world_size: int) -> list[list[list[int]]]:

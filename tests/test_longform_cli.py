@@ -18,9 +18,9 @@ from longform_helpers import LONGLAMP_METRICS
 from lamp_pl.cli import main
 from lamp_pl.data.hub import download_help
 from lamp_pl.demo.longform import write_longlamp
-from lamp_pl.longform_tasks import source_of
 from lamp_pl.studygrid.axes import data_settings, override_args
 from lamp_pl.tasks import benchmark_task_names, get_task
+from lamp_pl.tasks.longform import source_of
 
 ABSTRACTS = "LongLaMP_abstract_generation_user"
 

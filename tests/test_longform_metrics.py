@@ -25,9 +25,9 @@ from nltk.tokenize import TreebankWordTokenizer
 from nltk.translate.meteor_score import meteor_score
 from rouge_score import rouge_scorer
 
-import lamp_pl.longform_metrics as longform
-from lamp_pl.longform_metrics import LongFormMetrics
-from lamp_pl.metrics import build_metrics
+import lamp_pl.metrics.longform as longform
+from lamp_pl.metrics.lamp import build_metrics
+from lamp_pl.metrics.longform import LongFormMetrics
 
 PREDS = [
     "We study retrieval for personal text generation.\nOur model copies the user's style.",

@@ -20,8 +20,8 @@ from longform_helpers import LONGLAMP_METRICS, bm25_module, published, save_brok
 from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import LaMPDataError, load_split
 from lamp_pl.demo.longform import write_longlamp
-from lamp_pl.evaluate import evaluate
-from lamp_pl.module import LaMPModel
+from lamp_pl.evaluation.score import evaluate
+from lamp_pl.lightning.module import LaMPModel
 from lamp_pl.tasks import get_task
 
 ABSTRACTS = "LongLaMP_abstract_generation_user"

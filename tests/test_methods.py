@@ -13,10 +13,10 @@ import torch
 import yaml
 
 from helpers import base_args
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.learned.distill import collate_utilities
 from lamp_pl.learned.rl import RLRetrieverModule, policy_gradient_loss
 from lamp_pl.learned.selector import SelectorModule, selector_batches, selector_target
+from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.dated import MissingDateError, dated_task
 from lamp_pl.retrieval.index import ProfileIndex

@@ -1,4 +1,4 @@
-"""Parity tests: lamp_pl.metrics vs. the official LaMP evaluation semantics.
+"""Parity tests: lamp_pl.metrics.lamp vs. the official LaMP evaluation semantics.
 
 References are scikit-learn and rouge_score applied exactly as the official
 LaMP scripts apply them; inputs are seeded-random or hypothesis-generated and
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error
 
-from lamp_pl.metrics import (
+from lamp_pl.metrics.lamp import (
     ClassificationMetrics,
     GenerationMetrics,
     RegressionMetrics,

@@ -16,8 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from sklearn.metrics import f1_score
 
-from lamp_pl.metrics import build_metrics
-from lamp_pl.multilabel_metrics import format_labels, parse_labels
+from lamp_pl.metrics.lamp import build_metrics
+from lamp_pl.metrics.multilabel import format_labels, parse_labels
 
 LABELS = ["anger", "joy", "fear", "love", "neutral"]
 

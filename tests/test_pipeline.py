@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from helpers import bm25_data
-from lamp_pl.data.pipeline import LaMPData
-from lamp_pl.data.sharding import UnpaddedShards
 from lamp_pl.data.stages import stage_splits
-from lamp_pl.datamodule import LaMPDataModule
+from lamp_pl.lightning.datamodule import LaMPDataModule
+from lamp_pl.pipeline.data import LaMPData
+from lamp_pl.pipeline.sharding import UnpaddedShards
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 from lamp_pl.retrieval.view import RetrievalView, prepare_views
 
@@ -42,7 +42,7 @@ def test_the_pipeline_imports_no_lightning_and_matches_the_shell(data_root, tiny
     """In a fresh process: build, load and batch with `LaMPData`; Lightning never loads."""
     script = f"""
 import json, sys
-from lamp_pl.data.pipeline import LaMPData
+from lamp_pl.pipeline.data import LaMPData
 from lamp_pl.retrieval import RetrievalConfig
 data = LaMPData(task="LaMP_2", data_dir={str(data_root)!r}, cache_dir={str(tmp_path / "cache")!r},
                 tokenizer={str(tiny_t5)!r}, k=2, retrieval=RetrievalConfig(retriever="bm25"),

@@ -1,4 +1,4 @@
-"""Models loaded by concurrent threads leave weight tying on (`lamp_pl.pretrained`)."""
+"""Models loaded by concurrent threads leave weight tying on (`lamp_pl.models.pretrained`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, sys, threading
 from transformers import AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel
-from lamp_pl.pretrained import load_pretrained
+from lamp_pl.models.pretrained import load_pretrained
 
 bert, t5 = sys.argv[1:]
 original, barrier = PreTrainedModel.tie_weights, threading.Barrier(2)

@@ -11,9 +11,9 @@ import torch
 
 from helpers import bm25_data, save_generator
 from lamp_pl.data.lamp import load_split
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.learned.scoring import load_generator
 from lamp_pl.learned.utilities import load_retriever_utilities, pool_configs, score_retrievers
+from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.retrieval import load_retrieved
 
 POOL = {"bm25": {"retriever": "bm25"}, "recency": {"retriever": "recency"}, "none": {"retriever": "none"}}

@@ -12,8 +12,8 @@ import yaml
 
 from helpers import base_args
 from lamp_pl.cli import main
+from lamp_pl.cli.runs import CheckpointResolutionError, resolve_checkpoint, run_folder
 from lamp_pl.errors import CheckpointError
-from lamp_pl.runs import CheckpointResolutionError, resolve_checkpoint, run_folder
 
 
 def args_without_root(tiny_t5: Path, data_root: Path, cache: Path, task: str = "LaMP_2") -> list[str]:
@@ -37,8 +37,8 @@ def test_run_folder_rules():
 
 def test_the_cli_derives_the_run_folder_unless_one_is_given(tiny_t5, data_root, tmp_path):
     from lamp_pl.cli.train import LaMPCLI
-    from lamp_pl.datamodule import LaMPDataModule
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.datamodule import LaMPDataModule
+    from lamp_pl.lightning.module import LaMPModel
 
     def root(*extra: str) -> str:
         args = [*args_without_root(tiny_t5, data_root, tmp_path / "cache", "LaMP_4"), *extra]
@@ -182,7 +182,7 @@ def test_last_checkpoint_on_a_step_interval(tiny_t5, data_root, tmp_path, monkey
         "--trainer.limit_val_batches",
         "0",
     ]
-    steps = {"class_path": "lamp_pl.runs.StepCheckpoint", "init_args": {"every_n_train_steps": 1}}
+    steps = {"class_path": "lamp_pl.lightning.callbacks.StepCheckpoint", "init_args": {"every_n_train_steps": 1}}
     saved: list[int] = []
     real = L.Trainer.save_checkpoint
 

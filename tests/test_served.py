@@ -281,9 +281,9 @@ def test_tiktoken_encoding_budgets_prompts():
     built offline; named encodings are downloaded by tiktoken once)."""
     import tiktoken
 
+    from lamp_pl.models.tokenizer import load_tokenizer
     from lamp_pl.prompts import build_prompt, count_tokens
     from lamp_pl.served.tiktoken_tokenizer import TiktokenTokenizer
-    from lamp_pl.tokenizer import load_tokenizer
 
     ranks = {bytes([i]): i for i in range(256)}
     encoding = tiktoken.Encoding(

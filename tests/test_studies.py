@@ -58,7 +58,7 @@ def test_options_that_change_prompts_are_accepted(options):
 
 
 def test_datamodule_rejects_a_no_op_option():
-    from lamp_pl.datamodule import LaMPDataModule
+    from lamp_pl.lightning.datamodule import LaMPDataModule
 
     with pytest.raises(ValueError, match="prompt.order"):
         LaMPDataModule(

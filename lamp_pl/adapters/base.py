@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lamp_pl.checkpoints import check_checkpoint, load_checkpoint
 from lamp_pl.errors import CheckpointError, ConfigError
+from lamp_pl.lightning.checkpoints import check_checkpoint, load_checkpoint
 from lamp_pl.resolve import resolve_data_section, resolve_model
 
 if TYPE_CHECKING:
-    from lamp_pl.data.pipeline import LaMPData
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.module import LaMPModel
+    from lamp_pl.pipeline.data import LaMPData
 
 
 def resolve_base(data: LaMPData, model: LaMPModel, ckpt_path: str | Path | None) -> None:

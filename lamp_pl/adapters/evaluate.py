@@ -17,14 +17,14 @@ import torch
 
 from lamp_pl.adapters.base import add_lora_slot, build_base, resolve_base, set_lora_state
 from lamp_pl.adapters.store import check_adapters, load_adapter, read_settings
-from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.errors import ConfigError
-from lamp_pl.metrics import build_metrics
-from lamp_pl.module import LaMPModel
-from lamp_pl.predictions import write_run_outputs
-from lamp_pl.tokenized import collate
+from lamp_pl.evaluation.predictions import write_run_outputs
+from lamp_pl.lightning.checkpoints import check_checkpoint
+from lamp_pl.lightning.datamodule import LaMPDataModule
+from lamp_pl.lightning.module import LaMPModel
+from lamp_pl.metrics.lamp import build_metrics
+from lamp_pl.pipeline.tokenized import collate
 
 
 def _generate(peft_model, base, rows: list[dict], num_beams: int, max_new_tokens: int) -> list[str]:

@@ -29,9 +29,9 @@ from lamp_pl.adapters.store import adapter_path, is_finished, save_adapter, writ
 from lamp_pl.adapters.two_stage import init_settings, load_task_adapter
 from lamp_pl.cache import stable_hash, write_text_atomic
 from lamp_pl.data.lamp import load_split
-from lamp_pl.datamodule import LaMPDataModule
 from lamp_pl.errors import ConfigError
-from lamp_pl.module import LaMPModel
+from lamp_pl.lightning.datamodule import LaMPDataModule
+from lamp_pl.lightning.module import LaMPModel
 
 
 def parse_shard(shard: str) -> tuple[int, int]:

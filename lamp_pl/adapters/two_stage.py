@@ -27,8 +27,8 @@ from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import LaMPError
 
 if TYPE_CHECKING:
-    from lamp_pl.datamodule import LaMPDataModule
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.datamodule import LaMPDataModule
+    from lamp_pl.lightning.module import LaMPModel
 
 TASK_ADAPTER = "task.safetensors"
 SHARED = ("r", "alpha", "task", "base", "random_init", "ckpt")

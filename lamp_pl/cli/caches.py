@@ -17,7 +17,7 @@ from lamp_pl.errors import ConfigError
 from lamp_pl.resolve import resolve_data_section
 
 if TYPE_CHECKING:
-    from lamp_pl.data.pipeline import LaMPData
+    from lamp_pl.pipeline.data import LaMPData
 
 
 def index(data: LaMPData, verify: bool = False) -> dict:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lamp_pl.data.pipeline import LaMPData
-    from lamp_pl.datamodule import LaMPDataModule
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.datamodule import LaMPDataModule
+    from lamp_pl.lightning.module import LaMPModel
+    from lamp_pl.pipeline.data import LaMPData
 
 # The data section's values the model section takes over, so each is set once (as in `fit`).
 LINKS = (("data.task", "model.task"), ("data.tokenizer", "model.tokenizer"))
@@ -42,15 +42,15 @@ def add_sections(parser: Any, model: bool = False, taken: frozenset[str] = froze
 
     parser.add_argument("--config", action=ActionConfigFile, help=CONFIG_HELP)
     if model:
-        from lamp_pl.datamodule import LaMPDataModule
+        from lamp_pl.lightning.datamodule import LaMPDataModule
 
         parser.add_class_arguments(LaMPDataModule, "data", instantiate=True)
     else:
-        from lamp_pl.data.pipeline import LaMPData
+        from lamp_pl.pipeline.data import LaMPData
 
         parser.add_class_arguments(LaMPData, "data", instantiate=True)
     if model:
-        from lamp_pl.module import LaMPModel
+        from lamp_pl.lightning.module import LaMPModel
 
         parser.add_class_arguments(LaMPModel, "model", instantiate=True)
         link_sections(parser)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lamp_pl.datamodule import LaMPDataModule
+    from lamp_pl.lightning.datamodule import LaMPDataModule
 
 
 def score_items(

@@ -1,4 +1,4 @@
-"""`lamp-pl export`: a checkpoint as a plain Hugging Face folder (the work is `lamp_pl.export`)."""
+"""`lamp-pl export`: a checkpoint as a plain Hugging Face folder (the work is `lamp_pl.lightning.export`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,6 @@ def export(ckpt_path: Path, out: Path, config: Path | None = None, adapter_only:
         adapter_only: Keep a LoRA adapter separate (a peft adapter folder naming its base)
             instead of merging it into the base.
     """
-    from lamp_pl.export import export as write
+    from lamp_pl.lightning.export import export as write
 
     return f"lamp_pl: exported to {write(config, str(ckpt_path), out, adapter_only)}"

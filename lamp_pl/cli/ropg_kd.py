@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
-from lamp_pl.checkpoints import load_checkpoint
 from lamp_pl.errors import ConfigError, reading
+from lamp_pl.lightning.checkpoints import load_checkpoint
 
 
 def best_checkpoint(root: str | Path) -> Path:

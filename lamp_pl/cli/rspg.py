@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from lamp_pl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from lamp_pl.datamodule import LaMPDataModule
+    from lamp_pl.lightning.datamodule import LaMPDataModule
 
 
 def parse_pool(text: str | None) -> dict | None:

@@ -12,13 +12,13 @@ from typing import Any
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
-from lamp_pl.checkpoints import check_ckpt_argument
 from lamp_pl.cli.config import link_sections
-from lamp_pl.datamodule import LaMPDataModule
-from lamp_pl.module import LaMPModel
-from lamp_pl.quiet import silence_third_party_notices
+from lamp_pl.cli.quiet import silence_third_party_notices
+from lamp_pl.cli.runs import default_run_folder, resolve_checkpoint
+from lamp_pl.lightning.checkpoints import check_ckpt_argument
+from lamp_pl.lightning.datamodule import LaMPDataModule
+from lamp_pl.lightning.module import LaMPModel
 from lamp_pl.resolve import resolve_encoder, resolve_model, resolve_tokenizer
-from lamp_pl.runs import default_run_folder, resolve_checkpoint
 
 # Dataclass fields document themselves with attribute docstrings; show those in --help.
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
@@ -61,7 +61,7 @@ class LaMPCLI(LightningCLI):
 
     def _resolve_ckpt(self) -> None:
         """`--ckpt_path best|last` in a new process: resolved inside this experiment's run folder
-        only (see `lamp_pl.runs`); every checkpoint is loaded with weights_only=True."""
+        only (see `lamp_pl.cli.runs`); every checkpoint is loaded with weights_only=True."""
         config = self.config_init[self.subcommand]
         if config.get("weights_only") is None and "weights_only" in config:
             config["weights_only"] = True

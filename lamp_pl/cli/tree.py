@@ -67,7 +67,7 @@ COMMANDS: dict[str, Command] = {
         "lamp_pl.cli.grid:main", "Fit and test every combination of the study's axes; write one table.", raw=True
     ),
     "evaluate": Command(
-        "lamp_pl.evaluate:evaluate",
+        "lamp_pl.evaluation.score:evaluate",
         'The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).',
     ),
 }

@@ -31,7 +31,7 @@ from pathlib import Path
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.lamp import LaMPDataError
 from lamp_pl.errors import ConfigError, reading
-from lamp_pl.multilabel_metrics import format_labels
+from lamp_pl.metrics.multilabel import format_labels
 
 EMOTIONS = (
     "admiration",

@@ -269,7 +269,7 @@ def download_lamp(
     Raises:
         DownloadError: unknown task or split, LaMP_6, network or HTTP failure.
     """
-    from lamp_pl.longform_tasks import source_of
+    from lamp_pl.tasks.longform import source_of
 
     if source_of(task) is not None:  # LongLaMP / LaMP-QA: a Hugging Face dataset, saved as a local copy
         from lamp_pl.data.hub import save_copy

@@ -25,8 +25,8 @@ from typing import Any
 from lamp_pl.cache import atomic_folder, stable_hash
 from lamp_pl.data.lamp import LaMPDataError, validate_gold, validate_question
 from lamp_pl.errors import MissingDataError
-from lamp_pl.longform_tasks import HubSource, source_of
 from lamp_pl.tasks import Task
+from lamp_pl.tasks.longform import HubSource, source_of
 
 FORMAT = 1
 """Version of the materialized folder; bump it when the record mapping changes."""

@@ -71,7 +71,7 @@ def _questions(data_dir: str | Path, task: Task, split: str) -> tuple[Path, Path
 
 
 def stage_splits(data, stage: str | None = None) -> dict[str, list[str]]:
-    """The splits a stage of a data pipeline (`lamp_pl.data.pipeline.LaMPData`) needs.
+    """The splits a stage of a data pipeline (`lamp_pl.pipeline.data.LaMPData`) needs.
 
     Args:
         data: The pipeline (its task, data folder and split names are read).

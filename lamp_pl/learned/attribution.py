@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from lamp_pl.cache import write_text_atomic
-from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError
 from lamp_pl.learned.likelihood import (
@@ -32,6 +31,7 @@ from lamp_pl.learned.likelihood import (
     log_likelihoods,
 )
 from lamp_pl.learned.scoring import learned_folder, load_generator, run_sharded, world
+from lamp_pl.lightning.checkpoints import check_checkpoint
 from lamp_pl.prompts import arrange
 from lamp_pl.resolve import resolve_data_section
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from lamp_pl.optim import adamw_with_linear_warmup
+from lamp_pl.lightning.optim import adamw_with_linear_warmup
 from lamp_pl.retrieval.encoder import mean_pooling
 
 
@@ -79,7 +79,7 @@ class RetrieverModule(L.LightningModule):
         self.save_hyperparameters()
         from transformers import AutoModel, AutoTokenizer
 
-        from lamp_pl.pretrained import load_pretrained
+        from lamp_pl.models.pretrained import load_pretrained
 
         name = encoder
         self.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)

@@ -24,10 +24,10 @@ import torch
 from tqdm.auto import tqdm
 
 from lamp_pl.cache import file_sha256_cached, stable_hash, write_text_atomic
-from lamp_pl.checkpoints import check_checkpoint
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError, reading
 from lamp_pl.learned.likelihood import is_seq2seq, log_likelihoods
+from lamp_pl.lightning.checkpoints import check_checkpoint
 from lamp_pl.resolve import resolve_data_section
 
 UTILITIES_FORMAT = 2  # 2: generated outputs truncate the prompt as the data module does
@@ -45,7 +45,7 @@ def world(rank: int | None = None, world_size: int | None = None) -> tuple[int, 
 def load_generator(ckpt_path: str | Path, module_class: Any = None, device: str = "cpu") -> Any:
     """The LightningModule of a checkpoint, in eval mode (the generator's family decides its class)."""
     if module_class is None:
-        from lamp_pl.module import LaMPModel
+        from lamp_pl.lightning.module import LaMPModel
 
         module_class = LaMPModel
     check_checkpoint(ckpt_path)  # refused in lamp_pl's words, before Lightning reads it
@@ -54,7 +54,7 @@ def load_generator(ckpt_path: str | Path, module_class: Any = None, device: str 
 
 def example_metric(task, prediction: str, gold: str) -> float:
     """The task's checkpoint metric on one example, signed so that higher is better."""
-    from lamp_pl.metrics import build_metrics
+    from lamp_pl.metrics.lamp import build_metrics
 
     metric = build_metrics(task.metric_kind, task.labels)
     metric.update([prediction], [gold])

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from lamp_pl.learned.distill import quiet_trainer
 from lamp_pl.learned.retriever_module import kl_to_target
-from lamp_pl.optim import adamw_with_linear_warmup
+from lamp_pl.lightning.optim import adamw_with_linear_warmup
 from lamp_pl.retrieval.encoder import mean_pooling
 
 SEPARATOR = " | "

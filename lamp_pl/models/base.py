@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 
 from lamp_pl.errors import ConfigError
-from lamp_pl.pretrained import load_pretrained
+from lamp_pl.models.pretrained import load_pretrained
 from lamp_pl.tasks import Task
 
 

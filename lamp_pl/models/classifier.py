@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from lamp_pl.errors import ConfigError
+from lamp_pl.metrics.multilabel import format_labels, parse_labels
 from lamp_pl.models.base import FamilyBase
-from lamp_pl.multilabel_metrics import format_labels, parse_labels
 
 
 class ClassifierFamily(FamilyBase):

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from lamp_pl.cache import stable_hash
 from lamp_pl.errors import ConfigError
-from lamp_pl.pretrained import load_pretrained
+from lamp_pl.models.pretrained import load_pretrained
 
 if TYPE_CHECKING:  # torch loads with the first encoder: a cached index never needs it
     import torch

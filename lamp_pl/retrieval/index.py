@@ -28,14 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lamp_pl.cache import stable_hash, verify_files, write_checksummed
-from lamp_pl.errors import LaMPError
+from lamp_pl.cache import CacheError, stable_hash, verify_files, write_checksummed
 
 logger = logging.getLogger(__name__)
-
-
-class CacheError(LaMPError, RuntimeError):
-    """A cache folder is missing, stale or unreadable; the message says which and why."""
 
 
 class JsonLines:

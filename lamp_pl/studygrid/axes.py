@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamp_pl.errors import LaMPError
-from lamp_pl.longform_tasks import source_of
+from lamp_pl.tasks.longform import source_of
 
 # The study axes' options, and where a config file sets each (dotted keys of its YAML).
 STUDY_AXES = {

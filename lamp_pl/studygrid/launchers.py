@@ -27,7 +27,7 @@ from lamp_pl.studygrid.worker import PointJob, run_point
 
 OnDone = Callable[[PointJob, dict], None]
 
-WARM_MODULES = ("lamp_pl.module", "lamp_pl.datamodule")
+WARM_MODULES = ("lamp_pl.lightning.module", "lamp_pl.lightning.datamodule")
 """What every point imports (torch, Lightning, transformers under them): a local worker imports
 them while the grid's caches are built, so the import does not wait for the caches."""
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from lamp_pl.longform_tasks import source_of
 from lamp_pl.studygrid.axes import AXIS_NAMES, Point, config_args, data_settings, override_args
+from lamp_pl.tasks.longform import source_of
 
 DEFAULT_CACHE = ".lamp_cache"
 """The data cache folder when no config sets ``data.cache_dir`` (the pipeline's default)."""

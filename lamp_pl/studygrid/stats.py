@@ -39,8 +39,8 @@ def mean_std(rows: Iterable[dict], metrics: list[str]) -> dict[str, float | int]
 
 def question_scores(task: str, predictions: str | Path, golds: dict[str, str]) -> dict[str, float]:
     """Each question's score under the task's checkpoint metric, from a predictions file."""
-    from lamp_pl.evaluate import read_outputs
-    from lamp_pl.metrics import build_metrics
+    from lamp_pl.evaluation.score import read_outputs
+    from lamp_pl.metrics.lamp import build_metrics
     from lamp_pl.tasks import get_task
 
     spec = get_task(task)

@@ -1,4 +1,4 @@
-"""LaMPDataModule: the Lightning shell over the plain data pipeline `lamp_pl.data.pipeline.LaMPData`.
+"""LaMPDataModule: the Lightning shell over the plain data pipeline `lamp_pl.pipeline.data.LaMPData`.
 
 It takes the pipeline's constructor (the config's `data:` keys) unchanged and adds only what a
 trainer decides: the stage, the rank, the world size and the strategy's collectives.
@@ -16,8 +16,8 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from lamp_pl.data.collective import agree_on_failure
-from lamp_pl.data.pipeline import LaMPData
+from lamp_pl.pipeline.collective import agree_on_failure
+from lamp_pl.pipeline.data import LaMPData
 
 
 class LaMPDataModule(LaMPData, L.LightningDataModule):

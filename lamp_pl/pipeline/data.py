@@ -3,7 +3,7 @@
 It parses and validates a LaMP task, builds the retrieval caches (encoding, per-user indexes,
 each split's ranking), builds and tokenizes the prompts, and makes the loaders. Every cache is
 built once by `prepare` (or `build`, DDP-aware) and only read by `load`. Rank, world size and
-stage are arguments, never read from a trainer: `lamp_pl.datamodule.LaMPDataModule` is the
+stage are arguments, never read from a trainer: `lamp_pl.lightning.datamodule.LaMPDataModule` is the
 Lightning shell that passes its trainer's. Building one is cheap (it runs on every DDP rank):
 nothing is read until a method is called.
 """
@@ -18,24 +18,24 @@ from typing import Any
 
 import lamp_pl
 from lamp_pl.cache import HASH_STORE, file_sha256_by_state, folder_is_valid, stable_hash, tokenizer_fingerprint
-from lamp_pl.data.collective import Collective, agree_on_failure
 from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.stream import load_questions
 from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
 from lamp_pl.errors import ConfigError
-from lamp_pl.longform_tasks import source_of
+from lamp_pl.models.tokenizer import load_tokenizer
+from lamp_pl.pipeline.collective import Collective, agree_on_failure
+from lamp_pl.pipeline.tokenized import TokenizedSplit
 from lamp_pl.prompts import PromptOptions, build_prompt
 from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.retrieval.view import RetrievalView, prepare_views
 from lamp_pl.studies import check_study_options
 from lamp_pl.tasks import Task, get_task
-from lamp_pl.tokenized import TokenizedSplit
-from lamp_pl.tokenizer import load_tokenizer
+from lamp_pl.tasks.longform import source_of
 
 EVAL_ORDERS = ("length", "file")
-"""How evaluation batches are formed (see `lamp_pl.data.batching`)."""
+"""How evaluation batches are formed (see `lamp_pl.pipeline.batching`)."""
 STAGE_SPLITS = {
     "fit": ("train_split", "val_split"),
     "validate": ("val_split",),
@@ -92,7 +92,7 @@ class LaMPData:
             batch_size: Training batch size per device.
             eval_batch_size: Evaluation batch size per device (default: `batch_size`).
             eval_order: `length` (default): validation, test and predict batches of prompts
-                sorted by length, longest first (`lamp_pl.data.batching`: less padding, rows that
+                sorted by length, longest first (`lamp_pl.pipeline.batching`: less padding, rows that
                 finish together; under DDP every rank the same number of batches of its own
                 rows); the predictions file keeps file order and holds the predictions of
                 file-order batches. `file`: batches in file order.
@@ -344,8 +344,8 @@ class LaMPData:
         order, each rank its `UnpaddedShards` under DDP: a torch `DataLoader`."""
         from torch.utils.data import DataLoader  # torch loads here, not for a cached index
 
-        from lamp_pl.data.sharding import eval_sampler, training_sampler
-        from lamp_pl.tokenized import collate
+        from lamp_pl.pipeline.sharding import eval_sampler, training_sampler
+        from lamp_pl.pipeline.tokenized import collate
 
         if split not in self.datasets:
             self.load(None)
@@ -353,7 +353,7 @@ class LaMPData:
         collate_fn = functools.partial(collate, pad_token_id=self.tokenizer.pad_token_id)
         batch_size: int | None = self.batch_size if train else self.eval_batch_size
         if not train and self.eval_order == "length":  # whole batches, laid out per rank, are what the sampler deals
-            from lamp_pl.data.batching import sorted_eval_dataset
+            from lamp_pl.pipeline.batching import sorted_eval_dataset
 
             dataset = sorted_eval_dataset(dataset, self.eval_batch_size, self.eval_max_tokens, world_size)
             batch_size = None

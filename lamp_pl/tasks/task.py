@@ -1,4 +1,4 @@
-"""The task registry: everything that differs between LaMP tasks lives in one `Task` entry.
+"""`Task`: everything that differs between tasks lives in one entry of this record.
 
 Query extraction, retrieval text, prompt templates, label sets and the metric are reproduced
 from the official LaMP code (github.com/LaMP-Benchmark/LaMP), so that retrieval and prompts are
@@ -17,9 +17,15 @@ from typing import Literal
 
 from lamp_pl.errors import ConfigError, reading
 
+_LATE_FIELDS = ("max_target_length", "max_new_tokens")
+"""Fields hashed into a task's fingerprint only when set, so the LaMP tasks' caches keep their keys."""
+
+SHIPPED: dict[str, Task] = {}
+"""The tasks lamp_pl ships (LaMP, LongLaMP, LaMP-QA), by name; filled by `lamp_pl.tasks.registry`."""
+
 MetricKind = Literal["classification", "regression", "generation", "multilabel", "longform"]
 """``longform``: LongLaMP's and LaMP-QA's long targets, scored with ROUGE-1/2/L/Lsum, BLEU and METEOR
-(`lamp_pl.longform_metrics`)."""
+(`lamp_pl.metrics.longform`)."""
 
 
 def quoted_strings(text: str) -> list[str]:
@@ -122,7 +128,7 @@ class Task:
     def cache_name(self) -> str:
         """The task's folder under a cache dir: the name for a built-in task, the name plus the
         spec's fingerprint for any other, so two custom specs called alike never share a cache."""
-        shipped = _BUILTIN.get(self.name) or _benchmark_tasks().get(self.name)
+        shipped = SHIPPED.get(self.name)
         return self.name if shipped == self else f"{self.name}-{self.fingerprint[:8]}"
 
     @property
@@ -177,243 +183,4 @@ class Task:
             raise ConfigError(f"{path}: {error}") from None
 
 
-_REGISTRY: dict[str, Task] = {}
-_BUILTIN: dict[str, Task] = {}
-"""The tasks shipped with lamp_pl; a custom spec may never take one of their names."""
-_LATE_FIELDS = ("max_target_length", "max_new_tokens")
-
-
-_BENCHMARK: dict[str, Task] = {}
-
-
-def _benchmark_tasks() -> dict[str, Task]:
-    """The LongLaMP and LaMP-QA tasks (fields in `lamp_pl.longform_tasks`), built on first use."""
-    if not _BENCHMARK:
-        from lamp_pl.longform_tasks import TASK_FIELDS
-
-        _BENCHMARK.update({name: Task(**fields) for name, fields in TASK_FIELDS.items()})
-    return _BENCHMARK
-
-
-def register_task(task: Task, overwrite: bool = False) -> Task:
-    """Add `task` to the registry so that every component can find it by name.
-
-    `overwrite` replaces a registered task of the same name on purpose; without it a name that is
-    taken (a built-in task's included) is an error.
-    """
-    check_plain_name(task.name, "task name")
-    if task.name in _REGISTRY and not overwrite and _REGISTRY[task.name] != task:
-        raise ConfigError(f"task {task.name!r} is already registered")
-    _REGISTRY[task.name] = task
-    return task
-
-
-def get_task(name: str | Task) -> Task:
-    """Look a task up by registry name, or load a custom task from a ``.json`` spec file.
-
-    A spec named like a built-in task is an error (it would silently replace the benchmark's
-    definition); a spec is re-read on every call, and its caches are keyed by its content.
-    """
-    if isinstance(name, Task):
-        return name
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if name in _benchmark_tasks():
-        return register_task(_benchmark_tasks()[name])
-    if name.endswith(".json") and Path(name).is_file():
-        task = Task.from_file(name)
-        if task.name in _BUILTIN or task.name in _benchmark_tasks():
-            raise ConfigError(
-                f"{name}: custom task name {task.name!r} is a built-in task's name; give the spec another name"
-            )
-        return register_task(task, overwrite=True)
-    known = ", ".join(sorted({*task_names(), *_benchmark_tasks()}))
-    raise ConfigError(f"unknown task {name!r}; known tasks: {known} (or a path to a task .json)")
-
-
-def task_names() -> list[str]:
-    """Every registered task: the built-in ones and the custom specs loaded so far."""
-    return sorted(_REGISTRY)
-
-
-def benchmark_task_names() -> list[str]:
-    """The LongLaMP and LaMP-QA tasks (read with `datasets`; see `lamp_pl.longform_tasks`)."""
-    return sorted(_benchmark_tasks())
-
-
-def builtin_task_names() -> list[str]:
-    """The LaMP tasks lamp_pl ships (`LaMP_1` .. `LaMP_7`, `LaMP_2N`), whatever else is registered."""
-    return sorted(_BUILTIN)
-
-
-_MOVIE_TAGS = (
-    "sci-fi",
-    "based on a book",
-    "comedy",
-    "action",
-    "twist ending",
-    "dystopia",
-    "dark comedy",
-    "classic",
-    "psychology",
-    "fantasy",
-    "romance",
-    "thought-provoking",
-    "social commentary",
-    "violence",
-    "true story",
-)
-_NEWS_CATEGORIES = (
-    "food & drink",
-    "sports",
-    "education",
-    "parents",
-    "religion",
-    "travel",
-    "business",
-    "crime",
-    "science & technology",
-    "culture & arts",
-    "entertainment",
-    "politics",
-    "women",
-    "style & beauty",
-    "healthy living",
-)
-_PATTERNS = "Following the given patterns"
-
-for _task in (
-    Task(
-        "LaMP_1",
-        "personalized citation identification",
-        ("title", "abstract"),
-        ("title", "abstract"),
-        None,
-        "classification",
-        labels=("[1]", "[2]"),
-        free_field="title",
-        item_template='"{free}"',
-        fixed=2,
-        layout="{input}",
-        insert_after="title",
-        share_reserve=0,
-        input_field="abstract",
-        output_field="title",
-        input_only_template='"{free}"',
-        output_only_template='"{title}"',
-    ),
-    Task(
-        "LaMP_2",
-        "personalized movie tagging",
-        ("description", "tag"),
-        ("description",),
-        "description:",
-        "classification",
-        labels=_MOVIE_TAGS,
-        free_field="description",
-        item_template='the tag for the movie: "{free}" is "{tag}" ',
-        input_field="description",
-        output_field="tag",
-        input_only_template='the movie: "{free}" ',
-        output_only_template='a movie tagged "{tag}" ',
-    ),
-    Task(
-        "LaMP_2N",
-        "personalized news categorization (first LaMP release)",
-        ("text", "title", "category"),
-        ("title", "text"),
-        "article:",
-        "classification",
-        labels=_NEWS_CATEGORIES,
-        item_template='the category for the article: "{free}" is "{category}" ',
-        input_field="text",
-        output_field="category",
-        input_only_template='the article: "{free}" ',
-        output_only_template='an article in the category "{category}" ',
-        output_task_names=("LaMP_2N", "LaMP_2"),
-    ),
-    Task(
-        "LaMP_3",
-        "personalized product rating",
-        ("text", "score"),
-        ("text",),
-        "review:",
-        "regression",
-        labels=("1", "2", "3", "4", "5"),
-        item_template='{score} is the score for "{free}" ',
-        input_field="text",
-        output_field="score",
-        input_only_template='the review "{free}" ',
-        output_only_template="{score} is a score ",
-    ),
-    Task(
-        "LaMP_4",
-        "personalized news headline generation",
-        ("text", "title"),
-        ("title", "text"),
-        "article:",
-        "generation",
-        item_template='"{title}" is the title for "{free}" ',
-        input_field="text",
-        output_field="title",
-        input_only_template='the article "{free}" ',
-        output_only_template='"{title}" is a title ',
-    ),
-    Task(
-        "LaMP_5",
-        "personalized scholarly title generation",
-        ("title", "abstract"),
-        ("title", "abstract"),
-        "paper:",
-        "generation",
-        free_field="abstract",
-        item_template='"{title}" is a title for "{free}" ',
-        fixed='"{title}" is a title " " ',
-        layout="{items}. " + _PATTERNS + " {input}",
-        budget_suffix=_PATTERNS,
-        input_field="abstract",
-        output_field="title",
-        input_only_template='the abstract "{free}" ',
-        output_only_template='"{title}" is a title ',
-    ),
-    Task(
-        "LaMP_6",
-        "personalized email subject generation (data from the Avocado corpus)",
-        ("text", "title"),
-        ("text",),
-        ":",
-        "generation",
-        item_template='"{title}" is the title for "{free}" ',
-        input_field="text",
-        output_field="title",
-        input_only_template='the email "{free}" ',
-        output_only_template='"{title}" is a title ',
-    ),
-    Task(
-        "LaMP_7",
-        "personalized tweet paraphrasing",
-        ("text",),
-        ("text",),
-        ":",
-        "generation",
-        item_template='"{free}" ',
-        fixed='"" ',
-        layout="{items} are written by a person. " + _PATTERNS + " {input}",
-        budget_suffix="are written by user. " + _PATTERNS,
-        output_field="text",
-        output_only_template='"{text}" ',
-    ),
-):
-    _BUILTIN[_task.name] = register_task(_task)
-
-__all__ = [
-    "MetricKind",
-    "Task",
-    "check_plain_name",
-    "get_task",
-    "quoted_strings",
-    "register_task",
-    "task_names",
-    "benchmark_task_names",
-    "builtin_task_names",
-]
+__all__ = ["MetricKind", "Task", "check_plain_name", "quoted_strings"]

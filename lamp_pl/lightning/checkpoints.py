@@ -17,7 +17,7 @@ from typing import Any
 from lamp_pl.errors import PICKLED, CheckpointError, is_weights_only_refusal
 
 KEYWORDS = ("best", "last", "hpc", "registry")
-"""`--ckpt_path` values that Lightning (or `lamp_pl.runs`) resolves itself: not file paths."""
+"""`--ckpt_path` values that Lightning (or `lamp_pl.cli.runs`) resolves itself: not file paths."""
 
 
 def _refusal(path: Path, error: BaseException) -> CheckpointError:

@@ -14,7 +14,7 @@ Under DDP (`world_size` ranks) the sorted rows are dealt to the ranks in turn (r
 r-th, (r + W)-th, ... longest), so every rank holds prompts of about the same lengths and at least
 one row whenever the split has as many rows as there are ranks; each rank cuts its share into the
 same number of batches, and the batches are laid out so that the evaluation sampler
-(`lamp_pl.data.sharding.UnpaddedShards`: rank r takes positions r, r + W, ...) hands each rank its
+(`lamp_pl.pipeline.sharding.UnpaddedShards`: rank r takes positions r, r + W, ...) hands each rank its
 own. A rank without a batch fails (Lightning refuses an empty loader) while the others wait in
 the epoch-end collectives (metric sync, gathered predictions): cutting the sorted split into
 batches first and dealing the batches (the first version) left every rank but the first with

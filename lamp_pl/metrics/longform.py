@@ -32,12 +32,12 @@ from torchmetrics import Metric
 
 NLTK_DOWNLOAD = "python -m nltk.downloader wordnet omw-1.4 punkt_tab"
 _warned = False
-_SUM_DTYPE = torch.float64  # as lamp_pl.metrics: averages exact to ~1e-12
+_SUM_DTYPE = torch.float64  # as lamp_pl.metrics.lamp: averages exact to ~1e-12
 _NON_ALPHANUM = re.compile(r"[^a-z0-9]+")
 
 
 def rouge_tokenize(text: str) -> list[str]:
-    """``rouge_score``'s default tokenizer without stemming (as `lamp_pl.metrics.rouge_tokenize`)."""
+    """``rouge_score``'s default tokenizer without stemming (as `lamp_pl.metrics.lamp.rouge_tokenize`)."""
     return _NON_ALPHANUM.sub(" ", text.lower()).split()
 
 

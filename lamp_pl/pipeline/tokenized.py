@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lamp_pl.cache import atomic_folder, folder_is_valid
+from lamp_pl.cache import CacheError, atomic_folder, folder_is_valid
 from lamp_pl.data.lamp import LaMPQuestion
-from lamp_pl.retrieval.index import CacheError
 
 
 class TokenizedSplit:

@@ -13,9 +13,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from lamp_pl.data.batching import in_file_order
 from lamp_pl.errors import ConfigError
-from lamp_pl.metrics import build_metrics
+from lamp_pl.evaluation.predictions import gather_predictions, output_dirs, write_run_outputs
+from lamp_pl.lightning.optim import adamw_with_linear_warmup
+from lamp_pl.metrics.lamp import build_metrics
 from lamp_pl.models import FamilyName, get_family
 from lamp_pl.models.adapters import (
     LoraSettings,
@@ -26,11 +27,10 @@ from lamp_pl.models.adapters import (
     quantization_kwargs,
     trainable_state,
 )
-from lamp_pl.optim import adamw_with_linear_warmup
-from lamp_pl.predictions import gather_predictions, output_dirs, write_run_outputs
+from lamp_pl.models.tokenizer import load_tokenizer
+from lamp_pl.pipeline.batching import in_file_order
 from lamp_pl.served.settings import ServedError, ServedSettings
 from lamp_pl.tasks import get_task
-from lamp_pl.tokenizer import load_tokenizer
 
 TRAINABLE_ONLY = "lamp_pl_trainable_only"
 """Checkpoint key set when `state_dict` holds only the trainable (adapter) weights."""
@@ -266,7 +266,7 @@ class LaMPModel(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         split = getattr(datamodule, f"{stage}_split", stage)
         rows = getattr(datamodule, "datasets", {}).get(split)
-        if rows is not None:  # length-sorted batches (lamp_pl.data.batching): back to file order
+        if rows is not None:  # length-sorted batches (lamp_pl.pipeline.batching): back to file order
             predictions = in_file_order(predictions, rows.ids)
         if self.trainer.is_global_zero:
             write_run_outputs(folders, self.task.name, split, predictions, metrics)
@@ -284,15 +284,15 @@ class LaMPModel(L.LightningModule):
 
     def configure_callbacks(self) -> list[L.Callback]:
         """Checkpoint on the task's own metric, so no config has to repeat it, and write
-        `last.ckpt` at the end of every training epoch, improved or not (`lamp_pl.runs`).
+        `last.ckpt` at the end of every training epoch, improved or not (`lamp_pl.lightning.callbacks`).
 
         A `ModelCheckpoint` given in the trainer's config is honoured as it is: then no
         monitoring checkpoint is added here (Lightning would otherwise let it replace the user's),
         but `last.ckpt` is still written, the same rule with and without one (a `LastCheckpoint`
-        is added to the trainer's callbacks beside the user's). `lamp_pl.runs.StepCheckpoint`
+        is added to the trainer's callbacks beside the user's). `lamp_pl.lightning.callbacks.StepCheckpoint`
         (`last.ckpt` every N steps) is no such override and is kept beside these.
         """
-        from lamp_pl.runs import LastCheckpoint, is_trainer_default_checkpoint
+        from lamp_pl.lightning.callbacks import LastCheckpoint, is_trainer_default_checkpoint
 
         given = [
             c

@@ -1,5 +1,5 @@
 """How the data pipeline's loaders share a split between processes: the training and the
-evaluation samplers, in plain PyTorch (no Lightning: the shell, `lamp_pl.datamodule`, passes its
+evaluation samplers, in plain PyTorch (no Lightning: the shell, `lamp_pl.lightning.datamodule`, passes its
 trainer's rank and world size in)."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Each ``update`` takes decoded strings (``preds``, ``targets``); each
 * :class:`ClassificationMetrics` (LaMP-1, LaMP-2, LaMP-2N): ``accuracy``, ``f1``.
 * :class:`RegressionMetrics` (LaMP-3): ``mae``, ``rmse``.
 * :class:`GenerationMetrics` (LaMP-4..7): ``rouge-1``, ``rouge-L``.
-* ``longform`` (LongLaMP, LaMP-QA): `lamp_pl.longform_metrics.LongFormMetrics`.
+* ``longform`` (LongLaMP, LaMP-QA): `lamp_pl.metrics.longform.LongFormMetrics`.
 """
 
 from __future__ import annotations
@@ -292,11 +292,11 @@ def build_metrics(kind: str, labels: Sequence[str] | None = None, **kwargs) -> M
     if kind == "generation":
         return GenerationMetrics(**kwargs)
     if kind == "multilabel":  # per-annotator subjective tasks (issue 12)
-        from lamp_pl.multilabel_metrics import MultiLabelMetrics
+        from lamp_pl.metrics.multilabel import MultiLabelMetrics
 
         return MultiLabelMetrics(labels or (), **kwargs)
     if kind == "longform":  # LongLaMP and LaMP-QA (issue 22)
-        from lamp_pl.longform_metrics import LongFormMetrics
+        from lamp_pl.metrics.longform import LongFormMetrics
 
         return LongFormMetrics(**kwargs)
     raise ValueError(

@@ -20,14 +20,15 @@ user's profile (`lamp_pl.data.hub` reads them). What lamp_pl knows of each task:
   ``validation``, ``test``; records ``id, question, narrative, rubric_aspects[{aspect, reason,
   evidence}], profile[{id, text}]`` (the profile: the user's past questions with their
   descriptions). The generator reads the question and retrieved past questions; the narrative and
-  the aspects are for the LLM judge only (`lamp_pl.judge`). The item template and layout are
+  the aspects are for the LLM judge only (`lamp_pl.evaluation.judge`). The item template and layout are
   lamp_pl's own (the benchmark prompts an instruction-tuned LLM with a chat system prompt instead).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from lamp_pl.tasks.task import Task
 
 
 @dataclass(frozen=True)
@@ -61,28 +62,14 @@ _PATTERNS = "Following the given patterns"
 _ABSTRACT_SUFFIX = "Use the above abstracts as context to understand the style and language of the user and,"
 QA_CATEGORIES = ("Art_and_Entertainment", "Lifestyle_and_Personal_Development", "Society_and_Culture")
 
-TASK_FIELDS: dict[str, dict[str, Any]] = {}
-"""Task name -> the fields of its `lamp_pl.tasks.Task` (built there; this module imports no task code)."""
+_TASKS: list[Task] = []
 SOURCES: dict[str, HubSource] = {}
 """Task name -> its published data."""
 
 
-def Task(name: str, description: str, profile_fields, retrieval_fields, query_marker, metric_kind, **more) -> dict:  # noqa: N802 -- reads like the Task it describes
-    """The fields of one `lamp_pl.tasks.Task`, positional ones named."""
-    return {
-        "name": name,
-        "description": description,
-        "profile_fields": tuple(profile_fields),
-        "retrieval_fields": tuple(retrieval_fields),
-        "query_marker": query_marker,
-        "metric_kind": metric_kind,
-        **more,
-    }
-
-
-def _add(task: dict[str, Any], source: HubSource) -> None:
-    TASK_FIELDS[task["name"]] = task
-    SOURCES[task["name"]] = source
+def _add(task: Task, source: HubSource) -> None:
+    _TASKS.append(task)
+    SOURCES[task.name] = source
 
 
 for _setting in ("user", "temporal"):
@@ -190,9 +177,13 @@ for _category in QA_CATEGORIES:
     )
 
 
+LONGFORM_TASKS: tuple[Task, ...] = tuple(_TASKS)
+"""The LongLaMP and LaMP-QA tasks, registered by `lamp_pl.tasks.registry` when first asked for."""
+
+
 def source_of(task_name: str) -> HubSource | None:
     """The published data of a LongLaMP / LaMP-QA task; None for any other task."""
     return SOURCES.get(task_name)
 
 
-__all__ = ["LAMP_QA", "TASK_FIELDS", "LONGLAMP", "QA_CATEGORIES", "SOURCES", "HubSource", "source_of"]
+__all__ = ["LAMP_QA", "LONGFORM_TASKS", "LONGLAMP", "QA_CATEGORIES", "SOURCES", "HubSource", "source_of"]

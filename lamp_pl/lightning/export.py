@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from lamp_pl.cache import COMPLETE, atomic_folder
-from lamp_pl.checkpoints import load_checkpoint
 from lamp_pl.errors import CheckpointError, ConfigError
+from lamp_pl.lightning.checkpoints import load_checkpoint
 from lamp_pl.resolve import resolve_model, resolve_tokenizer
 
 
 def load_checkpoint_model(ckpt_path: str | Path):
     """The `LaMPModel` of a checkpoint, built and restored on CPU (any world size: single file)."""
-    from lamp_pl.module import LaMPModel
+    from lamp_pl.lightning.module import LaMPModel
 
     checkpoint = load_checkpoint(ckpt_path)
     hparams = checkpoint.get("hyper_parameters")

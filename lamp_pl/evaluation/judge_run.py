@@ -16,9 +16,9 @@ from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import LaMPDataError
 from lamp_pl.errors import MissingDataError
-from lamp_pl.judge import Complete, judge, judge_info, served_complete
-from lamp_pl.longform_tasks import source_of
+from lamp_pl.evaluation.judge import Complete, judge, judge_info, served_complete
 from lamp_pl.tasks import get_task
+from lamp_pl.tasks.longform import source_of
 
 
 def judge_records(task: str, split: str, source: DatasetSource, cache_dir: str | Path) -> list[dict[str, Any]]:

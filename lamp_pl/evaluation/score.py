@@ -15,7 +15,7 @@ from typing import Any
 
 from lamp_pl.data.lamp import LaMPDataError
 from lamp_pl.errors import MissingDataError
-from lamp_pl.metrics import build_metrics
+from lamp_pl.metrics.lamp import build_metrics
 from lamp_pl.tasks import Task, get_task
 
 _SHOWN_IDS = 10  # ids listed in an error before "... and N more"
@@ -100,7 +100,7 @@ def evaluate(
     if preds is None:
         raise LaMPDataError("--preds", "the predictions file is required", field="preds")
     if judge_model is not None:
-        from lamp_pl.judge_run import run_judge
+        from lamp_pl.evaluation.judge_run import run_judge
 
         settings = {"base_url": judge_base_url, "model": judge_model, "api_key_env": judge_api_key_env}
         return run_judge(task, preds, read_outputs(preds, get_task(task)), settings, split, dataset, cache_dir, out)
