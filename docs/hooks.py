@@ -14,7 +14,7 @@ import io
 import os
 import types
 import typing
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
 from mkdocs.structure.files import File, Files
@@ -178,9 +178,9 @@ def config_page() -> str:
         except (NameError, TypeError):  # a name imported for type checking only: keep the written type
             hints = {}
         for item in fields(cls):
-            default = item.default if item.default is not item.default_factory else None  # type: ignore[comparison-overlap]
-            if callable(item.default_factory):  # type: ignore[arg-type]
-                default = item.default_factory()  # type: ignore[misc]
+            default = item.default if item.default is not MISSING else None
+            if item.default_factory is not MISSING:
+                default = item.default_factory()
             lines.append(
                 field_row(f"{dest}.{item.name}", hints.get(item.name, item.type), default, docs.get(item.name, ""))
             )

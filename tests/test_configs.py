@@ -1,7 +1,9 @@
-"""Every config file, and every `lamp-pl` command line the README shows, parses (nothing runs).
+"""Every config file, and every `lamp-pl` command line the README and the docs show, parses (nothing runs).
 
-The README's command lines are read from its ```bash blocks (lines starting with `lamp-pl`, split
-on `&&`), so a documented line that stops parsing fails here. `LAMP_PL_README` points the test at
+The command lines are read from the fenced shell code blocks (```bash, ```sh, ```shell, ```console)
+of README.md and of every page under docs/ (lines starting with `lamp-pl`, split on `&&`), so a
+documented line that stops parsing fails here. Prose and inline code are not read. docs/notes/
+(helpers' drafts, left out of the site) is left out here too. `LAMP_PL_README` points the test at
 another Markdown file (e.g. a draft of the README).
 """
 
@@ -24,21 +26,29 @@ CONFIG_DIR = ROOT / "configs"
 # loads every one of them.
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.relative_to(CONFIG_DIR).parts[0] != "recipes")
 README = Path(os.environ.get("LAMP_PL_README", ROOT / "README.md"))
+DOCS = ROOT / "docs"
+DOC_PAGES = sorted(p for p in DOCS.rglob("*.md") if p.relative_to(DOCS).parts[0] != "notes") if DOCS.is_dir() else []
+# A fenced shell block, its fence possibly indented (inside a list item): its body.
+SHELL_BLOCK = re.compile(r"^([ \t]*)```(?:bash|sh|shell|console)[ \t]*\n(.*?)^\1```", flags=re.S | re.M)
 
 
 def readme_commands(text: str) -> list[list[str]]:
-    """`lamp-pl ...` commands of the ```bash blocks, one argv (without `lamp-pl`) each."""
+    """`lamp-pl ...` commands of the fenced shell blocks, one argv (without `lamp-pl`) each."""
     commands = []
-    for block in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", text, flags=re.S):
+    for _, block in SHELL_BLOCK.findall(text):
         for line in block.replace("\\\n", " ").splitlines():
             for part in line.split("&&"):
-                words = shlex.split(part, comments=True)
+                words = shlex.split(part.strip().removeprefix("$ "), comments=True)
                 if words[:1] == ["lamp-pl"]:
                     commands.append(words[1:])
     return commands
 
 
 README_COMMANDS = readme_commands(README.read_text()) if README.is_file() else []
+# (page, argv) for every command line of the docs pages.
+DOCS_COMMANDS = [
+    (page.relative_to(ROOT).as_posix(), argv) for page in DOC_PAGES for argv in readme_commands(page.read_text())
+]
 
 
 def parse_training(args: list[str], capsys) -> dict:
@@ -116,11 +126,41 @@ def test_readme_shows_commands():
     assert README_COMMANDS, f"no `lamp-pl` command lines in {README}'s bash blocks"
 
 
+def test_docs_show_commands():
+    """The docs pages' commands are found (a change of fence style would otherwise test nothing)."""
+    assert DOCS.is_dir(), f"no {DOCS}"
+    assert len(DOCS_COMMANDS) >= 20, f"only {len(DOCS_COMMANDS)} `lamp-pl` command lines in docs/*.md shell blocks"
+    pages = {page for page, _ in DOCS_COMMANDS}
+    assert "docs/getting-started/first-run.md" in pages
+
+
+def test_extraction_reads_fenced_shell_blocks_only():
+    text = (
+        "Prose `lamp-pl fit --bogus` is not read.\n"
+        "```bash\nlamp-pl index --config a \\\n  --data.k 2  # a comment\npython x && lamp-pl demo\n```\n"
+        "```text\nlamp-pl not-a-command\n```\n"
+        "- a list item:\n\n  ```console\n  $ lamp-pl inspect --id 3\n  ```\n"
+    )
+    assert readme_commands(text) == [["index", "--config", "a", "--data.k", "2"], ["demo"], ["inspect", "--id", "3"]]
+
+
 @pytest.mark.parametrize("argv", README_COMMANDS, ids=lambda a: " ".join(a)[:80])
 def test_readme_command_line_parses(argv, capsys, monkeypatch):
+    command_line_parses(argv, "README", capsys, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("page", "argv"), DOCS_COMMANDS, ids=[f"{page[5:]}: {' '.join(argv)}"[:90] for page, argv in DOCS_COMMANDS]
+)
+def test_docs_command_line_parses(page, argv, capsys, monkeypatch):
+    command_line_parses(argv, page, capsys, monkeypatch)
+
+
+def command_line_parses(argv: list[str], where: str, capsys, monkeypatch) -> None:
+    """Parse one documented command line as `lamp-pl` would (nothing runs)."""
     monkeypatch.chdir(ROOT)
     name, args = argv[0], argv[1:]
-    assert name in COMMANDS, f"README shows an unknown command: lamp-pl {name}"
+    assert name in COMMANDS, f"{where} shows an unknown command: lamp-pl {name}"
     if name in TRAINING:
         parse_training(argv, capsys)
     elif COMMANDS[name].raw:  # grid: its own argparse; its config files must parse as `fit` reads them
