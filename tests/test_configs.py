@@ -156,15 +156,28 @@ def test_docs_command_line_parses(page, argv, capsys, monkeypatch):
     command_line_parses(argv, page, capsys, monkeypatch)
 
 
+def config_names_resolved(args: list[str]) -> list[str]:
+    """`--config demo` as the shipped file it names, as `lamp-pl` resolves it before parsing
+    (`lamp_pl.shipped`; where configs are not yet resolved by name, the arguments as given)."""
+    try:
+        from lamp_pl.shipped import resolve_config_args
+    except ImportError:
+        return args
+    return resolve_config_args(args)
+
+
 def command_line_parses(argv: list[str], where: str, capsys, monkeypatch) -> None:
     """Parse one documented command line as `lamp-pl` would (nothing runs)."""
     monkeypatch.chdir(ROOT)
     name, args = argv[0], argv[1:]
+    if name in ("-h", "--help"):  # `lamp-pl --help`: the command list
+        assert main(argv) == 0 and "commands:" in capsys.readouterr().out
+        return
     assert name in COMMANDS, f"{where} shows an unknown command: lamp-pl {name}"
     if name in TRAINING:
         parse_training(argv, capsys)
     elif COMMANDS[name].raw:  # grid: its own argparse; its config files must parse as `fit` reads them
         configs = [a for flag, a in zip(args, args[1:]) if flag == "--config"]
         parse_training(["fit", *[a for c in configs for a in ("--config", c)]], capsys)
-    else:
-        parse_command(name, load(COMMANDS[name]), args)  # as `lamp-pl` parses it (dashes, flags, lists)
+    else:  # as `lamp-pl` parses it (config names, dashes, flags, lists)
+        parse_command(name, load(COMMANDS[name]), config_names_resolved(args))
