@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -117,3 +118,56 @@ def test_official_is_the_default_and_bm25s_an_option():
         make_retriever("bm25", RetrievalConfig()).scores(query, texts).tolist()
         == rank_bm25.BM25Okapi([t.split() for t in texts]).get_scores(query.split()).tolist()
     )
+
+
+@pytest.mark.parametrize("tokenizer", ["whitespace", "bm25s"])
+def test_shared_statistics_rank_as_each_question_alone_on_time_based_profiles(tmp_path, tokenizer):
+    """Time-based users (histories that grow question by question, so profiles overlap) with a
+    small vocabulary (words in most items: negative idf, many ties): the retriever's per-user
+    shared statistics give, question by question, bit-identical scores and the same ranking as
+    rank_bm25 and `okapi_scores` built on that question's own candidates alone."""
+    from lamp_pl.data.stream import load_questions
+    from lamp_pl.data.synthetic import write_synthetic
+    from lamp_pl.retrieval.build import build_profile_index
+    from lamp_pl.retrieval.protocol import SplitView
+    from lamp_pl.retrieval.retrievers import BM25Retriever
+    from lamp_pl.tasks import get_task
+
+    task = get_task("LaMP_4")
+    spec = {
+        "users": 6,
+        "questions_per_user": 4,
+        "profile_size": (5, 30),
+        "vocab_size": 30,
+        "topics": 2,
+        "text_words": (2, 9),
+    }
+    write_synthetic(tmp_path / "data", task="LaMP_4", time_based=True, **spec)
+    index, _ = build_profile_index(task, tmp_path / "data", ["dev"], tmp_path / "cache", None, progress=False)
+    questions = load_questions(tmp_path / "data", task, "dev", outputs=False)
+    view = SplitView(task, index, "dev", questions)
+    retriever = BM25Retriever(tokenizer=tokenizer)
+    overlapping = floored = 0
+    for q in range(len(view)):
+        rows = view.candidates(q)
+        if q and view.user(q) == view.user(q - 1):
+            overlapping += len(set(rows.tolist()) & set(view.candidates(q - 1).tolist())) > 0
+        shared = retriever.top(view, q, rows, len(rows))
+        query = retriever.tokens([view.query(q)])[0]
+        documents = retriever.tokens([view.text(int(r)) for r in rows])
+        alone = okapi_scores(query, documents)
+        in_most = {t for t, n in Counter(t for d in documents for t in set(d)).items() if n > len(documents) / 2}
+        floored += bool(in_most & set(query))  # a query word with a negative idf, floored
+        if documents:
+            assert alone.tolist() == rank_bm25.BM25Okapi(documents).get_scores(query).tolist()
+        order = okapi_order(alone)
+        assert shared.items.tolist() == rows[order].tolist(), q
+        assert shared.scores.tolist() == alone[order].astype(np.float32).tolist(), q
+    assert floored and overlapping >= 6 * 2  # most of a user's questions share items with the one before
+    # Each user's items were tokenized once: the kept statistics hold the union of a user's
+    # candidates, fewer documents than the questions' candidates counted one by one.
+    kept = view.shared[("bm25", tokenizer)]
+    user = view.user(len(view) - 1)
+    own = [q for q in range(len(view)) if view.user(q) == user]
+    union = set().union(*(view.candidates(q).tolist() for q in own))
+    assert len(kept[user].row) == len(union) < sum(len(view.candidates(q)) for q in own)

@@ -6,7 +6,9 @@ comes from the session fixture `data_root` or from `generate` in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -479,3 +481,31 @@ def test_synthetic_text_lengths_in_a_range_vary_within_it() -> None:
     for bad in (0, (40, 5)):
         with pytest.raises(ConfigError, match="synthetic.text_words"):
             SyntheticSpec(text_words=bad)
+
+
+def test_synthetic_once_skips_unchanged_files_and_rewrites_changed_ones(tmp_path: Path) -> None:
+    """The stamp spares regenerating data whose files are unchanged since they were written (same
+    size and time); a file changed since is generated again, and another spec is written anew."""
+    from lamp_pl.data.synthetic import write_synthetic_once
+
+    spec, stamps = SyntheticSpec(task="LaMP_2", users=6, profile_size=(2, 4)), tmp_path / "stamps"
+    folder = write_synthetic_once(tmp_path / "data", spec, stamps)
+    written = snapshot(folder)
+    assert len(written) == 6 and len(list(stamps.iterdir())) == 1
+    dev = folder / "dev_outputs.json"
+    state = dev.stat()
+    # Same size and time as recorded: taken as unchanged, so left alone (nothing generated).
+    dev.write_text(dev.read_text().replace('"', "'"))
+    os.utime(dev, ns=(state.st_atime_ns, state.st_mtime_ns))
+    write_synthetic_once(tmp_path / "data", spec, stamps)
+    assert "'" in dev.read_text()
+    # A changed time: checked against a fresh generation, and rewritten.
+    os.utime(dev, ns=(state.st_atime_ns, state.st_mtime_ns + 10**9))
+    write_synthetic_once(tmp_path / "data", spec, stamps)
+    assert snapshot(folder) == written
+    other = dataclasses.replace(spec, seed=1)
+    write_synthetic_once(tmp_path / "data", other, stamps)
+    assert snapshot(folder) != written and len(list(stamps.iterdir())) == 2
+    dev.unlink()  # a missing file is written again
+    write_synthetic_once(tmp_path / "data", other, stamps)
+    assert dev.is_file()

@@ -63,3 +63,66 @@ def test_submission_is_checked_against_the_test_questions(tmp_path):
     short.write_text(json.dumps({"task": "LaMP_2", "golds": [{"id": "1", "output": "x"}]}))
     with pytest.raises(RecipeError, match="1 missing"):
         write_submission({"LaMP_2": short}, {"LaMP_2": questions}, tmp_path / "bad.zip")
+
+
+def test_lamp_dry_run_names_the_leaderboard_figure_of_each_point(monkeypatch, tmp_path, capsys):
+    """Every point the leaderboard has a figure for says it, with its source and our split; the
+    others (random retriever, fine-tuned without a profile) say nothing of the kind."""
+    monkeypatch.chdir(RECIPES.parents[1])  # the recipe names its configs from the repository root
+    assert main(["--recipe", "lamp_main_table", "--dry_run", "--out", str(tmp_path / "g")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  task=")]
+    compared = [line for line in lines if "; compared with " in line]
+    source = "(leaderboard, test split, arXiv 2304.11406; ours on dev)"
+    assert len(compared) == 42 and all(line.endswith(source) for line in compared)
+    assert (
+        "  task=LaMP_2-split=user-retriever=contriever: pending; compared with FlanT5-base-finetuned + "
+        f"Contriever: accuracy 0.556, f1 0.519 {source}"
+    ) in lines
+    # The zero-shot grid: XXL without a profile is the leaderboard's non-personalized row.
+    assert (
+        f"  task=LaMP_1-split=user-retriever=none: pending; compared with FlanT5-XXL-zeroshot: accuracy 0.520 {source}"
+        in lines
+    )
+    assert not any("retriever=random" in line for line in compared)
+    recipe = load_recipe(RECIPES / "lamp_main_table.yaml")
+    assert {e["grid"] for e in recipe.published} == {g.name for g in recipe.grids}
+    assert all(e["source"] == "leaderboard, test split, arXiv 2304.11406" for e in recipe.published)
+    assert len(recipe.published_for("zeroshot_xxl")) == 28 and len(recipe.published_for("finetuned_generation")) == 8
+
+
+def test_summary_prints_the_published_figure_beside_ours_with_its_source(tmp_path):
+    """The summary's published columns name their source; the difference is ours minus it, the
+    split ours is on is given per row and explained below the table; the plots mark them too."""
+    from lamp_pl.studygrid.axes import Point
+    from lamp_pl.studygrid.plan import plan_grid
+    from lamp_pl.studygrid.plot import published_points
+    from lamp_pl.studygrid.report import published_notes, summary_rows, write_table
+    from lamp_pl.studygrid.state import PointState, mark_done
+
+    source = "leaderboard, test split, arXiv 2304.11406"
+    published = [
+        {"source": source, "values": {"retriever": "bm25"}, "system": "FlanT5 + BM25", "metrics": {"accuracy": 0.5}}
+    ]
+    points = [Point({"retriever": r, "seed": s}) for r in ("bm25", "none") for s in ("0", "1")]
+    for split, expected in ((None, "dev"), ("test", "test")):
+        configured = {"task": "LaMP_2", "k": "1", **({"test_split": split} if split else {})}
+        plan = plan_grid(points, configured, [], [], tmp_path / expected, fit=True)
+        states = {}
+        for run, accuracy in zip(plan.runs, (0.6, 0.7, 0.2, 0.3), strict=True):
+            state = mark_done(run.run_dir, PointState(started=1.0), {"accuracy": accuracy}, "", 0)
+            states[run.point.name] = {"status": state.status, "metrics": state.metrics}
+        rows = {row["retriever"]: row for row in summary_rows(plan, states, None, published, resamples=0)}
+        bm25 = rows["bm25"]
+        assert bm25[f"accuracy [{source}]"] == 0.5 and bm25[f"system [{source}]"] == "FlanT5 + BM25"
+        assert bm25["diff_accuracy"] == pytest.approx(0.65 - 0.5) and bm25["ours_on"] == expected
+        assert not any("[" in key or key == "ours_on" for key in rows["none"])
+    _, md = write_table(list(rows.values()), tmp_path / "summary", published_notes(published))
+    text = md.read_text()
+    assert f"| accuracy [{source}] | diff_accuracy | ours_on |" in text
+    assert f"`<metric> [{source}]`: the figure of {source}" in text and "(dev unless test golds are given)" in text
+    assert published_points(list(rows.values()), "retriever", "accuracy") == {source: [("bm25", 0.5)]}
+
+
+def test_the_demo_recipe_labels_its_figures_as_our_own_earlier_numbers():
+    recipe = load_recipe(RECIPES / "demo.yaml")
+    assert recipe.published and all(e["source"] == "ours, earlier" for e in recipe.published)

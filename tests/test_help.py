@@ -111,3 +111,43 @@ def test_convert_runs_from_the_command_line(tmp_path, capsys):
     code = main(["convert", "goemotions", "--raw", str(raw), "--out", str(tmp_path / "out"), "--min-annotations", "2"])
     assert code == 0 and (tmp_path / "out" / "GoEmotions.json").is_file()
     assert '"annotators_kept"' in capsys.readouterr().out
+
+
+def test_attribute_docstrings_are_read_for_help_only(capsys):
+    """A dataclass field's attribute docstring is in `--help` (fit's and a typed command's), while
+    a run that prints no help skips reading them (it parses every class's source) and still parses."""
+    from lamp_pl.cli.config import help_wanted
+
+    doc = "Ranked items cached per question"  # RetrievalConfig.k_max's attribute docstring
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert doc in " ".join(capsys.readouterr().out.split())
+    assert help_wanted(["fit", "-h"]) and help_wanted(["test", "--print_config=comments"])
+    assert not help_wanted(["test", "--config", "x.yaml", "--ckpt_path", "best"])
+    function = load(COMMANDS["index"])
+    documented = {a.dest: a.help or "" for a in build_parser("index", function)._actions}
+    bare = {a.dest: a.help or "" for a in build_parser("index", function, documented=False)._actions}
+    assert doc in " ".join(documented["data.retrieval.k_max"].split())
+    assert doc not in bare["data.retrieval.k_max"] and bare.keys() == documented.keys()
+
+
+def test_a_training_command_builds_its_own_parser_only(tiny_t5, data_root, tmp_path):
+    """`lamp-pl test` parses with Lightning's `test` subcommand alone (each of the four costs a
+    signature walk of the trainer, model and data classes); a CLI with none named has all four."""
+    from helpers import base_args
+    from lamp_pl.cli.train import LaMPCLI
+    from lamp_pl.lightning.datamodule import LaMPDataModule
+    from lamp_pl.lightning.module import LaMPModel
+
+    class Parsed(Exception):
+        pass
+
+    class Probe(LaMPCLI):
+        def before_instantiate_classes(self) -> None:
+            raise Parsed(sorted(self._subcommand_parsers), self.config.subcommand)
+
+    args = ["test", *base_args(tiny_t5, data_root, tmp_path / "cache", "LaMP_2"), "--ckpt_path", "best"]
+    for subcommand, built in (("test", ["test"]), (None, ["fit", "predict", "test", "validate"])):
+        with pytest.raises(Parsed) as parsed:
+            Probe(LaMPModel, LaMPDataModule, args=args, subcommand=subcommand)
+        assert parsed.value.args == (built, "test")

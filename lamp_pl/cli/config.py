@@ -24,6 +24,12 @@ OTHER_SECTIONS = ("seed_everything", "trainer", "model", "optimizer", "lr_schedu
 CONFIG_HELP = "LightningCLI-style config; repeat to compose (later files win)"
 
 
+def help_wanted(argv: list[str]) -> bool:
+    """Whether `argv` asks for text made from docstrings (``--help``, ``--print_config``): only
+    then are the classes' attribute docstrings worth reading (it parses their source)."""
+    return any(arg in ("-h", "--help") or arg.startswith("--print_config") for arg in argv)
+
+
 def link_sections(parser: Any) -> None:
     """Link the data section's task and tokenizer into the model section."""
     for source, target in LINKS:

@@ -10,6 +10,7 @@ point and one per condition over seeds collect the test metrics.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from lamp_pl.studygrid.axes import AXIS_NAMES, CONFIG_KEYS, Point, extra_settings
@@ -137,10 +138,11 @@ def run(grids: list, out: Path, args: argparse.Namespace, slurm, baseline, publi
         configured = {**configured_axes(configs), **extra_settings(extra)}
         plan = plan_grid(axis_combinations(axes), configured, configs, extra, out / name if name else out, fit)
         plan.predict = predict
+        here = recipe.published_for(name) if recipe else published
         if args.dry_run:
-            print(describe_plan(plan, args.devices_per_point, args.samples_per_second))
+            print(describe_plan(plan, args.devices_per_point, args.samples_per_second, here))
             continue
-        states = run_grid(plan, options)
+        states = run_grid(plan, dataclasses.replace(options, published=here))
         print((plan.out / "summary.md").read_text())
         print(f"lamp-pl grid: wrote {plan.out / 'results.md'} and {plan.out / 'summary.md'}")
         if any(state["status"] != "done" for state in states.values()):

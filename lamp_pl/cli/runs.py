@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp_pl.errors import LaMPError
-from lamp_pl.lightning.checkpoints import load_checkpoint
+from lamp_pl.lightning.checkpoints import load_mapped
 
 RUNS_ROOT = "runs"
 
@@ -74,7 +74,7 @@ def recorded_best(checkpoint: str | Path) -> Path:
         CheckpointResolutionError: no best path is recorded, or the recorded file is gone (there
             is deliberately no fallback to `last`: that would evaluate another model than asked).
     """
-    state = load_checkpoint(checkpoint)
+    state = load_mapped(checkpoint)  # the callbacks' states only: the tensors stay on disk
     # The callback that monitors a metric; `LastCheckpoint`s (no monitor) record last.ckpt.
     recorded = [
         s.get("best_model_path")

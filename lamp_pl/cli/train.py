@@ -12,7 +12,7 @@ from typing import Any
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
-from lamp_pl.cli.config import link_sections
+from lamp_pl.cli.config import help_wanted, link_sections
 from lamp_pl.cli.quiet import silence_third_party_notices
 from lamp_pl.cli.runs import default_run_folder, resolve_checkpoint
 from lamp_pl.lightning.checkpoints import check_ckpt_argument
@@ -20,12 +20,22 @@ from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.lightning.module import LaMPModel
 from lamp_pl.resolve import resolve_encoder, resolve_model, resolve_tokenizer
 
-# Dataclass fields document themselves with attribute docstrings; show those in --help.
-set_parsing_settings(docstring_parse_attribute_docstrings=True)
-
 
 class LaMPCLI(LightningCLI):
-    """Links the data section's task and tokenizer to the model (`lamp_pl.cli.config.LINKS`), so each is set once."""
+    """Links the data section's task and tokenizer to the model (`lamp_pl.cli.config.LINKS`), so each is set once.
+
+    `subcommand` names the one subcommand this process runs: only its parser is built (each of
+    Lightning's four parsers costs a signature walk of the trainer, model and data classes).
+    """
+
+    def __init__(self, *args: Any, subcommand: str | None = None, **kwargs: Any) -> None:
+        self._only = subcommand
+        super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
+        every = LightningCLI.subcommands()
+        only = getattr(self, "_only", None)
+        return {only: every[only]} if only in every else every
 
     def add_arguments_to_parser(self, parser) -> None:
         link_sections(parser)
@@ -95,7 +105,17 @@ def run_training(args: list[str] | None) -> None:
     saved = sys.argv
     if args is not None:
         sys.argv = [saved[0] if saved else "lamp-pl", *args]
+    # Dataclass fields document themselves with attribute docstrings, which --help and
+    # --print_config show; reading them means parsing every class's source, so only then.
+    set_parsing_settings(docstring_parse_attribute_docstrings=help_wanted(sys.argv[1:]))
     try:
-        LaMPCLI(LaMPModel, LaMPDataModule, seed_everything_default=0, save_config_kwargs={"overwrite": True})
+        subcommand = sys.argv[1] if len(sys.argv) > 1 else None
+        LaMPCLI(
+            LaMPModel,
+            LaMPDataModule,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            subcommand=subcommand,
+        )
     finally:
         sys.argv = saved

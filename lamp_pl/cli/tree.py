@@ -181,16 +181,18 @@ def positional(function: Callable[..., Any]) -> list[str]:
     return [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_ONLY]
 
 
-def build_parser(name: str, function: Callable[..., Any]):
+def build_parser(name: str, function: Callable[..., Any], documented: bool = True):
     """The jsonargparse parser of a command: the function's parameters (help from its docstring),
     plus the config's data section when it takes `data` and its model section, linked to the
-    data section as `fit` links them, when it also takes `model` (see `lamp_pl.cli.config`)."""
+    data section as `fit` links them, when it also takes `model` (see `lamp_pl.cli.config`).
+    `documented=False` leaves out the dataclass fields' attribute docstrings (reading them parses
+    the classes' source): for a run that prints no help."""
     from jsonargparse import ArgumentParser, set_parsing_settings
 
     from lamp_pl.cli.config import add_sections
 
     # Dataclass fields document themselves with attribute docstrings; show those in --help.
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    set_parsing_settings(docstring_parse_attribute_docstrings=documented)
 
     doc = inspect.getdoc(function) or ""
     # exit_on_error=False: a bad option or config is one line (see `parse_command`), not the usage.
@@ -275,9 +277,10 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
     """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags)."""
     from argparse import ArgumentError
 
+    from lamp_pl.cli.config import help_wanted
     from lamp_pl.errors import ConfigError
 
-    parser = build_parser(name, function)
+    parser = build_parser(name, function, documented=help_wanted(argv))
     try:
         return parser, parser.parse_args(
             list_values(function, bare_flags(function, [underscored(arg) for arg in argv]))

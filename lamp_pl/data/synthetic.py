@@ -13,13 +13,14 @@ That ordering is what tests, the demo and the benchmarks check.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamp_pl.cache import write_text_atomic
+from lamp_pl.cache import stable_hash, write_text_atomic
 from lamp_pl.errors import ConfigError
 from lamp_pl.tasks import Task, get_task
 
@@ -185,6 +186,15 @@ def generate(spec: SyntheticSpec) -> dict[str, tuple[list[dict], dict]]:
     return splits
 
 
+def _files(spec: SyntheticSpec, folder: Path) -> dict[str, list[tuple[Path, str]]]:
+    """Each split's files: the questions, and the outputs unless the test golds are withheld."""
+    return {
+        split: [(folder / f"{split}_questions.json", "questions")]
+        + ([(folder / f"{split}_outputs.json", "outputs")] if split != "test" or spec.test_outputs else [])
+        for split in ("train", "dev", "test")
+    }
+
+
 def write_synthetic(dest: str | Path, spec: SyntheticSpec | None = None, **overrides) -> Path:
     """Write `<dest>/<task>/<split>_{questions,outputs}.json` atomically; returns the task folder.
 
@@ -192,12 +202,37 @@ def write_synthetic(dest: str | Path, spec: SyntheticSpec | None = None, **overr
     """
     spec = spec or SyntheticSpec(**overrides)
     folder = Path(dest) / get_task(spec.task).name
+    files = _files(spec, folder)
     for split, (questions, outputs) in generate(spec).items():
-        documents = [(folder / f"{split}_questions.json", questions)]
-        if split != "test" or spec.test_outputs:
-            documents.append((folder / f"{split}_outputs.json", outputs))
-        for path, document in documents:
-            text = json.dumps(document, indent=1)
+        for path, kind in files[split]:
+            text = json.dumps(questions if kind == "questions" else outputs, indent=1)
             if not (path.is_file() and path.read_text() == text):
                 write_text_atomic(path, text)
+    return folder
+
+
+def write_synthetic_once(dest: str | Path, spec: SyntheticSpec, stamps: str | Path) -> Path:
+    """`write_synthetic`, skipped when a stamp under `stamps` records that the files are those it
+    wrote from this very spec, unchanged since (same sizes and modification times): a command
+    that starts again on the demo's data does not generate it all again only to compare it.
+    """
+    folder = Path(dest) / get_task(spec.task).name
+    stamp = Path(stamps) / f"{stable_hash([dataclasses.asdict(spec), str(folder.resolve())])}.json"
+    paths = [path for entries in _files(spec, folder).values() for path, _ in entries]
+
+    def states() -> list[list[int]] | None:
+        try:
+            return [[path.stat().st_size, path.stat().st_mtime_ns] for path in paths]
+        except FileNotFoundError:
+            return None
+
+    try:
+        recorded = json.loads(stamp.read_text())
+        if recorded is not None and recorded == states():
+            return folder
+    except (OSError, ValueError):
+        pass  # no stamp yet, or an unreadable one: write (or check) the files
+    write_synthetic(dest, spec)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(stamp, json.dumps(states()))
     return folder

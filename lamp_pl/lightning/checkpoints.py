@@ -53,15 +53,21 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
     return state
 
 
-def check_checkpoint(path: str | Path) -> Path:
-    """Check that `path` loads with ``weights_only=True`` (memory-mapped, so large files cost
-    little) before Lightning or a model reads it; return it."""
+def load_mapped(path: str | Path) -> dict:
+    """`load_checkpoint` with the tensors memory-mapped, not read: a cheap look at a checkpoint's
+    metadata (callback states, hyper-parameters) or a check that it loads at all."""
     try:
-        load_checkpoint(path, mmap=True)
+        return load_checkpoint(path, mmap=True)
     except CheckpointError as error:
         if "mmap" not in str(error):
             raise
-        load_checkpoint(path)  # a legacy (non-zip) file cannot be memory-mapped: read it whole
+        return load_checkpoint(path)  # a legacy (non-zip) file cannot be memory-mapped: read it whole
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """Check that `path` loads with ``weights_only=True`` (memory-mapped, so large files cost
+    little) before Lightning or a model reads it; return it."""
+    load_mapped(path)
     return Path(path)
 
 
@@ -72,4 +78,4 @@ def check_ckpt_argument(value: Any) -> None:
     check_checkpoint(value)
 
 
-__all__ = ["KEYWORDS", "check_checkpoint", "check_ckpt_argument", "load_checkpoint"]
+__all__ = ["KEYWORDS", "check_checkpoint", "check_ckpt_argument", "load_checkpoint", "load_mapped"]

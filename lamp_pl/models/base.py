@@ -93,17 +93,13 @@ class FamilyBase:
 
 def strip_labels(labels: torch.Tensor) -> list[list[int]]:
     """The target ids of each row of a `labels` batch (padding -100 removed)."""
-    return [[int(t) for t in row if t != -100] for row in labels]
+    # One copy to Python ints (one device sync), not a 0-d tensor comparison per element.
+    return [[t for t in row if t != -100] for row in labels.tolist()]
 
 
 def pad_rows(rows: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
     """Pad id lists to one width, on the right (training) or on the left (generation)."""
     width = max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), width), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            if left:
-                out[i, width - len(row) :] = torch.tensor(row)
-            else:
-                out[i, : len(row)] = torch.tensor(row)
-    return out
+    # Padded as Python lists and made one tensor at once (a tensor per row costs more than the copy).
+    padded = [[value] * (width - len(r)) + r if left else r + [value] * (width - len(r)) for r in rows]
+    return torch.tensor(padded, dtype=torch.long).reshape(len(rows), width)

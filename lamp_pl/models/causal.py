@@ -56,7 +56,8 @@ class CausalFamily(FamilyBase):
     def prompt_ids(self, batch: dict) -> list[list[int]]:
         """Each prompt's ids without padding and without trailing special tokens (chat-wrapped if asked)."""
         lengths = batch["attention_mask"].sum(1).tolist()
-        rows = [ids[:n].tolist() for ids, n in zip(batch["input_ids"], lengths)]
+        # The whole batch copied once (one device sync), then cut per row.
+        rows = [ids[:n] for ids, n in zip(batch["input_ids"].tolist(), lengths)]
         rows = [row[: len(row) - self.suffix] for row in rows]
         if self.chat_template:
             rows = [self._chat(row) for row in rows]

@@ -22,7 +22,7 @@ from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import split_files
 from lamp_pl.data.stages import check_splits_present, stage_splits
 from lamp_pl.data.stream import load_questions
-from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic
+from lamp_pl.data.synthetic import SyntheticSpec, write_synthetic_once
 from lamp_pl.errors import ConfigError
 from lamp_pl.models.tokenizer import load_tokenizer
 from lamp_pl.pipeline.collective import Collective, agree_on_failure
@@ -215,9 +215,11 @@ class LaMPData:
         )
 
     def write_synthetic_data(self) -> None:
-        """Write the configured synthetic data into `data_dir` (unchanged files are left alone)."""
+        """Write the configured synthetic data into `data_dir` (unchanged files are left alone; a
+        stamp in the cache folder spares generating it again while they stay unchanged)."""
         if self.synthetic is not None:
-            write_synthetic(self.data_dir, dataclasses.replace(self.synthetic, task=self.task.name))
+            spec = dataclasses.replace(self.synthetic, task=self.task.name)
+            write_synthetic_once(self.data_dir, spec, self.cache_dir / ".synthetic")
 
     def check(self, stage: str | None = None, read: bool = False) -> None:
         """Write the synthetic data and check that `stage`'s files are there (None: `fit` when the

@@ -51,6 +51,8 @@ class SplitView:
         self.item = functools.lru_cache(maxsize=1 << 16)(index.item)
         # Per view (not per class) so a finished split's view and its caches can be freed.
         self.candidates = functools.lru_cache(maxsize=None)(self._candidates)
+        self.shared: dict[object, Any] = {}
+        """State a retriever builds once for many questions (BM25's per-item statistics)."""
         sizes = np.diff(self.tables.offsets)
         self.mean_profile_size = float(sizes.mean()) if len(sizes) else 0.0
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from lamp_pl.errors import ConfigError
-from lamp_pl.retrieval.bm25 import okapi_order, okapi_scores
+from lamp_pl.retrieval.bm25 import OkapiStatistics, okapi_order, okapi_scores
 from lamp_pl.retrieval.protocol import Ranking, Retriever, SplitView
 
 _EMPTY_ROWS = np.empty(0, dtype=np.int64)
+_USERS_KEPT = 4
+"""Users whose BM25 statistics a view keeps (a split lists a user's questions together)."""
 
 
 @dataclass
@@ -95,10 +98,31 @@ class BM25Retriever(NoRetriever):
         model.index(self.tokens(texts), show_progress=False)
         return model.get_scores_from_ids(model.get_tokens_ids(self.tokens([query])[0]))
 
+    def statistics(self, view: SplitView, q: int, rows: np.ndarray) -> OkapiStatistics:
+        """The shared BM25 statistics holding every item of `rows`, kept per user on the view.
+
+        A user's questions (time-based data: overlapping histories) tokenize and count each item
+        once; the last few users' statistics are kept, so memory stays bounded on a large split.
+        """
+        kept: OrderedDict[int, OkapiStatistics] = view.shared.setdefault(("bm25", self.tokenizer), OrderedDict())
+        user = view.user(q)
+        statistics = kept.pop(user, None)
+        kept[user] = statistics = OkapiStatistics() if statistics is None else statistics
+        while len(kept) > _USERS_KEPT:
+            kept.popitem(last=False)
+        new = [r for r in dict.fromkeys(rows.tolist()) if r not in statistics]
+        if new:
+            statistics.add(new, self.tokens([view.text(r) for r in new]))
+        return statistics
+
     def top(self, view: SplitView, q: int, rows: np.ndarray, k: int) -> Ranking:
         if not len(rows) or k <= 0:
             return Ranking.of(_EMPTY_ROWS)
-        scores = self.scores(view.query(q), [view.text(int(r)) for r in rows])
+        if self.impl == "official":
+            statistics = self.statistics(view, q, rows)
+            scores = statistics.scores(self.tokens([view.query(q)])[0], rows.tolist())
+        else:
+            scores = self.scores(view.query(q), [view.text(int(r)) for r in rows])
         order = okapi_order(scores)[:k] if self.impl == "official" else np.argsort(-scores, kind="stable")[:k]
         return Ranking.of(rows[order], scores[order])
 

@@ -1,6 +1,7 @@
 """`lamp-pl grid --dry_run`: the plan in words, before anything runs.
 
-The points, which of them are reported from an equal earlier point, the distinct data caches
+The points (with the published figure each will be compared with, and its source), which of
+them are reported from an equal earlier point, the distinct data caches
 the grid builds first, and the device hours the runs take at a given samples-per-second rate
 (or the rate its done points measured).
 """
@@ -8,6 +9,7 @@ the grid builds first, and the device hours the runs take at a given samples-per
 from __future__ import annotations
 
 from lamp_pl.studygrid.plan import GridPlan, run_samples
+from lamp_pl.studygrid.report import labels, matching_entry
 from lamp_pl.studygrid.state import read_state
 
 
@@ -19,13 +21,30 @@ def measured_rate(plan: GridPlan) -> float | None:
     return samples / seconds if seconds else None
 
 
-def describe_plan(plan: GridPlan, devices_per_point: int = 1, samples_per_second: float | None = None) -> str:
-    """The dry run's report: points, deduplicated runs, caches and the device-hour estimate."""
+def compared_with(values: dict[str, str], split: str, published: list[dict]) -> str:
+    """The published figure a point will be compared with, and its source, as the dry run says it."""
+    entry = matching_entry(values, published)
+    if entry is None:
+        return ""
+    figures = ", ".join(f"{metric} {float(value):.3f}" for metric, value in entry["metrics"].items())
+    system = f"{entry['system']}: " if entry.get("system") else ""
+    return f"; compared with {system}{figures} ({entry.get('source', 'published')}; ours on {split})"
+
+
+def describe_plan(
+    plan: GridPlan,
+    devices_per_point: int = 1,
+    samples_per_second: float | None = None,
+    published: list[dict] | None = None,
+) -> str:
+    """The dry run's report: points (each with the published figure it will be compared with),
+    deduplicated runs, caches and the device-hour estimate."""
     lines = [f"{len(plan.runs)} points:"]
     for run in plan.runs:
         state = read_state(run.run_dir)
         note = f"same as {run.same_as} (not run again)" if run.same_as else state.status
-        lines.append(f"  {run.point.name}: {note}")
+        split = str(run.settings.get("test_split", "dev"))
+        lines.append(f"  {run.point.name}: {note}{compared_with(labels(run.point.values), split, published or [])}")
     duplicates = len(plan.runs) - len(plan.distinct)
     lines.append(f"{len(plan.distinct)} distinct runs ({duplicates} deduplicated)")
     caches = plan.caches()
@@ -51,4 +70,4 @@ def describe_plan(plan: GridPlan, devices_per_point: int = 1, samples_per_second
     return "\n".join(lines)
 
 
-__all__ = ["describe_plan", "measured_rate"]
+__all__ = ["compared_with", "describe_plan", "measured_rate"]

@@ -1,6 +1,9 @@
 """One PNG per varied axis: a metric's mean over seeds against the axis' values, with the
 standard deviation as error bars, one line per combination of the other axes.
 
+A published figure (a ``<metric> [<source>]`` column of the summary) is a black cross at its
+condition, labelled with its source.
+
 Plotting needs matplotlib (``pip install lamp_pl[grid]``); without it the tables are still written
 and one line says how to get the plots.
 """
@@ -27,6 +30,17 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def published_points(rows: list[dict], axis: str, metric: str) -> dict[str, list[tuple[str, float]]]:
+    """The published figures of `metric` in the rows (columns ``<metric> [<source>]``), as
+    (value of `axis`, figure) pairs by source, for black crosses beside our means."""
+    points: dict[str, list[tuple[str, float]]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith(f"{metric} [") and key.endswith("]") and isinstance(value, float) and axis in row:
+                points.setdefault(key[len(metric) + 2 : -1], []).append((str(row[axis]), value))
+    return points
 
 
 def plot_axes(summary: list[dict], axes: list[str], metric: str, folder: Path) -> list[Path]:
@@ -60,6 +74,10 @@ def plot_axes(summary: list[dict], axes: list[str], metric: str, folder: Path) -
                 marker="o",
                 label=name or None,
             )
+        for source, marks in published_points(rows, axis, metric).items():
+            ax.scatter(
+                [values.index(v) for v, _ in marks], [m for _, m in marks], marker="x", color="black", label=source
+            )
         ax.set_xticks(range(len(values)), values, rotation=20)
         ax.set_xlabel(axis)
         ax.set_ylabel(metric)
@@ -73,4 +91,4 @@ def plot_axes(summary: list[dict], axes: list[str], metric: str, folder: Path) -
     return written
 
 
-__all__ = ["PlottingUnavailable", "plot_axes"]
+__all__ = ["PlottingUnavailable", "plot_axes", "published_points"]

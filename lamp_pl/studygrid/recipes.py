@@ -1,9 +1,15 @@
 """Recipes: a paper's study as a grid file in `configs/recipes/`, run by `lamp-pl grid --recipe NAME`.
 
 A recipe names one or more grids (each: configs, axes, options passed on, fit or zero-shot),
-the baseline of its intervals, the published figures it is compared with (paper, version,
-table, and one entry per condition) and, for LaMP, the leaderboard submission it writes: one
-predictions file per task in LaMP's format, checked against the test questions' ids, zipped.
+the baseline of its intervals, the figures it is compared with and, for LaMP, the leaderboard
+submission it writes: one predictions file per task in LaMP's format, checked against the test
+questions' ids, zipped.
+
+The figures are copied into the recipe file (never read from elsewhere at run time) under
+``published``: a `label` naming their source as the tables print it (``leaderboard, test split,
+arXiv 2304.11406``; ``ours, earlier`` for this package's own earlier numbers), the `source`
+details, and one entry per condition: ``{grid, values: {axis: value}, system, metrics}`` (`grid`
+names the recipe grid the entry belongs to; without it, every grid).
 """
 
 from __future__ import annotations
@@ -46,7 +52,12 @@ class Recipe:
     source: dict[str, str] = field(default_factory=dict)
     """Where the published figures come from: paper, arXiv id, version, table."""
     published: list[dict] = field(default_factory=list)
+    """One entry per condition; each carries its source's `label` as ``source``."""
     submission: dict[str, Any] | None = None
+
+    def published_for(self, grid: str) -> list[dict]:
+        """The published entries that the grid named `grid` is compared with."""
+        return [entry for entry in self.published if entry.get("grid", grid) == grid]
 
 
 def recipe_path(name: str, folder: Path = RECIPES) -> Path:
@@ -81,16 +92,22 @@ def load_recipe(path: Path) -> Recipe:
             )
         )
     published = document.get("published", {}) or {}
+    label = str(published.get("label") or "published")
+    names = {grid.name for grid in grids}
+    entries = []
     for index, entry in enumerate(published.get("entries", [])):
         if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict) or not entry.get("metrics"):
             raise RecipeError(f"{path}: published.entries[{index}] needs 'values' and 'metrics' mappings")
+        if "grid" in entry and entry["grid"] not in names:
+            raise RecipeError(f"{path}: published.entries[{index}].grid {entry['grid']!r} is none of {sorted(names)}")
+        entries.append({"source": label, **entry})
     return Recipe(
         path.stem,
         str(document.get("description", "")),
         grids,
         document.get("baseline"),
         {k: str(v) for k, v in (published.get("source") or {}).items()},
-        list(published.get("entries", [])),
+        entries,
         document.get("submission"),
     )
 

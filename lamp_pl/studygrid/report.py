@@ -70,6 +70,14 @@ def _scores(plan: GridPlan, states: dict[str, dict], cond: tuple, cache: dict) -
     return cache[cond]
 
 
+def members_split(plan: GridPlan, cond: tuple) -> str | None:
+    """The split a condition's runs were scored on (`test_split`, dev when not set)."""
+    for run in plan.runs:
+        if condition(labels(run.point.values)) == cond:
+            return str(run.settings.get("test_split", "dev"))
+    return None
+
+
 def summary_rows(
     plan: GridPlan,
     states: dict[str, dict],
@@ -98,24 +106,48 @@ def summary_rows(
                 interval = paired_bootstrap(base, ours, resamples)
                 row.update({f"vs_{baseline[0]}={baseline[1]}": interval["diff"], "ci_low": interval["ci_low"]})
                 row["ci_high"] = interval["ci_high"]
-        row.update(published_columns(dict(cond), row, published or []))
+        split = members_split(plan, cond)
+        row.update(published_columns(dict(cond), row, published or [], split))
         out.append(row)
     return out
 
 
-def published_columns(cond: dict[str, str], row: dict, published: list[dict]) -> dict:
-    """``paper_<metric>`` and ``diff_<metric>`` (ours minus the paper's) from the first published
-    entry (``{"values": {axis: value}, "metrics": {name: number}}``) whose values all match `cond`."""
+def matching_entry(values: dict[str, str], published: list[dict]) -> dict | None:
+    """The first published entry (``{"values": {axis: value}, "metrics": {...}}``) whose values
+    all match `values` (a condition or a point, as the tables show them)."""
     for entry in published:
-        if all(cond.get(axis) == str(value) for axis, value in entry["values"].items()):
-            out = {}
-            for metric, value in entry["metrics"].items():
-                out[f"paper_{metric}"] = float(value)
-                ours = row.get(f"{metric}_mean")
-                if isinstance(ours, float):
-                    out[f"diff_{metric}"] = ours - float(value)
-            return out
-    return {}
+        if all(values.get(axis) == str(value) for axis, value in entry["values"].items()):
+            return entry
+    return None
+
+
+def published_columns(cond: dict[str, str], row: dict, published: list[dict], split: str | None = None) -> dict:
+    """The matching entry beside our ``<metric>_mean``, in columns that name its source:
+    ``<metric> [<source>]`` (its figure), ``diff_<metric>`` (ours minus it), ``system [<source>]``
+    (what it measured) and ``ours_on`` (the split our number is on)."""
+    entry = matching_entry(cond, published)
+    if entry is None:
+        return {}
+    source = entry.get("source", "published")
+    out: dict = {f"system [{source}]": str(entry["system"])} if entry.get("system") else {}
+    for metric, value in entry["metrics"].items():
+        out[f"{metric} [{source}]"] = float(value)
+        ours = row.get(f"{metric}_mean")
+        if isinstance(ours, float):
+            out[f"diff_{metric}"] = ours - float(value)
+    if split:
+        out["ours_on"] = split
+    return out
+
+
+def published_notes(published: list[dict]) -> list[str]:
+    """What the published columns mean, one line per source, for below the summary table."""
+    return [
+        f"- `<metric> [{source}]`: the figure of {source} for the system in `system [{source}]`; "
+        f"`diff_<metric>` is ours minus it. Ours is on the split in `ours_on`, the split this grid ran "
+        "(dev unless test golds are given), so a difference also holds the change of split."
+        for source in dict.fromkeys(entry.get("source", "published") for entry in published)
+    ]
 
 
 def write_table(rows: list[dict], stem: Path, notes: list[str] | None = None) -> tuple[Path, Path]:
@@ -143,4 +175,14 @@ def failed_notes(plan: GridPlan, states: dict[str, dict]) -> list[str]:
     ]
 
 
-__all__ = ["failed_notes", "labels", "metric_names", "point_rows", "published_columns", "summary_rows", "write_table"]
+__all__ = [
+    "failed_notes",
+    "labels",
+    "matching_entry",
+    "metric_names",
+    "point_rows",
+    "published_columns",
+    "published_notes",
+    "summary_rows",
+    "write_table",
+]

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from lamp_pl.studygrid.launchers import SlurmOptions, local_slots, run_local, run_slurm
 from lamp_pl.studygrid.plan import GridPlan, run_samples
-from lamp_pl.studygrid.report import failed_notes, metric_names, point_rows, summary_rows, write_table
+from lamp_pl.studygrid.report import (
+    failed_notes,
+    matching_entry,
+    metric_names,
+    point_rows,
+    published_notes,
+    summary_rows,
+    write_table,
+)
 from lamp_pl.studygrid.state import read_state
 from lamp_pl.studygrid.worker import PointJob
 
@@ -67,7 +75,8 @@ def write_report(plan: GridPlan, options: GridOptions, final: bool = False) -> l
     notes = failed_notes(plan, states)
     written = list(write_table(point_rows(plan, states), plan.out / "results", notes))
     summary = summary_rows(plan, states, options.baseline, options.published, options.resamples if final else 0)
-    written += write_table(summary, plan.out / "summary", notes)
+    shown = [e for e in options.published if any(matching_entry(row, [e]) for row in summary)]
+    written += write_table(summary, plan.out / "summary", notes + published_notes(shown))
     if final and options.plots:
         from lamp_pl.studygrid.plot import PlottingUnavailable, plot_axes
 
