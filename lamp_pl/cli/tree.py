@@ -275,7 +275,7 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
     """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags)."""
     from argparse import ArgumentError
 
-    from lamp_pl.errors import ConfigError
+    from lamp_pl.cli.config import option_error
 
     parser = build_parser(name, function)
     try:
@@ -283,8 +283,7 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
             list_values(function, bare_flags(function, [underscored(arg) for arg in argv]))
         )
     except ArgumentError as error:
-        message = " ".join(str(error).split())
-        raise ConfigError(f"{message} (`lamp-pl {name} --help` lists the options)") from None
+        raise option_error(name, error) from None
 
 
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:
@@ -330,6 +329,10 @@ def _dispatch(argv: list[str], args: list[str] | None) -> int | None:
     if command is None:
         print(f"{usage()}\n\nlamp-pl: error: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
+    if not {"-h", "--help"} & set(argv):
+        from lamp_pl.cli.config import check_config_files
+
+        check_config_files(argv[1:])  # a bad config file is named before any parser reads it
     if argv[0] in TRAINING:
         load(command)(args)  # None: LightningCLI reads sys.argv itself
         return 0
