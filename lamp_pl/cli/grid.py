@@ -146,7 +146,7 @@ def run(grids: list, out: Path, args: argparse.Namespace, slurm, baseline, publi
         plan = plan_grid(axis_combinations(axes), configured, configs, extra, out / name if name else out, fit)
         plan.predict = predict
         if args.dry_run:
-            print(describe_plan(plan, args.devices_per_point, args.samples_per_second))
+            print(describe_plan(plan, args.devices_per_point, args.samples_per_second, name))
             continue
         states = run_grid(plan, options)
         print((plan.out / "summary.md").read_text())

@@ -149,6 +149,9 @@ def select(
     from lamp_pl.learned.utilities import load_retriever_utilities
     from lamp_pl.retrieval.selected import read_choices, selection_report
 
+    from lamp_pl.checkpoints import check_checkpoint
+
+    check_checkpoint(selector)  # named as the selector file, before Lightning reads it
     module = SelectorModule.load_from_checkpoint(selector, map_location="cpu")
     written = select_retrievers(module, data, parse_pool(pool) or {}, split, out)
     if utilities is None:

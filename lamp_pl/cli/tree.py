@@ -292,6 +292,10 @@ def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> in
     from lamp_pl.cli.config import instantiate
 
     parser, config = parse_command(name, function, argv)
+    if config.get("data") is not None:  # the tokenizer and encoder named as `index` and `fit` name them
+        from lamp_pl.resolve import resolve_data_section
+
+        resolve_data_section(config.data)
     init = instantiate(parser, config)
     front = positional(function)
     params = [key for key in inspect.signature(function).parameters if key in init and key not in front]
