@@ -23,6 +23,9 @@ LINKS = (("data.task", "model.task"), ("data.tokenizer", "model.tokenizer"))
 # Sections of a LightningCLI config that a command without them accepts and ignores.
 OTHER_SECTIONS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path", "run_name")
 CONFIG_HELP = "LightningCLI-style config; repeat to compose (later files win)"
+# The option a jsonargparse error is about: `option 'data.k'` or `Parser key "data.k"`.
+_KEY = re.compile(r"option '([\w.]+)'|Parser key \"([\w.]+)\"")
+_ABSENT = object()
 # What jsonargparse says before the reason an optional dataclass section refused a value.
 _UNION_PREAMBLE = re.compile(
     r"Does not validate against any of the Union subtypes Subtypes: \[.*?\] Errors: - "
@@ -93,9 +96,10 @@ def data_and_model(configs: list[str | Path], overrides: list[str] | None = None
     return sections.data, sections.model
 
 
-def option_error(command: str, error: BaseException) -> Exception:
+def option_error(command: str, error: BaseException, argv: list[str] | None = None) -> Exception:
     """A jsonargparse parse error as one `ConfigError` line: the option and what is wrong with it,
-    and where to find the options (the usage itself only with ``--help``)."""
+    the config file of `argv` that sets it (when one does), and where to find the options (the
+    usage itself only with ``--help``)."""
     from lamp_pl.errors import ConfigError
 
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -103,7 +107,26 @@ def option_error(command: str, error: BaseException) -> Exception:
     lines = [line for line in lines if not line.startswith(("- Expected a <class 'NoneType'>", "Given value"))]
     message = " ".join(lines).replace("Problems parsing config: ", "")
     message = _UNION_PREAMBLE.sub("", message)
-    return ConfigError(f"{message} (`lamp-pl {command} --help` lists the options)")
+    key = _KEY.search(message)
+    where = setting_file(config_paths(argv or []), key.group(1) or key.group(2)) if key else None
+    return ConfigError((f"{where}: " if where else "") + f"{message} (`lamp-pl {command} --help` lists the options)")
+
+
+def setting_file(configs: list[str], dotted: str) -> str | None:
+    """The last of `configs` that sets the key `dotted` (``data.k``), if any."""
+    import yaml
+
+    found = None
+    for config in configs:
+        try:
+            value: Any = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        for key in dotted.split("."):
+            value = value.get(key, _ABSENT) if isinstance(value, dict) else _ABSENT
+        if value is not _ABSENT:
+            found = config
+    return found
 
 
 def config_paths(argv: list[str]) -> list[str]:

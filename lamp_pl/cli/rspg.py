@@ -145,11 +145,10 @@ def select(
             has files, so that `fit` and `test` with `retriever: selected` find each question's).
         utilities: The `lamp-pl score-retrievers` file of the same split and pool, for the report.
     """
+    from lamp_pl.checkpoints import check_checkpoint
     from lamp_pl.learned.selector import SelectorModule, select_retrievers
     from lamp_pl.learned.utilities import load_retriever_utilities
     from lamp_pl.retrieval.selected import read_choices, selection_report
-
-    from lamp_pl.checkpoints import check_checkpoint
 
     check_checkpoint(selector)  # named as the selector file, before Lightning reads it
     module = SelectorModule.load_from_checkpoint(selector, map_location="cpu")

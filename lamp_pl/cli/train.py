@@ -116,6 +116,6 @@ def run_training(args: list[str] | None) -> None:
             parser_kwargs={"exit_on_error": False},
         )
     except ArgumentError as error:
-        raise option_error(command, error) from None
+        raise option_error(command, error, sys.argv) from None
     finally:
         sys.argv = saved

@@ -283,7 +283,7 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
             list_values(function, bare_flags(function, [underscored(arg) for arg in argv]))
         )
     except ArgumentError as error:
-        raise option_error(name, error) from None
+        raise option_error(name, error, argv) from None
 
 
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:
