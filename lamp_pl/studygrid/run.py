@@ -51,6 +51,7 @@ def build_caches(plan: GridPlan, entry: str) -> list[list[str]]:
     log_path = plan.out / "caches.log"
     for args in caches:
         with log_path.open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            code: object
             try:
                 code = main(["index", *args])
             except SystemExit as exit_:  # the command's own one-line refusal, written to the log
