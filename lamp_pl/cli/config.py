@@ -131,14 +131,14 @@ def setting_file(configs: list[str], dotted: str) -> str | None:
 
 def config_paths(argv: list[str]) -> list[str]:
     """The files given as ``--config FILE``, ``--config=FILE`` or ``-c FILE`` in `argv`, in order
-    (an inline YAML mapping, ``--config '{...}'``, is not a file and is left out)."""
+    (inline YAML, ``--config '{...}'`` or ``--config 'data: {k: 1}'``, is not a file and is left out)."""
     found = []
     for at, arg in enumerate(argv):
         option, sep, value = arg.partition("=")
         if option not in ("--config", "-c"):
             continue
         value = value if sep else (argv[at + 1] if at + 1 < len(argv) else "")
-        if value and not value.lstrip().startswith(("{", "[")) and "\n" not in value:
+        if value and not value.lstrip().startswith(("{", "[")) and "\n" not in value and ": " not in value:
             found.append(value)
     return found
 
