@@ -152,8 +152,8 @@ def one_line_errors(command: str, argv: list[str] | None = None) -> Iterator[Non
 
 @contextlib.contextmanager
 def reading(path: object, what: str = "file") -> Iterator[None]:
-    """Name `path` in the errors of reading it: an `OSError`, `UnicodeDecodeError` or
-    `json.JSONDecodeError` inside the block becomes an `InputFileError` naming the path."""
+    """Name `path` in the errors of reading it: an `OSError`, `UnicodeDecodeError`,
+    `json.JSONDecodeError` or YAML error inside the block becomes an `InputFileError` naming the path."""
     try:
         yield
     except LaMPError:
@@ -169,6 +169,23 @@ def reading(path: object, what: str = "file") -> Iterator[None]:
         ) from error
     except json.JSONDecodeError as error:
         raise InputFileError(f"{path}: malformed JSON ({error})") from error
+    except Exception as error:
+        if not is_yaml_error(error):
+            raise
+        raise InputFileError(f"{path}: not valid YAML ({yaml_problem(error)})") from error
+
+
+def is_yaml_error(error: BaseException) -> bool:
+    """Whether `error` is PyYAML's (without importing yaml where none was read)."""
+    return type(error).__module__.split(".")[0] == "yaml"
+
+
+def yaml_problem(error: BaseException) -> str:
+    """PyYAML's problem and where it is (``line L, column C``), without its ``"<unicode string>"``."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or one_line(error)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def strip_verbose(argv: list[str]) -> list[str]:
@@ -188,10 +205,12 @@ __all__ = [
     "NoSpaceError",
     "OtherRankFailed",
     "is_weights_only_refusal",
+    "is_yaml_error",
     "one_line",
     "one_line_errors",
     "os_error_message",
     "reading",
     "strip_verbose",
     "user_message",
+    "yaml_problem",
 ]

@@ -3,13 +3,17 @@ and a killed grid resumes: done points are not rerun, the killed one resumes fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import time
 
+import pytest
 from grid_helpers import grid_args, grid_process, run_grid, table
 
+from lamp_pl.cli import main
+from lamp_pl.studygrid.owner import process_exists
 from lamp_pl.studygrid.state import LOG_FILE, read_state
 
 AXES = ["--retriever", "bm25", "random", "--k", "1", "2"]
@@ -39,7 +43,9 @@ def test_four_points_on_two_workers_match_a_sequential_run(tiny_t5, data_root, t
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
 
 
-def test_killed_grid_resumes_and_matches_an_uninterrupted_one(tiny_t5, data_root, tmp_path):
+def test_killed_grid_resumes_and_matches_an_uninterrupted_one(tiny_t5, data_root, tmp_path, capsys):
+    """kill -9 of the grid's process alone: its worker dies with it (no point runs on unowned),
+    a second grid over the same points is refused while it runs, and the rerun resumes."""
     two_epochs = ["--trainer.max_epochs", "2", "--retriever", "bm25", "random", "--workers", "1", "--no_plots"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     run_grid(grid_args(tiny_t5, data_root, tmp_path, reference, *two_epochs))
@@ -50,8 +56,20 @@ def test_killed_grid_resumes_and_matches_an_uninterrupted_one(tiny_t5, data_root
     while not (read_state(second).status == "running" and list(second.rglob("last.ckpt"))):
         assert process.poll() is None and time.time() < deadline, "the grid ended before it could be killed"
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # the grid and its worker, mid-way through the second point
+    with pytest.raises(SystemExit) as refused:  # a second grid over the same points, meanwhile
+        main(["grid", *args])
+    busy = capsys.readouterr().err.strip()
+    assert refused.value.code == 2 and len(busy.splitlines()) == 1 and str(second) in busy, busy
+    worker = read_state(second).pid
+    os.kill(process.pid, signal.SIGKILL)  # the grid alone, mid-way through the second point
     process.wait()
+    deadline = time.time() + 5
+    while process_exists(worker) and time.time() < deadline:
+        time.sleep(0.05)
+    alive = process_exists(worker)
+    with contextlib.suppress(ProcessLookupError):  # never leave a worker behind, even on failure
+        os.killpg(process.pid, signal.SIGKILL)
+    assert not alive, "the grid's worker outlived it"
     assert read_state(first).done and read_state(second).status == "running"
     untouched = {p: p.stat().st_mtime_ns for p in [first / LOG_FILE, *first.rglob("*.json"), *first.rglob("*.ckpt")]}
 
@@ -70,8 +88,6 @@ def test_killed_grid_resumes_and_matches_an_uninterrupted_one(tiny_t5, data_root
 
 def test_failing_cache_build_starts_no_point(tmp_path):
     """The workers start while the caches are built; when building fails, no point runs."""
-    import pytest
-
     from lamp_pl.studygrid.launchers import Slot, run_local
     from lamp_pl.studygrid.worker import PointJob
 

@@ -46,6 +46,33 @@ def test_dry_run_prints_points_dedup_caches_and_an_estimate(data_root, tmp_path,
     assert f"4 runs to do, {samples} samples" in text
     assert f"estimate: {samples / 10 * 2 / 3600:.3f} device hours at 10.00 samples/s per point (given)" in text
     assert not (tmp_path / "g").exists()
+    for line in text.splitlines():  # each option once in an index line (the point's value wins)
+        if line.startswith("  lamp-pl index "):
+            options = [arg for arg in line.split() if arg.startswith("--") and arg != "--config"]
+            assert len(options) == len(set(options)), line
+    assert "--data.task LaMP_2" in text
+
+
+def test_dry_run_of_undownloaded_data_says_unknown_per_named_grid(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(RECIPES.parents[1])  # the recipe's configs are relative to the checkout
+    out = tmp_path / "missing-data"
+    args = ["--recipe", "lamp_main_table", "--out", str(out), "--dry_run", "--samples_per_second", "10"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    recipe = load_recipe(RECIPES / "lamp_main_table.yaml")
+    for grid in recipe.grids:
+        assert f"grid {grid.name} ({out / grid.name}):" in text
+    assert text.count("samples unknown") == len(recipe.grids)
+    assert text.count("estimate: unknown") == len(recipe.grids)
+    assert " 0 samples" not in text and "device hours" not in text
+
+
+def test_estimate_of_partly_known_samples_says_what_it_covers():
+    from lamp_pl.studygrid.dryrun import sample_lines
+
+    lines = sample_lines(3, [100, 200], 1, 10.0, None)
+    assert lines[0] == "3 runs to do, 300 samples in 2 of them, 1 unknown (data not there yet)"
+    assert lines[1].startswith("estimate: 0.008 device hours for the 2 runs whose samples are known (1 unknown")
 
 
 def test_submission_is_checked_against_the_test_questions(tmp_path):

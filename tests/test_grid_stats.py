@@ -108,3 +108,11 @@ def test_summary_intervals_on_varied_predictions(data_root, tmp_path):
     row = rows["none"]
     assert row["vs_retriever=bm25"] == pytest.approx(differences.mean()) and row["vs_retriever=bm25"] != 0
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high)) and low < high
+
+
+def test_plot_error_bars_say_what_they_are():
+    from lamp_pl.studygrid.plot import error_bars
+
+    assert error_bars([{"seeds": 3}, {"seeds": 3}]) == "sample std over 3 seeds"
+    assert error_bars([{"seeds": 2}, {"seeds": 3}]) == "sample std over 2-3 seeds"
+    assert error_bars([{"seeds": 1}]) == "sample std over 1 seed (one seed: no spread)"

@@ -143,7 +143,7 @@ def test_a_training_command_builds_its_own_parser_only(tiny_t5, data_root, tmp_p
         pass
 
     class Probe(LaMPCLI):
-        def before_instantiate_classes(self) -> None:
+        def _set_seed(self) -> None:  # the first step after parsing (the inputs are checked in it)
             raise Parsed(sorted(self._subcommand_parsers), self.config.subcommand)
 
     args = ["test", *base_args(tiny_t5, data_root, tmp_path / "cache", "LaMP_2"), "--ckpt_path", "best"]

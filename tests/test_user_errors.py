@@ -358,6 +358,124 @@ def test_bad_input_is_one_line_with_exit_status_2(case, ctx, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
+# Refusals of exactly one line: grid axes (nothing built first), config files, learned methods
+
+
+BAD_YAML = b"data:\n  k: 1\n  task: [unclosed\n"
+NOT_TEXT = bytes(range(256)) * 4
+
+
+def _file(ctx: Ctx, name: str, content: bytes) -> Path:
+    path = ctx.tmp / name
+    path.write_bytes(content)
+    return path
+
+
+def _grid(ctx: Ctx, *more: str) -> list[str]:
+    """`lamp-pl grid` over the tiny settings; its caches and tables would go to `grid-refused`."""
+    return ["grid", *ctx.lightning(cache="cache-grid"), "--out", str(ctx.tmp / "grid-refused"), *more]
+
+
+def _fit_with(ctx: Ctx, command: str, name: str, content: bytes) -> tuple[list[str], list[str]]:
+    path = _file(ctx, name, content)
+    return [command, *ctx.lightning(), "--config", str(path)], [str(path)]
+
+
+def _truncated_arrow(ctx: Ctx) -> tuple[list[str], list[str]]:
+    from lamp_pl.demo.longform import write_longlamp
+
+    root = ctx.tmp / "longlamp-truncated"
+    write_longlamp(root, "abstract_generation_user", users=6, profile_size=3, words=8)
+    split = root / "abstract_generation_user" / "train"
+    arrow = next(split.glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    args = ["--config", str(CONF), "--data.task", "LongLaMP_abstract_generation_user", "--data.source.dataset"]
+    args += [str(root), "--data.cache_dir", str(ctx.tmp / "cache-ll"), "--data.tokenizer", str(ctx.t5)]
+    return ["index", *args], [str(split), "split 'train'"]
+
+
+def _selector(ctx: Ctx) -> tuple[list[str], list[str]]:
+    path = _file(ctx, "random.ckpt", NOT_TEXT)
+    out = ["--pool", '{"bm25": {}}', "--out", str(ctx.tmp / "choices.json")]
+    return ["select", *ctx.data_args(), "--selector", str(path), *out], [str(path), "not a readable PyTorch checkpoint"]
+
+
+def _fit_selector(ctx: Ctx, name: str, content: bytes, needle: str) -> tuple[list[str], list[str]]:
+    path = _file(ctx, name, content)
+    args = ["fit-selector", "--train", str(path), "--encoder", str(ctx.bert), "--out_dir", str(ctx.tmp / "sel")]
+    return args, [str(path), needle]
+
+
+REFUSALS: dict[str, Case] = {
+    "grid: unknown retriever": lambda c: (_grid(c, "--retriever", "bm25", "bogus_ret"), ["--retriever bogus_ret"]),
+    "grid: negative k": lambda c: (_grid(c, "--k", "-2"), ["--k -2"]),
+    "grid: k not a number": lambda c: (_grid(c, "--k", "1", "abc"), ["--k abc"]),
+    "grid: unknown ablation": lambda c: (_grid(c, "--ablation", "nope"), ["--ablation nope"]),
+    "grid: unknown task": lambda c: (_grid(c, "--task", "LaMP_99"), ["--task LaMP_99", "unknown task"]),
+    "grid: missing task folder": lambda c: (_grid(c, "--task", "LaMP_2=/nonexistent"), ["/nonexistent"]),
+    "grid: baseline not in the grid": lambda c: (
+        _grid(c, "--retriever", "bm25", "random", "--baseline", "retriever=nope"),
+        ["--baseline retriever=nope"],
+    ),
+    "grid: YAML syntax error": lambda c: (
+        _grid(c, "--k", "0", "--config", str(_file(c, "grid-bad.yaml", BAD_YAML))),
+        [str(c.tmp / "grid-bad.yaml"), "not valid YAML", "line"],
+    ),
+    "fit: YAML syntax error": lambda c: _fit_with(c, "fit", "bad.yaml", BAD_YAML),
+    "fit: unknown key": lambda c: _fit_with(c, "fit", "key.yaml", b"data:\n  nokey: 1\n"),
+    "fit: wrong type": lambda c: _fit_with(c, "fit", "type.yaml", b"data:\n  k: abc\n"),
+    "fit: unknown section": lambda c: _fit_with(c, "fit", "section.yaml", b"bogus_section:\n  x: 1\n"),
+    "fit: garbage config": lambda c: _fit_with(c, "fit", "garbage.yaml", NOT_TEXT),
+    "test: missing config": lambda c: (["test", *c.lightning(), "--config", str(c.tmp / "no.yaml")], ["no.yaml"]),
+    "fit-users: YAML syntax error": lambda c: (
+        ["fit-users", *_adapters(c, "--config", str(_file(c, "users-bad.yaml", BAD_YAML)), "--out", str(c.tmp))],
+        [str(c.tmp / "users-bad.yaml"), "not valid YAML"],
+    ),
+    "index: YAML syntax error in the second config": lambda c: (
+        ["index", *c.data_args(), "--config", str(_file(c, "second-bad.yaml", BAD_YAML))],
+        [str(c.tmp / "second-bad.yaml"), "not valid YAML"],
+    ),
+    "fit: unknown served api": lambda c: (
+        ["fit", *c.lightning(), "--model.served.api", "bogus"],
+        ["model.served", "api", "bogus"],
+    ),
+    "fit: unknown served field": lambda c: (
+        ["fit", *c.lightning(), "--model.served.bogus_field", "3"],
+        ["bogus_field"],
+    ),
+    "fit-selector: malformed JSONL": lambda c: _fit_selector(c, "bad.jsonl", b'{"utilities": \n', "line 1"),
+    "fit-selector: binary utilities": lambda c: _fit_selector(c, "binary.jsonl", NOT_TEXT, "UTF-8"),
+    "select: random bytes as selector": _selector,
+    "index: truncated Arrow split": _truncated_arrow,
+    "fit-users: missing tokenizer folder": lambda c: (
+        ["fit-users", *_adapters(c, "--data.tokenizer", "/missing/folder", "--out", str(c.tmp / "a-tok"))],
+        ["/missing/folder", "no such tokenizer folder"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_refusal_is_one_line_and_builds_nothing(case, ctx, capsys):
+    argv, needles = REFUSALS[case](ctx)
+    code, err, _ = run(capsys, argv)
+    assert_one_user_error(code, err, needles)
+    assert len(err.strip().splitlines()) == 1, err
+    if case.startswith("grid:"):  # refused before a cache is built or the grid's folder made
+        assert not (ctx.tmp / "cache-grid").exists() and not (ctx.tmp / "grid-refused").exists()
+
+
+def test_truncated_task_adapter_is_named(ctx, capsys):
+    task = ctx.tmp / "task-adapter"
+    code, err, _ = run(capsys, ["fit-task-adapter", *_adapters(ctx, "--out", str(task), "--epochs", "1")])
+    assert code in (0, None), err[-3000:]
+    adapter = next(task.glob("*.safetensors"))
+    adapter.write_bytes(adapter.read_bytes()[:-64])
+    fit = ["fit-users", *_adapters(ctx, "--init_adapter", str(adapter), "--out", str(ctx.tmp / "a-init"))]
+    code, err, _ = run(capsys, [*fit, "--shard", "0/20", "--epochs", "1"])
+    assert_one_user_error(code, err, [str(adapter), "not a readable task adapter"])
+
+
+# ---------------------------------------------------------------------------------------------
 # Full disk during each cache write (a file-size limit, as tests/test_faults.py does), in-process
 
 
@@ -450,6 +568,19 @@ def test_the_console_script_says_the_same(ctx):
         check=False,
     )
     assert done.returncode == 2 and "Traceback" in done.stderr, done.stderr[-2000:]
+
+
+def test_missing_last_ckpt_is_refused_before_lightning_starts(ctx):
+    """No seed or device lines before the refusal: the checkpoint is checked before the trainer."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    env.pop("LAMP_PL_VERBOSE", None)
+    script = "import sys; from lamp_pl.cli import main; sys.exit(main())"
+    argv = ["test", *ctx.lightning(run="runs-never-fit"), "--ckpt_path", "last"]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert_one_user_error(done.returncode, done.stderr, [str(ctx.tmp / "runs-never-fit"), "last.ckpt"])
+    assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout.strip(), done.stdout + done.stderr
 
 
 def test_last_ckpt_is_written_with_a_user_model_checkpoint_too(ctx, capsys):

@@ -104,14 +104,28 @@ def check_adapters(folder: str | Path) -> int:
     return len(files)
 
 
+def read_lora(path: str | Path, what: str = "adapter") -> dict[str, torch.Tensor]:
+    """The tensors of a LoRA ``.safetensors`` file.
+
+    Raises:
+        DamagedAdapterError: the file is truncated or not a safetensors file (naming it).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise DamagedAdapterError(f"{path}: not a readable {what} file ({detail}); train it again") from None
+
+
 def load_adapter(folder: str | Path, user: str) -> dict[str, torch.Tensor] | None:
     """`user`'s LoRA state, or None when the user has no adapter.
 
     Raises:
         DamagedAdapterError: the file does not match its checksum record (naming the file).
     """
-    from safetensors.torch import load_file
-
     problems = adapter_problems(folder, user)
     if problems is None:
         return None
@@ -120,7 +134,7 @@ def load_adapter(folder: str | Path, user: str) -> dict[str, torch.Tensor] | Non
         raise DamagedAdapterError(
             f"{path}: damaged adapter of user {user!r} ({'; '.join(problems)}); rerun fit-users to retrain it"
         )
-    return load_file(str(path))
+    return read_lora(path)
 
 
 def write_settings(folder: str | Path, settings: dict) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lamp_pl.adapters.base import add_lora_slot, build_base, lora_settings, lora_state, resolve_base, train_lora
-from lamp_pl.adapters.store import read_settings, write_settings
+from lamp_pl.adapters.store import read_lora, read_settings, write_settings
 from lamp_pl.cache import file_sha256
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import LaMPError
@@ -58,8 +58,6 @@ def load_task_adapter(init_adapter: str | Path, settings: dict) -> dict[str, tor
         TaskAdapterError: missing, changed since `settings` recorded it, or trained with other
             r / alpha / task / base / checkpoint.
     """
-    from safetensors.torch import load_file
-
     path = Path(init_adapter)
     if not path.is_file():
         raise TaskAdapterError(f"{path}: no task adapter (train one with fit_task_adapter)")
@@ -72,7 +70,7 @@ def load_task_adapter(init_adapter: str | Path, settings: dict) -> dict[str, tor
         raise TaskAdapterError(
             f"{path}: the task adapter was trained with other settings ({', '.join(different)}) than these user adapters"
         )
-    return load_file(str(path))
+    return read_lora(path, "task adapter")
 
 
 def fit_task_adapter(

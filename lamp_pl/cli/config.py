@@ -9,6 +9,7 @@ links them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,14 @@ LINKS = (("data.task", "model.task"), ("data.tokenizer", "model.tokenizer"))
 # Sections of a LightningCLI config that a command without them accepts and ignores.
 OTHER_SECTIONS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path", "run_name")
 CONFIG_HELP = "LightningCLI-style config; repeat to compose (later files win)"
+# The option a jsonargparse error is about: `option 'data.k'` or `Parser key "data.k"`.
+_KEY = re.compile(r"option '([\w.]+)'|Parser key \"([\w.]+)\"")
+_ABSENT = object()
+# What jsonargparse says before the reason an optional dataclass section refused a value.
+_UNION_PREAMBLE = re.compile(
+    r"Does not validate against any of the Union subtypes Subtypes: \[.*?\] Errors: - "
+    r"(Problem with given class_path '[^']*': )?"
+)
 
 
 def help_wanted(argv: list[str]) -> bool:
@@ -91,6 +100,69 @@ def data_and_model(configs: list[str | Path], overrides: list[str] | None = None
     them; `overrides` may set `--data.x` and `--model.x` values."""
     sections = _sections(configs, overrides, model=True)
     return sections.data, sections.model
+
+
+def option_error(command: str, error: BaseException, argv: list[str] | None = None) -> Exception:
+    """A jsonargparse parse error as one `ConfigError` line: the option and what is wrong with it,
+    the config file of `argv` that sets it (when one does), and where to find the options (the
+    usage itself only with ``--help``)."""
+    from lamp_pl.errors import ConfigError
+
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # A union type lists why each member refused the value; the first reason is the one that matters.
+    lines = [line for line in lines if not line.startswith(("- Expected a <class 'NoneType'>", "Given value"))]
+    message = " ".join(lines).replace("Problems parsing config: ", "")
+    message = _UNION_PREAMBLE.sub("", message)
+    key = _KEY.search(message)
+    where = setting_file(config_paths(argv or []), key.group(1) or key.group(2)) if key else None
+    return ConfigError((f"{where}: " if where else "") + f"{message} (`lamp-pl {command} --help` lists the options)")
+
+
+def setting_file(configs: list[str], dotted: str) -> str | None:
+    """The last of `configs` that sets the key `dotted` (``data.k``), if any."""
+    import yaml
+
+    found = None
+    for config in configs:
+        try:
+            value: Any = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        for key in dotted.split("."):
+            value = value.get(key, _ABSENT) if isinstance(value, dict) else _ABSENT
+        if value is not _ABSENT:
+            found = config
+    return found
+
+
+def config_paths(argv: list[str]) -> list[str]:
+    """The files given as ``--config FILE``, ``--config=FILE`` or ``-c FILE`` in `argv`, in order
+    (inline YAML, ``--config '{...}'`` or ``--config 'data: {k: 1}'``, is not a file and is left out)."""
+    found = []
+    for at, arg in enumerate(argv):
+        option, sep, value = arg.partition("=")
+        if option not in ("--config", "-c"):
+            continue
+        value = value if sep else (argv[at + 1] if at + 1 < len(argv) else "")
+        if value and not value.lstrip().startswith(("{", "[")) and "\n" not in value and ": " not in value:
+            found.append(value)
+    return found
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Read every ``--config`` file of `argv` before any parser does: a missing, unreadable,
+    non-UTF-8 or malformed YAML file, or one that is not a mapping of sections, is one
+    `InputFileError` naming the file (jsonargparse would name ``"<unicode string>"`` after the usage)."""
+    import yaml
+
+    from lamp_pl.errors import InputFileError, reading
+
+    for path in config_paths(argv):
+        with reading(path, "config"):
+            document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if document is not None and not isinstance(document, dict):
+            kind = type(document).__name__
+            raise InputFileError(f"{path}: not a config: its top level is a {kind}, not a mapping of sections")
 
 
 def configured_values(configs: list[str], dotted: dict[str, str]) -> dict[str, str]:

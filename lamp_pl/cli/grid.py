@@ -102,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             parser().error("--config (or --recipe) is required")
         axes = {axis: getattr(args, axis) for axis in AXIS_NAMES if getattr(args, axis)}
         grids, baseline, published, recipe = [("", args.config, axes, extra, args.fit, False)], args.baseline, [], None
+    from lamp_pl.studygrid.axes import check_values
+    from lamp_pl.studygrid.checks import check_axes, check_baseline
+
+    for _, _, axes_of, _, _, _ in grids:  # every refusal before anything is built
+        check_values(axes_of)
+        check_axes(axes_of, folders=not args.dry_run)
+    if baseline:
+        check_baseline(parse_baseline(baseline), [grid[2] for grid in grids])
     sbatch = dict(item.partition("=")[::2] for item in args.sbatch)
     slurm = SlurmOptions(
         args.partition,
@@ -140,7 +148,7 @@ def run(grids: list, out: Path, args: argparse.Namespace, slurm, baseline, publi
         plan.predict = predict
         here = recipe.published_for(name) if recipe else published
         if args.dry_run:
-            print(describe_plan(plan, args.devices_per_point, args.samples_per_second, here))
+            print(describe_plan(plan, args.devices_per_point, args.samples_per_second, here, name))
             continue
         states = run_grid(plan, dataclasses.replace(options, published=here))
         print((plan.out / "summary.md").read_text())

@@ -147,8 +147,10 @@ def select(
     """
     from lamp_pl.learned.selector import SelectorModule, select_retrievers
     from lamp_pl.learned.utilities import load_retriever_utilities
+    from lamp_pl.lightning.checkpoints import check_checkpoint
     from lamp_pl.retrieval.selected import read_choices, selection_report
 
+    check_checkpoint(selector)  # named as the selector file, before Lightning reads it
     module = SelectorModule.load_from_checkpoint(selector, map_location="cpu")
     written = select_retrievers(module, data, parse_pool(pool) or {}, split, out)
     if utilities is None:

@@ -6,13 +6,14 @@ Imported only by those four commands (see `lamp_pl.cli.tree`), so the others sta
 from __future__ import annotations
 
 import sys
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
-from lamp_pl.cli.config import help_wanted, link_sections
+from lamp_pl.cli.config import help_wanted, link_sections, option_error
 from lamp_pl.cli.quiet import silence_third_party_notices
 from lamp_pl.cli.runs import default_run_folder, resolve_checkpoint
 from lamp_pl.lightning.checkpoints import check_ckpt_argument
@@ -54,10 +55,17 @@ class LaMPCLI(LightningCLI):
             check_ckpt_argument(self.config[self.config.subcommand].get("ckpt_path"))
         super()._parse_ckpt_path()
 
-    def before_instantiate_classes(self) -> None:
+    def _set_seed(self) -> None:
+        """Check the inputs first: Lightning's start-up lines (the seed, then the devices) come
+        only for a command that will run."""
+        self._check_inputs()
+        super()._set_seed()
+
+    def _check_inputs(self) -> None:
         """Resolve the model, tokenizer and encoder before anything is built or prepared (see
-        `lamp_pl.resolve`), check an explicit `--ckpt_path`, and give each experiment its own
-        folder when `trainer.default_root_dir` is not set."""
+        `lamp_pl.resolve`), check an explicit `--ckpt_path` (`best` / `last` included: that the
+        run folder has one), and give each experiment its own folder when
+        `trainer.default_root_dir` is not set."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         model = config.get("model") or {}
         resolve_tokenizer(config.data.get("tokenizer"))
@@ -68,6 +76,8 @@ class LaMPCLI(LightningCLI):
         check_ckpt_argument(config.get("ckpt_path"))
         if config.trainer.get("default_root_dir") is None:
             config.trainer.default_root_dir = str(default_run_folder(config.data, config.get("run_name")))
+        if config.get("ckpt_path") in ("best", "last"):
+            check_ckpt_argument(resolve_checkpoint(config.ckpt_path, config.trainer.default_root_dir))
 
     def _resolve_ckpt(self) -> None:
         """`--ckpt_path best|last` in a new process: resolved inside this experiment's run folder
@@ -108,14 +118,18 @@ def run_training(args: list[str] | None) -> None:
     # Dataclass fields document themselves with attribute docstrings, which --help and
     # --print_config show; reading them means parsing every class's source, so only then.
     set_parsing_settings(docstring_parse_attribute_docstrings=help_wanted(sys.argv[1:]))
+    command = sys.argv[1] if len(sys.argv) > 1 else "fit"
     try:
-        subcommand = sys.argv[1] if len(sys.argv) > 1 else None
+        # exit_on_error=False: a bad option or config is one line (`option_error`), not the usage
         LaMPCLI(
             LaMPModel,
             LaMPDataModule,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
-            subcommand=subcommand,
+            subcommand=command,
+            parser_kwargs={"exit_on_error": False},
         )
+    except ArgumentError as error:
+        raise option_error(command, error, sys.argv) from None
     finally:
         sys.argv = saved

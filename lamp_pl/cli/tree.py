@@ -277,8 +277,7 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
     """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags)."""
     from argparse import ArgumentError
 
-    from lamp_pl.cli.config import help_wanted
-    from lamp_pl.errors import ConfigError
+    from lamp_pl.cli.config import help_wanted, option_error
 
     parser = build_parser(name, function, documented=help_wanted(argv))
     try:
@@ -286,8 +285,7 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
             list_values(function, bare_flags(function, [underscored(arg) for arg in argv]))
         )
     except ArgumentError as error:
-        message = " ".join(str(error).split())
-        raise ConfigError(f"{message} (`lamp-pl {name} --help` lists the options)") from None
+        raise option_error(name, error, argv) from None
 
 
 def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> int:
@@ -296,6 +294,10 @@ def run_function(name: str, function: Callable[..., Any], argv: list[str]) -> in
     from lamp_pl.cli.config import instantiate
 
     parser, config = parse_command(name, function, argv)
+    if config.get("data") is not None:  # the tokenizer and encoder named as `index` and `fit` name them
+        from lamp_pl.resolve import resolve_data_section
+
+        resolve_data_section(config.data)
     init = instantiate(parser, config)
     front = positional(function)
     params = [key for key in inspect.signature(function).parameters if key in init and key not in front]
@@ -333,6 +335,10 @@ def _dispatch(argv: list[str], args: list[str] | None) -> int | None:
     if command is None:
         print(f"{usage()}\n\nlamp-pl: error: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
+    if not {"-h", "--help"} & set(argv):
+        from lamp_pl.cli.config import check_config_files
+
+        check_config_files(argv[1:])  # a bad config file is named before any parser reads it
     if argv[0] in TRAINING:
         load(command)(args)  # None: LightningCLI reads sys.argv itself
         return 0

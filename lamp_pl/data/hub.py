@@ -24,7 +24,7 @@ from typing import Any
 
 from lamp_pl.cache import atomic_folder, stable_hash
 from lamp_pl.data.lamp import LaMPDataError, validate_gold, validate_question
-from lamp_pl.errors import MissingDataError
+from lamp_pl.errors import InputFileError, MissingDataError
 from lamp_pl.tasks import Task
 from lamp_pl.tasks.longform import HubSource, source_of
 
@@ -47,6 +47,28 @@ class DatasetSource:
 
 def _is_saved(folder: Path) -> bool:
     return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+
+
+def _load_saved(folder: Path) -> Any:
+    """`datasets.load_from_disk(folder)`; a damaged copy (a truncated Arrow file, a missing
+    state file) is one `InputFileError` naming the split's folder and its Arrow files."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(folder))
+    except Exception as error:  # noqa: BLE001 -- pyarrow's and datasets' errors name no file
+        why = " ".join(str(error).split())[:200] or type(error).__name__
+        splits = [folder] if (folder / "state.json").is_file() else sorted(p for p in folder.iterdir() if p.is_dir())
+        for split in splits:
+            try:
+                datasets.load_from_disk(str(split))
+            except Exception:  # noqa: BLE001 -- this split is the damaged one
+                files = ", ".join(p.name for p in sorted(split.glob("*.arrow"))) or "no Arrow file"
+                raise InputFileError(
+                    f"{split}: split {split.name!r} of the saved dataset cannot be read ({files}: {why}); "
+                    "save the dataset again (save_to_disk)"
+                ) from None
+        raise InputFileError(f"{folder}: the saved dataset cannot be read ({why}); save it again") from None
 
 
 def _label(source: DatasetSource) -> str:
@@ -81,7 +103,7 @@ def load(source: DatasetSource) -> Any:
     if path.is_dir():
         for folder in (path / source.name, path) if source.name else (path,):
             if _is_saved(folder):
-                return datasets.load_from_disk(str(folder))
+                return _load_saved(folder)
     offline = os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0") or datasets.config.HF_HUB_OFFLINE
     try:
         return datasets.load_dataset(source.dataset, source.name, revision=source.revision)

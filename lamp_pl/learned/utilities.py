@@ -21,6 +21,7 @@ from typing import Any
 
 from lamp_pl.cache import file_sha256_cached, stable_hash
 from lamp_pl.data.lamp import load_split
+from lamp_pl.errors import InputFileError, reading
 from lamp_pl.learned.likelihood import log_likelihoods
 from lamp_pl.learned.scoring import _generate, example_metric, load_generator, run_sharded, world
 from lamp_pl.retrieval import load_retrieved, prepare_retrieval
@@ -194,16 +195,20 @@ def load_retriever_utilities(path: str | Path) -> list[dict]:
     """The records of a ``utilities.jsonl`` written by `score_retrievers`.
 
     Raises:
-        ValueError: a line is not such a record (the message names the file and line).
+        InputFileError: the file cannot be read as UTF-8 text, or a line is not such a record
+            (the message names the file and line).
     """
+    with reading(path, "utilities file"):
+        text = Path(path).read_text(encoding="utf-8")
     records = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             record = json.loads(line)
             if set(record["utilities"]) != set(record["items"]):
                 raise ValueError("utilities and items name different retrievers")
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}, line {number}: bad retriever-utilities record ({error})") from None
+            detail = " ".join(str(error).split())
+            raise InputFileError(f"{path}, line {number}: bad retriever-utilities record ({detail})") from None
         records.append(record)
     return records
 

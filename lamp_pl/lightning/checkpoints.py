@@ -21,9 +21,14 @@ KEYWORDS = ("best", "last", "hpc", "registry")
 
 
 def _refusal(path: Path, error: BaseException) -> CheckpointError:
-    if is_weights_only_refusal(error):
+    # torch words random bytes as a refused unpickling too ("Unsupported operand"): only a
+    # refused global is a pickled object; anything else is a file that is no checkpoint.
+    if is_weights_only_refusal(error) and "Unsupported global" in str(error):
         return CheckpointError(PICKLED.format(path=path))
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if is_weights_only_refusal(error):  # torch's advice left out: the unpickler's own reason
+        lines = [line for line in lines if "weights_only" not in line and "WeightsUnpickler" not in line]
+    first = (lines or [type(error).__name__])[0]
     return CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first[:200]})")
 
 

@@ -36,10 +36,14 @@ def describe_plan(
     devices_per_point: int = 1,
     samples_per_second: float | None = None,
     published: list[dict] | None = None,
+    name: str = "",
 ) -> str:
-    """The dry run's report: points (each with the published figure it will be compared with),
-    deduplicated runs, caches and the device-hour estimate."""
-    lines = [f"{len(plan.runs)} points:"]
+    """The dry run's report: the grid's name (a recipe's grids), points (each with the published
+    figure it will be compared with), deduplicated runs, caches and the device-hour estimate. A
+    run whose sample count cannot be known yet (its data are not downloaded) is counted as
+    unknown, never as 0, and left out of the estimate, which says so."""
+    lines = [f"grid {name} ({plan.out}):"] if name else []
+    lines.append(f"{len(plan.runs)} points:")
     for run in plan.runs:
         state = read_state(run.run_dir)
         note = f"same as {run.same_as} (not run again)" if run.same_as else state.status
@@ -50,24 +54,39 @@ def describe_plan(
     caches = plan.caches()
     lines.append(f"{len(caches)} data caches built first (lamp-pl index ...):")
     lines += [f"  lamp-pl index {' '.join(args)}" for args in caches]
-    rate, source = samples_per_second, "given"
-    if rate is None:
-        rate, source = measured_rate(plan), "measured on the done points"
     todo = [run for run in plan.distinct if not read_state(run.run_dir).done]
     counts = [run_samples(run.settings, plan.fit) for run in todo]
     known = [c for c in counts if c is not None]
-    lines.append(
-        f"{len(todo)} runs to do, {sum(known)} samples"
-        + (f" ({len(counts) - len(known)} unknown)" if len(known) < len(counts) else "")
-    )
-    if rate:
-        hours = sum(known) / rate * devices_per_point / 3600
-        lines.append(
-            f"estimate: {hours:.3f} device hours at {rate:.2f} samples/s per point ({source}), {devices_per_point} device(s) per point"
-        )
-    else:
-        lines.append("estimate: pass --samples_per_second (no done point has measured it yet)")
+    lines += sample_lines(len(todo), known, devices_per_point, samples_per_second, measured_rate(plan))
     return "\n".join(lines)
 
 
-__all__ = ["compared_with", "describe_plan", "measured_rate"]
+def sample_lines(
+    todo: int, known: list[int], devices_per_point: int, given: float | None, measured: float | None
+) -> list[str]:
+    """The samples of the `todo` runs (`known`: the counts that could be read) and the estimate."""
+    unknown = todo - len(known)
+    why = "data not there yet" if unknown == 1 else "their data are not there yet"
+    if not unknown:
+        lines = [f"{todo} runs to do, {sum(known)} samples"]
+    elif not known:
+        lines = [f"{todo} runs to do, samples unknown ({why})"]
+    else:
+        lines = [f"{todo} runs to do, {sum(known)} samples in {len(known)} of them, {unknown} unknown ({why})"]
+    rate, source = (given, "given") if given else (measured, "measured on the done points")
+    if not todo:
+        return [*lines, "estimate: nothing left to run"]
+    if not known:
+        return [*lines, "estimate: unknown (no run's sample count is known yet)"]
+    if not rate:
+        return [*lines, "estimate: pass --samples_per_second (no done point has measured it yet)"]
+    hours = sum(known) / rate * devices_per_point / 3600
+    part = f" for the {len(known)} runs whose samples are known ({unknown} unknown not counted)" if unknown else ""
+    lines.append(
+        f"estimate: {hours:.3f} device hours{part} at {rate:.2f} samples/s per point ({source}), "
+        f"{devices_per_point} device(s) per point"
+    )
+    return lines
+
+
+__all__ = ["compared_with", "describe_plan", "measured_rate", "sample_lines"]

@@ -1,7 +1,8 @@
 """Launchers: where a grid's points run. `local` runs them concurrently in worker processes on
 this machine, `slurm` submits them as one job array through submitit.
 
-Local workers (one long-lived process per slot) each get a slot: ``devices_per_point`` GPUs of the visible ones (the worker sees
+Local workers (one long-lived process per slot) die with the grid's process, however it ends
+(see `lamp_pl.studygrid.owner`), and each gets a slot: ``devices_per_point`` GPUs of the visible ones (the worker sees
 only its own through ``CUDA_VISIBLE_DEVICES``), or, on a machine without GPUs, that many CPU
 threads (``OMP_NUM_THREADS`` and torch's intra-op threads).
 """
@@ -23,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from lamp_pl.studygrid.owner import die_with_parent
 from lamp_pl.studygrid.worker import PointJob, run_point
 
 OnDone = Callable[[PointJob, dict], None]
@@ -87,8 +89,10 @@ def slot_job(job: PointJob, slot: Slot) -> PointJob:
     return replace(job, threads=slot.threads)
 
 
-def _enter_slot(environment: dict[str, str]) -> None:
-    """A worker process's start: its slot's GPUs and threads (before anything touches CUDA)."""
+def _enter_slot(environment: dict[str, str], grid: int) -> None:
+    """A worker process's start: dies with the `grid` process, then its slot's GPUs and threads
+    (before anything touches CUDA)."""
+    die_with_parent(grid)
     os.environ.update(environment)
     # atexit runs last-in, first-out: registered first, this runs after every handler torch,
     # Lightning and the rest register, and skips only the interpreter's module-by-module teardown,
@@ -115,7 +119,7 @@ def _pool(slot: Slot) -> ProcessPoolExecutor:
     keys = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     environment = {key: value for key, value in slot.environment().items() if key in keys}
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(1, mp_context=context, initializer=_enter_slot, initargs=(environment,))
+    return ProcessPoolExecutor(1, mp_context=context, initializer=_enter_slot, initargs=(environment, os.getpid()))
 
 
 def run_local(

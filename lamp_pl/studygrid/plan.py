@@ -53,26 +53,23 @@ class GridPlan:
         """The `fit`/`test` arguments of `run`: configs, its model fragment, the extra options,
         its overrides (they win), its run folder."""
         base = [arg for config in self.configs for arg in ("--config", config)]
-        return [
-            *base,
-            *config_args(run.overrides),
-            *self.extra,
-            *override_args(run.overrides),
-            "--trainer.default_root_dir",
-            str(run.run_dir),
-        ]
+        return once(
+            [
+                *base,
+                *config_args(run.overrides),
+                *self.extra,
+                *override_args(run.overrides),
+                "--trainer.default_root_dir",
+                str(run.run_dir),
+            ]
+        )
 
     def cache_args(self, run: PlannedRun) -> list[str]:
         """The `lamp-pl index` arguments that build `run`'s data caches (data options only)."""
-        args = self.lightning_args(run)[:-2]
-        out, at = [], 0
-        while at < len(args):
-            arg = args[at]
-            takes_value = "=" not in arg and at + 1 < len(args) and not args[at + 1].startswith("--")
-            if arg == "--config" or arg.startswith("--data."):
-                out += args[at : at + 2] if takes_value else [arg]
-            at += 2 if takes_value else 1
-        return out
+        options = _options(self.lightning_args(run)[:-2])
+        return [
+            arg for option in options if option[0] == "--config" or option[0].startswith("--data.") for arg in option
+        ]
 
     def caches(self) -> list[list[str]]:
         """The distinct `index` argument lists of the plan's runs, in first-use order."""
@@ -81,6 +78,31 @@ class GridPlan:
             args = self.cache_args(run)
             seen.setdefault(tuple(args), args)
         return list(seen.values())
+
+
+def _options(args: list[str]) -> list[list[str]]:
+    """`args` cut into options: ``[--name, value]``, ``[--name=value]`` or a bare ``[--flag]``."""
+    out, at = [], 0
+    while at < len(args):
+        takes_value = "=" not in args[at] and at + 1 < len(args) and not args[at + 1].startswith("--")
+        out.append(args[at : at + 2] if takes_value else [args[at]])
+        at += 2 if takes_value else 1
+    return out
+
+
+def once(args: list[str]) -> list[str]:
+    """`args` with each option given once: an option set again later (the configs' options, then
+    the extra ones, then the point's own) keeps only its last value, which is the one that wins
+    anyway; ``--config`` and appending options (``--x+``) are kept as they are."""
+    options = _options(args)
+    names = [option[0].partition("=")[0] for option in options]
+    last = {name: at for at, name in enumerate(names)}
+    keep = [
+        option
+        for at, (name, option) in enumerate(zip(names, options))
+        if name in ("--config", "-c") or name.endswith("+") or last[name] == at
+    ]
+    return [arg for option in keep for arg in option]
 
 
 def plan_grid(
@@ -163,4 +185,4 @@ def run_samples(settings: dict[str, str], fit: bool) -> int | None:
     return train * int(settings.get("max_epochs", "1")) + test
 
 
-__all__ = ["DEFAULT_CACHE", "GridPlan", "PlannedRun", "plan_grid", "question_count", "run_data", "run_samples"]
+__all__ = ["DEFAULT_CACHE", "GridPlan", "PlannedRun", "once", "plan_grid", "question_count", "run_data", "run_samples"]

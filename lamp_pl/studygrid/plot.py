@@ -1,5 +1,6 @@
 """One PNG per varied axis: a metric's mean over seeds against the axis' values, with the
-standard deviation as error bars, one line per combination of the other axes.
+standard deviation over the seeds as error bars (the plot's title says so, and over how many
+seeds), one line per combination of the other axes.
 
 A published figure (a ``<metric> [<source>]`` column of the summary) is a black cross at its
 condition, labelled with its source.
@@ -43,6 +44,15 @@ def published_points(rows: list[dict], axis: str, metric: str) -> dict[str, list
     return points
 
 
+def error_bars(rows: list[dict]) -> str:
+    """What the error bars show: the standard deviation over how many seeds (``seeds`` of each
+    condition row; a range when the conditions differ, 0 bars for one seed)."""
+    counts = sorted({int(row.get("seeds", 1) or 1) for row in rows}) or [1]
+    seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    word = "seed" if seeds == "1" else "seeds"
+    return f"sample std over {seeds} {word}" + (" (one seed: no spread)" if seeds == "1" else "")
+
+
 def plot_axes(summary: list[dict], axes: list[str], metric: str, folder: Path) -> list[Path]:
     """Write `plot_<axis>.png` for every axis with more than one value; return the paths.
 
@@ -80,7 +90,8 @@ def plot_axes(summary: list[dict], axes: list[str], metric: str, folder: Path) -
             )
         ax.set_xticks(range(len(values)), values, rotation=20)
         ax.set_xlabel(axis)
-        ax.set_ylabel(metric)
+        ax.set_ylabel(f"{metric} (mean over seeds)")
+        ax.set_title(f"error bars: {error_bars(rows)}", fontsize=8)
         if any(series):
             ax.legend(fontsize=7)
         figure.tight_layout()
@@ -91,4 +102,4 @@ def plot_axes(summary: list[dict], axes: list[str], metric: str, folder: Path) -
     return written
 
 
-__all__ = ["PlottingUnavailable", "plot_axes", "published_points"]
+__all__ = ["PlottingUnavailable", "error_bars", "plot_axes", "published_points"]

@@ -8,7 +8,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamp_pl.errors import LaMPError
 from lamp_pl.studygrid.launchers import SlurmOptions, local_slots, run_local, run_slurm
+from lamp_pl.studygrid.owner import PointBusyError, busy_message, owner_alive
 from lamp_pl.studygrid.plan import GridPlan, run_samples
 from lamp_pl.studygrid.report import (
     failed_notes,
@@ -21,6 +23,10 @@ from lamp_pl.studygrid.report import (
 )
 from lamp_pl.studygrid.state import read_state
 from lamp_pl.studygrid.worker import PointJob
+
+
+class CacheBuildError(LaMPError):
+    """`lamp-pl index` refused one of the grid's caches: its reason, and the log it is in."""
 
 
 @dataclass
@@ -50,15 +56,18 @@ def build_caches(plan: GridPlan, entry: str) -> list[list[str]]:
     main = load_entry(entry)
     caches = plan.caches()
     plan.out.mkdir(parents=True, exist_ok=True)
+    log_path = plan.out / "caches.log"
     for args in caches:
-        with (
-            (plan.out / "caches.log").open("a") as log,
-            contextlib.redirect_stdout(log),
-            contextlib.redirect_stderr(log),
-        ):
-            code = main(["index", *args])
+        with log_path.open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            code: object
+            try:
+                code = main(["index", *args])
+            except SystemExit as exit_:  # the command's own one-line refusal, written to the log
+                code = exit_.code
         if code not in (0, None):
-            raise RuntimeError(f"lamp-pl grid: building a cache failed (see {plan.out / 'caches.log'})")
+            lines = [line for line in log_path.read_text(errors="replace").splitlines() if " error: " in line]
+            reason = lines[-1].split(" error: ", 1)[1] if lines else f"exit status {code}"
+            raise CacheBuildError(f"building a cache failed: {reason} (see {log_path})")
     return caches
 
 
@@ -90,6 +99,15 @@ def write_report(plan: GridPlan, options: GridOptions, final: bool = False) -> l
     return written
 
 
+def check_not_busy(plan: GridPlan) -> None:
+    """Refuse (`PointBusyError`) a plan with a point another live grid is running; a ``running``
+    point whose owner is gone was interrupted, and is resumed."""
+    for run in plan.distinct:
+        state = read_state(run.run_dir)
+        if owner_alive(state):
+            raise PointBusyError(busy_message(str(run.run_dir), state))
+
+
 def jobs_of(plan: GridPlan, entry: str) -> list[PointJob]:
     """The points left to run (not done), as worker jobs."""
     return [
@@ -111,9 +129,11 @@ def jobs_of(plan: GridPlan, entry: str) -> list[PointJob]:
 def run_grid(plan: GridPlan, options: GridOptions) -> dict[str, dict]:
     """Run every point of `plan` that is not done and write the report; return the states.
 
-    Caches are built first; done points are skipped; killed points resume from their
-    `last.ckpt`; failed ones are retried. A point's failure is recorded, never raised.
+    A point another live grid runs is refused first (`PointBusyError`); caches are built next;
+    done points are skipped; killed points (owner gone) resume from their `last.ckpt`; failed
+    ones are retried. A point's failure is recorded, never raised.
     """
+    check_not_busy(plan)
     plan.out.mkdir(parents=True, exist_ok=True)
     jobs = jobs_of(plan, options.entry)
     skipped = len(plan.distinct) - len(jobs)
@@ -140,4 +160,13 @@ def run_grid(plan: GridPlan, options: GridOptions) -> dict[str, dict]:
     return states_of(plan)
 
 
-__all__ = ["GridOptions", "build_caches", "jobs_of", "run_grid", "states_of", "write_report"]
+__all__ = [
+    "CacheBuildError",
+    "GridOptions",
+    "build_caches",
+    "check_not_busy",
+    "jobs_of",
+    "run_grid",
+    "states_of",
+    "write_report",
+]

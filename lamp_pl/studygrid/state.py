@@ -1,8 +1,9 @@
 """Each grid point's state, in its own run folder: running, done (with its metrics) or failed.
 
 `grid_state.json` is written atomically by the process that runs the point, so a rerun of the
-same grid can tell a done point (skipped), a killed one (``running`` but no process left:
-resumed from its `last.ckpt`) and a failed one (retried) apart, whichever machine ran it.
+same grid can tell a done point (skipped), a killed one (``running`` but its owner gone: resumed
+from its `last.ckpt`), one another live grid runs (``running``, its heartbeat fresh: refused; see
+`lamp_pl.studygrid.owner`) and a failed one (retried) apart, whichever machine ran it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class PointState:
     """The test predictions file the metrics were computed from."""
     samples: int = 0
     """Training samples seen plus test questions (for the dry run's device-hour estimate)."""
+    heartbeat: float = 0.0
+    """When the running process last said it is alive (see `lamp_pl.studygrid.owner`)."""
 
     @property
     def done(self) -> bool:
@@ -77,6 +80,7 @@ def mark_running(run_dir: str | Path, previous: PointState, resumed_from: str = 
         pid=os.getpid(),
         started=time.time(),
         resumed_from=resumed_from,
+        heartbeat=time.time(),
     )
     write_state(run_dir, state)
     return state

@@ -12,11 +12,12 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from lamp_pl.studygrid.state import LOG_FILE, mark_done, mark_failed, mark_running, read_state
+from lamp_pl.studygrid.owner import busy_message, claim, heartbeat
+from lamp_pl.studygrid.state import LOG_FILE, PointState, mark_done, mark_failed, mark_running, read_state
 
 
 @dataclass(frozen=True)
@@ -97,14 +98,24 @@ def _train_and_test(job: PointJob, resume: Path | None) -> None:
 def run_point(job: PointJob) -> dict:
     """Run `job` unless its run folder says it is done; return its recorded state as a dict.
 
-    A point whose last attempt was killed (``running``) or failed resumes training from its
-    newest `last.ckpt` when there is one; a point whose test was the part that did not finish
-    reruns only from that checkpoint's epoch, so the result equals an uninterrupted run's.
+    A point whose last attempt was killed (``running``, its owner gone) or failed resumes
+    training from its newest `last.ckpt` when there is one; a point whose test was the part that
+    did not finish reruns only from that checkpoint's epoch, so the result equals an
+    uninterrupted run's. The point's lock is held and its heartbeat written throughout (see
+    `lamp_pl.studygrid.owner`); a point another process holds is left to it and reported as such.
     """
     run_dir = Path(job.run_dir)
-    previous = read_state(run_dir)
-    if previous.done:
-        return asdict(previous)
+    with claim(run_dir) as claimed:
+        previous = read_state(run_dir)
+        if not claimed:
+            return asdict(replace(previous, status="failed", error=busy_message(job.name, previous)))
+        if previous.done:
+            return asdict(previous)
+        return asdict(_attempt(job, run_dir, previous))
+
+
+def _attempt(job: PointJob, run_dir: Path, previous: PointState) -> PointState:
+    """One attempt at `job` (the caller holds its lock): fit, test, record done or failed."""
     last = newest(run_dir, "last*.ckpt") if job.fit and previous.status in ("running", "failed") else None
     started = newest(run_dir, "metrics_*.json")
     state = mark_running(run_dir, previous, str(last or ""))
@@ -114,6 +125,7 @@ def run_point(job: PointJob) -> dict:
         torch.set_num_threads(job.threads)
     try:
         with (
+            heartbeat(run_dir, state),
             (run_dir / LOG_FILE).open("a") as log,
             contextlib.redirect_stdout(log),
             contextlib.redirect_stderr(log),
@@ -126,10 +138,9 @@ def run_point(job: PointJob) -> dict:
             raise RuntimeError(f"grid point {job.name} wrote no new metrics under {run_dir}")
         predictions = metrics.with_name(metrics.name.replace("metrics_", "predictions_", 1))
         values = {key.split("/", 1)[-1]: value for key, value in json.loads(metrics.read_text()).items()}
-        state = mark_done(run_dir, state, values, str(predictions), job.samples)
+        return mark_done(run_dir, state, values, str(predictions), job.samples)
     except (Exception, SystemExit) as error:  # one failing point never stops the others
-        state = mark_failed(run_dir, state, error)
-    return asdict(state)
+        return mark_failed(run_dir, state, error)
 
 
 __all__ = ["PointJob", "newest", "run_point"]
