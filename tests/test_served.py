@@ -394,3 +394,44 @@ def test_unk_prompts_identical_to_local_and_costs_counted_per_request(server, ti
     sent = [tok(prompt)["input_ids"] for prompt in proxy.answered]
     assert len(sent) == questions - 1 and set(proxy.answered.values()) == {1}
     assert max(map(len, sent)) == 96 and sum(tok.unk_token_id in ids for ids in sent) == len(sent)
+
+
+def test_refusals_are_one_line_naming_the_setting_or_url(tiny_llama, data_root, tmp_path, capsys):
+    """No server needed: each is refused before a request is sent, in one line, exit status 2."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    args = [*run_args(tiny_llama, data_root, tmp_path / "runs", tmp_path / "cache"), "--model.family", "served"]
+    args += ["--model.served.model", str(tiny_llama)]
+    web = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    not_openai = f"http://127.0.0.1:{web.server_address[1]}/v1"
+    cases = [
+        (["--model.served.max_concurrency", "0"], "model.served.max_concurrency: 0 must be at least 1"),
+        (["--model.served.base_url", not_openai], f"base_url {not_openai}: not an OpenAI-compatible API"),
+    ]
+    try:
+        for extra, needle in cases:
+            with pytest.raises(SystemExit) as stop:
+                main(["test", *args, *extra])
+            err = capsys.readouterr().err
+            errors = [line for line in err.splitlines() if "error" in line.lower() or "question" in line]
+            assert stop.value.code == 2 and len(errors) == 1 and needle in errors[0], err
+            assert "Traceback" not in err
+    finally:
+        web.shutdown()
+        web.server_close()
+    # Nothing listening, through the console script's process: the URL once, in one line.
+    nowhere = f"http://127.0.0.1:{free_port()}/v1"
+    code = "import sys; from lamp_pl.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "test", *args, "--model.served.base_url", nowhere],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower() or "question" in line]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert errors[0].startswith("lamp-pl test: error: model.served.base_url " + nowhere + ": no OpenAI-compatible")

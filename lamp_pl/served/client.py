@@ -65,7 +65,8 @@ def is_retryable(error: BaseException) -> bool:
     import openai
 
     if isinstance(error, openai.APIStatusError):
-        return error.status_code in RETRY_STATUS or error.status_code >= 500
+        # 501 (not implemented) and 505 (HTTP version) are answers of a server that never will.
+        return error.status_code in RETRY_STATUS or error.status_code >= 500 and error.status_code not in (501, 505)
     return isinstance(error, (openai.APIConnectionError, openai.APIResponseValidationError, NotACompletion, ValueError))
 
 
@@ -194,6 +195,28 @@ def split_prompts(
     return keys, todo, usage
 
 
+def _send(
+    settings: ServedSettings,
+    todo: dict[str, tuple[str, str]],
+    cache: ResponseCache,
+    sender_args: tuple[ServedSettings, Usage, Callable[[str], int] | None],
+    progress: bool,
+) -> dict[str, str]:
+    """Send `todo` after a look at the endpoint; when `/models` gave no JSON, one request goes alone
+    first, so a server that is no OpenAI-compatible API ends the run after one request, not all."""
+    doubt = check_endpoint(settings)
+    if doubt:
+        probe = dict([next(iter(todo.items()))])
+        failures = asyncio.run(_complete_all(sender_args, probe, cache, progress))
+        if failures:
+            raise ServedError(
+                f"model.served.base_url {settings.base_url}: not an OpenAI-compatible API ({doubt}; "
+                f"{next(iter(failures.values()))})"
+            )
+        todo = {key: request for key, request in todo.items() if key not in probe}
+    return asyncio.run(_complete_all(sender_args, todo, cache, progress)) if todo else {}
+
+
 def complete_all(
     settings: ServedSettings,
     prompts: Mapping[str, str],
@@ -230,8 +253,7 @@ def complete_all(
     failures: dict[str, str] = {}
     try:
         if todo:
-            check_endpoint(settings)
-            failures = asyncio.run(_complete_all((settings, usage, count), todo, cache, progress))
+            failures = _send(settings, todo, cache, (settings, usage, count), progress)
     finally:
         cache.close()
     usage.unanswered = len(failures)

@@ -2,8 +2,10 @@
 
 A wrong `base_url` (nothing listening, another kind of server on that port, a key the server
 refuses) would otherwise fail every request after its retries, one warning per question, minutes
-later. `GET <base_url>/models` (every OpenAI-compatible server has it) answers at once: refused
-connections, answers that are not JSON and refused keys end the run in one line naming the URL.
+later. `GET <base_url>/models` (vLLM, TGI, `transformers serve`, llama.cpp and hosted APIs have
+it) answers at once: a refused connection, an answer that is not HTTP and a refused key end the run
+in one line naming the URL. An answer that is not JSON is only a doubt (a minimal server may lack
+`/models`): the client then sends one request alone, and refuses the URL in one line if it fails.
 A slow or failing (5xx, 429) server is let through: those are what the requests' retries are for.
 """
 
@@ -24,11 +26,14 @@ def _refuse(settings: ServedSettings, why: str) -> ServedError:
     return ServedError(f"model.served.base_url {settings.base_url}: {why}")
 
 
-def check_endpoint(settings: ServedSettings) -> None:
+def check_endpoint(settings: ServedSettings) -> str | None:
     """Raise a `ServedError` naming `settings.base_url` when no OpenAI-compatible server answers there.
 
+    Returns:
+        None, or a doubt: what `GET /models` answered when that was not JSON.
+
     Raises:
-        ServedError: nothing listens there, the answer is not JSON, or the server refuses the key.
+        ServedError: nothing (or no HTTP server) listens there, or the server refuses the key.
     """
     url = settings.base_url.rstrip("/") + "/models"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {settings.api_key()}"})
@@ -40,7 +45,7 @@ def check_endpoint(settings: ServedSettings) -> None:
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", error)
         if isinstance(reason, TimeoutError):
-            return  # slow, not absent: the requests wait and retry
+            return None  # slow, not absent: the requests wait and retry
         detail = " ".join(str(reason).split()) or type(reason).__name__
         raise _refuse(
             settings, f"no OpenAI-compatible server answers there ({detail}); start it or correct the URL"
@@ -53,10 +58,9 @@ def check_endpoint(settings: ServedSettings) -> None:
         )
         raise _refuse(settings, f"the server refused the API key (HTTP {status} on GET {url}); {fix}")
     if status >= 500 or status == 429 or len(body) >= MAX_BODY:
-        return
+        return None
     try:
         json.loads(body)
     except ValueError:
-        raise _refuse(
-            settings, f"not an OpenAI-compatible API (GET {url} answered HTTP {status} and no JSON)"
-        ) from None
+        return f"GET {url} answered HTTP {status} and no JSON"
+    return None
