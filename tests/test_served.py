@@ -368,6 +368,10 @@ def test_unk_prompts_identical_to_local_and_costs_counted_per_request(server, ti
     main(["test", *local_args, "--model.num_beams", "1"])
     proxy = Proxy(server)
     args = [*run_args(tiny_llama, unk_data, tmp_path / "runs", tmp_path / "cache"), "--model.family", "served"]
+    # No model_name_or_path: a served config names its tokenizer only (the default's weights are not
+    # here, and the hub is offline).
+    position = args.index("--model.model_name_or_path")
+    del args[position : position + 2]
     section = served_section(proxy.url, tiny_llama, price_prompt_per_million=1e6, price_completion_per_million=2e6)
     dry = served_section(proxy.url, tiny_llama, dry_run=True)
     questions = len(predictions(local)["golds"])
