@@ -137,19 +137,17 @@ class ServedFamily(FamilyBase):
 
 def warn_about_cuts(cuts: dict[str, Cut]) -> None:
     """One warning for the prompts whose text carries fewer tokens than a local model reads."""
-    short = {qid: cut for qid, cut in cuts.items() if cut.dropped or not cut.exact}
-    if not short:
-        return
-    dropped = sum(cut.dropped for cut in short.values())
-    unsure = sum(not cut.exact for cut in short.values())
-    first = next(iter(short))
-    logger.warning(
-        "served: %d of %d cut prompts end %d tokens earlier in all than a local model's (no text ends "
-        "where they were cut, e.g. inside a character's byte pieces; question %s: %d)%s",
-        len(short) - unsure,
-        len(cuts),
-        dropped,
-        first,
-        short[first].dropped,
-        f"; {unsure} do not re-tokenize to the local ids at all" if unsure else "",
-    )
+    shorter = {qid: cut.dropped for qid, cut in cuts.items() if cut.dropped}
+    unsure = [qid for qid, cut in cuts.items() if not cut.exact]
+    parts = []
+    if shorter:
+        first = next(iter(shorter))
+        parts.append(
+            f"{len(shorter)} of {len(cuts)} prompts end {sum(shorter.values())} tokens earlier in all than a "
+            f"local model's (no text ends where the local model's were cut, e.g. inside one character's byte "
+            f"pieces; question {first}: {shorter[first]} tokens)"
+        )
+    if unsure:
+        parts.append(f"{len(unsure)} of {len(cuts)} do not re-tokenize to a local model's ids (question {unsure[0]})")
+    if parts:
+        logger.warning("served: %s", "; ".join(parts))
