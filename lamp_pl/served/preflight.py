@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import urllib.error
 import urllib.request
 
@@ -44,8 +45,10 @@ def check_endpoint(settings: ServedSettings) -> str | None:
         status, body = error.code, error.read(MAX_BODY)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", error)
-        if isinstance(reason, TimeoutError):
-            return None  # slow, not absent: the requests wait and retry
+        if isinstance(reason, TimeoutError | ssl.SSLError):
+            # Slow, not absent: the requests wait and retry. A TLS failure here may be this look's
+            # certificate store only (the client has its own): the requests decide.
+            return None
         detail = " ".join(str(reason).split()) or type(reason).__name__
         raise _refuse(
             settings, f"no OpenAI-compatible server answers there ({detail}); start it or correct the URL"
