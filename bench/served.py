@@ -49,6 +49,11 @@ def serve_fixed_latency(port_out, latency: float) -> None:
             head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
             self.wfile.write(head.encode() + body)  # one write: no Nagle / delayed-ACK stall of 40 ms
 
+        def do_GET(self) -> None:  # the client's look at /v1/models before it sends
+            body = json.dumps({"object": "list", "data": [{"id": "stub", "object": "model"}]}).encode()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            self.wfile.write(head.encode() + body)
+
         def setup(self) -> None:
             super().setup()
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -131,11 +136,11 @@ def tiny_comparison(workdir: Path) -> dict:
         common += ["--data.cache_dir", str(workdir / "cache"), "--data.retrieval.retriever", "bm25", "--data.k", "1"]
         common += ["--data.max_input_length", "96", "--data.test_split", "test", "--trainer.accelerator", "cpu"]
         common += ["--trainer.enable_progress_bar", "false", "--model.max_new_tokens", "6", "--model.num_beams", "1"]
-        common += ["--model.model_name_or_path", str(model)]
-        main(["test", *common, "--model.family", "causal", "--trainer.default_root_dir", str(workdir / "warm")])
-        timings = {}
+        local = ["--model.family", "causal", "--model.model_name_or_path", str(model)]
+        main(["test", *common, *local, "--trainer.default_root_dir", str(workdir / "warm")])
+        timings: dict = {}
         for family, extra in [
-            ("causal", []),
+            ("causal", local[2:]),
             (
                 "served",
                 [
@@ -159,7 +164,11 @@ def tiny_comparison(workdir: Path) -> dict:
         same = json.loads(next((workdir / "causal").rglob("predictions_test.json")).read_text()) == json.loads(
             next((workdir / "served").rglob("predictions_test.json")).read_text()
         )
+        # The served prompts are cut where the local model's are (same ids, `<unk>` included).
         timings["identical_predictions"] = same
+        served = json.loads(next((workdir / "served").rglob("metrics_test.json")).read_text())
+        timings["served_requests"] = served["test/served_requests"]
+        timings["served_prompt_tokens"] = served["test/served_prompt_tokens"]
         timings["questions"] = len(
             json.loads(next((workdir / "causal").rglob("predictions_test.json")).read_text())["golds"]
         )

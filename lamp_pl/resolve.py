@@ -118,8 +118,20 @@ def resolve_model(name: Any, random_init: Any = None) -> None:
 
 
 def resolve_tokenizer(name: Any) -> None:
-    """`data.tokenizer`: a folder with tokenizer files, a hub name, or a `synthetic:` tokenizer."""
-    if not str(name).startswith("synthetic:"):
+    """`data.tokenizer`: a folder with tokenizer files, a hub name, a `synthetic:` tokenizer, or a
+    `tiktoken:<encoding>` (a served model's, checked by name; tiktoken fetches its file once)."""
+    if str(name).startswith("tiktoken:"):
+        try:
+            import tiktoken
+        except ImportError:
+            raise ConfigError(f"data.tokenizer {name!r} needs tiktoken: pip install 'lamp_pl[served]'") from None
+        encoding = str(name).removeprefix("tiktoken:")
+        if encoding not in tiktoken.list_encoding_names():
+            raise ConfigError(
+                f"data.tokenizer {name!r}: unknown tiktoken encoding; choose one of "
+                f"{sorted(tiktoken.list_encoding_names())}"
+            )
+    elif not str(name).startswith("synthetic:"):
         resolve(name, "tokenizer", TOKENIZER_FILES)
 
 

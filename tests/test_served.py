@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from helpers import base_args
 from lamp_pl.cli import main
 from lamp_pl.errors import LaMPError
 from lamp_pl.served import ResponseCache, ServedError, ServedSettings, complete_all
+from lamp_pl.tokenizer import load_tokenizer
 
 KEY_ENV, KEY = "LAMP_PL_TEST_SERVED_KEY", "sk-lamp-test-4f1d9c0e7b"
 TASK = "LaMP_2"
@@ -78,6 +80,17 @@ class Proxy:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:
                 pass
+
+            def do_GET(self) -> None:  # the client's look at /v1/models before it sends: relayed
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream, timeout=60)
+                upstream.request("GET", self.path)
+                response = upstream.getresponse()
+                payload = response.read()
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.getheader("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -182,6 +195,11 @@ def test_served_equals_local_greedy_through_faults_and_key_stays_secret(
     assert all(f"Bearer {KEY}" in headers for headers in proxy.headers)  # the key was sent ...
     reported = metrics(tmp_path / "runs")
     assert reported["test/served_completion_tokens"] > 0 and reported["test/served_unanswered"] == 0
+    # Counted per request: each fault cost one try more; the tokens are the server's for what it answered.
+    assert reported["test/served_requests"] == questions and reported["test/served_tries"] == questions + 5
+    assert reported["test/served_cached"] == reported["test/served_duplicates"] == 0
+    tok = load_tokenizer(str(tiny_llama))
+    assert reported["test/served_prompt_tokens"] == sum(len(tok(p)["input_ids"]) for p in proxy.answered)
     # ... and written nowhere: run folder (config, cache, predictions, metrics, logs), data caches, output.
     out = capsys.readouterr()
     assert KEY not in out.out + out.err and KEY_ENV in out.out  # --print_config shows the variable's name
@@ -215,6 +233,9 @@ def test_kill_9_then_rerun_requests_only_unanswered(server, local_run, tiny_llam
     questions = len(predictions(local_run)["golds"])
     assert sum(rerun.values()) == questions - len(answered) and set(rerun.values()) == {1}
     assert predictions(tmp_path / "runs") == predictions(local_run)
+    reported = metrics(tmp_path / "runs")  # the answers cached before the kill cost nothing this time
+    assert reported["test/served_cached"] == len(answered)
+    assert reported["test/served_requests"] == questions - len(answered)
 
 
 def test_unanswered_questions_error_or_unparseable(server, tiny_llama, data_root, tmp_path, capsys):
@@ -237,7 +258,9 @@ def test_unanswered_questions_error_or_unparseable(server, tiny_llama, data_root
 def test_not_a_completion_names_the_question(server, tiny_llama):
     proxy = Proxy(server, faults=["malformed"] * 3)
     settings = ServedSettings(base_url=proxy.url, model=str(tiny_llama), max_retries=2, backoff_s=0.01)
-    with pytest.raises(ServedError, match=r"1 of 1 questions unanswered \(question q7: not a completion"):
+    with pytest.raises(
+        ServedError, match=r"1 of 1 questions unanswered by http://127.0.0.1:\d+/v1 \(question q7: not a completion"
+    ):
         complete_all(settings, {"q7": "hello"}, None, progress=False)
     proxy.close()
 
@@ -300,3 +323,119 @@ def test_tiktoken_encoding_budgets_prompts():
     assert "comedy" in prompt and count_tokens(tok, prompt) < 0.5 * count_tokens(tok, whole)  # cut in bytes
     with pytest.raises(LaMPError, match="unknown tiktoken encoding"):
         load_tokenizer("tiktoken:no_such_encoding")
+
+
+UNKNOWN = str.maketrans({"a": "ā", "e": "ė", "i": "ī", "o": "ō", "u": "ū", "z": "ž"})
+"""Characters the tiny Llama's SentencePiece vocabulary lacks (read as `<unk>`), put in the questions' texts."""
+
+
+@pytest.fixture(scope="module")
+def unk_data(data_root, tmp_path_factory) -> Path:
+    """LaMP-2 test questions (the test and dev splits' together) whose texts hold `<unk>` characters,
+    and the first question asked again under another id (one prompt, two questions)."""
+    root = tmp_path_factory.mktemp("unk")
+    shutil.copytree(data_root / TASK, root / TASK)
+    folder = root / TASK
+    questions, golds = [], []
+    for split in ("test", "dev"):
+        questions += json.loads((folder / f"{split}_questions.json").read_text())
+        golds += json.loads((folder / f"{split}_outputs.json").read_text())["golds"]
+    for question in questions:
+        # Not in the tag list: the labels stay as they are. (The items' own texts lose their
+        # `<unk>` characters where the prompt budget shortens them: it decodes without special ids.)
+        instruction, rest = question["input"].split("tags: [")
+        tags, description = rest.split("] description:")
+        question["input"] = (
+            f"{instruction.translate(UNKNOWN)}tags: [{tags}] description:{description.translate(UNKNOWN)}"
+        )
+        for item in question["profile"]:
+            item["description"] = item["description"].translate(UNKNOWN)
+    questions.append({**questions[0], "id": questions[0]["id"] + "9"})
+    golds.append({**golds[0], "id": golds[0]["id"] + "9"})
+    (folder / "test_questions.json").write_text(json.dumps(questions))
+    (folder / "test_outputs.json").write_text(json.dumps({"task": TASK, "golds": golds}))
+    return root
+
+
+def plan_of(out: str) -> dict:
+    return json.loads(out.split("lamp_pl served plan: ")[1].splitlines()[0])
+
+
+def test_unk_prompts_identical_to_local_and_costs_counted_per_request(server, tiny_llama, unk_data, tmp_path, capsys):
+    tok = load_tokenizer(str(tiny_llama))
+    local = tmp_path / "local"
+    local_args = [*run_args(tiny_llama, unk_data, local, tmp_path / "cache"), "--model.family", "causal"]
+    main(["test", *local_args, "--model.num_beams", "1"])
+    proxy = Proxy(server)
+    args = [*run_args(tiny_llama, unk_data, tmp_path / "runs", tmp_path / "cache"), "--model.family", "served"]
+    # No model_name_or_path: a served config names its tokenizer only (the default's weights are not
+    # here, and the hub is offline).
+    position = args.index("--model.model_name_or_path")
+    del args[position : position + 2]
+    section = served_section(proxy.url, tiny_llama, price_prompt_per_million=1e6, price_completion_per_million=2e6)
+    dry = served_section(proxy.url, tiny_llama, dry_run=True)
+    questions = len(predictions(local)["golds"])
+    for _ in range(2):  # before anything is cached, then with every answer cached
+        with pytest.raises(SystemExit):
+            main(["test", *args, "--model.served", dry])
+        plan = plan_of(capsys.readouterr().out)
+        cached = plan["cached"]
+        assert plan["questions"] == questions and plan["duplicates"] == 1
+        assert cached + plan["requests"] == questions - 1 and cached in (0, questions - 1)
+        main(["test", *args, "--model.served", section])
+        reported = metrics(tmp_path / "runs")
+        assert reported["test/served_duplicates"] == 1 and reported["test/served_cached"] == cached
+        assert reported["test/served_requests"] == plan["requests"]
+        tokens = reported["test/served_prompt_tokens"], reported["test/served_completion_tokens"]
+        if cached:  # answered from the cache: nothing sent, nothing paid
+            assert tokens == (0, 0) and reported["test/served_cost"] == 0
+        else:  # the server's own counts, of each distinct prompt once
+            assert tokens[0] == sum(len(tok(prompt)["input_ids"]) for prompt in proxy.answered)
+            assert reported["test/served_cost"] == pytest.approx(tokens[0] + 2 * tokens[1])
+    proxy.close()
+    assert "earlier" not in capsys.readouterr().err  # no prompt had to be cut short
+    assert predictions(tmp_path / "runs") == predictions(local)
+    sent = [tok(prompt)["input_ids"] for prompt in proxy.answered]
+    assert len(sent) == questions - 1 and set(proxy.answered.values()) == {1}
+    assert max(map(len, sent)) == 96 and sum(tok.unk_token_id in ids for ids in sent) == len(sent)
+
+
+def test_refusals_are_one_line_naming_the_setting_or_url(tiny_llama, data_root, tmp_path, capsys):
+    """No server needed: each is refused before a request is sent, in one line, exit status 2."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    args = [*run_args(tiny_llama, data_root, tmp_path / "runs", tmp_path / "cache"), "--model.family", "served"]
+    args += ["--model.served.model", str(tiny_llama)]
+    web = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    not_openai = f"http://127.0.0.1:{web.server_address[1]}/v1"
+    cases = [
+        (["--model.served.max_concurrency", "0"], "model.served.max_concurrency: 0 must be at least 1"),
+        (["--model.served.base_url", not_openai], f"base_url {not_openai}: not an OpenAI-compatible API"),
+    ]
+    try:
+        for extra, needle in cases:
+            with pytest.raises(SystemExit) as stop:
+                main(["test", *args, *extra])
+            err = capsys.readouterr().err
+            errors = [line for line in err.splitlines() if "error" in line.lower() or "question" in line]
+            assert stop.value.code == 2 and len(errors) == 1 and needle in errors[0], err
+            assert "Traceback" not in err
+    finally:
+        web.shutdown()
+        web.server_close()
+    # Nothing listening, through the console script's process: the URL once, in one line.
+    nowhere = f"http://127.0.0.1:{free_port()}/v1"
+    code = "import sys; from lamp_pl.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "test", *args, "--model.served.base_url", nowhere],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower() or "question" in line]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert errors[0].startswith("lamp-pl test: error: model.served.base_url " + nowhere + ": no OpenAI-compatible")

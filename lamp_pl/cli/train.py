@@ -71,7 +71,8 @@ class LaMPCLI(LightningCLI):
         resolve_tokenizer(config.data.get("tokenizer"))
         if model.get("tokenizer") not in (None, config.data.get("tokenizer")):
             resolve_tokenizer(model.get("tokenizer"))
-        resolve_model(model.get("model_name_or_path"), model.get("random_init"))
+        if model.get("family") != "served":  # a served model's weights are the server's, never loaded here
+            resolve_model(model.get("model_name_or_path"), model.get("random_init"))
         resolve_encoder(config.data.get("retrieval"), config.data.get("k", 1))
         check_ckpt_argument(config.get("ckpt_path"))
         if config.trainer.get("default_root_dir") is None:

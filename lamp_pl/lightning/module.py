@@ -36,6 +36,14 @@ TRAINABLE_ONLY = "lamp_pl_trainable_only"
 """Checkpoint key set when `state_dict` holds only the trainable (adapter) weights."""
 
 
+def _default_tokenizer(model_name_or_path: str, family: str, served: Any) -> str:
+    """The model's own tokenizer; a served model's weights are the server's, so its tokenizer is the
+    served model's name (`model_name_or_path` is never read for it)."""
+    if family != "served" or served is None:
+        return model_name_or_path
+    return served.model if isinstance(served, ServedSettings) else served.get("model") or model_name_or_path
+
+
 class LaMPModel(L.LightningModule):
     """Fine-tunes and evaluates a generator on retrieval-augmented LaMP prompts.
 
@@ -96,7 +104,7 @@ class LaMPModel(L.LightningModule):
         self.task = get_task(task)
         max_new_tokens = max_new_tokens or self.task.max_new_tokens or 128
         self.hparams["max_new_tokens"] = max_new_tokens  # resolved, for the code that reads hparams
-        self.tokenizer = load_tokenizer(tokenizer or model_name_or_path)
+        self.tokenizer = load_tokenizer(tokenizer or _default_tokenizer(model_name_or_path, family, served))
         if quantization is not None and peft is None:
             raise ConfigError(
                 "model.quantization: a quantized base cannot be fine-tuned directly; add a model.peft "
@@ -253,8 +261,12 @@ class LaMPModel(L.LightningModule):
         scored = self.trainer.strategy.reduce(self.metrics["test"].total.double(), reduce_op="sum")
         metrics = self._log_metrics("test") if scored > 0 else None
         usage = getattr(self.family, "usage", None)
-        if metrics is not None and usage is not None:  # tokens the server reported, and their cost
-            metrics.update({f"test/{k}": v for k, v in usage([p["id"] for p in self._predictions]).items()})
+        if metrics is not None and usage is not None:  # requests sent, their tokens and cost, summed over ranks
+            for name, value in usage().items():
+                total = self.trainer.strategy.reduce(
+                    torch.tensor(value, dtype=torch.float64, device=self.device), reduce_op="sum"
+                )
+                metrics[f"test/{name}"] = float(total)
         self._write("test", metrics)
 
     def on_predict_epoch_end(self) -> None:

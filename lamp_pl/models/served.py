@@ -8,8 +8,13 @@ of an evaluation epoch every prompt of the epoch's batches is sent at once (boun
 then reads its answers. Answers go to the run folder's response cache as they arrive, so a rerun
 sends only what is still unanswered.
 
-The text sent is what a local model of the same tokenizer reads: a prompt longer than
-`data.max_input_length` tokens is cut there for a local model, so it is cut there for the server.
+The text sent is what a local model of the same tokenizer reads, token for token: a prompt longer
+than `data.max_input_length` tokens is cut there for a local model, so it is cut there for the
+server, at the end of the last token kept (`lamp_pl.served.cut`), and checked by re-tokenizing it.
+Where no text can re-tokenize so (a cut inside one character's byte-fallback pieces), it is cut at
+the nearest earlier token boundary that does, and one warning per epoch says how many tokens that
+dropped. Tokens and cost are counted per request sent, never per question
+(`lamp_pl.served.usage`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import torch
 
 from lamp_pl.models.base import FamilyBase
 from lamp_pl.prompts import count_tokens
-from lamp_pl.served import Completion, ServedError, ServedSettings, complete_all
-from lamp_pl.served.cache import ResponseCache, response_key
+from lamp_pl.served import Completion, ResponseCache, ServedError, ServedSettings, Usage, complete_all
+from lamp_pl.served.client import split_prompts
+from lamp_pl.served.cut import Cut, cut_text
 
 CACHE_NAME = "served_responses"
 logger = logging.getLogger(__name__)
@@ -39,6 +45,8 @@ class ServedFamily(FamilyBase):
 
     served: ServedSettings | dict[str, Any] | None = None
     answers: dict[str, Completion] = field(default_factory=dict)
+    run_usage: Usage = field(default_factory=Usage)
+    """What this epoch's requests cost (`start_epoch` starts it anew)."""
 
     auto_class_name: ClassVar[str] = ""
     trainable: ClassVar[bool] = False
@@ -67,64 +75,34 @@ class ServedFamily(FamilyBase):
         name = CACHE_NAME + (f".rank{rank}" if rank else "") + ".jsonl"
         return Path(trainer.default_root_dir) / name
 
-    def prompt_texts(self, batch: dict) -> list[str]:
-        """The text of what a local model would read: the prompt, or, where the data module cut
-        it at `max_input_length` tokens, the prompt's text up to the end of the last token kept
-        (so the server's tokenizer, the same one, reads the same ids)."""
+    def prompt_cuts(self, batch: dict) -> dict[str, Cut]:
+        """Question id -> the text a local model would read: the prompt, or, where the data module
+        cut it at `max_input_length` tokens, the text that re-tokenizes to the ids kept."""
         lengths = batch["attention_mask"].sum(1).tolist()
-        texts = []
-        for question_id, prompt, ids, n in zip(batch["ids"], batch["prompts"], batch["input_ids"], lengths):
-            kept = ids[:n].tolist()
-            if self.tokenizer(prompt)["input_ids"] != kept:
-                prompt = self._cut(prompt, kept, question_id)
-            texts.append(prompt)
-        return texts
-
-    def _cut(self, prompt: str, kept: list[int], question_id: str) -> str:
-        tok = self.tokenizer
-        try:  # fast tokenizers: the character span of the last token kept
-            offsets = tok(prompt, return_offsets_mapping=True)["offset_mapping"]
-            spans = [end for (start, end), i in zip(offsets, tok(prompt)["input_ids"]) if end > start]
-            cut = prompt[: spans[len(kept) - 1 - self._special_count(kept)]] if spans else prompt
-        except (NotImplementedError, TypeError, KeyError, IndexError, ValueError):
-            cut = tok.decode(kept, skip_special_tokens=True)
-        if tok(cut)["input_ids"] != kept:
-            logger.warning(
-                "question %s: the cut prompt does not re-tokenize to the ids a local model reads", question_id
-            )
-        return cut
-
-    def _special_count(self, ids: list[int]) -> int:
-        special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
-        return sum(i in special for i in ids)
+        rows = zip(batch["ids"], batch["prompts"], batch["input_ids"], lengths)
+        return {qid: cut_text(self.tokenizer, prompt, ids[:n].tolist()) for qid, prompt, ids, n in rows}
 
     def epoch_prompts(self, trainer: Any, stage: str) -> dict[str, str]:
-        """Question id -> prompt text of every batch this rank evaluates in `stage`."""
+        """Question id -> prompt text of every batch this rank evaluates in `stage` (one warning
+        when some texts cannot carry every token a local model reads)."""
         loaders = getattr(trainer, f"{stage}_dataloaders")
         loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
         limits = getattr(trainer, f"num_{stage}_batches", None) or [math.inf] * len(loaders)
-        prompts: dict[str, str] = {}
+        cuts: dict[str, Cut] = {}
         for loader, limit in zip(loaders, limits):
             batches = loader if limit == math.inf else itertools.islice(loader, int(limit))
             for batch in batches:
-                prompts.update(zip(batch["ids"], self.prompt_texts(batch)))
-        return prompts
+                cuts.update(self.prompt_cuts(batch))
+        warn_about_cuts(cuts)
+        return {qid: cut.text for qid, cut in cuts.items()}
 
     def plan(self, prompts: dict[str, str], cache: Path | None) -> dict[str, Any]:
-        """What a run would send: requests (prompts not cached), their prompt tokens, what is cached."""
-        answered = ResponseCache(cache).answers if cache is not None and cache.exists() else {}
-        fields = self.settings.cache_fields()
-        todo = {response_key(fields, p): p for p in prompts.values()}
-        todo = {k: p for k, p in todo.items() if k not in answered}
-        tokens = sum(count_tokens(self.tokenizer, p) for p in todo.values())
-        return {
-            "questions": len(prompts),
-            "cached": len(prompts) - len(todo),
-            "requests": len(todo),
-            "prompt_tokens": tokens,
-            "max_completion_tokens": len(todo) * self.settings.max_new_tokens,
-            "prompt_cost": self.settings.cost(tokens, 0),
-        }
+        """What a run would send: questions, duplicate prompts, cached answers, requests (distinct
+        prompts not cached) and their prompt tokens and cost."""
+        _, todo, usage = split_prompts(
+            self.settings, prompts, ResponseCache(cache if cache and cache.exists() else None)
+        )
+        return usage.plan(self.settings, sum(count_tokens(self.tokenizer, p) for _, p in todo.values()))
 
     def start_epoch(self, trainer: Any, stage: str) -> None:
         """Send every prompt of the epoch (or, with `dry_run`, print the plan and stop)."""
@@ -134,22 +112,42 @@ class ServedFamily(FamilyBase):
             print("lamp_pl served plan: " + json.dumps(self.plan(prompts, cache)))
             raise SystemExit(0)
         progress = bool(getattr(trainer, "enable_progress_bar", True)) and trainer.is_global_zero
-        self.answers = complete_all(self.settings, prompts, cache, progress=progress)
+        self.answers, self.run_usage = {}, Usage()
+        self._complete(prompts, cache, progress)
+
+    def _complete(self, prompts: dict[str, str], cache: Path | None, progress: bool) -> None:
+        answers = complete_all(
+            self.settings, prompts, cache, progress=progress, count=lambda text: count_tokens(self.tokenizer, text)
+        )
+        self.answers.update(answers)
+        self.run_usage += answers.usage
 
     def generate(self, model: torch.nn.Module, batch: dict) -> list[str]:
-        missing = {i: p for i, p in zip(batch["ids"], self.prompt_texts(batch)) if i not in self.answers}
+        missing = [i for i in batch["ids"] if i not in self.answers]
         if missing:  # a loop that skipped `start_epoch` (or batches it did not see)
-            self.answers.update(complete_all(self.settings, missing, None, progress=False))
+            cuts = self.prompt_cuts(batch)
+            warn_about_cuts({i: cuts[i] for i in missing})
+            self._complete({i: cuts[i].text for i in missing}, None, progress=False)
         return [self.answers[i].text.strip() for i in batch["ids"]]
 
-    def usage(self, ids: list[str]) -> dict[str, float]:
-        """Tokens the server reported for these questions' answers, their cost, and the unanswered."""
-        answers = [self.answers[i] for i in ids if i in self.answers]
-        prompt = sum(a.prompt_tokens for a in answers)
-        completion = sum(a.completion_tokens for a in answers)
-        return {
-            "served_prompt_tokens": float(prompt),
-            "served_completion_tokens": float(completion),
-            "served_cost": self.settings.cost(prompt, completion),
-            "served_unanswered": float(sum(a.failed for a in answers)),
-        }
+    def usage(self) -> dict[str, float]:
+        """The `served_*` counts of this epoch's requests for the metrics file (see `Usage.metrics`)."""
+        return self.run_usage.metrics(self.settings)
+
+
+def warn_about_cuts(cuts: dict[str, Cut]) -> None:
+    """One warning for the prompts whose text carries fewer tokens than a local model reads."""
+    shorter = {qid: cut.dropped for qid, cut in cuts.items() if cut.dropped}
+    unsure = [qid for qid, cut in cuts.items() if not cut.exact]
+    parts = []
+    if shorter:
+        first = next(iter(shorter))
+        parts.append(
+            f"{len(shorter)} of {len(cuts)} prompts end {sum(shorter.values())} tokens earlier in all than a "
+            f"local model's (no text ends where the local model's were cut, e.g. inside one character's byte "
+            f"pieces; question {first}: {shorter[first]} tokens)"
+        )
+    if unsure:
+        parts.append(f"{len(unsure)} of {len(cuts)} do not re-tokenize to a local model's ids (question {unsure[0]})")
+    if parts:
+        logger.warning("served: %s", "; ".join(parts))

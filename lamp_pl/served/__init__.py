@@ -8,5 +8,15 @@ family of `lamp-pl validate | test | predict` (`model.family: served`) is built 
 from lamp_pl.served.cache import ResponseCache, response_key
 from lamp_pl.served.client import complete_all
 from lamp_pl.served.settings import Completion, ServedError, ServedSettings
+from lamp_pl.served.usage import Answers, Usage
 
-__all__ = ["Completion", "ResponseCache", "ServedError", "ServedSettings", "complete_all", "response_key"]
+__all__ = [
+    "Answers",
+    "Completion",
+    "ResponseCache",
+    "ServedError",
+    "ServedSettings",
+    "Usage",
+    "complete_all",
+    "response_key",
+]

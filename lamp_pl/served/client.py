@@ -15,12 +15,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lamp_pl.served.cache import ResponseCache, response_key
+from lamp_pl.served.preflight import check_endpoint
 from lamp_pl.served.settings import Completion, ServedError, ServedSettings
+from lamp_pl.served.usage import Answers, Usage
 
 logger = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -63,12 +65,14 @@ def is_retryable(error: BaseException) -> bool:
     import openai
 
     if isinstance(error, openai.APIStatusError):
-        return error.status_code in RETRY_STATUS or error.status_code >= 500
+        # 501 (not implemented) and 505 (HTTP version) are answers of a server that never will.
+        return error.status_code in RETRY_STATUS or error.status_code >= 500 and error.status_code not in (501, 505)
     return isinstance(error, (openai.APIConnectionError, openai.APIResponseValidationError, NotACompletion, ValueError))
 
 
 def _text(response: Any, api: str) -> tuple[str, int, int]:
-    """The answer's text and token counts; `NotACompletion` when the body is not a completion."""
+    """The answer's text and token counts (0 where the server gave none); `NotACompletion` when
+    the body is not a completion."""
     choices = getattr(response, "choices", None)
     if not choices:
         raise NotACompletion(f"no choices in the answer ({str(response)[:80]!r})")
@@ -85,10 +89,10 @@ def _text(response: Any, api: str) -> tuple[str, int, int]:
 class Sender:
     """One run's requests: the client, the bound in flight, the limiter and the retry policy."""
 
-    def __init__(self, settings: ServedSettings) -> None:
+    def __init__(self, settings: ServedSettings, usage: Usage, count: Callable[[str], int] | None = None) -> None:
         import openai
 
-        self.settings = settings
+        self.settings, self.usage, self.count = settings, usage, count
         self.client = openai.AsyncOpenAI(
             api_key=settings.api_key(), base_url=settings.base_url, timeout=settings.timeout_s, max_retries=0
         )
@@ -106,7 +110,11 @@ class Sender:
             response = await self.client.chat.completions.create(messages=messages, **common)
         else:
             response = await self.client.completions.create(prompt=prompt, **common)
-        return Completion(*_text(response, s.api))
+        text, prompt_tokens, completion_tokens = _text(response, s.api)
+        if not prompt_tokens and self.count is not None:  # no `usage` in the answer: count them here
+            prompt_tokens, completion_tokens = self.count(prompt), self.count(text)
+            self.usage.estimated += 1
+        return Completion(text, prompt_tokens, completion_tokens)
 
     async def complete(self, question_id: str, prompt: str) -> Completion:
         """The answer to one prompt, after as many tries as the policy allows."""
@@ -114,6 +122,7 @@ class Sender:
         for attempt in range(s.max_retries + 1):
             async with self.slots:
                 await self.limiter.wait()
+                self.usage.tries += 1
                 try:
                     return await self._request(prompt)
                 except Exception as error:  # classified below; a bug still surfaces as a failure
@@ -138,21 +147,26 @@ def _describe(error: BaseException) -> str:
 
 
 async def _complete_all(
-    settings: ServedSettings, todo: dict[str, tuple[str, str]], cache: ResponseCache, progress: bool
+    sender_args: tuple[ServedSettings, Usage, Callable[[str], int] | None],
+    todo: dict[str, tuple[str, str]],
+    cache: ResponseCache,
+    progress: bool,
 ) -> dict[str, str]:
     """Answer every `key: (id, prompt)` of `todo` into `cache`; returns `key: reason` of the failures."""
     from tqdm.auto import tqdm
 
-    sender = Sender(settings)
+    sender = Sender(*sender_args)  # made in the loop that runs it (its client and semaphore bind to it)
     failures: dict[str, str] = {}
     bar = tqdm(total=len(todo), desc="served requests", disable=not progress or not todo)
 
     async def one(key: str, question_id: str, prompt: str) -> None:
         try:
-            cache.add(key, question_id, await sender.complete(question_id, prompt))
+            completion = await sender.complete(question_id, prompt)
+            cache.add(key, question_id, completion)
+            sender.usage.add_answer(completion)
         except ServedError as error:
             failures[key] = str(error)
-            logger.warning("%s", error)
+            logger.info("%s", error)  # summed up in one line at the end of the run
         bar.update(1)
 
     try:
@@ -163,12 +177,53 @@ async def _complete_all(
     return failures
 
 
+def split_prompts(
+    settings: ServedSettings, prompts: Mapping[str, str], cache: ResponseCache
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], Usage]:
+    """The cache key of each question, the requests to send (`key: (first question id, prompt)`:
+    one per distinct prompt not in `cache`) and the run's counts so far (questions, duplicates, cached)."""
+    fields = settings.cache_fields()
+    keys = {qid: response_key(fields, prompt) for qid, prompt in prompts.items()}
+    distinct = set(keys.values())
+    todo: dict[str, tuple[str, str]] = {}
+    for qid, key in keys.items():
+        if cache.get(key) is None and key not in todo:
+            todo[key] = (qid, prompts[qid])
+    usage = Usage(
+        questions=len(keys), duplicates=len(keys) - len(distinct), cached=len(distinct) - len(todo), requests=len(todo)
+    )
+    return keys, todo, usage
+
+
+def _send(
+    settings: ServedSettings,
+    todo: dict[str, tuple[str, str]],
+    cache: ResponseCache,
+    sender_args: tuple[ServedSettings, Usage, Callable[[str], int] | None],
+    progress: bool,
+) -> dict[str, str]:
+    """Send `todo` after a look at the endpoint; when `/models` gave no JSON, one request goes alone
+    first, so a server that is no OpenAI-compatible API ends the run after one request, not all."""
+    doubt = check_endpoint(settings)
+    if doubt:
+        probe = dict([next(iter(todo.items()))])
+        failures = asyncio.run(_complete_all(sender_args, probe, cache, progress))
+        if failures:
+            raise ServedError(
+                f"model.served.base_url {settings.base_url}: not an OpenAI-compatible API ({doubt}; "
+                f"{next(iter(failures.values()))})"
+            )
+        todo = {key: request for key, request in todo.items() if key not in probe}
+    return asyncio.run(_complete_all(sender_args, todo, cache, progress)) if todo else {}
+
+
 def complete_all(
     settings: ServedSettings,
     prompts: Mapping[str, str],
     cache_path: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, Completion]:
+    count: Callable[[str], int] | None = None,
+) -> Answers:
     """Answer `prompts` (question id -> prompt text) through the endpoint of `settings`.
 
     Args:
@@ -176,32 +231,41 @@ def complete_all(
         prompts: The prompt of each question id.
         cache_path: JSONL response cache: answers in it are reused, new ones appended as they arrive.
         progress: Show a progress bar of the requests.
+        count: Tokens of a text, for answers whose server reports no `usage` (else counted as 0).
 
     Returns:
-        The completion of every question id (prompts with the same text share one request).
+        The completion of every question id (prompts with the same text share one request), with
+        the run's `usage`: requests sent, cached answers, duplicate prompts, and the tokens of the
+        requests sent (cached answers cost nothing).
 
     Raises:
-        ServedError: A question still unanswered after its retries (with `on_failure: error`),
-            naming the first and saying how many are unanswered; the answers received are cached.
+        ServedError: No OpenAI-compatible server at `base_url` (before anything is sent), or a
+            question still unanswered after its retries (with `on_failure: error`), naming the URL
+            and the first and saying how many are unanswered; the answers received are cached.
     """
+    settings.check()
     cache = ResponseCache(cache_path)
-    fields = settings.cache_fields()
-    keys = {qid: response_key(fields, prompt) for qid, prompt in prompts.items()}
-    todo: dict[str, tuple[str, str]] = {}
-    for qid, key in keys.items():
-        if cache.get(key) is None and key not in todo:
-            todo[key] = (qid, prompts[qid])
-    logger.info("served: %d of %d prompts cached, %d to request", len(prompts) - len(todo), len(prompts), len(todo))
+    keys, todo, usage = split_prompts(settings, prompts, cache)
+    logger.info(
+        "served: %d questions, %d duplicate prompts, %d cached, %d to request",
+        *(usage.questions, usage.duplicates, usage.cached, usage.requests),
+    )
+    failures: dict[str, str] = {}
     try:
-        failures = asyncio.run(_complete_all(settings, todo, cache, progress)) if todo else {}
+        if todo:
+            failures = _send(settings, todo, cache, (settings, usage, count), progress)
     finally:
         cache.close()
+    usage.unanswered = len(failures)
     unanswered = [qid for qid, key in keys.items() if key in failures]
-    if unanswered and settings.on_failure == "error":
+    if unanswered:
         first = failures[keys[unanswered[0]]]
-        raise ServedError(
-            f"{len(unanswered)} of {len(prompts)} questions unanswered ({first}); the answers received are "
-            f"cached{f' in {cache_path}' if cache_path else ''}, so a rerun requests only these"
-        )
+        message = f"{len(unanswered)} of {len(prompts)} questions unanswered by {settings.base_url} ({first})"
+        if settings.on_failure == "error":
+            raise ServedError(
+                f"{message}; the answers received are cached{f' in {cache_path}' if cache_path else ''}, "
+                "so a rerun requests only these"
+            )
+        logger.warning("%s; scored as unparseable", message)
     failed = Completion("", 0, 0, failed=True)
-    return {qid: failed if key in failures else cache.answers[key] for qid, key in keys.items()}
+    return Answers({qid: failed if key in failures else cache.answers[key] for qid, key in keys.items()}, usage)

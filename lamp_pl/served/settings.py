@@ -74,6 +74,15 @@ class ServedSettings:
     """Print the plan (requests, prompt tokens, cost of the prompts) and stop before sending anything."""
 
     def __post_init__(self) -> None:
+        if self.stop is not None:
+            self.stop = list(self.stop)
+
+    def check(self) -> ServedSettings:
+        """Refuse a setting no run can use (one `ServedError` naming the field and value).
+
+        Not done on construction: the command line's parser builds this class while parsing and
+        would bury the message in its own; the family and `complete_all` call this before any use.
+        """
         if not self.model:
             raise ServedError("model.served.model: name the served model (as the server lists it)")
         if self.api not in ("completions", "chat"):
@@ -84,18 +93,22 @@ class ServedSettings:
             raise ServedError(f"model.served.requests_per_minute: {self.requests_per_minute} must be positive")
         if self.on_failure not in ("error", "unparseable"):
             raise ServedError(f"model.served.on_failure: {self.on_failure!r} is neither 'error' nor 'unparseable'")
-        if self.stop is not None:
-            self.stop = list(self.stop)
+        if self.timeout_s <= 0:
+            raise ServedError(f"model.served.timeout_s: {self.timeout_s} must be positive")
+        for name in ("max_new_tokens", "max_retries", "backoff_s", "max_backoff_s"):
+            if getattr(self, name) < 0:
+                raise ServedError(f"model.served.{name}: {getattr(self, name)} must not be negative")
+        return self
 
     @classmethod
     def from_any(cls, value: ServedSettings | dict[str, Any]) -> ServedSettings:
-        """The settings from a config section (a dict, e.g. from saved hyper-parameters) or as given."""
+        """The settings from a config section (a dict, e.g. from saved hyper-parameters) or as given, checked."""
         if isinstance(value, ServedSettings):
-            return value
+            return value.check()
         unknown = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ServedError(f"model.served: unknown field(s) {unknown}")
-        return cls(**value)
+        return cls(**value).check()
 
     def api_key(self) -> str:
         """The key from the environment variable `api_key_env` (a placeholder for keyless local servers)."""
