@@ -26,8 +26,8 @@ import pytest
 from helpers import base_args
 from lamp_pl.cli import main
 from lamp_pl.errors import LaMPError
+from lamp_pl.models.tokenizer import load_tokenizer
 from lamp_pl.served import ResponseCache, ServedError, ServedSettings, complete_all
-from lamp_pl.tokenizer import load_tokenizer
 
 KEY_ENV, KEY = "LAMP_PL_TEST_SERVED_KEY", "sk-lamp-test-4f1d9c0e7b"
 TASK = "LaMP_2"
