@@ -14,6 +14,8 @@ from lamp_pl.adapters.examples import item_to_example, user_examples
 from lamp_pl.adapters.store import load_adapter, read_settings
 from lamp_pl.data.lamp import LaMPQuestion, load_split
 from lamp_pl.demo.annotators import AnnotatorSpec, write_demo
+from lamp_pl.lightning.settings import TrainSettings
+from lamp_pl.models.adapters import LoraSettings
 from lamp_pl.tasks import get_task
 
 pytestmark = pytest.mark.timeout(600)
@@ -108,11 +110,8 @@ def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path, capsys) -> 
     args = {
         "out": out,
         "min_profile": 4,
-        "epochs": 30,
-        "lr": 0.05,
-        "batch_size": 16,
-        "r": 4,
-        "alpha": 16,
+        "training": TrainSettings(lr=0.05, batch_size=16, epochs=30, warmup_ratio=0.0, weight_decay=0.0),
+        "lora": LoraSettings(r=4, alpha=16, dropout=0.0),
     }
     # Each run gets its own data module and base model, as each command line does.
     first = fit_users(*data_and_model([config]), **args, shard="0/2")

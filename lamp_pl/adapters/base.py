@@ -10,6 +10,8 @@ import torch
 
 from lamp_pl.errors import CheckpointError, ConfigError
 from lamp_pl.lightning.checkpoints import check_checkpoint, load_checkpoint
+from lamp_pl.lightning.settings import TrainSettings
+from lamp_pl.models.adapters import LoraSettings
 from lamp_pl.resolve import resolve_data_section, resolve_model
 
 if TYPE_CHECKING:
@@ -36,13 +38,16 @@ def build_base(model: LaMPModel, ckpt_path: str | Path | None = None):
     return model.eval()
 
 
-def lora_settings(r: int, alpha: int, dropout: float, model: LaMPModel, ckpt_path: str | Path | None) -> dict:
+def lora_settings(lora: LoraSettings, model: LaMPModel, ckpt_path: str | Path | None) -> dict:
     """What every adapter of a folder must share (checked by `store.write_settings`)."""
     hparams = model.hparams
+    # target_modules only when set, so folders written before it existed keep their settings.
+    targets = {} if lora.target_modules is None else {"target_modules": list(lora.target_modules)}
     return {
-        "r": r,
-        "alpha": alpha,
-        "dropout": dropout,
+        "r": lora.r,
+        "alpha": lora.alpha,
+        "dropout": lora.dropout,
+        **targets,
         "task": hparams["task"],
         "base": hparams.get("model_name_or_path"),
         "random_init": hparams.get("random_init"),
@@ -60,6 +65,7 @@ def add_lora_slot(network: torch.nn.Module, settings: dict):
         r=settings["r"],
         lora_alpha=settings["alpha"],
         lora_dropout=settings["dropout"],
+        target_modules=settings.get("target_modules"),
     )
     return get_peft_model(network, config, adapter_name="user")
 
@@ -84,22 +90,21 @@ def train_lora(
     peft_model,
     tokenizer,
     pairs: list[tuple[str, str]],
-    epochs: int,
-    lr: float,
-    batch_size: int,
+    training: TrainSettings,
     max_input_length: int,
     max_target_length: int,
     seed: int,
 ) -> float:
     """Train the LoRA slot of `peft_model` on (input, gold) pairs with AdamW; eval mode after.
 
+    The learning rate rises linearly over `training.warmup_ratio` of the steps, then stays.
+
     Args:
         peft_model: The base wrapped by `add_lora_slot` (only the slot's weights are trainable).
         tokenizer: The base's tokenizer (its pad id is masked out of the labels).
         pairs: (input text, gold output text) training pairs.
-        epochs: Passes over `pairs`.
-        lr: AdamW learning rate.
-        batch_size: Pairs per step.
+        training: Learning rate, weight decay, warm-up, pairs per step and passes
+            (`training.seed` is not read: `seed` is, so each user gets its own order).
         max_input_length: Input tokens kept.
         max_target_length: Target tokens kept.
         seed: Seeds the batch order of every pass.
@@ -108,14 +113,17 @@ def train_lora(
         The last step's loss.
     """
     params = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=training.lr, weight_decay=training.weight_decay)
+    size = training.batch_size
+    warmup = int(training.warmup_ratio * training.epochs * -(-len(pairs) // size))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1)))
     rng, loss = random.Random(seed), torch.tensor(0.0)
     peft_model.train()
-    for _ in range(epochs):
+    for _ in range(training.epochs):
         order = list(range(len(pairs)))
         rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            chosen = [pairs[i] for i in order[start : start + batch_size]]
+        for start in range(0, len(order), size):
+            chosen = [pairs[i] for i in order[start : start + size]]
             inputs = tokenizer(
                 [p[0] for p in chosen], truncation=True, max_length=max_input_length, padding=True, return_tensors="pt"
             )
@@ -129,5 +137,6 @@ def train_lora(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            scheduler.step()
     peft_model.eval()
     return float(loss.detach())

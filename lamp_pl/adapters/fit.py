@@ -32,6 +32,8 @@ from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError
 from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.lightning.module import LaMPModel
+from lamp_pl.lightning.settings import ADAPTER_TRAINING, TrainSettings
+from lamp_pl.models.adapters import ADAPTER_LORA, LoraSettings
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -55,40 +57,21 @@ def my_users(users: list[str], shard: str) -> list[str]:
 def fit_users(
     data: LaMPDataModule,
     model: LaMPModel,
-    out: Path,
-    ckpt_path: Path | None = None,
+    out: str | Path,
+    training: TrainSettings = ADAPTER_TRAINING,
+    lora: LoraSettings = ADAPTER_LORA,
+    *,
+    ckpt_path: str | Path | None = None,
     split: str | None = None,
     shard: str = "0/1",
     min_profile: int = 4,
-    epochs: int = 5,
-    lr: float = 1e-3,
-    batch_size: int = 8,
-    r: int = 8,
-    alpha: int = 16,
-    dropout: float = 0.0,
-    seed: int = 0,
-    init_adapter: Path | None = None,
+    init_adapter: str | Path | None = None,
 ) -> dict:
-    """Train one LoRA adapter per user of a split over the config's frozen base model.
+    """Train one LoRA adapter per user of a split over `model`, a frozen base (`lamp-pl fit-users`,
+    `lamp_pl.cli.adapters.fit_users`, documents each argument).
 
-    Args:
-        data: The config's data section (its task, splits and lengths).
-        model: The config's model section: the frozen base the adapters sit on.
-        out: Folder of the adapters (one `<user>-<hash>.safetensors` each, plus `adapters.json`).
-        ckpt_path: A Lightning checkpoint of the base model (e.g. the non-personalized fit).
-        split: Whose users (default: the data section's `test_split`).
-        shard: "i/n": train only every n-th user starting at i (also split over DDP ranks).
-        min_profile: Users with fewer training pairs get no adapter (they use the base model).
-        epochs: Passes over each user's pairs.
-        lr: AdamW learning rate of the LoRA weights.
-        batch_size: Pairs per step.
-        r: LoRA rank.
-        alpha: LoRA scaling numerator.
-        dropout: LoRA dropout.
-        seed: Seeds each user's batch order (with the user id).
-        init_adapter: A task adapter (`lamp_pl.adapters.two_stage.fit_task_adapter`) every user's
-            adapter starts from, and that users without one use (two-stage PEFT); None = a fresh
-            LoRA initialisation.
+    `training.seed` seeds the LoRA initialisation and, with each user's id, that user's batch
+    order; `init_adapter` is a task adapter (`fit_task_adapter`) every user starts from.
 
     Returns:
         Summary: users trained / skipped (finished earlier) / too small, bytes per adapter, seconds.
@@ -99,11 +82,12 @@ def fit_users(
     datamodule.write_synthetic_data()
     questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
-    settings = lora_settings(r, alpha, dropout, model, ckpt_path)
+    settings = lora_settings(lora, model, ckpt_path)
     if init_adapter is not None:
         settings = init_settings(settings, init_adapter)
     write_settings(out, settings)
     base = build_base(model, ckpt_path)
+    seed = training.seed
     torch.manual_seed(seed)
     peft_model = add_lora_slot(base.model, settings)
     if init_adapter is not None:
@@ -124,9 +108,7 @@ def fit_users(
             peft_model,
             base.tokenizer,
             examples[user],
-            epochs,
-            lr,
-            batch_size,
+            training,
             datamodule.max_input_length,
             datamodule.max_target_length,
             int(stable_hash([seed, user], 8), 16),

@@ -20,11 +20,20 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lamp_pl.adapters.base import add_lora_slot, build_base, lora_settings, lora_state, resolve_base, train_lora
+from lamp_pl.adapters.base import (
+    add_lora_slot,
+    build_base,
+    lora_settings,
+    lora_state,
+    resolve_base,
+    train_lora,
+)
 from lamp_pl.adapters.store import read_settings, write_settings
 from lamp_pl.cache import file_sha256
 from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import LaMPError
+from lamp_pl.lightning.settings import TASK_ADAPTER_TRAINING, TrainSettings
+from lamp_pl.models.adapters import ADAPTER_LORA, LoraSettings
 
 if TYPE_CHECKING:
     from lamp_pl.lightning.datamodule import LaMPDataModule
@@ -78,34 +87,18 @@ def load_task_adapter(init_adapter: str | Path, settings: dict) -> dict[str, tor
 def fit_task_adapter(
     data: LaMPDataModule,
     model: LaMPModel,
-    out: Path,
-    ckpt_path: Path | None = None,
+    out: str | Path,
+    training: TrainSettings = TASK_ADAPTER_TRAINING,
+    lora: LoraSettings = ADAPTER_LORA,
+    *,
+    ckpt_path: str | Path | None = None,
     split: str | None = None,
-    epochs: int = 2,
-    lr: float = 1e-3,
-    batch_size: int = 8,
-    r: int = 8,
-    alpha: int = 16,
-    dropout: float = 0.0,
-    seed: int = 0,
 ) -> dict:
-    """Train the task-level LoRA that two-stage per-user adapters start from.
+    """Train the task-level LoRA that two-stage per-user adapters start from (`lamp-pl
+    fit-task-adapter`, `lamp_pl.cli.adapters.fit_task_adapter`, documents each argument).
 
-    Stage one: one LoRA on all users' training questions, saved as ``<out>/task.safetensors``.
-
-    Args:
-        data: The config's data section (its task, splits and lengths).
-        model: The config's model section: the frozen base the adapter sits on.
-        out: Folder of the task adapter (with its `adapters.json`).
-        ckpt_path: A Lightning checkpoint of the base model.
-        split: The questions trained on (default: the data section's `train_split`).
-        epochs: Passes over the training pairs.
-        lr: AdamW learning rate of the LoRA weights.
-        batch_size: Training pairs per step.
-        r: LoRA rank.
-        alpha: LoRA scaling numerator.
-        dropout: LoRA dropout.
-        seed: Seeds the batch order.
+    Stage one: one LoRA on all users' training questions (`split`, default the data section's
+    `train_split`), saved as ``<out>/task.safetensors``; `training.seed` seeds it.
 
     Returns:
         Summary: the adapter file, training pairs, final loss, seconds.
@@ -122,26 +115,24 @@ def fit_task_adapter(
         raise TaskAdapterError(
             f"split {split or datamodule.train_split!r} has no gold outputs to train a task adapter on"
         )
-    settings = lora_settings(r, alpha, dropout, model_args, ckpt_path)
+    settings = lora_settings(lora, model_args, ckpt_path)
     write_settings(out, settings)
     base = build_base(model_args, ckpt_path)
-    torch.manual_seed(seed)
+    torch.manual_seed(training.seed)
     peft_model = add_lora_slot(base.model, settings)
-    loss = train_lora(
-        peft_model,
-        base.tokenizer,
-        pairs,
-        epochs,
-        lr,
-        batch_size,
-        datamodule.max_input_length,
-        datamodule.max_target_length,
-        seed,
-    )
+    lengths = (datamodule.max_input_length, datamodule.max_target_length)
+    loss = train_lora(peft_model, base.tokenizer, pairs, training, *lengths, training.seed)
     path = Path(out) / TASK_ADAPTER
     save_adapter(out, "task", lora_state(peft_model))  # atomic, under the per-user name ...
     adapter_path(out, "task").replace(path)  # ... then renamed (atomic too) to the task adapter's
     return {"adapter": str(path), "pairs": len(pairs), "loss": loss, "seconds": round(time.perf_counter() - start, 2)}
 
 
-__all__ = ["TASK_ADAPTER", "TaskAdapterError", "fit_task_adapter", "init_settings", "load_task_adapter"]
+__all__ = [
+    "TASK_ADAPTER",
+    "TASK_ADAPTER_TRAINING",
+    "TaskAdapterError",
+    "fit_task_adapter",
+    "init_settings",
+    "load_task_adapter",
+]

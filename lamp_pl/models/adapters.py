@@ -31,6 +31,11 @@ class LoraSettings:
     projections: q/v for T5 and BERT, q_proj/v_proj for Llama, Mistral and Qwen2)."""
 
 
+ADAPTER_LORA = LoraSettings(dropout=0.0)
+"""The per-user and task adapters' LoRA (`lamp-pl fit-users`, `fit-task-adapter`): `model.peft`'s
+rank and alpha without dropout, as those commands always trained (a user's few pairs, few passes)."""
+
+
 def quantization_kwargs(quantization: Quantization | None) -> dict[str, Any]:
     """`from_pretrained` arguments that load the base in 4 or 8 bits; a clear error off CUDA."""
     if quantization is None:
