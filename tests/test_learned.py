@@ -102,7 +102,7 @@ def test_distillation_step_lowers_kl_and_training_raises_agreement(setup, tiny_b
     batch = fixed_batch(setup)
     assert len(batch["texts"]) == len(set(batch["texts"])), "each distinct item text once per batch"
     torch.manual_seed(0)
-    module = RetrieverModule(str(tiny_bert), lr=1e-3, dropout=False)
+    module = RetrieverModule(str(tiny_bert), TrainSettings(lr=1e-3), dropout=False)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     before, _ = module.losses(batch)
     before.backward()

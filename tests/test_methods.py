@@ -151,6 +151,7 @@ def test_two_stage_user_adapter_starts_from_the_task_adapter(data_root, tiny_t5,
     from safetensors.torch import load_file
 
     from lamp_pl.adapters import fit_users
+    from lamp_pl.adapters.base import AdapterJob
     from lamp_pl.adapters.store import adapter_path
     from lamp_pl.adapters.two_stage import fit_task_adapter
     from lamp_pl.cli.config import data_and_model
@@ -166,12 +167,13 @@ def test_two_stage_user_adapter_starts_from_the_task_adapter(data_root, tiny_t5,
     data_argv = [part for pair in pairs if pair[0].startswith("--data.") for part in pair]
     data, model = data_and_model([str(config)], data_argv)
     lora = LoraSettings(r=4, alpha=8, dropout=0.0)
-    task = fit_task_adapter(data, model, tmp_path / "task", replace(TASK_ADAPTER_TRAINING, epochs=1, lr=1e-2), lora)
+    task_job = AdapterJob(data, model, None, replace(TASK_ADAPTER_TRAINING, epochs=1, lr=1e-2), lora)
+    task = fit_task_adapter(task_job, tmp_path / "task")
     task_state = load_file(task["adapter"])
     assert task["pairs"] > 0 and task_state
-    no_passes = replace(ADAPTER_TRAINING, epochs=0)
-    two = fit_users(data, model, tmp_path / "two", no_passes, lora, min_profile=1, init_adapter=task["adapter"])
-    one = fit_users(data, model, tmp_path / "one", no_passes, lora, min_profile=1)
+    job = AdapterJob(data, model, None, replace(ADAPTER_TRAINING, epochs=0), lora)
+    two = fit_users(job, tmp_path / "two", min_profile=1, init_adapter=task["adapter"])
+    one = fit_users(job, tmp_path / "one", min_profile=1)
     data = json.loads(Path(two["user_data"]).read_text())
     assert two["trained"] == one["trained"] == len(data) > 0 and all(v > 0 for v in data.values())
     user = sorted(data)[0]

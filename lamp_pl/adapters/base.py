@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import CheckpointError, ConfigError
 from lamp_pl.lightning.checkpoints import check_checkpoint, load_checkpoint
-from lamp_pl.lightning.settings import TrainSettings
-from lamp_pl.models.adapters import LoraSettings
+from lamp_pl.lightning.settings import ADAPTER_TRAINING, TrainSettings
+from lamp_pl.models.adapters import ADAPTER_LORA, LoraSettings
 from lamp_pl.resolve import resolve_data_section, resolve_model
 
 if TYPE_CHECKING:
@@ -140,3 +142,43 @@ def train_lora(
             scheduler.step()
     peft_model.eval()
     return float(loss.detach())
+
+
+@dataclass(frozen=True)
+class AdapterJob:
+    """Adapters trained over one frozen base: the config's data and model sections, the base
+    checkpoint, and the training and LoRA settings every adapter of a folder shares."""
+
+    data: LaMPData
+    """The data section (task, splits, lengths)."""
+    model: LaMPModel
+    """The model section: the frozen base."""
+    ckpt_path: str | Path | None = None
+    """A Lightning checkpoint of the base (None: the model section's weights)."""
+    training: TrainSettings = ADAPTER_TRAINING
+    """Learning rate, weight decay, warm-up, pairs per step, passes and seed."""
+    lora: LoraSettings = ADAPTER_LORA
+    """Rank, alpha, dropout and target modules of each adapter."""
+
+    def questions(self, split: str) -> list[Any]:
+        """The questions of `split`, once model, tokenizer and checkpoint are checked (before any
+        work) and the synthetic data is written."""
+        resolve_base(self.data, self.model, self.ckpt_path)
+        self.data.write_synthetic_data()
+        return load_split(self.data.data_dir, self.data.task, split)
+
+    def settings(self) -> dict:
+        """What every adapter of the folder must share (`lora_settings`)."""
+        return lora_settings(self.lora, self.model, self.ckpt_path)
+
+    def slot(self, settings: dict) -> tuple[Any, Any]:
+        """(the base built with its checkpoint, the base wrapped with one LoRA slot seeded by
+        `training.seed`)."""
+        base = build_base(self.model, self.ckpt_path)
+        torch.manual_seed(self.training.seed)
+        return base, add_lora_slot(base.model, settings)
+
+    def train(self, peft_model: Any, tokenizer: Any, pairs: list[tuple[str, str]], seed: int) -> float:
+        """`train_lora` with these settings and the data section's lengths."""
+        lengths = (self.data.max_input_length, self.data.max_target_length)
+        return train_lora(peft_model, tokenizer, pairs, self.training, *lengths, seed)

@@ -16,28 +16,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from lamp_pl.adapters.base import (
-    add_lora_slot,
-    build_base,
-    lora_settings,
-    lora_state,
-    resolve_base,
-    train_lora,
-)
+from lamp_pl.adapters.base import AdapterJob, lora_state
 from lamp_pl.adapters.store import read_settings, write_settings
 from lamp_pl.cache import file_sha256
-from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import LaMPError
-from lamp_pl.lightning.settings import TASK_ADAPTER_TRAINING, TrainSettings
-from lamp_pl.models.adapters import ADAPTER_LORA, LoraSettings
-
-if TYPE_CHECKING:
-    from lamp_pl.lightning.datamodule import LaMPDataModule
-    from lamp_pl.lightning.module import LaMPModel
 
 TASK_ADAPTER = "task.safetensors"
 SHARED = ("r", "alpha", "task", "base", "random_init", "ckpt")
@@ -84,21 +69,12 @@ def load_task_adapter(init_adapter: str | Path, settings: dict) -> dict[str, tor
     return load_file(str(path))
 
 
-def fit_task_adapter(
-    data: LaMPDataModule,
-    model: LaMPModel,
-    out: str | Path,
-    training: TrainSettings = TASK_ADAPTER_TRAINING,
-    lora: LoraSettings = ADAPTER_LORA,
-    *,
-    ckpt_path: str | Path | None = None,
-    split: str | None = None,
-) -> dict:
+def fit_task_adapter(job: AdapterJob, out: str | Path, split: str | None = None) -> dict:
     """Train the task-level LoRA that two-stage per-user adapters start from (`lamp-pl
     fit-task-adapter`, `lamp_pl.cli.adapters.fit_task_adapter`, documents each argument).
 
     Stage one: one LoRA on all users' training questions (`split`, default the data section's
-    `train_split`), saved as ``<out>/task.safetensors``; `training.seed` seeds it.
+    `train_split`), saved as ``<out>/task.safetensors``; `job.training.seed` seeds it.
 
     Returns:
         Summary: the adapter file, training pairs, final loss, seconds.
@@ -106,22 +82,14 @@ def fit_task_adapter(
     from lamp_pl.adapters.store import adapter_path, save_adapter
 
     start = time.perf_counter()
-    datamodule, model_args = data, model
-    resolve_base(datamodule, model, ckpt_path)  # model, tokenizer, checkpoint: before any work
-    datamodule.write_synthetic_data()
-    questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.train_split)
-    pairs = [(q.input, str(q.output)) for q in questions if q.output is not None]
+    split = split or job.data.train_split
+    pairs = [(q.input, str(q.output)) for q in job.questions(split) if q.output is not None]
     if not pairs:
-        raise TaskAdapterError(
-            f"split {split or datamodule.train_split!r} has no gold outputs to train a task adapter on"
-        )
-    settings = lora_settings(lora, model_args, ckpt_path)
+        raise TaskAdapterError(f"split {split!r} has no gold outputs to train a task adapter on")
+    settings = job.settings()
     write_settings(out, settings)
-    base = build_base(model_args, ckpt_path)
-    torch.manual_seed(training.seed)
-    peft_model = add_lora_slot(base.model, settings)
-    lengths = (datamodule.max_input_length, datamodule.max_target_length)
-    loss = train_lora(peft_model, base.tokenizer, pairs, training, *lengths, training.seed)
+    base, peft_model = job.slot(settings)
+    loss = job.train(peft_model, base.tokenizer, pairs, job.training.seed)
     path = Path(out) / TASK_ADAPTER
     save_adapter(out, "task", lora_state(peft_model))  # atomic, under the per-user name ...
     adapter_path(out, "task").replace(path)  # ... then renamed (atomic too) to the task adapter's
@@ -130,7 +98,6 @@ def fit_task_adapter(
 
 __all__ = [
     "TASK_ADAPTER",
-    "TASK_ADAPTER_TRAINING",
     "TaskAdapterError",
     "fit_task_adapter",
     "init_settings",

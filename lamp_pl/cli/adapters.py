@@ -25,13 +25,13 @@ def fit_users(
     data: LaMPDataModule,
     model: LaMPModel,
     out: Path,
-    ckpt_path: Path | None = None,
-    split: str | None = None,
     shard: str = "0/1",
     min_profile: int = 4,
+    ckpt_path: Path | None = None,
+    split: str | None = None,
+    init_adapter: Path | None = None,
     training: TrainSettings = ADAPTER_TRAINING,
     lora: LoraSettings = ADAPTER_LORA,
-    init_adapter: Path | None = None,
 ) -> dict:
     """Train one LoRA adapter per user of a split over the config's frozen base model.
 
@@ -42,41 +42,32 @@ def fit_users(
         data: The config's data section (its task, splits and lengths).
         model: The config's model section: the frozen base the adapters sit on.
         out: Folder of the adapters (one `<user>-<hash>.safetensors` each, plus `adapters.json`).
-        ckpt_path: A Lightning checkpoint of the base model (e.g. the non-personalized fit).
-        split: Whose users (default: the data section's `test_split`).
         shard: "i/n": train only every n-th user starting at i (also split over DDP ranks).
         min_profile: Users with fewer training pairs get no adapter (they use the base model).
-        training: Passes over each user's pairs, AdamW learning rate, pairs per step; the seed
-            seeds each user's batch order (with the user id).
-        lora: The adapters' rank, alpha and dropout.
+        ckpt_path: A Lightning checkpoint of the base model (e.g. the non-personalized fit).
+        split: Whose users (default: the data section's `test_split`).
         init_adapter: A task adapter (`lamp-pl fit-task-adapter`) every user's adapter starts
             from, and that users without one use (two-stage PEFT); None = a fresh LoRA
             initialisation.
+        training: Passes over each user's pairs, AdamW learning rate, pairs per step; the seed
+            seeds each user's batch order (with the user id).
+        lora: The adapters' rank, alpha and dropout.
     """
+    from lamp_pl.adapters.base import AdapterJob
     from lamp_pl.adapters.fit import fit_users as fit
 
-    return fit(
-        data,
-        model,
-        out,
-        training,
-        lora,
-        ckpt_path=ckpt_path,
-        split=split,
-        shard=shard,
-        min_profile=min_profile,
-        init_adapter=init_adapter,
-    )
+    job = AdapterJob(data, model, ckpt_path, training, lora)
+    return fit(job, out, split=split, shard=shard, min_profile=min_profile, init_adapter=init_adapter)
 
 
 def fit_task_adapter(
     data: LaMPDataModule,
     model: LaMPModel,
     out: Path,
-    ckpt_path: Path | None = None,
-    split: str | None = None,
     training: TrainSettings = TASK_ADAPTER_TRAINING,
     lora: LoraSettings = ADAPTER_LORA,
+    ckpt_path: Path | None = None,
+    split: str | None = None,
 ) -> dict:
     """Train the task-level LoRA that two-stage per-user adapters start from.
 
@@ -87,25 +78,26 @@ def fit_task_adapter(
         data: The config's data section (its task, splits and lengths).
         model: The config's model section: the frozen base the adapter sits on.
         out: Folder of the task adapter (with its `adapters.json`).
-        ckpt_path: A Lightning checkpoint of the base model.
-        split: The questions trained on (default: the data section's `train_split`).
         training: Passes over the training pairs, AdamW learning rate, pairs per step; the seed
             seeds the batch order.
         lora: The adapter's rank, alpha and dropout (the user adapters must share rank and alpha).
+        ckpt_path: A Lightning checkpoint of the base model.
+        split: The questions trained on (default: the data section's `train_split`).
     """
+    from lamp_pl.adapters.base import AdapterJob
     from lamp_pl.adapters.two_stage import fit_task_adapter as fit
 
-    return fit(data, model, out, training, lora, ckpt_path=ckpt_path, split=split)
+    return fit(AdapterJob(data, model, ckpt_path, training, lora), out, split)
 
 
 def test_users(
     data: LaMPDataModule,
     model: LaMPModel,
     user_adapters: Path,
-    ckpt_path: Path | None = None,
     out: Path | None = None,
     split: str | None = None,
     batch_size: int | None = None,
+    ckpt_path: Path | None = None,
 ) -> dict:
     """Score a split with per-user adapters and write `predictions_<split>.json` / `metrics_<split>.json`.
 
@@ -116,10 +108,10 @@ def test_users(
             without retrieval).
         model: The model section the adapters were trained with (the shared base).
         user_adapters: Folder written by `lamp-pl fit-users`.
-        ckpt_path: The base checkpoint (default: the one recorded in the folder's settings).
         out: Where to write (default: `<user_adapters>/eval`).
         split: Split to score (default: the data section's `test_split`).
         batch_size: Questions per generate call (default: the data section's eval batch size).
+        ckpt_path: The base checkpoint (default: the one recorded in the folder's settings).
     """
     from lamp_pl.adapters.evaluate import test_users as score
 

@@ -97,15 +97,15 @@ def fit_retriever(
     val_utilities: Path | None = None,
     method: Literal["kd", "rl"] = "kd",
     training: TrainSettings = ENCODER_TRAINING,
+    use_metric: bool = False,
+    group_by_user: bool = False,
+    k: int = 1,
+    samples: int = 4,
     temperature: float = 1.0,
     utility_temperature: float = 1.0,
     max_length: int = 256,
     normalize: bool = False,
-    use_metric: bool = False,
     dropout: bool = True,
-    group_by_user: bool = False,
-    k: int = 1,
-    samples: int = 4,
     trainer: dict[str, Any] | None = None,
 ) -> Path:
     """Train the encoder on generator utilities (ROPG-KD) and save it for `retrieval.encoder`.
@@ -123,17 +123,17 @@ def fit_retriever(
         training: AdamW learning rate of the encoder, questions per batch and device, passes,
             warm-up (then linear decay), weight decay, and the seed of the training order, the
             draws and the run (`--lr`, `--batch_size`, `--max_epochs`, `--seed` ... also work).
+        use_metric: Train on the task metric of the generator's output
+            (``score-items --with_metric``) instead of its log-likelihood of the gold.
+        group_by_user: Keep each user's questions together in batches (they share candidates).
+        k: ``rl``: items per drawn set (the generator's k).
+        samples: ``rl``: sets drawn per question and step (their mean reward is the baseline).
         temperature: Softmax temperature of the retriever's scores (the policy, with `rl`).
         utility_temperature: Softmax temperature of the generator's utilities (the target; with
             `rl`, of the validation NDCG target).
         max_length: Most tokens per encoded query or item.
         normalize: L2-normalise the embeddings (as `retrieval.normalize`; keep them equal).
-        use_metric: Train on the task metric of the generator's output
-            (``score-items --with_metric``) instead of its log-likelihood of the gold.
         dropout: Keep the encoder's dropout on while training (off: deterministic steps).
-        group_by_user: Keep each user's questions together in batches (they share candidates).
-        k: ``rl``: items per drawn set (the generator's k).
-        samples: ``rl``: sets drawn per question and step (their mean reward is the baseline).
         trainer: Extra `lightning.Trainer` arguments, e.g. `{accelerator: gpu, devices: 2}`.
     """
     from lamp_pl.learned.ropg import train_retriever

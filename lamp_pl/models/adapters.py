@@ -16,9 +16,9 @@ from lamp_pl.errors import ConfigError
 Quantization = Literal["4bit", "8bit"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoraSettings:
-    """A LoRA section (`model.peft`)."""
+    """A LoRA section (`model.peft`, and the per-user adapters' `--lora`)."""
 
     r: int = 8
     """Rank of the update matrices."""
