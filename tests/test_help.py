@@ -83,9 +83,15 @@ def test_training_help_lists_the_sections(name, capsys):
 def test_wrappers_expose_every_setting_of_the_library(name):
     target, renamed = WRAPS[name]
     wrapper = inspect.signature(load(COMMANDS[name])).parameters
-    for param in inspect.signature(function_of(target)).parameters:
-        if param not in PYTHON_ONLY:
-            assert renamed.get(param, param) in wrapper, f"lamp-pl {name} does not expose {param!r} of {target}"
+    library = function_of(target)
+    for param in inspect.signature(library).parameters:
+        if param in PYTHON_ONLY or renamed.get(param, param) in wrapper:
+            continue
+        # Else a settings object of the library (the adapters' `AdapterJob`): each of its fields.
+        settings = type_hints(library)[param]
+        assert dataclasses.is_dataclass(settings), f"lamp-pl {name} does not expose {param!r} of {target}"
+        for field in dataclasses.fields(settings):
+            assert field.name in wrapper, f"lamp-pl {name} does not expose {param}.{field.name} of {target}"
 
 
 def test_shell_style_command_lines_parse():

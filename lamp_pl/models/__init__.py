@@ -8,11 +8,12 @@ so every family reads the same batches and writes the same files.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from lamp_pl.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: the data pipeline imports this package without torch
+    import torch
 
 FamilyName = Literal["seq2seq", "causal", "classifier", "served"]
 
