@@ -188,3 +188,13 @@ def test_convert_runs_from_the_command_line(tmp_path, capsys):
     code = main(["convert", "goemotions", "--raw", str(raw), "--out", str(tmp_path / "out"), "--min-annotations", "2"])
     assert code == 0 and (tmp_path / "out" / "GoEmotions.json").is_file()
     assert '"annotators_kept"' in capsys.readouterr().out
+
+
+def test_a_recipe_retriever_section_splits_into_training_settings_and_the_rest():
+    """`ropg-kd` recipes keep their flat `retriever:` keys (`configs/LaMP_2/ropg_kd.yml`)."""
+    from lamp_pl.lightning.settings import ENCODER_TRAINING, TrainSettings
+
+    section = {"batch_size": 20, "max_epochs": 2, "lr": 1.0e-4, "group_by_user": True, "max_length": 64}
+    training, rest = ENCODER_TRAINING.take(section)
+    assert training == TrainSettings(lr=1.0e-4, batch_size=20, epochs=2)
+    assert rest == {"group_by_user": True, "max_length": 64}
