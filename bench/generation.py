@@ -7,7 +7,7 @@
     python bench/generation.py --max-input-length 512   # the official prompt budget: prompts of varied length
     python bench/generation.py --max-input-length 512 --text-words 5 80 --fit-epochs 3   # texts of 5-80 words
 
-It prepares the offline demo (`lamp_pl.demo.prepare.demo`: tokenizer and MiniLM encoder) in a work
+It prepares the offline demo (`lamp_pl.cli.demo.demo`: tokenizer and MiniLM encoder) in a work
 folder and writes the demo's synthetic LaMP-2 data with `--users` users. Unless `--ckpt` names a
 checkpoint, it first trains the demo model (`lamp-pl fit --config configs/demo.yaml`, in a
 subprocess, `--fit-epochs` epochs): a trained model ends its outputs early, so the rows of a batch
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each variant, in turn; the fastest counts")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed)")
     args = parser.parse_args(argv)
-    from lamp_pl.demo.prepare import demo
+    from lamp_pl.cli.demo import demo
 
     work = (args.work or Path(tempfile.mkdtemp(prefix="lamp-generation-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)

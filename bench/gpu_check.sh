@@ -46,7 +46,7 @@ encoder=$(python3 -c "
 from lamp_pl.demo.models import build_tiny_bert
 from lamp_pl.demo.tokenizers import synthetic_corpus
 print(build_tiny_bert('$out/encoder', synthetic_corpus('LaMP_2'), hidden=384, layers=6, heads=12, max_length=512))")
-python3 -c "from lamp_pl.demo.prepare import demo; demo('$out/demo_data')" >"$out/demo.log" 2>&1
+python3 -c "from lamp_pl.cli.demo import demo; demo('$out/demo_data')" >"$out/demo.log" 2>&1
 args=(--config configs/demo.yaml --data.retrieval.encoder "$encoder" --trainer.default_root_dir "$out/runs"
   --data.cache_dir "$out/cache" --data.data_dir "$out/data" --data.tokenizer "$out/demo_data/tokenizer"
   --trainer.enable_progress_bar false)

@@ -7,7 +7,7 @@ stays cheap (it runs on every DDP rank and in every grid worker).
 * `LaMPDataModule` - its Lightning shell; `LaMPModel` - the LightningModule over a generator.
 * `build_prompt`, `PromptOptions` - the prompt builder (pure functions of task, input, items).
 * `get_task`, `register_task`, `Task` - the task registry.
-* `evaluate` - the official metrics of a predictions file.
+* `score_predictions` - the official metrics of a predictions file (`lamp-pl evaluate`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ _EXPORTS = {
     "Task": "lamp_pl.tasks",
     "get_task": "lamp_pl.tasks",
     "register_task": "lamp_pl.tasks",
-    "evaluate": "lamp_pl.evaluation.score",
+    "score_predictions": "lamp_pl.evaluation.score",
 }
 
 if TYPE_CHECKING:
-    from lamp_pl.evaluation.score import evaluate
+    from lamp_pl.evaluation.score import score_predictions
     from lamp_pl.lightning.datamodule import LaMPDataModule
     from lamp_pl.lightning.module import LaMPModel
     from lamp_pl.pipeline.data import LaMPData
@@ -56,7 +56,7 @@ __all__ = [
     "PromptOptions",
     "Task",
     "build_prompt",
-    "evaluate",
     "get_task",
     "register_task",
+    "score_predictions",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lamp_pl.errors import ConfigError
-from lamp_pl.tasks import Task, get_task
+from lamp_pl.tasks import Task
 
 
 def _no_items(k: float, retriever: str) -> bool:
@@ -21,11 +21,11 @@ def _whole_k(k: float) -> int | None:
     return int(k) if k >= 1 or k == 0 else None
 
 
-def check_study_options(task: str | Task, k: float, offset: int, retrieval: Any, prompt: Any) -> None:
+def check_study_options(spec: Task, k: float, offset: int, retrieval: Any, prompt: Any) -> None:
     """Raise `ValueError` for a study option that cannot change any prompt.
 
     Args:
-        task: The task (name, custom task path or `Task`).
+        spec: The task (resolved: `LaMPData` resolves it once).
         k: Items per prompt (an integer, or a fraction of the profile in (0, 1)).
         offset: Top-ranked items skipped.
         retrieval: The `RetrievalConfig` (its `retriever` and `k_max`).
@@ -38,7 +38,6 @@ def check_study_options(task: str | Task, k: float, offset: int, retrieval: Any,
             a task whose output part is the truncated free text (e.g. LaMP-7); ``offset + k``
             beyond ``k_max``.
     """
-    spec = get_task(task)
     retriever, k_max = retrieval.retriever, retrieval.k_max
     if _no_items(k, retriever):
         why = f"k={k} and retriever={retriever!r} put no profile items in the prompt"

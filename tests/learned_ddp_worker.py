@@ -14,21 +14,20 @@ def main() -> None:
     args = json.loads(sys.argv[1])
     dist.init_process_group("gloo")
     from lamp_pl.learned.attribution import attribute
-    from lamp_pl.learned.distill import fit_retriever
+    from lamp_pl.learned.ropg import train_retriever
     from lamp_pl.learned.scoring import score_items
+    from lamp_pl.lightning.settings import TrainSettings
 
     out = Path(args["out"])
     dm = make_datamodule(Path(args["data_root"]), Path(args["tiny_t5"]), Path(args["tiny_bert"]), out / "cache")
     utilities = score_items(dm, args["ckpt"], candidates=3, split="train", batch_size=5, chunk_size=4, progress=False)
     attribution = attribute(dm, args["ckpt"], split="dev", out=out / "attribution.json", chunk_size=2, progress=False)
     # Per-rank batch 2 on 2 ranks = batch 4 in one process.
-    encoder = fit_retriever(
+    encoder = train_retriever(
         utilities,
         args["tiny_bert"],
         out / "retriever",
-        batch_size=2,
-        max_epochs=2,
-        lr=3e-3,
+        TrainSettings(batch_size=2, epochs=2, lr=3e-3),
         dropout=False,
         trainer={"enable_progress_bar": False, "devices": 2, "strategy": "ddp"},
     )

@@ -62,6 +62,15 @@ def test_each_command_help_comes_from_its_docstring(name):
     assert text.startswith(f"usage: lamp-pl {name}") and summary in " ".join(text.split()).replace("- ", "-")
 
 
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_is_a_function_of_the_command_floor(name):
+    """Each target is defined in `lamp_pl/cli/` (a thin typed wrapper over the library), not merely
+    re-exported there: the function's own `__module__` is a module of the floor."""
+    module = COMMANDS[name].target.partition(":")[0]
+    assert module.startswith("lamp_pl.cli."), f"{name}: {module} is not on the command floor"
+    assert load(COMMANDS[name]).__module__.startswith("lamp_pl.cli."), f"{name}: defined outside lamp_pl.cli"
+
+
 def test_grid_summary_matches_its_docstring(capsys):
     assert inspect.getdoc(load(COMMANDS["grid"])).splitlines()[0] == COMMANDS["grid"].summary
     with pytest.raises(SystemExit):

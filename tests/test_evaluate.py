@@ -10,8 +10,8 @@ import pytest
 
 from helpers import tiny_args
 from lamp_pl.cli import main
+from lamp_pl.cli.evaluate import evaluate
 from lamp_pl.data.lamp import LaMPDataError, split_files
-from lamp_pl.evaluation.score import evaluate
 
 
 def _newest(root: Path, name: str) -> Path:

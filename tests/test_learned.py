@@ -15,10 +15,12 @@ import torch
 from helpers import save_generator
 from lamp_pl.data.lamp import load_split
 from lamp_pl.learned.attribution import attribute
-from lamp_pl.learned.distill import UtilityDataset, collate_utilities, fit_retriever
+from lamp_pl.learned.distill import UtilityDataset, collate_utilities
 from lamp_pl.learned.retriever_module import RetrieverModule, ndcg, target_distribution
+from lamp_pl.learned.ropg import train_retriever as fit_retriever
 from lamp_pl.learned.scoring import load_utilities, score_items
 from lamp_pl.lightning.datamodule import LaMPDataModule
+from lamp_pl.lightning.settings import TrainSettings
 from lamp_pl.prompts import build_prompt
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 
@@ -100,7 +102,7 @@ def test_distillation_step_lowers_kl_and_training_raises_agreement(setup, tiny_b
     batch = fixed_batch(setup)
     assert len(batch["texts"]) == len(set(batch["texts"])), "each distinct item text once per batch"
     torch.manual_seed(0)
-    module = RetrieverModule(str(tiny_bert), lr=1e-3, dropout=False)
+    module = RetrieverModule(str(tiny_bert), TrainSettings(lr=1e-3), dropout=False)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     before, _ = module.losses(batch)
     before.backward()
@@ -131,10 +133,7 @@ def test_distillation_step_lowers_kl_and_training_raises_agreement(setup, tiny_b
         utilities,
         str(tiny_bert),
         setup["root"] / "retriever",
-        batch_size=4,
-        max_epochs=8,
-        lr=3e-3,
-        warmup_ratio=0.0,
+        TrainSettings(batch_size=4, epochs=8, lr=3e-3, warmup_ratio=0.0),
         dropout=False,
         trainer={"enable_progress_bar": False},
     )
@@ -213,9 +212,7 @@ def test_two_gloo_ranks_match_one_process(setup, tiny_t5, tiny_bert, data_root, 
         single["utilities"],
         str(tiny_bert),
         tmp_path / "single-retriever",
-        batch_size=4,
-        max_epochs=2,
-        lr=3e-3,
+        TrainSettings(batch_size=4, epochs=2, lr=3e-3),
         dropout=False,
         trainer={"enable_progress_bar": False},
     )

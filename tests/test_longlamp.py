@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from longform_helpers import LONGLAMP_METRICS, bm25_module, published, save_broken, tiny_t5_on, tiny_trainer
 
+from lamp_pl.cli.evaluate import evaluate
 from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import LaMPDataError, load_split
 from lamp_pl.demo.longform import write_longlamp
-from lamp_pl.evaluation.score import evaluate
 from lamp_pl.lightning.module import LaMPModel
 from lamp_pl.tasks import get_task
 

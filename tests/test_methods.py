@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -150,9 +151,12 @@ def test_two_stage_user_adapter_starts_from_the_task_adapter(data_root, tiny_t5,
     from safetensors.torch import load_file
 
     from lamp_pl.adapters import fit_users
+    from lamp_pl.adapters.base import AdapterJob
     from lamp_pl.adapters.store import adapter_path
     from lamp_pl.adapters.two_stage import fit_task_adapter
     from lamp_pl.cli.config import data_and_model
+    from lamp_pl.lightning.settings import ADAPTER_TRAINING, TASK_ADAPTER_TRAINING
+    from lamp_pl.models.adapters import LoraSettings
 
     args = base_args(tiny_t5, data_root, tmp_path / "cache", "LaMP_2")  # --config C then flag/value pairs
     pairs = list(zip(args[2::2], args[3::2]))
@@ -162,12 +166,14 @@ def test_two_stage_user_adapter_starts_from_the_task_adapter(data_root, tiny_t5,
     config.write_text(yaml.safe_dump(spec))
     data_argv = [part for pair in pairs if pair[0].startswith("--data.") for part in pair]
     data, model = data_and_model([str(config)], data_argv)
-    common = {"r": 4, "alpha": 8}
-    task = fit_task_adapter(data, model, tmp_path / "task", epochs=1, lr=1e-2, **common)
+    lora = LoraSettings(r=4, alpha=8, dropout=0.0)
+    task_job = AdapterJob(data, model, None, replace(TASK_ADAPTER_TRAINING, epochs=1, lr=1e-2), lora)
+    task = fit_task_adapter(task_job, tmp_path / "task")
     task_state = load_file(task["adapter"])
     assert task["pairs"] > 0 and task_state
-    two = fit_users(data, model, tmp_path / "two", epochs=0, min_profile=1, init_adapter=task["adapter"], **common)
-    one = fit_users(data, model, tmp_path / "one", epochs=0, min_profile=1, **common)
+    job = AdapterJob(data, model, None, replace(ADAPTER_TRAINING, epochs=0), lora)
+    two = fit_users(job, tmp_path / "two", min_profile=1, init_adapter=task["adapter"])
+    one = fit_users(job, tmp_path / "one", min_profile=1)
     data = json.loads(Path(two["user_data"]).read_text())
     assert two["trained"] == one["trained"] == len(data) > 0 and all(v > 0 for v in data.values())
     user = sorted(data)[0]

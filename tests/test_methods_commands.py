@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
-from lamp_pl.learned.selector import fit_selector
+from lamp_pl.learned.selector import train_selector
+from lamp_pl.lightning.settings import SELECTOR_TRAINING
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -66,7 +68,7 @@ def test_select_prints_the_choice_shares_and_the_oracle(data_root, tiny_t5, tiny
     ]
     utilities = tmp_path / "utilities.jsonl"
     utilities.write_text("\n".join(json.dumps(r) for r in records))
-    fit_selector(records, str(tiny_bert), tmp_path / "rspg", max_epochs=1, max_length=32)
+    train_selector(records, str(tiny_bert), tmp_path / "rspg", replace(SELECTOR_TRAINING, epochs=1), max_length=32)
     data = ["--data.task", "LaMP_2", "--data.data_dir", str(data_root), "--data.cache_dir", str(tmp_path / "cache")]
     data += ["--data.tokenizer", str(tiny_t5), "--data.retrieval.retriever", "bm25"]
     command = ["select", *data, "--selector", str(tmp_path / "rspg" / "selector.ckpt"), "--pool", json.dumps(pool)]

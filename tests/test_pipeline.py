@@ -18,6 +18,7 @@ from lamp_pl.pipeline.data import LaMPData
 from lamp_pl.pipeline.sharding import UnpaddedShards
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 from lamp_pl.retrieval.view import RetrievalView, prepare_views
+from lamp_pl.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,8 @@ def test_unpadded_shards_give_every_position_once(size):
 def test_a_view_reads_what_load_retrieved_reads(data_root, tiny_t5, tmp_path):
     data = LaMPData(**settings(data_root, tmp_path / "cache", tiny_t5))
     view = data.prepare_view("dev", progress=False)
-    assert view == RetrievalView.of("LaMP_2", data_root, "dev", data.retrieval, tmp_path / "cache", 2, 0)
+    lamp2 = get_task("LaMP_2")
+    assert view == RetrievalView(lamp2, data_root, "dev", data.retrieval, tmp_path / "cache", 2, 0)
     expected = load_retrieved("LaMP_2", data_root, "dev", data.retrieval, tmp_path / "cache", 1, 1)
     assert [r.item_ids for r in view.top(1, offset=1).retrieved()] == [r.item_ids for r in expected]
     assert view.fingerprint() == data.view("dev").fingerprint()
@@ -90,8 +92,9 @@ def test_a_view_reads_what_load_retrieved_reads(data_root, tiny_t5, tmp_path):
 
 
 def test_views_of_other_sources_do_not_share_a_build(data_root, tmp_path):
-    bm25 = RetrievalView.of("LaMP_2", data_root, "dev", RetrievalConfig(retriever="bm25"), tmp_path)
-    other = RetrievalView.of("LaMP_2", data_root, "train", RetrievalConfig(retriever="bm25"), tmp_path / "other")
+    lamp2, config = get_task("LaMP_2"), RetrievalConfig(retriever="bm25")
+    bm25 = RetrievalView(lamp2, data_root, "dev", config, tmp_path)
+    other = RetrievalView(lamp2, data_root, "train", config, tmp_path / "other")
     with pytest.raises(ValueError, match="different sources"):
         prepare_views([bm25, other])
     with pytest.raises(ValueError, match="at least one"):

@@ -10,10 +10,13 @@ from lamp_pl.cli.grid import combinations, distinct_points
 from lamp_pl.prompts import PromptOptions
 from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.studies import check_study_options
+from lamp_pl.tasks import get_task
 
 
 def check(task="LaMP_2", k=3, offset=0, retriever="bm25", k_max=16, **prompt):
-    check_study_options(task, k, offset, RetrievalConfig(retriever=retriever, k_max=k_max), PromptOptions(**prompt))
+    check_study_options(
+        get_task(task), k, offset, RetrievalConfig(retriever=retriever, k_max=k_max), PromptOptions(**prompt)
+    )
 
 
 @pytest.mark.parametrize(

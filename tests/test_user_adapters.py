@@ -9,11 +9,13 @@ import pytest
 import yaml
 
 from lamp_pl.adapters import fit_users
-from lamp_pl.adapters.base import add_lora_slot, build_base, set_lora_state
+from lamp_pl.adapters.base import AdapterJob, add_lora_slot, build_base, set_lora_state
 from lamp_pl.adapters.examples import item_to_example, user_examples
 from lamp_pl.adapters.store import load_adapter, read_settings
 from lamp_pl.data.lamp import LaMPQuestion, load_split
 from lamp_pl.demo.annotators import AnnotatorSpec, write_demo
+from lamp_pl.lightning.settings import TrainSettings
+from lamp_pl.models.adapters import LoraSettings
 from lamp_pl.tasks import get_task
 
 pytestmark = pytest.mark.timeout(600)
@@ -105,20 +107,19 @@ def test_fit_users_resume_and_per_user_outputs(demo, tmp_path: Path, capsys) -> 
 
     root, config = demo
     out = tmp_path / "adapters"
-    args = {
-        "out": out,
-        "min_profile": 4,
-        "epochs": 30,
-        "lr": 0.05,
-        "batch_size": 16,
-        "r": 4,
-        "alpha": 16,
-    }
-    # Each run gets its own data module and base model, as each command line does.
-    first = fit_users(*data_and_model([config]), **args, shard="0/2")
+    args = {"out": out, "min_profile": 4}
+    training = TrainSettings(lr=0.05, batch_size=16, epochs=30, warmup_ratio=0.0, weight_decay=0.0)
+    lora = LoraSettings(r=4, alpha=16, dropout=0.0)
+
+    def job() -> AdapterJob:
+        """Each run gets its own data module and base model, as each command line does."""
+        data, model = data_and_model([config])
+        return AdapterJob(data, model, None, training, lora)
+
+    first = fit_users(job(), **args, shard="0/2")
     assert first["trained"] >= 2 and first["bytes_per_adapter"] > 0
-    rest = fit_users(*data_and_model([config]), **args, shard="1/2")
-    again = fit_users(*data_and_model([config]), **args, shard="0/2")
+    rest = fit_users(job(), **args, shard="1/2")
+    again = fit_users(job(), **args, shard="0/2")
     assert again["trained"] == 0 and again["skipped_finished"] == first["trained"]  # a rerun skips them
     files = sorted(out.glob("*.safetensors"))
     assert len(files) == first["trained"] + rest["trained"]

@@ -42,23 +42,15 @@ def _generate(peft_model, base, rows: list[dict], num_beams: int, max_new_tokens
 def test_users(
     data: LaMPDataModule,
     model: LaMPModel,
-    user_adapters: Path,
-    ckpt_path: Path | None = None,
-    out: Path | None = None,
+    user_adapters: str | Path,
+    *,
+    ckpt_path: str | Path | None = None,
+    out: str | Path | None = None,
     split: str | None = None,
     batch_size: int | None = None,
 ) -> dict:
-    """Score a split with per-user adapters and write `predictions_<split>.json` / `metrics_<split>.json`.
-
-    Args:
-        data: The data section the adapters were trained with (`--data.k 0`: adapters alone,
-            without retrieval).
-        model: The model section the adapters were trained with (the shared base).
-        user_adapters: Folder written by `fit_users`.
-        ckpt_path: The base checkpoint (default: the one recorded in the folder's settings).
-        out: Where to write (default: `<user_adapters>/eval`).
-        split: Split to score (default: the data section's `test_split`).
-        batch_size: Questions per generate call (default: the data section's eval batch size).
+    """Score a split with per-user adapters (`lamp-pl test-users`, `lamp_pl.cli.adapters.test_users`,
+    documents each argument): predictions and metrics written as `lamp-pl test` writes them.
 
     Returns:
         The metrics plus `users_with_adapter`, `users_without_adapter` and the written paths.

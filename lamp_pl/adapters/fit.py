@@ -13,25 +13,12 @@ import os
 import time
 from pathlib import Path
 
-import torch
-
-from lamp_pl.adapters.base import (
-    add_lora_slot,
-    build_base,
-    lora_settings,
-    lora_state,
-    resolve_base,
-    set_lora_state,
-    train_lora,
-)
+from lamp_pl.adapters.base import AdapterJob, lora_state, set_lora_state
 from lamp_pl.adapters.examples import user_examples
 from lamp_pl.adapters.store import adapter_path, is_finished, save_adapter, write_settings
 from lamp_pl.adapters.two_stage import init_settings, load_task_adapter
 from lamp_pl.cache import stable_hash, write_text_atomic
-from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import ConfigError
-from lamp_pl.lightning.datamodule import LaMPDataModule
-from lamp_pl.lightning.module import LaMPModel
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -53,59 +40,33 @@ def my_users(users: list[str], shard: str) -> list[str]:
 
 
 def fit_users(
-    data: LaMPDataModule,
-    model: LaMPModel,
-    out: Path,
-    ckpt_path: Path | None = None,
+    job: AdapterJob,
+    out: str | Path,
+    *,
     split: str | None = None,
     shard: str = "0/1",
     min_profile: int = 4,
-    epochs: int = 5,
-    lr: float = 1e-3,
-    batch_size: int = 8,
-    r: int = 8,
-    alpha: int = 16,
-    dropout: float = 0.0,
-    seed: int = 0,
-    init_adapter: Path | None = None,
+    init_adapter: str | Path | None = None,
 ) -> dict:
-    """Train one LoRA adapter per user of a split over the config's frozen base model.
+    """Train one LoRA adapter per user of a split (default: the data section's `test_split`) over
+    the job's frozen base (`lamp-pl fit-users`, `lamp_pl.cli.adapters.fit_users`, documents each
+    argument).
 
-    Args:
-        data: The config's data section (its task, splits and lengths).
-        model: The config's model section: the frozen base the adapters sit on.
-        out: Folder of the adapters (one `<user>-<hash>.safetensors` each, plus `adapters.json`).
-        ckpt_path: A Lightning checkpoint of the base model (e.g. the non-personalized fit).
-        split: Whose users (default: the data section's `test_split`).
-        shard: "i/n": train only every n-th user starting at i (also split over DDP ranks).
-        min_profile: Users with fewer training pairs get no adapter (they use the base model).
-        epochs: Passes over each user's pairs.
-        lr: AdamW learning rate of the LoRA weights.
-        batch_size: Pairs per step.
-        r: LoRA rank.
-        alpha: LoRA scaling numerator.
-        dropout: LoRA dropout.
-        seed: Seeds each user's batch order (with the user id).
-        init_adapter: A task adapter (`lamp_pl.adapters.two_stage.fit_task_adapter`) every user's
-            adapter starts from, and that users without one use (two-stage PEFT); None = a fresh
-            LoRA initialisation.
+    `training.seed` seeds the LoRA initialisation and, with each user's id, that user's batch
+    order; `init_adapter` is a task adapter (`fit_task_adapter`) every user starts from.
 
     Returns:
         Summary: users trained / skipped (finished earlier) / too small, bytes per adapter, seconds.
     """
     start = time.perf_counter()
-    datamodule = data
-    resolve_base(datamodule, model, ckpt_path)  # model, tokenizer, checkpoint: before any work
-    datamodule.write_synthetic_data()
-    questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.test_split)
+    datamodule = job.data
+    questions = job.questions(split or datamodule.test_split)
     examples = user_examples(datamodule.task, questions)
-    settings = lora_settings(r, alpha, dropout, model, ckpt_path)
+    settings = job.settings()
     if init_adapter is not None:
         settings = init_settings(settings, init_adapter)
     write_settings(out, settings)
-    base = build_base(model, ckpt_path)
-    torch.manual_seed(seed)
-    peft_model = add_lora_slot(base.model, settings)
+    base, peft_model = job.slot(settings)
     if init_adapter is not None:
         set_lora_state(peft_model, load_task_adapter(init_adapter, settings))
     initial = lora_state(peft_model)
@@ -120,17 +81,7 @@ def fit_users(
             sizes[user] = path.stat().st_size
             continue
         set_lora_state(peft_model, initial)
-        train_lora(
-            peft_model,
-            base.tokenizer,
-            examples[user],
-            epochs,
-            lr,
-            batch_size,
-            datamodule.max_input_length,
-            datamodule.max_target_length,
-            int(stable_hash([seed, user], 8), 16),
-        )
+        job.train(peft_model, base.tokenizer, examples[user], int(stable_hash([job.training.seed, user], 8), 16))
         sizes[user] = save_adapter(out, user, lora_state(peft_model))
         trained.append(user)
     write_text_atomic(Path(out) / "user_data.json", json.dumps({u: len(p) for u, p in sorted(examples.items())}))

@@ -16,19 +16,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from lamp_pl.adapters.base import add_lora_slot, build_base, lora_settings, lora_state, resolve_base, train_lora
+from lamp_pl.adapters.base import AdapterJob, lora_state
 from lamp_pl.adapters.store import read_lora, read_settings, write_settings
 from lamp_pl.cache import file_sha256
-from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import LaMPError
-
-if TYPE_CHECKING:
-    from lamp_pl.lightning.datamodule import LaMPDataModule
-    from lamp_pl.lightning.module import LaMPModel
 
 TASK_ADAPTER = "task.safetensors"
 SHARED = ("r", "alpha", "task", "base", "random_init", "ckpt")
@@ -73,37 +67,12 @@ def load_task_adapter(init_adapter: str | Path, settings: dict) -> dict[str, tor
     return read_lora(path, "task adapter")
 
 
-def fit_task_adapter(
-    data: LaMPDataModule,
-    model: LaMPModel,
-    out: Path,
-    ckpt_path: Path | None = None,
-    split: str | None = None,
-    epochs: int = 2,
-    lr: float = 1e-3,
-    batch_size: int = 8,
-    r: int = 8,
-    alpha: int = 16,
-    dropout: float = 0.0,
-    seed: int = 0,
-) -> dict:
-    """Train the task-level LoRA that two-stage per-user adapters start from.
+def fit_task_adapter(job: AdapterJob, out: str | Path, split: str | None = None) -> dict:
+    """Train the task-level LoRA that two-stage per-user adapters start from (`lamp-pl
+    fit-task-adapter`, `lamp_pl.cli.adapters.fit_task_adapter`, documents each argument).
 
-    Stage one: one LoRA on all users' training questions, saved as ``<out>/task.safetensors``.
-
-    Args:
-        data: The config's data section (its task, splits and lengths).
-        model: The config's model section: the frozen base the adapter sits on.
-        out: Folder of the task adapter (with its `adapters.json`).
-        ckpt_path: A Lightning checkpoint of the base model.
-        split: The questions trained on (default: the data section's `train_split`).
-        epochs: Passes over the training pairs.
-        lr: AdamW learning rate of the LoRA weights.
-        batch_size: Training pairs per step.
-        r: LoRA rank.
-        alpha: LoRA scaling numerator.
-        dropout: LoRA dropout.
-        seed: Seeds the batch order.
+    Stage one: one LoRA on all users' training questions (`split`, default the data section's
+    `train_split`), saved as ``<out>/task.safetensors``; `job.training.seed` seeds it.
 
     Returns:
         Summary: the adapter file, training pairs, final loss, seconds.
@@ -111,35 +80,24 @@ def fit_task_adapter(
     from lamp_pl.adapters.store import adapter_path, save_adapter
 
     start = time.perf_counter()
-    datamodule, model_args = data, model
-    resolve_base(datamodule, model, ckpt_path)  # model, tokenizer, checkpoint: before any work
-    datamodule.write_synthetic_data()
-    questions = load_split(datamodule.data_dir, datamodule.task, split or datamodule.train_split)
-    pairs = [(q.input, str(q.output)) for q in questions if q.output is not None]
+    split = split or job.data.train_split
+    pairs = [(q.input, str(q.output)) for q in job.questions(split) if q.output is not None]
     if not pairs:
-        raise TaskAdapterError(
-            f"split {split or datamodule.train_split!r} has no gold outputs to train a task adapter on"
-        )
-    settings = lora_settings(r, alpha, dropout, model_args, ckpt_path)
+        raise TaskAdapterError(f"split {split!r} has no gold outputs to train a task adapter on")
+    settings = job.settings()
     write_settings(out, settings)
-    base = build_base(model_args, ckpt_path)
-    torch.manual_seed(seed)
-    peft_model = add_lora_slot(base.model, settings)
-    loss = train_lora(
-        peft_model,
-        base.tokenizer,
-        pairs,
-        epochs,
-        lr,
-        batch_size,
-        datamodule.max_input_length,
-        datamodule.max_target_length,
-        seed,
-    )
+    base, peft_model = job.slot(settings)
+    loss = job.train(peft_model, base.tokenizer, pairs, job.training.seed)
     path = Path(out) / TASK_ADAPTER
     save_adapter(out, "task", lora_state(peft_model))  # atomic, under the per-user name ...
     adapter_path(out, "task").replace(path)  # ... then renamed (atomic too) to the task adapter's
     return {"adapter": str(path), "pairs": len(pairs), "loss": loss, "seconds": round(time.perf_counter() - start, 2)}
 
 
-__all__ = ["TASK_ADAPTER", "TaskAdapterError", "fit_task_adapter", "init_settings", "load_task_adapter"]
+__all__ = [
+    "TASK_ADAPTER",
+    "TaskAdapterError",
+    "fit_task_adapter",
+    "init_settings",
+    "load_task_adapter",
+]

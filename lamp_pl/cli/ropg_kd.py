@@ -56,11 +56,12 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
         recipe: A recipe YAML file or its mapping: ``generator`` (list of LightningCLI configs),
             ``overrides`` (``--data.x value`` arguments), ``fit_overrides`` (other LightningCLI
             arguments of the generator runs, e.g. ``--trainer.max_epochs``), ``workdir``, ``candidates`` (N),
-            ``score`` (`score_items` keyword arguments), ``retriever`` (`fit_retriever` keyword
-            arguments) and ``attribute_split`` (split attributed with each generator, or null) with
+            ``score`` (`score_items` keyword arguments), ``retriever`` (`lamp-pl fit-retriever`'s
+            options: `TrainSettings` fields such as ``lr``, ``max_epochs``, the rest `train_retriever`
+            keyword arguments) and ``attribute_split`` (split attributed with each generator, or null) with
             ``attribute_overrides`` (data overrides of the attributed prompts, e.g. a larger k),
-            and ``method``: ``kd`` (distillation, `fit_retriever`) or ``rl`` (policy gradient,
-            `fit_retriever_rl`; ``retriever`` may then also set ``k`` and ``samples``).
+            and ``method``: ``kd`` (distillation) or ``rl`` (policy gradient; ``retriever`` may then
+            also set ``k`` and ``samples``).
 
     Returns:
         ``{"untrained": {...}, "trained": {...}}``: each with the generator's test metrics, the
@@ -68,10 +69,10 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     """
     from lamp_pl.cli.config import datamodule_from_config
     from lamp_pl.learned.attribution import attribute
-    from lamp_pl.learned.distill import fit_retriever
     from lamp_pl.learned.planted import attribution_planted_rate, planted_hit_rate
-    from lamp_pl.learned.rl import fit_retriever_rl
+    from lamp_pl.learned.ropg import train_retriever
     from lamp_pl.learned.scoring import score_items
+    from lamp_pl.lightning.settings import ENCODER_TRAINING
 
     if isinstance(recipe, dict):
         spec = recipe
@@ -111,16 +112,18 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
     method = spec.get("method", "kd")
     if method not in ("kd", "rl"):
         raise ConfigError(f"recipe method must be 'kd' or 'rl', got {method!r}")
-    fit = fit_retriever if method == "kd" else fit_retriever_rl
+    training, options = ENCODER_TRAINING.take(spec.get("retriever", {}))
     encoder = workdir / "retriever" / "encoder"
     if not (encoder / "config.json").is_file():
-        encoder = fit(
+        encoder = train_retriever(
             train,
             base_dm.retrieval.encoder,
             workdir / "retriever",
+            training,
+            method=method,
             val_utilities=dev,
             normalize=base_dm.retrieval.normalize,
-            **spec.get("retriever", {}),
+            **options,
         )
     evaluate("trained", ["--data.retrieval.encoder", str(encoder)])
     print_table(rows)

@@ -2,7 +2,7 @@
 
 Typed functions whose docstrings are their `--help` (see `lamp_pl.cli.tree`); each calls its
 library function (`lamp_pl.learned.utilities.score_retrievers`,
-`lamp_pl.learned.selector.fit_selector`, `lamp_pl.learned.selector.select_retrievers`).
+`lamp_pl.learned.selector.train_selector`, `lamp_pl.learned.selector.select_retrievers`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from lamp_pl.errors import ConfigError
+from lamp_pl.lightning.settings import SELECTOR_TRAINING, TrainSettings
 
 if TYPE_CHECKING:
     from lamp_pl.lightning.datamodule import LaMPDataModule
@@ -77,11 +78,8 @@ def fit_selector(
     mode: Literal["pre", "post"] = "pre",
     metric: Literal["metric", "log_likelihood"] = "metric",
     temperature: float = 1.0,
-    batch_size: int = 16,
-    max_epochs: int = 3,
-    lr: float = 1e-4,
+    training: TrainSettings = SELECTOR_TRAINING,
     max_length: int = 256,
-    seed: int = 0,
 ) -> Path:
     """Train the RSPG retriever selector (Pre or Post) on per-retriever utilities.
 
@@ -94,28 +92,17 @@ def fit_selector(
         mode: `pre` reads the question alone, `post` also each retriever's retrieved items.
         metric: The utility the target distribution follows: the task metric or the log likelihood.
         temperature: Softmax temperature of the target distribution over retrievers.
-        batch_size: Questions per step.
-        max_epochs: Passes over the utilities.
-        lr: AdamW learning rate.
+        training: AdamW learning rate, questions per step, passes over the utilities, warm-up,
+            weight decay, and the seed of the initialisation and batch order (`--lr`,
+            `--batch_size`, `--max_epochs`, `--seed` ... also work).
         max_length: Encoder input tokens.
-        seed: Seeds initialisation and batch order.
     """
-    from lamp_pl.learned.selector import fit_selector as fit
+    from lamp_pl.learned.selector import train_selector
     from lamp_pl.learned.utilities import load_retriever_utilities
 
     records = load_retriever_utilities(train)
-    fit(
-        records,
-        encoder,
-        out_dir,
-        mode=mode,
-        metric=metric,
-        temperature=temperature,
-        batch_size=batch_size,
-        max_epochs=max_epochs,
-        lr=lr,
-        max_length=max_length,
-        seed=seed,
+    train_selector(
+        records, encoder, out_dir, training, mode=mode, metric=metric, temperature=temperature, max_length=max_length
     )
     return Path(out_dir) / "selector.ckpt"
 

@@ -11,6 +11,7 @@ Positional-only parameters are positional arguments; every other parameter is an
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -52,7 +53,7 @@ COMMANDS: dict[str, Command] = {
     "predict": Command("lamp_pl.cli.train:run_training", "Write predictions without metrics (Lightning `predict`)."),
     "download": Command("lamp_pl.cli.data:download", "Download the official files of one LaMP task."),
     "demo": Command(
-        "lamp_pl.demo.prepare:demo",
+        "lamp_pl.cli.demo:demo",
         "Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).",
     ),
     "check-data": Command("lamp_pl.cli.data:check_data", "Validate a LaMP data folder and print a JSON summary."),
@@ -67,7 +68,7 @@ COMMANDS: dict[str, Command] = {
         "lamp_pl.cli.grid:main", "Fit and test every combination of the study's axes; write one table.", raw=True
     ),
     "evaluate": Command(
-        "lamp_pl.evaluation.score:evaluate",
+        "lamp_pl.cli.evaluate:evaluate",
         'The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).',
     ),
 }
@@ -79,12 +80,13 @@ COMMANDS.update(
             "Score each candidate profile item by the generator's likelihood of the gold.",
         ),
         "fit-retriever": Command(
-            "lamp_pl.learned.distill:fit_retriever",
+            "lamp_pl.cli.learned:fit_retriever",
             "Train the encoder on generator utilities (ROPG-KD) and save it for `retrieval.encoder`.",
         ),
         "fit-retriever-rl": Command(
-            "lamp_pl.learned.rl:fit_retriever_rl",
+            "lamp_pl.cli.learned:fit_retriever_rl",
             "Train the encoder by policy gradient (ROPG-RL) and save it for `retrieval.encoder`.",
+            raw=True,
         ),
         "ropg-kd": Command(
             "lamp_pl.cli.ropg_kd:run",
@@ -115,23 +117,23 @@ COMMANDS.update(
             "Convert GoEmotions or Unhealthy Conversations raw files to per-annotator LaMP tasks.",
         ),
         "demo-longlamp": Command(
-            "lamp_pl.demo.longform:demo_longlamp",
+            "lamp_pl.cli.demo:demo_longlamp",
             "Write the LongLaMP demo: a synthetic LongLaMP-schema dataset and its tokenizer.",
         ),
         "demo-annotators": Command(
-            "lamp_pl.demo.annotators:demo",
+            "lamp_pl.cli.demo:demo_annotators",
             "Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.",
         ),
         "fit-users": Command(
-            "lamp_pl.adapters.fit:fit_users",
+            "lamp_pl.cli.adapters:fit_users",
             "Train one LoRA adapter per user of a split over the config's frozen base model.",
         ),
         "fit-task-adapter": Command(
-            "lamp_pl.adapters.two_stage:fit_task_adapter",
+            "lamp_pl.cli.adapters:fit_task_adapter",
             "Train the task-level LoRA that two-stage per-user adapters start from.",
         ),
         "test-users": Command(
-            "lamp_pl.adapters.evaluate:test_users",
+            "lamp_pl.cli.adapters:test_users",
             "Score a split with per-user adapters and write `predictions_<split>.json` / `metrics_<split>.json`.",
         ),
     }
@@ -227,10 +229,53 @@ def underscored(arg: str) -> str:
     return "--" + option[2:].replace("-", "_") + sep + value
 
 
+def settings_fields(function: Callable[..., Any]) -> dict[str, tuple[str, Any]]:
+    """Each field of the function's settings parameters (a dataclass, e.g. `training:
+    TrainSettings`): its flat name (and the dataclass's `aliases` of it) -> (the dotted option
+    name jsonargparse gives it, its type). A name that is also a parameter, or a field of two
+    settings, is left out (it stays the parameter's, or must be written dotted)."""
+    hints = type_hints(function)
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for name, hint in hints.items():
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            continue
+        fields = typing.get_type_hints(hint)
+        aliases = {
+            field: [alias for alias, target in getattr(hint, "aliases", {}).items() if target == field]
+            for field in fields
+        }
+        for field in dataclasses.fields(hint):
+            for flat in (field.name, *aliases[field.name]):
+                found.setdefault(flat, []).append((f"{name}.{field.name}", fields[field.name]))
+    return {flat: places[0] for flat, places in found.items() if len(places) == 1 and flat not in hints}
+
+
+def dotted_settings(function: Callable[..., Any], argv: list[str]) -> list[str]:
+    """`--lr 1e-3` as `--training.lr 1e-3` for a field of a settings parameter: the flat options
+    the commands took before their settings became one dataclass keep working (`--help` lists
+    the dotted names)."""
+    fields = settings_fields(function)
+    out = []
+    for arg in argv:
+        option, sep, value = arg.partition("=")
+        negated = option.startswith("--no_") and option[5:] in fields
+        name = option[5:] if negated else option[2:]
+        if not option.startswith("--") or name not in fields:
+            out.append(arg)
+            continue
+        out.append(("--no_" if negated else "--") + fields[name][0] + sep + value)
+    return out
+
+
+def option_types(function: Callable[..., Any]) -> dict[str, Any]:
+    """Each option's type by its name: the parameters and the dotted fields of their settings."""
+    return {**type_hints(function), **dict(settings_fields(function).values())}
+
+
 def bare_flags(function: Callable[..., Any], argv: list[str]) -> list[str]:
     """`--verify` alone as `--verify true` and `--no_verify` as `--verify false` for a bool
     parameter, as shell users expect of a flag (jsonargparse wants a value for every bool option)."""
-    flags = {f"--{name}" for name, hint in type_hints(function).items() if hint is bool}
+    flags = {f"--{name}" for name, hint in option_types(function).items() if hint is bool}
     out: list[str] = []
     for at, arg in enumerate(argv):
         following = argv[at + 1] if at + 1 < len(argv) else "--"
@@ -246,7 +291,7 @@ def bare_flags(function: Callable[..., Any], argv: list[str]) -> list[str]:
 def list_values(function: Callable[..., Any], argv: list[str]) -> list[str]:
     """`--raw a.csv b.csv` as `--raw '["a.csv", "b.csv"]'` for a list parameter, as shell users
     expect of a list (jsonargparse reads one JSON/YAML value, or `--raw+ a.csv` per item)."""
-    lists = {f"--{name}" for name, hint in type_hints(function).items() if _is_list(hint)}
+    lists = {f"--{name}" for name, hint in option_types(function).items() if _is_list(hint)}
     out: list[str] = []
     at = 0
     while at < len(argv):
@@ -282,7 +327,7 @@ def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> t
     parser = build_parser(name, function, documented=help_wanted(argv))
     try:
         return parser, parser.parse_args(
-            list_values(function, bare_flags(function, [underscored(arg) for arg in argv]))
+            list_values(function, bare_flags(function, dotted_settings(function, [underscored(arg) for arg in argv])))
         )
     except ArgumentError as error:
         raise option_error(name, error, argv) from None

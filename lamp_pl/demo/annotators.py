@@ -22,7 +22,6 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from lamp_pl.cache import write_text_atomic
 from lamp_pl.data.annotators import EMOTIONS, convert_goemotions
@@ -121,19 +120,4 @@ def write_demo(dest: str | Path, spec: AnnotatorSpec | None = None, split: str =
     raw = write_raw_csv(dest / "raw" / "goemotions_synthetic.csv", spec)
     summary = convert_goemotions([raw], dest / "data", split=split, min_annotations=10, seed=0, list_labels=False)
     build_tiny_t5(dest / "t5", _corpus(dest / "data" / "GoEmotions"), vocab_size=1000)
-    return summary
-
-
-def demo(dest: Path, split: Literal["known_users", "held_out_users"] = "known_users") -> dict:
-    """Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.
-
-    Writes `<dest>/raw` (a schema-exact GoEmotions-style CSV), `<dest>/data` (its conversion)
-    and `<dest>/t5` (a tokenizer trained on it, with a tiny random T5), the folders `configs/annotators/demo.yaml` reads.
-
-    Args:
-        dest: Root folder of the demo's files.
-        split: Split protocol of the converted task (`known_users` or `held_out_users`).
-    """
-    summary = write_demo(dest, split=split)
-    summary.pop("dropped_annotator_ids")
     return summary

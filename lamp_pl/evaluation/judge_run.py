@@ -17,17 +17,16 @@ from lamp_pl.data.hub import DatasetSource, materialize
 from lamp_pl.data.lamp import LaMPDataError
 from lamp_pl.errors import MissingDataError
 from lamp_pl.evaluation.judge import Complete, judge, judge_info, served_complete
-from lamp_pl.tasks import get_task
+from lamp_pl.tasks import Task
 from lamp_pl.tasks.longform import source_of
 
 
-def judge_records(task: str, split: str, source: DatasetSource, cache_dir: str | Path) -> list[dict[str, Any]]:
+def judge_records(spec: Task, split: str, source: DatasetSource, cache_dir: str | Path) -> list[dict[str, Any]]:
     """The LaMP-QA questions of a split with their narratives and rubric aspects.
 
     Raises:
         MissingDataError: the task has no judge fields, or the dataset lacks the split.
     """
-    spec = get_task(task)
     hub = source_of(spec.name)
     if hub is None or not hub.judge_fields:
         raise MissingDataError(f"task {spec.name} has no LLM judge (LaMP-QA tasks do); score it without --judge_model")
@@ -42,7 +41,7 @@ def _listed(ids: list[str], shown: int = 10) -> str:
 
 
 def evaluate_judged(
-    task: str,
+    task: Task,
     preds: Path,
     predicted: dict[str, str],
     records: list[dict[str, Any]],
@@ -68,7 +67,7 @@ def evaluate_judged(
         problems += [f"{len(extra)} id(s) are not questions of the split: {_listed(extra)}"] if extra else []
         raise LaMPDataError(preds, "; ".join(problems), field="id")
     result = judge(records, predicted, complete, max_rounds)
-    document = {"task": get_task(task).name, "predictions": str(preds), **result, "judge": info}
+    document = {"task": task.name, "predictions": str(preds), **result, "judge": info}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, json.dumps(document, indent=1))
     return {k: document[k] for k in ("score", "questions", "aspects", "unparsed")} | {
@@ -78,7 +77,7 @@ def evaluate_judged(
 
 
 def run_judge(
-    task: str,
+    task: Task,
     preds: Path,
     predicted: dict[str, str],
     settings: dict[str, Any],

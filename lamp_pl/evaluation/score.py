@@ -1,4 +1,4 @@
-"""`lamp-pl evaluate`: score any system's predictions file against LaMP golds, as the official
+"""Scoring a predictions file (`lamp-pl evaluate`): any system's predictions against LaMP golds, as the official
 ``eval_task.py`` does, with the same metric classes as ``lamp-pl test``.
 
 Both files are in LaMP's outputs format, ``{"task": "LaMP_N", "golds": [{"id": ..., "output": ...}]}``
@@ -16,7 +16,7 @@ from typing import Any
 from lamp_pl.data.lamp import LaMPDataError
 from lamp_pl.errors import MissingDataError
 from lamp_pl.metrics.lamp import build_metrics
-from lamp_pl.tasks import Task, get_task
+from lamp_pl.tasks import Task
 
 _SHOWN_IDS = 10  # ids listed in an error before "... and N more"
 
@@ -63,31 +63,19 @@ def _listed(ids: list[str]) -> str:
     return shown + (f" ... and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
 
 
-def evaluate(
-    task: str,
-    golds: Path | None = None,
-    preds: Path | None = None,
-    judge_model: str | None = None,
-    judge_base_url: str = "http://127.0.0.1:8000/v1",
-    judge_api_key_env: str | None = None,
+def score_predictions(
+    task: Task,
+    golds: Path | None,
+    preds: Path | None,
+    judge: dict[str, Any] | None = None,
     split: str = "dev",
     dataset: str = "",
     cache_dir: Path = Path(".lamp_cache"),
     out: Path | None = None,
 ) -> dict[str, Any]:
-    """The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).
-
-    Args:
-        task: LaMP task name, e.g. ``LaMP_1`` (or a LongLaMP / LaMP-QA task).
-        golds: The split's outputs file (gold answers); not used with a judge.
-        preds: The predictions file, in the same format.
-        judge_model: LaMP-QA: score with the benchmark's LLM judge, this model (as the server names it).
-        judge_base_url: The judge's OpenAI-compatible endpoint, ending in ``/v1``.
-        judge_api_key_env: Environment variable holding the judge endpoint's API key.
-        split: LaMP-QA: the split the predictions answer (``dev`` = the dataset's validation).
-        dataset: LaMP-QA: the dataset (hub name or local copy; default: the task's published one).
-        cache_dir: Where the dataset's questions are written once (as for training).
-        out: The judged metrics file (default: ``metrics_judge_<split>.json`` beside the predictions).
+    """The official metrics of a predictions file against its golds, or with `judge` (the
+    endpoint's `base_url`, `model` and `api_key_env`) a LaMP-QA file's judged score (`lamp-pl
+    evaluate`, `lamp_pl.cli.evaluate.evaluate`, documents each argument).
 
     Returns:
         Metric name -> value, as ``lamp-pl test`` computes them (without its ``test/`` prefix); with
@@ -99,16 +87,15 @@ def evaluate(
     """
     if preds is None:
         raise LaMPDataError("--preds", "the predictions file is required", field="preds")
-    if judge_model is not None:
+    if judge is not None:
         from lamp_pl.evaluation.judge_run import run_judge
 
-        settings = {"base_url": judge_base_url, "model": judge_model, "api_key_env": judge_api_key_env}
-        return run_judge(task, preds, read_outputs(preds, get_task(task)), settings, split, dataset, cache_dir, out)
+        return run_judge(task, preds, read_outputs(preds, task), judge, split, dataset, cache_dir, out)
     if golds is None:
         raise LaMPDataError(
             "--golds", "the gold outputs file is required (or --judge_model for LaMP-QA)", field="golds"
         )
-    spec = get_task(task)
+    spec = task
     gold = read_outputs(golds, spec)
     predicted = read_outputs(preds, spec)
     missing = [i for i in gold if i not in predicted]
@@ -126,4 +113,4 @@ def evaluate(
     return {name: float(value) for name, value in metric.compute().items()}
 
 
-__all__ = ["evaluate", "read_outputs"]
+__all__ = ["read_outputs", "score_predictions"]

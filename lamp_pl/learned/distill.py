@@ -1,4 +1,4 @@
-"""Batches of (query, candidate texts, utilities) for `RetrieverModule`, and `fit_retriever`.
+"""Batches of (query, candidate texts, utilities) for `RetrieverModule`, and its quiet trainer.
 
 The training order is one permutation per (seed, epoch) cut to a multiple of the world size;
 rank r takes every W-th question from position r. A step of W ranks with batch b then covers
@@ -208,75 +208,12 @@ def check_inputs(encoder: str, train_utilities: str | Path, val_utilities: str |
             raise MissingDataError(f"{path}: no such utilities file (write it with `lamp-pl score-items`)")
 
 
-def fit_retriever(
-    train_utilities: str | Path,
-    encoder: str,
-    out_dir: str | Path,
-    *,
-    val_utilities: str | Path | None = None,
-    batch_size: int = 8,
-    max_epochs: int = 3,
-    lr: float = 1e-5,
-    temperature: float = 1.0,
-    utility_temperature: float = 1.0,
-    warmup_ratio: float = 0.1,
-    max_length: int = 256,
-    normalize: bool = False,
-    use_metric: bool = False,
-    dropout: bool = True,
-    group_by_user: bool = False,
-    seed: int = 0,
-    trainer: dict[str, Any] | None = None,
-) -> Path:
-    """Train the encoder on generator utilities (ROPG-KD) and save it for `retrieval.encoder`.
-
-    Args:
-        train_utilities: ``utilities.jsonl`` from `score_items` on the training split.
-        encoder: The encoder to start from (the retrieval config's `encoder`).
-        out_dir: Run folder; the trained encoder goes to ``<out_dir>/encoder``.
-        val_utilities: ``utilities.jsonl`` of dev, for validation NDCG (optional).
-        batch_size: Questions per batch and device.
-        max_epochs: Passes over the training questions.
-        lr: AdamW learning rate of the encoder.
-        temperature: Softmax temperature of the retriever's scores.
-        utility_temperature: Softmax temperature of the generator's utilities (the target).
-        warmup_ratio: Fraction of the steps spent warming the learning rate up linearly.
-        max_length: Most tokens per encoded query or item.
-        normalize: L2-normalise the embeddings (as `retrieval.normalize`; keep them equal).
-        dropout: Keep the encoder's dropout on while training (off: deterministic steps).
-        use_metric: Distil the metric utilities (``score_items(with_metric=True)``).
-        group_by_user: Keep each user's questions together in batches (see `UtilityDataModule`).
-        seed: Seed of the training order and of the run.
-        trainer: Extra `lightning.Trainer` arguments, e.g. `{accelerator: gpu, devices: 2}`.
-
-    Returns:
-        The saved encoder folder.
-    """
-    check_inputs(encoder, train_utilities, val_utilities)
-    L.seed_everything(seed, workers=True, verbose=False)
-    module = RetrieverModule(
-        encoder,
-        lr=lr,
-        warmup_ratio=warmup_ratio,
-        temperature=temperature,
-        utility_temperature=utility_temperature,
-        max_length=max_length,
-        normalize=normalize,
-        dropout=dropout,
-    )
-    data = UtilityDataModule(
-        str(train_utilities), str(val_utilities) if val_utilities else None, batch_size, use_metric, seed, group_by_user
-    )
-    return train_encoder(module, data, out_dir, max_epochs, trainer)
-
-
 __all__ = [
     "StridedShuffleSampler",
     "UtilityDataModule",
     "UtilityDataset",
     "check_inputs",
     "collate_utilities",
-    "fit_retriever",
     "quiet_trainer",
     "train_encoder",
 ]

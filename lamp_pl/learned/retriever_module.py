@@ -19,6 +19,7 @@ import lightning as L
 import torch
 
 from lamp_pl.lightning.optim import adamw_with_linear_warmup
+from lamp_pl.lightning.settings import TrainSettings
 from lamp_pl.retrieval.encoder import mean_pooling
 
 
@@ -51,9 +52,7 @@ class RetrieverModule(L.LightningModule):
     def __init__(
         self,
         encoder: str = "facebook/contriever",
-        lr: float = 1e-5,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
+        training: TrainSettings | dict | None = None,
         temperature: float = 1.0,
         utility_temperature: float = 1.0,
         max_length: int = 256,
@@ -64,9 +63,9 @@ class RetrieverModule(L.LightningModule):
         """
         Args:
             encoder: Hub name or local folder of the encoder to start from (the one indexed).
-            lr: AdamW learning rate.
-            weight_decay: AdamW weight decay (not on biases and LayerNorm weights).
-            warmup_ratio: Fraction of the training steps with a linear warmup (then linear decay).
+            training: The optimizer's learning rate, weight decay and warm-up (AdamW, linear
+                warm-up then decay; the rest is the data module's and trainer's). None = the
+                `TrainSettings` defaults.
             temperature: Divides the query-item inner products before the softmax.
             utility_temperature: Divides the utilities before their softmax.
             max_length: Truncation of queries and item texts.
@@ -76,6 +75,9 @@ class RetrieverModule(L.LightningModule):
             trust_remote_code: Passed to transformers.
         """
         super().__init__()
+        self.settings = TrainSettings.of(training)
+        # save_hyperparameters reads the arguments from this frame: plain values in a checkpoint.
+        training = self.settings.as_dict()
         self.save_hyperparameters()
         from transformers import AutoModel, AutoTokenizer
 
@@ -131,13 +133,8 @@ class RetrieverModule(L.LightningModule):
         self.log("val/ndcg", agreement, sync_dist=True, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self):
-        hp = self.hparams
         return adamw_with_linear_warmup(
-            self.encoder.named_parameters(),
-            hp.lr,
-            hp.weight_decay,
-            hp.warmup_ratio,
-            self.trainer.estimated_stepping_batches,
+            self.encoder.named_parameters(), self.settings, self.trainer.estimated_stepping_batches
         )
 
     def save_encoder(self, folder: str | Path) -> Path:

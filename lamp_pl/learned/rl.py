@@ -15,13 +15,10 @@ trained folder plugs into `retrieval.encoder` exactly as ROPG-KD's does.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 
-from lamp_pl.learned.distill import UtilityDataModule, check_inputs, train_encoder
 from lamp_pl.learned.retriever_module import RetrieverModule, ndcg, target_distribution
 
 
@@ -77,9 +74,10 @@ class RLRetrieverModule(RetrieverModule):
             encoder: Hub name or local folder of the encoder to start from.
             k: Items per drawn set (the generator's k).
             samples: Draws per question and step (the baseline is their mean reward).
-            **kwargs: `RetrieverModule` arguments (lr, temperature, max_length, normalize, ...).
+            **kwargs: `RetrieverModule` arguments (training, temperature, max_length, ...).
         """
         super().__init__(encoder, **kwargs)
+        kwargs["training"] = self.settings.as_dict()  # plain values in the hyper-parameters, as the base's
         self.save_hyperparameters()
         self.k, self.samples = k, samples
         self.reward_temperature = float(kwargs.get("utility_temperature", 1.0))
@@ -93,73 +91,4 @@ class RLRetrieverModule(RetrieverModule):
         return loss, ndcg(scores.detach(), target, mask).mean()
 
 
-def fit_retriever_rl(
-    train_utilities: str | Path,
-    encoder: str,
-    out_dir: str | Path,
-    *,
-    val_utilities: str | Path | None = None,
-    batch_size: int = 8,
-    max_epochs: int = 3,
-    lr: float = 1e-5,
-    k: int = 1,
-    samples: int = 4,
-    temperature: float = 1.0,
-    utility_temperature: float = 1.0,
-    warmup_ratio: float = 0.1,
-    max_length: int = 256,
-    normalize: bool = False,
-    use_metric: bool = False,
-    dropout: bool = True,
-    group_by_user: bool = False,
-    seed: int = 0,
-    trainer: dict[str, Any] | None = None,
-) -> Path:
-    """Train the encoder by policy gradient (ROPG-RL) and save it for `retrieval.encoder`.
-
-    Args:
-        train_utilities: ``utilities.jsonl`` from `score_items` on the training split (the rewards).
-        encoder: The encoder to start from (the retrieval config's `encoder`).
-        out_dir: Run folder; the trained encoder goes to ``<out_dir>/encoder``.
-        val_utilities: ``utilities.jsonl`` of dev, for validation NDCG (optional).
-        batch_size: Questions per batch and device.
-        max_epochs: Passes over the training questions.
-        lr: AdamW learning rate of the encoder.
-        k: Items per drawn set (the generator's k).
-        samples: Sets drawn per question and step (their mean reward is the baseline).
-        temperature: Softmax temperature of the retriever's scores (the policy).
-        utility_temperature: Softmax temperature of the rewards for the validation NDCG target.
-        warmup_ratio: Fraction of the steps spent warming the learning rate up linearly.
-        max_length: Most tokens per encoded query or item.
-        normalize: L2-normalise the embeddings (as `retrieval.normalize`; keep them equal).
-        use_metric: Reward the task metric of the generator's output (``score_items(with_metric=True)``)
-            instead of its log-likelihood of the gold.
-        dropout: Keep the encoder's dropout on while training (off: deterministic steps).
-        group_by_user: Keep each user's questions together in batches (see `UtilityDataModule`).
-        seed: Seed of the training order, the draws and the run.
-        trainer: Extra `lightning.Trainer` arguments, e.g. `{accelerator: gpu, devices: 2}`.
-
-    Returns:
-        The saved encoder folder.
-    """
-    check_inputs(encoder, train_utilities, val_utilities)
-    L.seed_everything(seed, workers=True, verbose=False)
-    module = RLRetrieverModule(
-        encoder,
-        k=k,
-        samples=samples,
-        lr=lr,
-        warmup_ratio=warmup_ratio,
-        temperature=temperature,
-        utility_temperature=utility_temperature,
-        max_length=max_length,
-        normalize=normalize,
-        dropout=dropout,
-    )
-    data = UtilityDataModule(
-        str(train_utilities), str(val_utilities) if val_utilities else None, batch_size, use_metric, seed, group_by_user
-    )
-    return train_encoder(module, data, out_dir, max_epochs, trainer)
-
-
-__all__ = ["RLRetrieverModule", "fit_retriever_rl", "policy_gradient_loss", "sample_sets", "set_log_prob"]
+__all__ = ["RLRetrieverModule", "policy_gradient_loss", "sample_sets", "set_log_prob"]

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from lamp_pl.learned.distill import quiet_trainer
 from lamp_pl.learned.retriever_module import kl_to_target
 from lamp_pl.lightning.optim import adamw_with_linear_warmup
+from lamp_pl.lightning.settings import SELECTOR_TRAINING, TrainSettings
 from lamp_pl.retrieval.encoder import mean_pooling
 
 SEPARATOR = " | "
@@ -49,9 +50,7 @@ class SelectorModule(L.LightningModule):
         pool: list[str],
         mode: Literal["pre", "post"] = "pre",
         temperature: float = 1.0,
-        lr: float = 1e-4,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
+        training: TrainSettings | dict | None = None,
         max_length: int = 256,
     ) -> None:
         """
@@ -60,15 +59,17 @@ class SelectorModule(L.LightningModule):
             pool: The retrievers' names, in the head's order.
             mode: ``pre`` (input alone) or ``post`` (input plus each retriever's items).
             temperature: Divides the utilities before their softmax (the target).
-            lr, weight_decay, warmup_ratio: AdamW with a linear warmup then decay.
+            training: The learning rate, weight decay and warm-up of AdamW (linear warm-up then
+                decay); None = `SELECTOR_TRAINING`.
             max_length: Truncation of the selector's texts.
         """
         super().__init__()
         if mode not in ("pre", "post"):
             raise ValueError(f"selector mode must be 'pre' or 'post', got {mode!r}")
+        self.settings = TrainSettings.of(training or SELECTOR_TRAINING)
+        training = self.settings.as_dict()  # save_hyperparameters reads this frame: plain values
         self.save_hyperparameters()
         self.pool, self.mode, self.temperature, self.max_length = list(pool), mode, temperature, max_length
-        self.optim = (lr, weight_decay, warmup_ratio)
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(encoder)
@@ -101,10 +102,7 @@ class SelectorModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        lr, weight_decay, warmup_ratio = self.optim
-        return adamw_with_linear_warmup(
-            self.named_parameters(), lr, weight_decay, warmup_ratio, self.trainer.estimated_stepping_batches
-        )
+        return adamw_with_linear_warmup(self.named_parameters(), self.settings, self.trainer.estimated_stepping_batches)
 
     @torch.no_grad()
     def choose(self, records: list[dict], batch_size: int = 32) -> dict[str, str]:
@@ -130,41 +128,43 @@ def _collate(rows: list[dict]) -> dict:
     return {"texts": [r["texts"] for r in rows], "utilities": torch.tensor([r["utilities"] for r in rows])}
 
 
-def fit_selector(
+def train_selector(
     records: list[dict],
     encoder: str,
     out_dir: str | Path,
+    training: TrainSettings = SELECTOR_TRAINING,
     *,
     mode: Literal["pre", "post"] = "pre",
     metric: str = "metric",
     temperature: float = 1.0,
-    batch_size: int = 16,
-    max_epochs: int = 3,
-    lr: float = 1e-4,
     max_length: int = 256,
-    seed: int = 0,
     trainer: dict[str, Any] | None = None,
 ) -> SelectorModule:
-    """Train an RSPG selector on `load_retriever_utilities` records; save ``<out_dir>/selector.ckpt``.
+    """Train an RSPG selector on `load_retriever_utilities` records; save ``<out_dir>/selector.ckpt``
+    (`lamp-pl fit-selector`, `lamp_pl.cli.rspg.fit_selector`, documents each argument).
 
     Args:
         records: Per-retriever utilities of the training questions (pool = their retrievers).
+        training: Learning rate, weight decay, warm-up, questions per step, passes and the seed
+            of the initialisation and the batch order.
         metric: ``metric`` or ``log_likelihood``: which utility is distilled.
-        mode, temperature, lr, max_length: see `SelectorModule`.
+        mode, temperature, max_length: see `SelectorModule`.
+        trainer: Extra `lightning.Trainer` arguments.
     """
+    seed = training.seed
     L.seed_everything(seed, workers=True, verbose=False)
     pool = sorted(records[0]["utilities"])
-    module = SelectorModule(encoder, pool, mode, temperature, lr, max_length=max_length)
+    module = SelectorModule(encoder, pool, mode, temperature, training, max_length=max_length)
     rows = selector_batches(records, pool, mode, metric)
     generator = torch.Generator().manual_seed(seed)
     loader: DataLoader = DataLoader(
         rows,  # type: ignore[arg-type]  # a list is a map-style dataset
-        batch_size=batch_size,
+        batch_size=training.batch_size,
         shuffle=True,
         collate_fn=_collate,
         generator=generator,
     )
-    fitter = quiet_trainer(out_dir, max_epochs, trainer, enable_progress_bar=False)
+    fitter = quiet_trainer(out_dir, training.epochs, trainer, enable_progress_bar=False)
     fitter.fit(module, train_dataloaders=loader)
     fitter.save_checkpoint(Path(out_dir) / "selector.ckpt")
     return module
@@ -174,20 +174,18 @@ def selection_records(datamodule, pool: dict[str, dict], split: str) -> list[dic
     """What the selector reads of each question of `split`: ``id``, ``input`` and ``items``
     (retriever -> its retrieved item texts), from each member's retrieval cache."""
     from lamp_pl.data.lamp import load_split
-    from lamp_pl.learned.utilities import pool_configs
-    from lamp_pl.retrieval import load_retrieved, prepare_retrieval
+    from lamp_pl.learned.utilities import pool_views
 
     dm = datamodule
     dm.write_synthetic_data()
     questions = load_split(dm.data_dir, dm.task, split)
     items: dict[str, list[list[str]]] = {}
-    for name, config in pool_configs(dm.retrieval, pool).items():
-        if config.retriever == "none" or dm.k == 0:
+    for name, view in pool_views(dm, split, pool).items():
+        if view.config.retriever == "none" or dm.k == 0:
             items[name] = [[] for _ in questions]
             continue
-        prepare_retrieval(dm.task, dm.data_dir, [split], config, dm.cache_dir, progress=False)
-        found = load_retrieved(dm.task, dm.data_dir, split, config, dm.cache_dir, dm.k, dm.offset)
-        items[name] = [[dm.task.item_text(i) for i in r.items] for r in found]
+        view.prepare(progress=False)
+        items[name] = [[dm.task.item_text(i) for i in r.items] for r in view.retrieved()]
     return [{"id": q.id, "input": q.input, "items": {n: items[n][j] for n in items}} for j, q in enumerate(questions)]
 
 
@@ -219,10 +217,10 @@ def select_retrievers(
 
 __all__ = [
     "SelectorModule",
-    "fit_selector",
     "select_retrievers",
     "selection_records",
     "selector_batches",
     "selector_target",
     "selector_texts",
+    "train_selector",
 ]

@@ -24,9 +24,8 @@ from lamp_pl.data.lamp import load_split
 from lamp_pl.errors import InputFileError, reading
 from lamp_pl.learned.likelihood import log_likelihoods
 from lamp_pl.learned.scoring import _generate, example_metric, load_generator, run_sharded, world
-from lamp_pl.retrieval import load_retrieved, prepare_retrieval
-from lamp_pl.retrieval.results import results_fingerprint
 from lamp_pl.retrieval.selected import member_config
+from lamp_pl.retrieval.view import RetrievalView
 
 RETRIEVER_UTILITIES_FORMAT = 2  # 2: generated outputs truncate the prompt as the data module does
 DEFAULT_POOL: dict[str, dict] = {
@@ -44,10 +43,10 @@ def pool_configs(config: Any, pool: dict[str, dict]) -> dict[str, Any]:
     return {name: member_config(config, overrides) for name, overrides in pool.items()}
 
 
-def _fingerprint(dm, split: str, config: Any) -> str | None:
-    if config.retriever == "none":
-        return None
-    return results_fingerprint(dm.task, split, config, dm.cache_dir)
+def pool_views(datamodule, split: str, pool: dict[str, dict]) -> dict[str, RetrievalView]:
+    """Each pool member's view of `split`: the data module's, ranked by the member's settings."""
+    view = datamodule.view(split)
+    return {name: view.using(config) for name, config in pool_configs(datamodule.retrieval, pool).items()}
 
 
 def _prompts(dm, questions, retrieved: dict[str, list]) -> tuple[list[str], list[str]]:
@@ -126,25 +125,17 @@ def score_retrievers(
         (retriever -> item texts) and ``utilities`` (retriever -> ``log_likelihood``, ``metric``).
     """
     rank, world_size, barrier = world(rank, world_size)
-    dm, configs = datamodule, pool_configs(datamodule.retrieval, pool or DEFAULT_POOL)
+    dm, views = datamodule, pool_views(datamodule, split, pool or DEFAULT_POOL)
     if rank == 0:
         dm.write_synthetic_data()
-    for config in configs.values():
-        if config.retriever != "none":
-            prepare_retrieval(
-                dm.task,
-                dm.data_dir,
-                [split],
-                config,
-                dm.cache_dir,
-                rank=rank,
-                world_size=world_size,
-                barrier=barrier,
-                progress=progress,
-            )
+    used = {name: view for name, view in views.items() if view.config.retriever != "none"}
+    for view in used.values():
+        view.prepare(rank=rank, world_size=world_size, barrier=barrier, progress=progress)
     key = {
         "format": RETRIEVER_UTILITIES_FORMAT,
-        "members": {n: [dataclasses.asdict(c), _fingerprint(dm, split, c)] for n, c in configs.items()},
+        "members": {
+            n: [dataclasses.asdict(v.config), v.fingerprint() if n in used else None] for n, v in views.items()
+        },
         "checkpoint": file_sha256_cached(ckpt_path),
         "split": split,
         "k": dm.k,
@@ -166,12 +157,7 @@ def score_retrievers(
     questions = load_split(dm.data_dir, dm.task, split)
     if any(q.output is None for q in questions):
         raise ValueError(f"split {split!r} of {dm.task.name} has no gold outputs to score retrievers against")
-    retrieved = {
-        n: load_retrieved(dm.task, dm.data_dir, split, c, dm.cache_dir, dm.k, dm.offset)
-        if c.retriever != "none"
-        else [_Empty()] * len(questions)
-        for n, c in configs.items()
-    }
+    retrieved = {n: v.retrieved() if n in used else [_Empty()] * len(questions) for n, v in views.items()}
     generator = generator if generator is not None else load_generator(ckpt_path)
     generator.eval()
 
@@ -213,4 +199,4 @@ def load_retriever_utilities(path: str | Path) -> list[dict]:
     return records
 
 
-__all__ = ["DEFAULT_POOL", "load_retriever_utilities", "pool_configs", "score_retrievers"]
+__all__ = ["DEFAULT_POOL", "load_retriever_utilities", "pool_configs", "pool_views", "score_retrievers"]

@@ -19,6 +19,7 @@ from typing import Any
 from lamp_pl.cache import COMPLETE, atomic_folder
 from lamp_pl.errors import CheckpointError, ConfigError
 from lamp_pl.lightning.checkpoints import load_checkpoint
+from lamp_pl.models import family_class
 from lamp_pl.resolve import resolve_model, resolve_tokenizer
 
 
@@ -59,11 +60,7 @@ def model_card(
 ) -> str:
     """A README.md describing what the exported model was trained for and how it scored."""
     family = hparams.get("family", "seq2seq")
-    auto = {
-        "seq2seq": "AutoModelForSeq2SeqLM",
-        "causal": "AutoModelForCausalLM",
-        "classifier": "AutoModelForSequenceClassification",
-    }[family]
+    auto: str = family_class(family).auto_class_name
     retrieval = data.get("retrieval") or {}
     retrieval = retrieval if isinstance(retrieval, dict) else vars(retrieval)
     prompt = data.get("prompt") or {}

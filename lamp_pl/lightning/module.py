@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lamp_pl.errors import ConfigError
 from lamp_pl.evaluation.predictions import gather_predictions, output_dirs, write_run_outputs
 from lamp_pl.lightning.optim import adamw_with_linear_warmup
+from lamp_pl.lightning.settings import TrainSettings
 from lamp_pl.metrics.lamp import build_metrics
 from lamp_pl.models import FamilyName, get_family
 from lamp_pl.models.adapters import (
@@ -286,12 +287,10 @@ class LaMPModel(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
+        # The generator's options stay flat (`model.lr` in every config); the rule is the shared one.
+        settings = TrainSettings(lr=hp.lr, weight_decay=hp.weight_decay, warmup_ratio=hp.warmup_ratio)
         return adamw_with_linear_warmup(
-            self.model.named_parameters(),
-            hp.lr,
-            hp.weight_decay,
-            hp.warmup_ratio,
-            self.trainer.estimated_stepping_batches,
+            self.model.named_parameters(), settings, self.trainer.estimated_stepping_batches
         )
 
     def configure_callbacks(self) -> list[L.Callback]:

@@ -12,28 +12,26 @@ from typing import Any
 
 import torch
 
+from lamp_pl.lightning.settings import TrainSettings
+
 NO_DECAY = ("bias", "norm.weight")
 """Parameter-name suffixes trained without weight decay (`LayerNorm.weight`, `layer_norm.weight`,
 `final_layer_norm.weight`... all end in `norm.weight`)."""
 
 
 def adamw_with_linear_warmup(
-    named_parameters: Iterable[tuple[str, torch.nn.Parameter]],
-    lr: float,
-    weight_decay: float,
-    warmup_ratio: float,
-    total_steps: int,
+    named_parameters: Iterable[tuple[str, torch.nn.Parameter]], settings: TrainSettings, total_steps: int
 ) -> dict[str, Any]:
     """What `configure_optimizers` returns: AdamW over the parameters that train, stepped per batch.
 
     Args:
         named_parameters: `module.named_parameters()`; frozen ones (LoRA's base) are left out, so
             they never reach the optimizer or its state.
-        lr: Peak learning rate.
-        weight_decay: AdamW weight decay of every parameter but biases and norms.
-        warmup_ratio: Fraction of `total_steps` spent warming up.
+        settings: The peak learning rate, the weight decay of every parameter but biases and
+            norms, and the fraction of `total_steps` spent warming up.
         total_steps: The run's optimizer steps (`trainer.estimated_stepping_batches`).
     """
+    lr, weight_decay, warmup_ratio = settings.lr, settings.weight_decay, settings.warmup_ratio
     named = [(name, p) for name, p in named_parameters if p.requires_grad]
     groups = [
         {"params": [p for name, p in named if not name.endswith(NO_DECAY)], "weight_decay": weight_decay},

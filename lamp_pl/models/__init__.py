@@ -8,11 +8,12 @@ so every family reads the same batches and writes the same files.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from lamp_pl.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: the data pipeline imports this package without torch
+    import torch
 
 FamilyName = Literal["seq2seq", "causal", "classifier", "served"]
 
@@ -33,14 +34,15 @@ class Family(Protocol):
         """One output string per question of the batch, in the task's output format."""
 
 
-def get_family(name: str, **kwargs) -> Family:
-    """Build the strategy object of family `name` (see `LaMPModel` for the keyword arguments)."""
+def family_class(name: str) -> type[Family]:
+    """The strategy class of family `name` (its `auto_class_name` names the Auto class that loads
+    the family's checkpoints, for `get_family` and the exported model card alike)."""
     from lamp_pl.models.causal import CausalFamily
     from lamp_pl.models.classifier import ClassifierFamily
     from lamp_pl.models.seq2seq import Seq2SeqFamily
     from lamp_pl.models.served import ServedFamily
 
-    families = {
+    families: dict[str, type[Family]] = {
         "seq2seq": Seq2SeqFamily,
         "causal": CausalFamily,
         "classifier": ClassifierFamily,
@@ -48,4 +50,9 @@ def get_family(name: str, **kwargs) -> Family:
     }
     if name not in families:
         raise ConfigError(f"model.family: unknown family {name!r}; choose one of {sorted(families)}")
-    return families[name](**kwargs)
+    return families[name]
+
+
+def get_family(name: str, **kwargs) -> Family:
+    """Build the strategy object of family `name` (see `LaMPModel` for the keyword arguments)."""
+    return family_class(name)(**kwargs)

@@ -16,9 +16,9 @@ from lamp_pl.errors import ConfigError
 Quantization = Literal["4bit", "8bit"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoraSettings:
-    """A LoRA section (`model.peft`)."""
+    """A LoRA section (`model.peft`, and the per-user adapters' `--lora`)."""
 
     r: int = 8
     """Rank of the update matrices."""
@@ -29,6 +29,11 @@ class LoraSettings:
     target_modules: list[str] | None = None
     """Module names to adapt; None = peft's default for the model type (the attention
     projections: q/v for T5 and BERT, q_proj/v_proj for Llama, Mistral and Qwen2)."""
+
+
+ADAPTER_LORA = LoraSettings(dropout=0.0)
+"""The per-user and task adapters' LoRA (`lamp-pl fit-users`, `fit-task-adapter`): `model.peft`'s
+rank and alpha without dropout, as those commands always trained (a user's few pairs, few passes)."""
 
 
 def quantization_kwargs(quantization: Quantization | None) -> dict[str, Any]:

@@ -125,6 +125,7 @@ class LaMPData:
         }
         self._keep_settings(self.settings)
         self.task_name, self._data_dir, self.cache_dir = task, data_dir, Path(cache_dir)
+        self._task = get_task(task)  # resolved once: everything below takes the `Task`
         if source is None and source_of(self.task.name) is not None:
             source = DatasetSource()  # the task's published dataset
         self.source: DatasetSource | None = source
@@ -132,7 +133,7 @@ class LaMPData:
         self.tokenizer_name, self.k, self.offset = tokenizer, k, offset
         self.retrieval = retrieval
         self.prompt = prompt
-        check_study_options(task, k, offset, self.retrieval, prompt)  # no silent no-op options
+        check_study_options(self.task, k, offset, self.retrieval, prompt)  # no silent no-op options
         self.max_input_length = max_input_length
         self.max_target_length = max_target_length or self.task.max_target_length or 512
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
@@ -151,7 +152,7 @@ class LaMPData:
     @property
     def task(self) -> Task:
         """The task (registry entry or custom spec)."""
-        return get_task(self.task_name)
+        return self._task
 
     @property
     def data_dir(self) -> str:
@@ -182,7 +183,7 @@ class LaMPData:
 
     def view(self, split: str) -> RetrievalView:
         """The retrieval view of `split`: this config's ranking, cut at its k and offset."""
-        return RetrievalView.of(self.task, self.data_dir, split, self.retrieval, self.cache_dir, self.k, self.offset)
+        return RetrievalView(self.task, Path(self.data_dir), split, self.retrieval, self.cache_dir, self.k, self.offset)
 
     def prepare_view(
         self,

@@ -1,9 +1,10 @@
 """`RetrievalView`: the retrieval view of one split, the one object that names its cached ranking.
 
 A split's retrieved items are fixed by seven values: the task, the data folder, the split, the
-retrieval settings, the cache folder, k and the rank offset. The data pipeline, the item scorer
-and the attribution all build or read the same caches through a view, instead of passing the
-seven values to `prepare_retrieval` and `load_retrieved` one by one.
+retrieval settings, the cache folder, k and the rank offset. The data pipeline makes the view
+(`LaMPData.view`), and the item scorer, the attribution, the retriever-utility scorer and the
+selector build or read the same caches through it, instead of passing the seven values to
+`prepare_retrieval` and `load_retrieved` one by one. The task is a resolved `Task`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lamp_pl.retrieval.results import (
     results_fingerprint,
     results_key,
 )
-from lamp_pl.tasks import Task, get_task
+from lamp_pl.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -51,23 +52,13 @@ class RetrievalView:
     offset: int = 0
     """Ranked items skipped first (rank-offset study)."""
 
-    @classmethod
-    def of(
-        cls,
-        task: str | Task,
-        data_dir: str | Path,
-        split: str,
-        config: RetrievalConfig,
-        cache_dir: str | Path,
-        k: float = 1,
-        offset: int = 0,
-    ) -> RetrievalView:
-        """A view from loose values (a task name or spec path, folders as strings)."""
-        return cls(get_task(task), Path(data_dir), split, config, Path(cache_dir), k, offset)
-
     def top(self, k: float, offset: int = 0) -> RetrievalView:
         """The same ranking cut at another k (and offset)."""
         return dataclasses.replace(self, k=k, offset=offset)
+
+    def using(self, config: RetrievalConfig) -> RetrievalView:
+        """The same split, k and offset ranked by other retrieval settings (a pool member)."""
+        return dataclasses.replace(self, config=config)
 
     def prepare(
         self,
