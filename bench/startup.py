@@ -5,7 +5,7 @@ configs/demo.yaml`), then starts `lamp-pl index --config configs/demo.yaml` agai
 (every cache is valid, so each run only parses the config, opens and checks the caches) and
 prints the min / median / max wall seconds of the whole process, interpreter start included,
 and its median CPU seconds.
-Run by hand from the repository root (it writes `demo_data/` and `.lamp_cache/`, as the demo does):
+Run by hand from the repository root (it writes `demo_data/` and `indexes/`, as the demo does):
 
     python bench/startup.py --runs 5
 """

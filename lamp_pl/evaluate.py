@@ -72,7 +72,7 @@ def evaluate(
     judge_api_key_env: str | None = None,
     split: str = "dev",
     dataset: str = "",
-    cache_dir: Path = Path(".lamp_cache"),
+    cache_dir: Path = Path("indexes"),
     out: Path | None = None,
 ) -> dict[str, Any]:
     """The official metrics of a predictions file (e.g. ``{"accuracy": ..., "f1": ...}`` for LaMP-1).

@@ -5,25 +5,34 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from lamp_pl.cli.grid import main
+from lamp_pl.shipped import find_shipped, shipped_names
 from lamp_pl.studygrid.axes import check_values
-from lamp_pl.studygrid.recipes import RECIPES, RecipeError, load_recipe, write_submission
+from lamp_pl.studygrid.recipes import RecipeError, load_recipe, recipe_path, write_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_recipes_are_the_four_studies():
+    assert shipped_names("recipes") == ["annotators", "demo", "lamp_main_table", "profile_roles"]
 
 
 @pytest.mark.parametrize("name", ["demo", "lamp_main_table", "profile_roles", "annotators"])
 def test_every_recipe_loads_with_usable_axes(name):
-    recipe = load_recipe(RECIPES / f"{name}.yaml")
+    recipe = load_recipe(recipe_path(name))
     assert recipe.grids and recipe.description
     for grid in recipe.grids:
         check_values(grid.axes)
-        assert all((RECIPES.parents[1] / config).is_file() for config in grid.configs)
+        # the grids name shipped configs by name (`lamp-pl fit` resolves them), never by a clone's path
+        assert all(find_shipped(config) is not None for config in grid.configs), grid.configs
 
 
 def test_lamp_recipe_covers_the_main_table():
-    recipe = load_recipe(RECIPES / "lamp_main_table.yaml")
+    recipe = load_recipe(recipe_path("lamp_main_table"))
     tasks = {task for grid in recipe.grids for task in grid.axes["task"]}
     assert tasks == {f"LaMP_{n}" for n in range(1, 8)}
     assert {grid.fit for grid in recipe.grids} == {True, False} and recipe.baseline == "retriever=none"
@@ -31,7 +40,7 @@ def test_lamp_recipe_covers_the_main_table():
 
 
 def test_dry_run_prints_points_dedup_caches_and_an_estimate(data_root, tmp_path, capsys):
-    args = ["--config", str(RECIPES.parents[1] / "tests/conf/tiny.yaml"), "--data.task", "LaMP_2"]
+    args = ["--config", str(ROOT / "tests/conf/tiny.yaml"), "--data.task", "LaMP_2"]
     args += ["--data.data_dir", str(data_root), "--data.cache_dir", str(tmp_path / "cache")]
     args += ["--retriever", "bm25", "none", "--k", "0", "2", "--seed", "0", "1", "--out", str(tmp_path / "g")]
     assert main([*args, "--dry_run", "--samples_per_second", "10", "--devices_per_point", "2"]) == 0

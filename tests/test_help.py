@@ -93,7 +93,7 @@ def test_shell_style_command_lines_parse():
 
 def test_fit_users_reads_the_linked_data_and_model_sections():
     """The model section takes the data section's task and tokenizer, as `fit` links them."""
-    config = ROOT / "configs" / "demo.yaml"
+    config = "demo"  # a shipped config, by name
     _, args = parse_command(
         "fit-users",
         load(COMMANDS["fit-users"]),

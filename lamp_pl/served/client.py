@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lamp_pl.extras import require
 from lamp_pl.served.cache import ResponseCache, response_key
 from lamp_pl.served.settings import Completion, ServedError, ServedSettings
 
@@ -86,7 +87,7 @@ class Sender:
     """One run's requests: the client, the bound in flight, the limiter and the retry policy."""
 
     def __init__(self, settings: ServedSettings) -> None:
-        import openai
+        openai = require("openai", "model.family served")
 
         self.settings = settings
         self.client = openai.AsyncOpenAI(

@@ -14,7 +14,7 @@ from pathlib import Path
 from lamp_pl.longform_tasks import source_of
 from lamp_pl.studygrid.axes import AXIS_NAMES, Point, config_args, data_settings, override_args
 
-DEFAULT_CACHE = ".lamp_cache"
+DEFAULT_CACHE = "indexes"
 """The data cache folder when no config sets ``data.cache_dir`` (the pipeline's default)."""
 
 
