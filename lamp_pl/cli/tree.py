@@ -300,15 +300,17 @@ def _is_list(hint: Any) -> bool:
 
 
 def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> tuple[Any, Any]:
-    """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags)."""
+    """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags,
+    `--config` files or shipped config names)."""
     from argparse import ArgumentError
 
     from lamp_pl.errors import ConfigError
+    from lamp_pl.shipped import resolve_config_args
 
     parser = build_parser(name, function)
     try:
         return parser, parser.parse_args(
-            list_values(function, bare_flags(function, [underscored(arg) for arg in argv]))
+            list_values(function, bare_flags(function, resolve_config_args([underscored(arg) for arg in argv])))
         )
     except ArgumentError as error:
         message = " ".join(str(error).split())
@@ -347,7 +349,9 @@ def main(args: list[str] | None = None) -> int | None:
     argv = sys.argv[1:] if args is None else list(args)
     with one_line_errors(argv[0] if argv else "lamp-pl", argv):
         stripped = strip_verbose(argv)
-        return _dispatch(stripped, None if args is None and stripped == argv else stripped)
+        code = _dispatch(stripped, None if args is None and stripped == argv else stripped)
+        sys.stdout.flush()  # a closed pipe (`| head`) fails here, inside the handler, not at exit
+        return code
 
 
 def _dispatch(argv: list[str], args: list[str] | None) -> int | None:
@@ -358,13 +362,11 @@ def _dispatch(argv: list[str], args: list[str] | None) -> int | None:
     if command is None:
         print(f"{usage()}\n\nlamp-pl: error: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
-    from lamp_pl.shipped import resolve_config_args
-
-    # `--config demo` / `--config task/LaMP_4`: a shipped config by name (a file that exists wins).
-    resolved = resolve_config_args(argv)
+    # `--config demo` / `--config task/LaMP_4` (a shipped config by name) is resolved by
+    # `run_training`, `parse_command` and the raw commands' own parsers.
     if argv[0] in TRAINING:
-        load(command)(args)  # None: LightningCLI reads sys.argv itself (`run_training` resolves names)
+        load(command)(args)  # None: LightningCLI reads sys.argv itself
         return 0
     if command.raw:
-        return load(command)(resolved[1:])
-    return run_function(argv[0], load(command), resolved[1:])
+        return load(command)(argv[1:])
+    return run_function(argv[0], load(command), argv[1:])
