@@ -88,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     from lamp_pl.studygrid.stats import parse_baseline
 
     args, extra = parser().parse_known_args(argv)
-    args.config = [resolve_config(config) for config in args.config]
+    # Names are checked here (one line listing the shipped names), and kept as given: each point
+    # runs `lamp-pl fit/test`, which resolves them, so the plan reads `--config demo`.
+    for config in args.config:
+        resolve_config(config)
     for fragment in args.model or []:
-        resolve_config(fragment, "--model")  # a name that matches nothing stops here, not in every point
+        resolve_config(fragment, "--model")
     out = Path(args.out)
     if args.recipe:
         from lamp_pl.studygrid.recipes import load_recipe, recipe_path
