@@ -1,4 +1,4 @@
-"""Run lamp_pl from a checkout: `python cli.py fit --config configs/demo.yaml` (same as `lamp-pl`)."""
+"""Run lamp_pl from a checkout: `python cli.py fit --config demo` (same as `lamp-pl`)."""
 
 from lamp_pl.cli import main
 

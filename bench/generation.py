@@ -2,14 +2,14 @@
 
     python bench/generation.py                       # demo-shaped LaMP-2, the demo's trained T5, beams 4, 128 tokens
     python bench/generation.py --users 60 --fit-epochs 3   # a smaller split and a shorter fit, for a quick look
-    python bench/generation.py --ckpt runs/demo/.../last.ckpt   # a checkpoint of configs/demo.yaml instead
+    python bench/generation.py --ckpt runs/demo/.../last.ckpt   # a checkpoint of the demo config instead
     python bench/generation.py --fit-epochs 0        # the randomly initialised T5 (every output 128 tokens)
     python bench/generation.py --max-input-length 512   # the official prompt budget: prompts of varied length
     python bench/generation.py --max-input-length 512 --text-words 5 80 --fit-epochs 3   # texts of 5-80 words
 
 It prepares the offline demo (`lamp_pl.cli.demo.demo`: tokenizer and MiniLM encoder) in a work
 folder and writes the demo's synthetic LaMP-2 data with `--users` users. Unless `--ckpt` names a
-checkpoint, it first trains the demo model (`lamp-pl fit --config configs/demo.yaml`, in a
+checkpoint, it first trains the demo model (`lamp-pl fit --config demo`, in a
 subprocess, `--fit-epochs` epochs): a trained model ends its outputs early, so the rows of a batch
 finish at different steps and padding matters; the random model runs every output to the full
 `max_new_tokens` whatever the batching. Then, in this process, it runs `Trainer.test` of the demo
@@ -46,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CONFIG = ROOT / "configs" / "demo.yaml"
+CONFIG = "demo"  # the shipped config, by name
 
 
 def fit_demo(work: Path, data: list[str], epochs: int | None) -> Path:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128, help="128: the official generation_max_length")
     parser.add_argument("--eval-batch-size", type=int, default=32, help="rows per batch (the demo's batch_size)")
     parser.add_argument(
-        "--max-input-length", type=int, default=96, help="prompt budget (configs/demo.yaml's 96; the official 512)"
+        "--max-input-length", type=int, default=96, help="prompt budget (the demo config's 96; the official 512)"
     )
     parser.add_argument(
         "--text-words",
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-tokens", type=int, help="token bound of the third variant (default: count x budget)")
     parser.add_argument("--token-batch-cap", type=int, default=1024, help="most rows of a token-bounded batch")
-    parser.add_argument("--ckpt", type=Path, help="a checkpoint of configs/demo.yaml (default: fit one first)")
+    parser.add_argument("--ckpt", type=Path, help="a checkpoint of the demo config (default: fit one first)")
     parser.add_argument("--fit-epochs", type=int, help="epochs of that fit (the config's 10); 0: no fit, random T5")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each variant, in turn; the fastest counts")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed)")

@@ -8,7 +8,7 @@
 #   3. the 0.5B causal train step against a plain PyTorch loop (target: within 10%);
 #   4. the demo T5 fit and test (bf16-mixed), test through the DDP preset, and test-time generation
 #      sorted by length against file order (bench/generation.py);
-#   5. a bf16 causal LoRA fit (configs/demo_causal.yaml + LoRA) and an FSDP fit.
+#   5. a bf16 causal LoRA fit (demo_causal + LoRA) and an FSDP fit.
 # Usage (repo root; lamp_pl importable, e.g. PYTHONPATH=$PWD): bash bench/gpu_check.sh [OUT_DIR]
 set -uo pipefail
 out=${1:-gpu_check}
@@ -47,18 +47,18 @@ from lamp_pl.demo.models import build_tiny_bert
 from lamp_pl.demo.tokenizers import synthetic_corpus
 print(build_tiny_bert('$out/encoder', synthetic_corpus('LaMP_2'), hidden=384, layers=6, heads=12, max_length=512))")
 python3 -c "from lamp_pl.cli.demo import demo; demo('$out/demo_data')" >"$out/demo.log" 2>&1
-args=(--config configs/demo.yaml --data.retrieval.encoder "$encoder" --trainer.default_root_dir "$out/runs"
+args=(--config demo --data.retrieval.encoder "$encoder" --trainer.default_root_dir "$out/runs"
   --data.cache_dir "$out/cache" --data.data_dir "$out/data" --data.tokenizer "$out/demo_data/tokenizer"
   --trainer.enable_progress_bar false)
-step fit_t5 python3 cli.py fit "${args[@]}" --config configs/trainer/gpu_bf16.yaml
-step test_t5 python3 cli.py test "${args[@]}" --config configs/trainer/gpu_bf16.yaml --ckpt_path best
-step test_ddp python3 cli.py test "${args[@]}" --config configs/trainer/ddp.yaml --ckpt_path best
+step fit_t5 python3 cli.py fit "${args[@]}" --config trainer/gpu_bf16
+step test_t5 python3 cli.py test "${args[@]}" --config trainer/gpu_bf16 --ckpt_path best
+step test_ddp python3 cli.py test "${args[@]}" --config trainer/ddp --ckpt_path best
 step generation python3 bench/generation.py --work "$out/generation"
-causal=(--config configs/demo_causal.yaml --data.retrieval.encoder "$encoder" --data.cache_dir "$out/cache"
+causal=(--config demo_causal --data.retrieval.encoder "$encoder" --data.cache_dir "$out/cache"
   --data.data_dir "$out/data" --data.tokenizer "$out/demo_data/tokenizer" --trainer.enable_progress_bar false
   --trainer.max_epochs 1)
-step lora_bf16 python3 cli.py fit "${causal[@]}" --config configs/trainer/gpu_bf16.yaml --model.peft.r 16 --model.peft.alpha 32 \
+step lora_bf16 python3 cli.py fit "${causal[@]}" --config trainer/gpu_bf16 --model.peft.r 16 --model.peft.alpha 32 \
   --trainer.default_root_dir "$out/runs_lora"
-step fsdp python3 cli.py fit "${causal[@]}" --config configs/trainer/fsdp.yaml --trainer.default_root_dir "$out/runs_fsdp"
+step fsdp python3 cli.py fit "${causal[@]}" --config trainer/fsdp --trainer.default_root_dir "$out/runs_fsdp"
 echo "ran: ${ran[*]:-none}"
 echo "failed: ${failed[*]:-none}"

@@ -30,7 +30,7 @@ RETRIEVERS = ["bm25", "random", "recency", "none"]
 
 def grid(work: Path, out: str, workers: int, users: int, epochs: int) -> float:
     """Run the 4-point demo grid with `workers` workers of one thread; return its wall seconds."""
-    args = ["--config", str(ROOT / "configs/demo.yaml"), "--data.data_dir", str(work / "demo_data")]
+    args = ["--config", "demo", "--data.data_dir", str(work / "demo_data")]
     args += ["--data.tokenizer", str(work / "demo_data/tokenizer"), "--data.cache_dir", str(work / "cache")]
     args += ["--data.synthetic.users", str(users), "--trainer.max_epochs", str(epochs)]
     args += ["--trainer.enable_progress_bar", "false", "--retriever", *RETRIEVERS, "--no_plots"]

@@ -49,7 +49,7 @@ DEMO_T5 = {
     "num_decoder_layers": 2,
     "num_heads": 4,
     "dropout_rate": 0.0,
-}  # configs/demo.yaml's model.random_init
+}  # the demo config's model.random_init
 
 
 def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:

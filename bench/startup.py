@@ -1,11 +1,11 @@
 """Start-up time of a cached `lamp-pl index` (and of `lamp-pl --help`), as whole processes.
 
-Builds the offline demo's caches once (`lamp-pl demo`, then `lamp-pl index --config
-configs/demo.yaml`), then starts `lamp-pl index --config configs/demo.yaml` again `--runs` times
+Builds the offline demo's caches once (`lamp-pl demo`, then `lamp-pl index --config demo`, the
+shipped config), then starts `lamp-pl index --config demo` again `--runs` times
 (every cache is valid, so each run only parses the config, opens and checks the caches) and
 prints the min / median / max wall seconds of the whole process, interpreter start included,
 and its median CPU seconds.
-Run by hand from the repository root (it writes `demo_data/` and `.lamp_cache/`, as the demo does):
+Run by hand from the repository root (it writes `demo_data/` and `indexes/`, as the demo does):
 
     python bench/startup.py --runs 5
 """
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = "configs/demo.yaml"
+CONFIG = "demo"  # the shipped config, by name
 
 
 def command(*args: str) -> list[str]:
@@ -65,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed starts of each command")
     parser.add_argument("--workdir", type=Path, default=ROOT, help="where the demo's data and caches live")
     args = parser.parse_args(argv)
-    workdir = args.workdir.resolve()
-    if workdir != ROOT:  # the config names its folders relative to the working directory
-        (workdir / "configs").mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / CONFIG, workdir / CONFIG)
+    workdir = args.workdir.resolve()  # the config names its folders relative to it
+    workdir.mkdir(parents=True, exist_ok=True)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     build = run(command("demo"), workdir)[0] + run(command("index", "--config", CONFIG), workdir)[0]
     index = [run(command("index", "--config", CONFIG), workdir) for _ in range(args.runs)]

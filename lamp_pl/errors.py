@@ -132,7 +132,8 @@ def one_line(error: BaseException | str) -> str:
 @contextlib.contextmanager
 def one_line_errors(command: str, argv: list[str] | None = None) -> Iterator[None]:
     """Run a command; turn a user error (see `user_message`) into one line on stderr and
-    `SystemExit(2)`; a bug propagates with its traceback (exit status 1).
+    `SystemExit(2)`; a bug propagates with its traceback (exit status 1). A closed pipe on
+    stdout (`| head`) ends the command quietly with status 0.
 
     Args:
         command: what the user typed after ``lamp-pl`` (``fit``, ``index``...), for the prefix.
@@ -140,6 +141,12 @@ def one_line_errors(command: str, argv: list[str] | None = None) -> Iterator[Non
     """
     try:
         yield
+    except BrokenPipeError:
+        # `lamp-pl ... | head -2`: the reader has what it wanted. Quiet, as `head`'s other
+        # writers are: stdout points at /dev/null so the interpreter's final flush cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(0) from None
     except Exception as error:  # noqa: BLE001 -- bugs are re-raised below
         message = user_message(error)
         if message is None:

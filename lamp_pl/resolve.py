@@ -10,6 +10,7 @@ after the data was encoded.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Iterable
@@ -48,6 +49,22 @@ def hub_offline() -> bool:
     )
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What asking the hub raises when it cannot be reached or answers with an error: the hub's
+    HTTP error, `OSError` (requests' errors derive from it), and the HTTP client's own errors
+    (huggingface_hub >= 1 speaks through httpx, 2.x through its fork httpx2; neither derives
+    from `OSError`: "Name or service not known" is an ``httpx.ConnectError``)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError]
+    for client in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(client).HTTPError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
 def _looks_like_path(name: str) -> bool:
     """A name that can only be a folder: starts with `.`, `/` or `~`, or is no hub repo id."""
     return name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1) or not _REPO_ID.match(name)
@@ -83,14 +100,14 @@ def _check_hub(name: str, what: str, needs: Iterable[str], revision: str | None 
             "is set (no download tried): pass a local folder, or download it first with the hub online"
         )
     from huggingface_hub import file_exists
-    from huggingface_hub.errors import HfHubHTTPError
 
     try:
         if any(file_exists(name, filename, revision=revision) for filename in needs):
             return
-    except (HfHubHTTPError, OSError) as error:
+    except network_errors() as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
         raise ConfigError(
-            f"{name}: cannot reach the Hugging Face hub for this {what} ({error}); {OFFLINE_HINT}"
+            f"{name}: cannot reach the Hugging Face hub for this {what} ({detail}); {OFFLINE_HINT}"
         ) from None
     raise ConfigError(f"{name}: no such {what} on the Hugging Face hub (no {' or '.join(needs)}); check the name")
 

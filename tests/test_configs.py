@@ -19,10 +19,11 @@ import yaml
 
 from lamp_pl.cli import COMMANDS, TRAINING, load, main
 from lamp_pl.cli.tree import parse_command
+from lamp_pl.shipped import shipped_root
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = ROOT / "configs"
-# configs/recipes/ holds grid files (`lamp-pl grid --recipe`), not LightningCLI configs: tests/test_grid_recipes.py
+CONFIG_DIR = shipped_root()  # lamp_pl/configs, package data
+# recipes/ holds grid files (`lamp-pl grid --recipe`), not LightningCLI configs: tests/test_grid_recipes.py
 # loads every one of them.
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.relative_to(CONFIG_DIR).parts[0] != "recipes")
 README = Path(os.environ.get("LAMP_PL_README", ROOT / "README.md"))
@@ -107,7 +108,7 @@ def test_group_files_own_disjoint_sections():
         for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
             keys = _leaf_keys(yaml.safe_load(path.read_text()))
             stray = [k for k in keys if not any(k == p or k.startswith(p + ".") for p in prefixes)]
-            assert not stray, f"{path.relative_to(ROOT)} sets {stray}, outside its group"
+            assert not stray, f"{path.relative_to(CONFIG_DIR)} sets {stray}, outside its group"
             if group == "trainer":
                 assert not any(k.startswith("trainer.logger") for k in keys)
 

@@ -5,25 +5,34 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from lamp_pl.cli.grid import main
+from lamp_pl.shipped import find_shipped, shipped_names
 from lamp_pl.studygrid.axes import check_values
-from lamp_pl.studygrid.recipes import RECIPES, RecipeError, load_recipe, write_submission
+from lamp_pl.studygrid.recipes import RecipeError, load_recipe, recipe_path, write_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_recipes_are_the_four_studies():
+    assert shipped_names("recipes") == ["annotators", "demo", "lamp_main_table", "profile_roles"]
 
 
 @pytest.mark.parametrize("name", ["demo", "lamp_main_table", "profile_roles", "annotators"])
 def test_every_recipe_loads_with_usable_axes(name):
-    recipe = load_recipe(RECIPES / f"{name}.yaml")
+    recipe = load_recipe(recipe_path(name))
     assert recipe.grids and recipe.description
     for grid in recipe.grids:
         check_values(grid.axes)
-        assert all((RECIPES.parents[1] / config).is_file() for config in grid.configs)
+        # the grids name shipped configs by name (`lamp-pl fit` resolves them), never by a clone's path
+        assert all(find_shipped(config) is not None for config in grid.configs), grid.configs
 
 
 def test_lamp_recipe_covers_the_main_table():
-    recipe = load_recipe(RECIPES / "lamp_main_table.yaml")
+    recipe = load_recipe(recipe_path("lamp_main_table"))
     tasks = {task for grid in recipe.grids for task in grid.axes["task"]}
     assert tasks == {f"LaMP_{n}" for n in range(1, 8)}
     assert {grid.fit for grid in recipe.grids} == {True, False} and recipe.baseline == "retriever=none"
@@ -31,7 +40,7 @@ def test_lamp_recipe_covers_the_main_table():
 
 
 def test_dry_run_prints_points_dedup_caches_and_an_estimate(data_root, tmp_path, capsys):
-    args = ["--config", str(RECIPES.parents[1] / "tests/conf/tiny.yaml"), "--data.task", "LaMP_2"]
+    args = ["--config", str(ROOT / "tests/conf/tiny.yaml"), "--data.task", "LaMP_2"]
     args += ["--data.data_dir", str(data_root), "--data.cache_dir", str(tmp_path / "cache")]
     args += ["--retriever", "bm25", "none", "--k", "0", "2", "--seed", "0", "1", "--out", str(tmp_path / "g")]
     assert main([*args, "--dry_run", "--samples_per_second", "10", "--devices_per_point", "2"]) == 0
@@ -54,12 +63,12 @@ def test_dry_run_prints_points_dedup_caches_and_an_estimate(data_root, tmp_path,
 
 
 def test_dry_run_of_undownloaded_data_says_unknown_per_named_grid(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(RECIPES.parents[1])  # the recipe's configs are relative to the checkout
+    monkeypatch.chdir(tmp_path)  # the recipe names shipped configs; its data folders are not there
     out = tmp_path / "missing-data"
     args = ["--recipe", "lamp_main_table", "--out", str(out), "--dry_run", "--samples_per_second", "10"]
     assert main(args) == 0
     text = capsys.readouterr().out
-    recipe = load_recipe(RECIPES / "lamp_main_table.yaml")
+    recipe = load_recipe(find_shipped("lamp_main_table", "recipes"))
     for grid in recipe.grids:
         assert f"grid {grid.name} ({out / grid.name}):" in text
     assert text.count("samples unknown") == len(recipe.grids)
@@ -95,7 +104,7 @@ def test_submission_is_checked_against_the_test_questions(tmp_path):
 def test_lamp_dry_run_names_the_leaderboard_figure_of_each_point(monkeypatch, tmp_path, capsys):
     """Every point the leaderboard has a figure for says it, with its source and our split; the
     others (random retriever, fine-tuned without a profile) say nothing of the kind."""
-    monkeypatch.chdir(RECIPES.parents[1])  # the recipe names its configs from the repository root
+    monkeypatch.chdir(tmp_path)  # the recipe names shipped configs, from any folder
     assert main(["--recipe", "lamp_main_table", "--dry_run", "--out", str(tmp_path / "g")]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  task=")]
     compared = [line for line in lines if "; compared with " in line]
@@ -111,7 +120,7 @@ def test_lamp_dry_run_names_the_leaderboard_figure_of_each_point(monkeypatch, tm
         in lines
     )
     assert not any("retriever=random" in line for line in compared)
-    recipe = load_recipe(RECIPES / "lamp_main_table.yaml")
+    recipe = load_recipe(find_shipped("lamp_main_table", "recipes"))
     assert {e["grid"] for e in recipe.published} == {g.name for g in recipe.grids}
     assert all(e["source"] == "leaderboard, test split, arXiv 2304.11406" for e in recipe.published)
     assert len(recipe.published_for("zeroshot_xxl")) == 28 and len(recipe.published_for("finetuned_generation")) == 8
@@ -151,5 +160,5 @@ def test_summary_prints_the_published_figure_beside_ours_with_its_source(tmp_pat
 
 
 def test_the_demo_recipe_labels_its_figures_as_our_own_earlier_numbers():
-    recipe = load_recipe(RECIPES / "demo.yaml")
+    recipe = load_recipe(find_shipped("demo", "recipes"))
     assert recipe.published and all(e["source"] == "ours, earlier" for e in recipe.published)

@@ -111,7 +111,7 @@ def test_shell_style_command_lines_parse():
 
 def test_fit_users_reads_the_linked_data_and_model_sections():
     """The model section takes the data section's task and tokenizer, as `fit` links them."""
-    config = ROOT / "configs" / "demo.yaml"
+    config = "demo"  # a shipped config, by name
     _, args = parse_command(
         "fit-users",
         load(COMMANDS["fit-users"]),
@@ -147,7 +147,7 @@ def test_training_settings_take_the_old_flat_and_the_new_dotted_options(name, fl
     """`--lr` (what the commands always took) and `--training.lr` (the `TrainSettings` section
     `--help` lists) are one option; the fields left alone keep the command's own defaults."""
     required = {
-        "fit-users": ["--config", str(ROOT / "configs" / "demo.yaml"), "--out", "adapters"],
+        "fit-users": ["--config", "demo", "--out", "adapters"],
         "fit-selector": ["--train", "u.jsonl", "--encoder", "e", "--out_dir", "o"],
         "fit-retriever": ["--train_utilities", "u.jsonl", "--encoder", "e", "--out_dir", "o"],
     }[name]
@@ -167,15 +167,13 @@ def test_adapter_commands_keep_their_defaults_apart_from_model_peft():
     `LoraSettings` keeps its dropout of 0.05."""
     from lamp_pl.models.adapters import LoraSettings
 
-    _, args = parse_command(
-        "fit-users", load(COMMANDS["fit-users"]), ["--config", str(ROOT / "configs" / "demo.yaml"), "--out", "a"]
-    )
+    _, args = parse_command("fit-users", load(COMMANDS["fit-users"]), ["--config", "demo", "--out", "a"])
     assert (args.lora.dropout, args.training.lr, args.training.epochs, args.training.batch_size) == (0.0, 1e-3, 5, 8)
     assert LoraSettings().dropout == 0.05
     _, task = parse_command(
         "fit-task-adapter",
         load(COMMANDS["fit-task-adapter"]),
-        ["--config", str(ROOT / "configs" / "demo.yaml"), "--out", "a"],
+        ["--config", "demo", "--out", "a"],
     )
     assert task.training.epochs == 2 and task.lora.dropout == 0.0
 

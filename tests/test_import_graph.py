@@ -122,8 +122,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("lamp_pl.models", "lamp_pl.evaluation", "lamp_pl.demo"),
     ("lamp_pl.data", "lamp_pl.prompts", "lamp_pl.studies"),
     ("lamp_pl.tasks", "lamp_pl.served"),
-    ("lamp_pl.metrics", "lamp_pl.cache", "lamp_pl.resolve"),
-    ("lamp_pl.errors",),
+    ("lamp_pl.metrics", "lamp_pl.cache", "lamp_pl.resolve", "lamp_pl.shipped"),
+    ("lamp_pl.errors", "lamp_pl.extras"),
 ]
 
 

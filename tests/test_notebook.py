@@ -55,12 +55,12 @@ def test_notebook_runs_on_small_demo(tmp_path, tiny_bert, tiny_t5, monkeypatch):
         "2",
         "--data.retrieval.encoder",
         str(tiny_bert),
-        # a budget with room for K=5 items, so the order/ablation prompts show them
+        # the demo's own 96-token budget: the prompt section's default budget must still show K=5 items
         "--data.max_input_length",
-        "512",
+        "96",
     ]
     # The kernel inherits this environment.
-    monkeypatch.setenv("LAMP_PL_NOTEBOOK_CONFIG", str(ROOT / "configs" / "demo.yaml"))
+    monkeypatch.setenv("LAMP_PL_NOTEBOOK_CONFIG", "demo")
     monkeypatch.setenv("LAMP_PL_NOTEBOOK_OVERRIDES", json.dumps(overrides))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -194,3 +195,20 @@ def test_last_checkpoint_on_a_step_interval(tiny_t5, data_root, tmp_path, monkey
     monkeypatch.setattr(L.Trainer, "save_checkpoint", recording)
     main(["fit", *args, *callbacks_config(tmp_path / "steps.yaml", [steps])])
     assert saved == [1, 2, 2], saved  # after each of the 2 steps, then at the epoch's end
+
+
+def test_fit_then_test_best_prints_no_lightning_notice(
+    tiny_t5, data_root, tmp_path, monkeypatch, capfd, caplog, recwarn
+):
+    """The demo's own path is quiet: no "configure_callbacks will override existing callbacks" (the
+    Trainer's default checkpoint is dropped, not overridden) and, for `test --ckpt_path best` in a
+    new process, no "dirpath has changed ... won't be reloaded" (an evaluation writes no checkpoint)."""
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO)  # Lightning's notices propagate to the root logger under pytest
+    args = args_without_root(tiny_t5, data_root, tmp_path / "cache")
+    main(["fit", *args])
+    main(["test", *args, "--ckpt_path", "best"])
+    _, err = capfd.readouterr()
+    notices = [str(w.message) for w in recwarn] + err.splitlines() + caplog.messages
+    for needle in ("will override existing callbacks", "dirpath has changed", "won't be reloaded"):
+        assert not [n for n in notices if needle in n], needle

@@ -16,6 +16,7 @@ from lamp_pl.data.lamp import LaMPQuestion, load_split
 from lamp_pl.demo.annotators import AnnotatorSpec, write_demo
 from lamp_pl.lightning.settings import TrainSettings
 from lamp_pl.models.adapters import LoraSettings
+from lamp_pl.shipped import resolve_config
 from lamp_pl.tasks import get_task
 
 pytestmark = pytest.mark.timeout(600)
@@ -26,7 +27,7 @@ def demo(tmp_path_factory) -> tuple[Path, Path]:
     """Synthetic annotator data (converted) and a config of a tiny T5 over it."""
     root = tmp_path_factory.mktemp("annotators")
     write_demo(root, AnnotatorSpec(annotators=6, texts=60, annotations_per_annotator=16, sparse_annotators=1))
-    config = yaml.safe_load(Path("configs/annotators/demo.yaml").read_text())
+    config = yaml.safe_load(Path(resolve_config("annotators/demo")).read_text())
     config["trainer"].update(
         max_epochs=1,
         default_root_dir=str(root / "runs"),

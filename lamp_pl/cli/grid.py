@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from lamp_pl.shipped import resolve_config
 from lamp_pl.studygrid.axes import AXIS_NAMES, CONFIG_KEYS, Point, extra_settings
 from lamp_pl.studygrid.axes import combinations as axis_combinations
 
@@ -20,7 +21,7 @@ AXES = {name: CONFIG_KEYS[name] for name in ("retriever", "k", "ablation", "orde
 HELP = {
     "task": "NAME or NAME=DATA_DIR, e.g. LaMP_1 LaMP_2",
     "split": "NAME=DATA_DIR per split protocol, e.g. user=data/user time=data/time",
-    "model": "model config fragments, e.g. configs/model/seq2seq.yaml configs/model/causal_lora.yaml",
+    "model": "model config fragments (files or shipped names), e.g. model/seq2seq model/causal_lora",
     "retriever": "e.g. contriever bm25 recency random other_users_random",
     "k": "e.g. 0 1 4 0.5",
     "ablation": "both only_input only_output decouple",
@@ -55,8 +56,10 @@ def distinct_points(points: list[dict[str, str]], configured: dict[str, str]) ->
 def parser() -> argparse.ArgumentParser:
     """The grid's options; unknown `--data.x` / `--trainer.x` options pass on to every run."""
     p = argparse.ArgumentParser(prog="lamp-pl grid", description=__doc__.splitlines()[0])
-    p.add_argument("--config", action="append", default=[], help="LightningCLI config (repeatable)")
-    p.add_argument("--recipe", help="a study in configs/recipes/ (e.g. demo, lamp_main_table)")
+    p.add_argument(
+        "--config", action="append", default=[], help="LightningCLI config file or shipped name (repeatable)"
+    )
+    p.add_argument("--recipe", help="a recipe file, or a shipped recipe's name (e.g. demo, lamp_main_table)")
     for axis in AXIS_NAMES:
         names = dict.fromkeys([f"--{axis}", f"--{axis.replace('_', '-')}"])
         p.add_argument(*names, dest=axis, nargs="+", help=HELP[axis])
@@ -86,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     from lamp_pl.studygrid.stats import parse_baseline
 
     args, extra = parser().parse_known_args(argv)
+    # Names are checked here (one line listing the shipped names), and kept as given: each point
+    # runs `lamp-pl fit/test`, which resolves them, so the plan reads `--config demo`.
+    for config in args.config:
+        resolve_config(config)
+    for fragment in args.model or []:
+        resolve_config(fragment, "--model")
     out = Path(args.out)
     if args.recipe:
         from lamp_pl.studygrid.recipes import load_recipe, recipe_path

@@ -14,11 +14,20 @@ import warnings
 VENDOR_TIPS = ("💡 Tip:",)
 # Lightning's own use of a torch API that torch has deprecated; fixed upstream, harmless here.
 DEPRECATIONS = (r".*isinstance\(treespec, LeafSpec\).*",)
+# `test --ckpt_path best` in a new process: the loop's ModelCheckpoint has a new version folder, so
+# Lightning will not reload the best score into it. An evaluation writes no checkpoint: not ours to act on.
+EVALUATION_NOTICES = (r"The dirpath has changed from",)
 
 
 class _DropVendorTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(VENDOR_TIPS)
+
+
+def silence_evaluation_notices() -> None:
+    """For validate / test / predict only (a resumed `fit` keeps the dirpath warning)."""
+    for message in EVALUATION_NOTICES:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def silence_third_party_notices() -> None:

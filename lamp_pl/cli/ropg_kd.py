@@ -4,7 +4,7 @@ retriever, re-index, re-fit, test, and compare the untrained with the trained en
 An entry point (it runs `lamp-pl fit` / `test` through `lamp_pl.cli.tree.main`), built on the
 library functions of `lamp_pl.learned`.
 
-The recipe's own settings live in a small YAML file (``configs/LaMP_2/ropg_kd.yml``): the
+The recipe's own settings live in a small YAML file (shipped: ``LaMP_2/ropg_kd``, `lamp-pl configs LaMP_2/ropg_kd` prints it): the
 generator's LightningCLI configs and overrides, the work folder, N, and the `fit_retriever`
 arguments. Every stage reuses its cache: a second run only prints the table.
 """
@@ -19,6 +19,7 @@ import yaml
 
 from lamp_pl.errors import ConfigError, reading
 from lamp_pl.lightning.checkpoints import load_checkpoint
+from lamp_pl.shipped import resolve_config
 
 
 def best_checkpoint(root: str | Path) -> Path:
@@ -78,7 +79,7 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
         spec = recipe
     else:
         with reading(recipe, "recipe"):
-            spec = yaml.safe_load(Path(recipe).read_text(encoding="utf-8"))
+            spec = yaml.safe_load(Path(resolve_config(recipe, "recipe")).read_text(encoding="utf-8"))
     if not isinstance(spec, dict) or "generator" not in spec:
         raise ConfigError(f"{recipe}: a recipe is a YAML mapping with a `generator` list of configs")
     configs, overrides = list(spec["generator"]), [str(o) for o in spec.get("overrides", [])]
@@ -151,7 +152,7 @@ def run(recipe: Path, /) -> None:
     `<workdir>/table.json`); every stage reuses its cache, so a second run only prints it.
 
     Args:
-        recipe: The recipe's YAML file (e.g. `configs/LaMP_2/ropg_kd_small.yml`; see `ropg_kd`).
+        recipe: The recipe's YAML file or shipped name (e.g. `LaMP_2/ropg_kd_small`; see `ropg_kd`).
     """
     ropg_kd(recipe)
 
@@ -162,11 +163,12 @@ def ropg(recipe: Path, /, method: Literal["kd", "rl"] = "kd", workdir: Path | No
     Runs the `ropg-kd` recipe with the chosen trainer and prints its comparison table.
 
     Args:
-        recipe: The recipe's YAML file (e.g. `configs/LaMP_2/ropg_kd_small.yml`; see `ropg_kd`).
+        recipe: The recipe's YAML file or shipped name (e.g. `LaMP_2/ropg_kd_small`; see `ropg_kd`).
         method: `kd` (distillation, ROPG-KD) or `rl` (policy gradient, ROPG-RL).
         workdir: The recipe's working folder (default: the recipe's `workdir`, plus `_rl` for `rl`).
     """
-    spec = yaml.safe_load(Path(recipe).read_text())
+    with reading(recipe, "recipe"):
+        spec = yaml.safe_load(Path(resolve_config(recipe, "recipe")).read_text(encoding="utf-8"))
     if not isinstance(spec, dict):
         raise ConfigError(f"recipe {recipe} is not a YAML mapping")
     default = str(spec.get("workdir", "runs/ropg_kd")) + ("_rl" if method == "rl" else "")

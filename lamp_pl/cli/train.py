@@ -14,12 +14,13 @@ from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
 from lamp_pl.cli.config import help_wanted, link_sections, option_error
-from lamp_pl.cli.quiet import silence_third_party_notices
+from lamp_pl.cli.quiet import silence_evaluation_notices, silence_third_party_notices
 from lamp_pl.cli.runs import default_run_folder, resolve_checkpoint
 from lamp_pl.lightning.checkpoints import check_ckpt_argument
 from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.lightning.module import LaMPModel
 from lamp_pl.resolve import resolve_encoder, resolve_model, resolve_tokenizer
+from lamp_pl.shipped import resolve_config_args
 
 
 class LaMPCLI(LightningCLI):
@@ -84,6 +85,8 @@ class LaMPCLI(LightningCLI):
         """`--ckpt_path best|last` in a new process: resolved inside this experiment's run folder
         only (see `lamp_pl.cli.runs`); every checkpoint is loaded with weights_only=True."""
         config = self.config_init[self.subcommand]
+        if self.subcommand != "fit":
+            silence_evaluation_notices()
         if config.get("weights_only") is None and "weights_only" in config:
             config["weights_only"] = True
         in_process = self.trainer.checkpoint_callback is not None and self.trainer.checkpoint_callback.best_model_path
@@ -98,7 +101,7 @@ class LaMPCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
         """Lightning's default logger (`logger=True`) made explicit: a CSVLogger in the same place,
-        so no "tensorboardX has been removed" warning; presets for others are in configs/logger/."""
+        so no "tensorboardX has been removed" warning; presets for others are the shipped `logger/*` configs."""
         if config.get("logger") in (None, True):
             from lightning.pytorch.loggers import CSVLogger
 
@@ -108,14 +111,16 @@ class LaMPCLI(LightningCLI):
 
 def run_training(args: list[str] | None) -> None:
     """Run one of fit / validate / test / predict; `args` starts with the subcommand's name.
+    A `--config` value may name a shipped config (`demo`, `task/LaMP_4`; see `lamp_pl.shipped`).
 
     LightningCLI always reads `sys.argv` here: `args` from Python (tests, `lamp-pl grid`) stand in
     for it during the call, so LightningCLI never warns that it got both `args` and a command line.
     """
     silence_third_party_notices()
     saved = sys.argv
-    if args is not None:
-        sys.argv = [saved[0] if saved else "lamp-pl", *args]
+    resolved = resolve_config_args(list(saved[1:] if args is None else args))
+    if args is not None or resolved != saved[1:]:
+        sys.argv = [saved[0] if saved else "lamp-pl", *resolved]
     # Dataclass fields document themselves with attribute docstrings, which --help and
     # --print_config show; reading them means parsing every class's source, so only then.
     set_parsing_settings(docstring_parse_attribute_docstrings=help_wanted(sys.argv[1:]))

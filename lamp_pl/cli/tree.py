@@ -15,6 +15,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import re
 import sys
 import types
 import typing
@@ -54,7 +55,10 @@ COMMANDS: dict[str, Command] = {
     "download": Command("lamp_pl.cli.data:download", "Download the official files of one LaMP task."),
     "demo": Command(
         "lamp_pl.cli.demo:demo",
-        "Prepare the offline demo's tokenizer and encoder folders (then fit configs/demo.yaml).",
+        "Prepare the offline demo's tokenizer and encoder folders (then `lamp-pl fit --config demo`).",
+    ),
+    "configs": Command(
+        "lamp_pl.cli.configs:main", "List the shipped configs, or print one (to copy and edit).", raw=True
     ),
     "check-data": Command("lamp_pl.cli.data:check_data", "Validate a LaMP data folder and print a JSON summary."),
     "synthetic": Command("lamp_pl.cli.data:synthetic", "Write a synthetic LaMP task folder (offline demo and tests)."),
@@ -157,8 +161,8 @@ def usage() -> str:
         "commands:",
     ]
     lines += [f"  {name.ljust(width)}  {command.summary}" for name, command in COMMANDS.items()]
-    lines += ["", "`lamp-pl <command> --help` lists a command's options."]
-    return "\n".join(lines)
+    lines += ["", "lamp-pl <command> --help lists a command's options; lamp-pl configs lists the shipped configs."]
+    return plain_help("\n".join(lines))
 
 
 def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
@@ -198,7 +202,12 @@ def build_parser(name: str, function: Callable[..., Any], documented: bool = Tru
 
     doc = inspect.getdoc(function) or ""
     # exit_on_error=False: a bad option or config is one line (see `parse_command`), not the usage.
-    parser = ArgumentParser(prog=f"lamp-pl {name}", description=doc.split("\n\n")[0], exit_on_error=False)
+    parser = ArgumentParser(
+        prog=f"lamp-pl {name}",
+        description=doc.split("\n\n")[0],
+        exit_on_error=False,
+        formatter_class=plain_formatter(),
+    )
     params = inspect.signature(function).parameters
     sections: set[str] = {section for section in ("data", "model") if section in params}
     if sections:
@@ -211,6 +220,25 @@ def build_parser(name: str, function: Callable[..., Any], documented: bool = Tru
     skip: set[Any] = sections.union(front)
     parser.add_function_arguments(function, skip=skip or None)
     return parser
+
+
+def plain_help(text: str) -> str:
+    """Help text as a terminal shows it: the docstrings' reStructuredText / Markdown code quotes
+    (````x````, ```x```) dropped, and a bare class type (``<class 'Path'>``) shown by its name."""
+    text = re.sub(r"<class\s+'(?:[\w.]+\.)?(\w+)'>", r"\1", text)
+    text = re.sub(r"``(.+?)``", r"\1", text, flags=re.S)
+    return re.sub(r"`([^`]+?)`", r"\1", text, flags=re.S)
+
+
+def plain_formatter() -> type:
+    """jsonargparse's help formatter, with its output passed through `plain_help`."""
+    from jsonargparse import DefaultHelpFormatter
+
+    class PlainHelpFormatter(DefaultHelpFormatter):
+        def format_help(self) -> str:
+            return plain_help(super().format_help())
+
+    return PlainHelpFormatter
 
 
 def parameter_docs(function: Callable[..., Any]) -> dict[str, str]:
@@ -319,15 +347,20 @@ def _is_list(hint: Any) -> bool:
 
 
 def parse_command(name: str, function: Callable[..., Any], argv: list[str]) -> tuple[Any, Any]:
-    """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags)."""
+    """The command's parser and `argv` parsed by it (dashes or underscores, bare bool flags,
+    `--config` files or shipped config names)."""
     from argparse import ArgumentError
 
     from lamp_pl.cli.config import help_wanted, option_error
+    from lamp_pl.shipped import resolve_config_args
 
     parser = build_parser(name, function, documented=help_wanted(argv))
     try:
         return parser, parser.parse_args(
-            list_values(function, bare_flags(function, dotted_settings(function, [underscored(arg) for arg in argv])))
+            list_values(
+                function,
+                bare_flags(function, dotted_settings(function, resolve_config_args([underscored(a) for a in argv]))),
+            )
         )
     except ArgumentError as error:
         raise option_error(name, error, argv) from None
@@ -369,7 +402,9 @@ def main(args: list[str] | None = None) -> int | None:
     argv = sys.argv[1:] if args is None else list(args)
     with one_line_errors(argv[0] if argv else "lamp-pl", argv):
         stripped = strip_verbose(argv)
-        return _dispatch(stripped, None if args is None and stripped == argv else stripped)
+        code = _dispatch(stripped, None if args is None and stripped == argv else stripped)
+        sys.stdout.flush()  # a closed pipe (`| head`) fails here, inside the handler, not at exit
+        return code
 
 
 def _dispatch(argv: list[str], args: list[str] | None) -> int | None:
@@ -383,7 +418,10 @@ def _dispatch(argv: list[str], args: list[str] | None) -> int | None:
     if not {"-h", "--help"} & set(argv):
         from lamp_pl.cli.config import check_config_files
 
-        check_config_files(argv[1:])  # a bad config file is named before any parser reads it
+        # a bad config file is named before any parser reads it; `--config demo` (a shipped
+        # config by name) is resolved there and by `run_training`, `parse_command` and the raw
+        # commands' own parsers
+        check_config_files(argv[1:])
     if argv[0] in TRAINING:
         load(command)(args)  # None: LightningCLI reads sys.argv itself
         return 0

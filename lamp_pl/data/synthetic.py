@@ -50,6 +50,9 @@ class SyntheticSpec:
     profile_size: tuple[int, int] = (8, 24)
     """Min and max profile items per user (drawn uniformly)."""
     questions_per_user: int = 1
+    """Questions per user. Above 1 every question carries its ``user_id`` (LaMP's user-based files
+    have one question per user and no ``user_id``), so the users are counted, indexed and named
+    in prompts as the users they are, not one per question."""
     time_based: bool = False
     """Time-based: every user appears in every split, with user ids, and a question's profile is
     the user's history before it (so a user's questions share most of their profile)."""
@@ -179,7 +182,7 @@ def generate(spec: SyntheticSpec) -> dict[str, tuple[list[dict], dict]]:
             qid = f"{uid}{q:02d}"
             text, gold = world.question(qid, moods, profile)
             record = {"id": qid, "input": text, "profile": profile}
-            if spec.time_based:
+            if spec.time_based or spec.questions_per_user > 1:
                 record["user_id"] = uid
             splits[split][0].append(record)
             splits[split][1]["golds"].append({"id": qid, "output": gold})

@@ -11,7 +11,7 @@ each annotator has a personal *bias emotion* that they add to (almost) every tex
 
 The CSV goes through the real converter (`convert_goemotions`), which the demo thereby exercises;
 `write_demo` also builds a tokenizer and tiny T5 folder trained on the converted corpus, so the
-configs under `configs/annotators/` run offline on CPU.
+shipped `annotators/*` configs run offline on CPU.
 """
 
 from __future__ import annotations

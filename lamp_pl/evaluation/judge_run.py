@@ -83,7 +83,7 @@ def run_judge(
     settings: dict[str, Any],
     split: str = "dev",
     dataset: str = "",
-    cache_dir: Path = Path(".lamp_cache"),
+    cache_dir: Path = Path("indexes"),
     out: Path | None = None,
     max_rounds: int = 10,
 ) -> dict[str, Any]:

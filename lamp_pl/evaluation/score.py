@@ -70,7 +70,7 @@ def score_predictions(
     judge: dict[str, Any] | None = None,
     split: str = "dev",
     dataset: str = "",
-    cache_dir: Path = Path(".lamp_cache"),
+    cache_dir: Path = Path("indexes"),
     out: Path | None = None,
 ) -> dict[str, Any]:
     """The official metrics of a predictions file against its golds, or with `judge` (the

@@ -326,4 +326,11 @@ class LaMPModel(L.LightningModule):
             filename="epoch{epoch}-step{step}-" + self.task.monitor + "{" + monitor + ":.4f}",
             auto_insert_metric_name=False,
         )
+        # These replace the Trainer's default ModelCheckpoint: drop it here, so Lightning has no
+        # callback of the trainer's to override (and says nothing about overriding it).
+        self.trainer.callbacks[:] = [
+            c
+            for c in self.trainer.callbacks
+            if not (isinstance(c, ModelCheckpoint) and is_trainer_default_checkpoint(c))
+        ]
         return [best, LastCheckpoint()]

@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from lamp_pl.extras import require
+
 NLTK_DOWNLOAD = "python -m nltk.downloader wordnet omw-1.4 punkt_tab"
 _warned = False
 _SUM_DTYPE = torch.float64  # as lamp_pl.metrics.lamp: averages exact to ~1e-12
@@ -106,7 +108,7 @@ def _rougel_f(target: list[str], pred: list[str]) -> float:
 def nltk_meteor_resources() -> tuple[Callable[[str], list[str]], Any] | None:
     """NLTK's tokenizer and WordNet when their data is installed; None (warned once) otherwise."""
     global _warned
-    import nltk
+    nltk = require("nltk", "LongLaMP's METEOR")
 
     try:
         nltk.data.find("corpora/wordnet")
@@ -145,6 +147,7 @@ class LongFormMetrics(Metric):
 
     def __init__(self, meteor: tuple[Callable[[str], list[str]], Any] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        require("sacrebleu", "LongLaMP's BLEU")
         from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
         self._bleu_tokenize = Tokenizer13a()

@@ -54,7 +54,7 @@ class LaMPData:
         self,
         task: str = "LaMP_2",
         data_dir: str = "data/lamp",
-        cache_dir: str = ".lamp_cache",
+        cache_dir: str = "indexes",
         tokenizer: str = "google/flan-t5-base",
         k: float = 1,
         offset: int = 0,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lamp_pl.errors import ConfigError
+from lamp_pl.extras import require
 from lamp_pl.retrieval.bm25 import OkapiStatistics, okapi_order, okapi_scores
 from lamp_pl.retrieval.protocol import Ranking, Retriever, SplitView
 
@@ -75,6 +76,9 @@ class BM25Retriever(NoRetriever):
             raise ConfigError(f"bm25_tokenizer must be 'whitespace' or 'bm25s', got {self.tokenizer!r}")
         if self.impl not in ("official", "bm25s"):
             raise ConfigError(f"bm25_impl must be 'official' or 'bm25s', got {self.impl!r}")
+        for setting, value in (("bm25_impl", self.impl), ("bm25_tokenizer", self.tokenizer)):
+            if value == "bm25s":  # checked when the retriever is configured, before anything is built
+                require("bm25s", f"{setting}: bm25s")
 
     def settings(self) -> dict:
         if self.impl == "official":  # method is bm25s's alone: it must not split the cache

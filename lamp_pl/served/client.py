@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lamp_pl.extras import require
 from lamp_pl.served.cache import ResponseCache, response_key
 from lamp_pl.served.preflight import check_endpoint
 from lamp_pl.served.settings import Completion, ServedError, ServedSettings
@@ -90,7 +91,7 @@ class Sender:
     """One run's requests: the client, the bound in flight, the limiter and the retry policy."""
 
     def __init__(self, settings: ServedSettings, usage: Usage, count: Callable[[str], int] | None = None) -> None:
-        import openai
+        openai = require("openai", "model.family served")
 
         self.settings, self.usage, self.count = settings, usage, count
         self.client = openai.AsyncOpenAI(

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from lamp_pl.errors import LaMPError
+from lamp_pl.extras import require
 
 PREFIX = "tiktoken:"
 
@@ -34,7 +35,7 @@ class TiktokenTokenizer:
     @classmethod
     def named(cls, name_or_path: str) -> TiktokenTokenizer:
         """The tokenizer of `tiktoken:<encoding>` (tiktoken downloads an encoding's file once)."""
-        import tiktoken
+        tiktoken = require("tiktoken", "a tiktoken: tokenizer")
 
         name = name_or_path.removeprefix(PREFIX)
         try:

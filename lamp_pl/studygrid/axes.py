@@ -5,7 +5,7 @@ choose a run's setting as a whole: `task` (``NAME`` or ``NAME=DATA_DIR``: the ta
 folder; for a task read with `datasets`, LongLaMP's and LaMP-QA's, the folder is its
 ``data.source.dataset`` and the task's config is set too), `split` (``NAME=DATA_DIR``: a split
 protocol's folder, e.g. ``user=data/user`` ``time=data/time``), `model` (a config fragment composed after the grid's own configs, e.g.
-``configs/model/seq2seq.yaml``) and `seed` (``seed_everything``, the training shuffle's and the random retrievers' seeds).
+``model/seq2seq``, a file or a shipped name) and `seed` (``seed_everything``, the training shuffle's and the random retrievers' seeds).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from lamp_pl.extras import require
 from lamp_pl.studygrid.owner import die_with_parent
 from lamp_pl.studygrid.worker import PointJob, run_point
 
@@ -233,7 +234,7 @@ def sbatch_script(folder: Path, options: SlurmOptions, count: int) -> str:
 
 def run_slurm(jobs: list[PointJob], folder: Path, options: SlurmOptions, on_done: OnDone, poll_s: float = 1.0) -> None:
     """Submit `jobs` as a submitit job array and wait, calling `on_done` as each one ends."""
-    import submitit
+    submitit = require("submitit", "lamp-pl grid --launcher slurm")
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "array.sbatch").write_text(sbatch_script(folder / "%j", options, len(jobs)))

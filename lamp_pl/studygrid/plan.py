@@ -14,7 +14,7 @@ from pathlib import Path
 from lamp_pl.studygrid.axes import AXIS_NAMES, Point, config_args, data_settings, override_args
 from lamp_pl.tasks.longform import source_of
 
-DEFAULT_CACHE = ".lamp_cache"
+DEFAULT_CACHE = "indexes"
 """The data cache folder when no config sets ``data.cache_dir`` (the pipeline's default)."""
 
 

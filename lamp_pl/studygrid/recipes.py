@@ -1,4 +1,4 @@
-"""Recipes: a paper's study as a grid file in `configs/recipes/`, run by `lamp-pl grid --recipe NAME`.
+"""Recipes: a paper's study as a grid file (shipped: `lamp_pl/configs/recipes/`), run by `lamp-pl grid --recipe NAME`.
 
 A recipe names one or more grids (each: configs, axes, options passed on, fit or zero-shot),
 the baseline of its intervals, the figures it is compared with and, for LaMP, the leaderboard
@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamp_pl.errors import LaMPError
-
-RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipes"
+from lamp_pl.errors import ConfigError, LaMPError
+from lamp_pl.shipped import RECIPES, resolve_config
 
 
 class RecipeError(LaMPError):
@@ -60,13 +59,13 @@ class Recipe:
         return [entry for entry in self.published if entry.get("grid", grid) == grid]
 
 
-def recipe_path(name: str, folder: Path = RECIPES) -> Path:
-    """`folder/<name>.yaml`, or `name` itself when it is a file."""
-    path = Path(name) if Path(name).is_file() else folder / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
-        raise RecipeError(f"no recipe {name!r} ({path} not found); recipes: {known}")
-    return path
+def recipe_path(name: str) -> Path:
+    """The recipe file `name` stands for: `name` itself when it is a file, else the shipped recipe
+    of that name (``lamp_main_table``, with or without ``.yaml``)."""
+    try:
+        return Path(resolve_config(name, "--recipe", folder=RECIPES))
+    except ConfigError as error:
+        raise RecipeError(str(error)) from None
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -81,6 +80,11 @@ def load_recipe(path: Path) -> Recipe:
         if not isinstance(grid, dict) or not isinstance(grid.get("axes"), dict) or not grid.get("configs"):
             raise RecipeError(f"{path}: grids[{index}] needs 'name', 'configs' (a list) and 'axes' (a mapping)")
         axes = {axis: [str(v) for v in values] for axis, values in grid["axes"].items()}
+        for config in [*grid["configs"], *axes.get("model", [])]:
+            try:  # a file or a shipped name: checked here, read by each run (`lamp-pl fit` resolves names)
+                resolve_config(str(config))
+            except ConfigError as error:
+                raise RecipeError(f"{path}: grids[{index}]: {error}") from None
         grids.append(
             RecipeGrid(
                 str(grid.get("name", f"grid{index}")),
@@ -165,7 +169,6 @@ def submission_files(plan: Any, select: dict[str, str], split: str, chosen: Chos
 
 
 __all__ = [
-    "RECIPES",
     "Recipe",
     "RecipeError",
     "RecipeGrid",
