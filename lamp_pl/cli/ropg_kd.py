@@ -119,7 +119,7 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
             base_dm.retrieval.encoder,
             workdir / "retriever",
             val_utilities=dev,
-            normalize=base_dm.retrieval.normalize,
+            normalize=bool(base_dm.retrieval.normalize),
             **spec.get("retriever", {}),
         )
     evaluate("trained", ["--data.retrieval.encoder", str(encoder)])

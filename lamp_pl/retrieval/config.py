@@ -39,11 +39,19 @@ class RetrievalConfig:
     k_max: int = 16
     """Ranked items cached per question; any k <= k_max (plus offset) is then free. -1 = all."""
     encoder: str = "facebook/contriever"
-    """Dense encoder: hub name or local folder (mean pooling, inner product)."""
-    encoder_max_length: int = 512
-    """Truncation length of the encoder (further capped by the model's own limit)."""
-    normalize: bool = False
-    """L2-normalise embeddings (cosine instead of Contriever's inner product)."""
+    """Dense encoder: hub name or local folder, encoded as its sentence-transformers files say
+    (pooling, Normalize, max_seq_length, prompts); without them as Contriever (mean, inner product)."""
+    encoder_max_length: int | None = None
+    """Truncation length of the encoder (None: the model's declared max_seq_length, else 512;
+    further capped by the model's own limit)."""
+    normalize: bool | None = None
+    """L2-normalise embeddings (cosine); None: as the model declares (a Normalize module), else no."""
+    pooling: str | None = None
+    """mean | cls | last_token | max; None: as the model declares, else mean (Contriever)."""
+    query_prefix: str | None = None
+    """Text put before each query (e5: ``"query: "``); None: the model's declared query prompt."""
+    item_prefix: str | None = None
+    """Text put before each profile item (e5: ``"passage: "``); None: the model's document prompt."""
     encode_batch_size: int = 64
     """Texts per encoder forward pass (length-sorted batches)."""
     precision: str = "auto"
@@ -98,4 +106,7 @@ class RetrievalConfig:
             self.trust_remote_code,
             self.encode_batch_size,
             self.device,
+            self.pooling,
+            self.query_prefix,
+            self.item_prefix,
         )
