@@ -69,7 +69,9 @@ def pooling_mode(value: str, where: str) -> str:
     """`value` as one of `POOLINGS`, or a one-line `ConfigError` naming `where`."""
     mode = _ALIASES.get(value, value)
     if mode not in POOLINGS:
-        raise ConfigError(f"{where}: pooling {value!r} is not one lamp_pl computes; choose one of {', '.join(POOLINGS)}")
+        raise ConfigError(
+            f"{where}: pooling {value!r} is not one lamp_pl computes; choose one of {', '.join(POOLINGS)}"
+        )
     return mode
 
 
