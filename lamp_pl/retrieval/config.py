@@ -7,7 +7,7 @@ errors list them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
 
 from lamp_pl.errors import ConfigError
@@ -26,6 +26,7 @@ RetrieverName = Literal[
     "other_users_bm25",
     "mixed",
     "selected",
+    "hybrid",
 ]
 RETRIEVERS: tuple[str, ...] = get_args(RetrieverName)
 
@@ -86,6 +87,25 @@ class RetrievalConfig:
     official ranker's --use_date does for dense and BM25 (`lamp_pl.retrieval.dated`)."""
     selector: str | None = None
     """selected: the selector's choices file (`lamp_pl.retrieval.selected`)."""
+    hybrid_members: list[str] = field(default_factory=lambda: ["bm25", "contriever"])
+    """hybrid: the retrievers whose rankings are fused (`lamp_pl.retrieval.hybrid`)."""
+    hybrid_fusion: Literal["rrf", "weighted"] = "rrf"
+    """hybrid: rrf (reciprocal-rank fusion) | weighted (sum of min-max normalised scores)."""
+    hybrid_rrf_k: float = 60.0
+    """hybrid: the constant of reciprocal-rank fusion, 1 / (rrf_k + rank)."""
+    hybrid_weights: list[float] | None = None
+    """hybrid: one weight per member (None: all 1)."""
+    hybrid_depth: int = 100
+    """hybrid: items each member ranks before fusion (-1: whole profiles)."""
+    rerank: str | None = None
+    """Cross-encoder (hub name or folder) rescoring the first stage's top `rerank_depth` items of
+    each question; k_max of them are kept (`lamp_pl.retrieval.rerank`). None: no reranking."""
+    rerank_depth: int = 50
+    """Rerank: first-stage candidates rescored per question (N)."""
+    rerank_batch_size: int = 32
+    """Rerank: (query, item) pairs per cross-encoder forward pass (length-sorted batches)."""
+    rerank_max_length: int = 512
+    """Rerank: truncation length of a (query, item) pair."""
 
     def __post_init__(self) -> None:
         for field_name in ("retriever", "mixed_inputs", "mixed_outputs"):
@@ -93,6 +113,11 @@ class RetrievalConfig:
                 raise ConfigError(f"{field_name}={getattr(self, field_name)!r}; choose one of {', '.join(RETRIEVERS)}")
         if self.k_max < 1 and self.k_max != -1:
             raise ConfigError(f"k_max must be >= 1, or -1 for whole profiles (got {self.k_max})")
+        for member in self.hybrid_members:
+            if member not in RETRIEVERS:
+                raise ConfigError(f"hybrid_members: {member!r}; choose from {', '.join(RETRIEVERS)}")
+        if self.rerank_depth < 1:
+            raise ConfigError(f"rerank_depth must be >= 1 (got {self.rerank_depth})")
 
     def encoder_settings(self) -> EncoderSettings:
         from lamp_pl.retrieval.encoder import EncoderSettings  # torch: only when encoding

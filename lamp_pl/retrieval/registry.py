@@ -8,6 +8,7 @@ from typing import Any
 from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.config import RETRIEVERS
 from lamp_pl.retrieval.controls import MixedRetriever, OtherUsersBM25, OtherUsersRandom
+from lamp_pl.retrieval.hybrid import HybridRetriever, member_configs
 from lamp_pl.retrieval.protocol import Retriever
 from lamp_pl.retrieval.retrievers import (
     BM25Retriever,
@@ -34,6 +35,13 @@ def make_retriever(name: str, config: Any) -> Retriever:
         "mixed": lambda: MixedRetriever(
             inputs=_component(config.mixed_inputs, config), outputs=_component(config.mixed_outputs, config)
         ),
+        "hybrid": lambda: HybridRetriever(
+            members=[make_retriever(c.retriever, c) for c in member_configs(config)],
+            fusion=config.hybrid_fusion,
+            rrf_k=float(config.hybrid_rrf_k),
+            weights=None if config.hybrid_weights is None else [float(w) for w in config.hybrid_weights],
+            depth=config.hybrid_depth,
+        ),
     }
     if name == "selected":
         raise ValueError(
@@ -46,8 +54,8 @@ def make_retriever(name: str, config: Any) -> Retriever:
 
 
 def _component(name: str, config: Any) -> Retriever:
-    if name == "mixed":
-        raise ConfigError("a `mixed` retriever cannot take its inputs or outputs from another `mixed`")
+    if name in ("mixed", "hybrid"):
+        raise ConfigError(f"a `mixed` retriever cannot take its inputs or outputs from a `{name}`")
     return make_retriever(name, config)
 
 

@@ -35,6 +35,7 @@ from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.build import build_profile_index, index_folder
 from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.retrieval.dated import retrieval_task
+from lamp_pl.retrieval.hybrid import HybridRetriever, attach_source, prepare_members
 from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.registry import make_retriever
 from lamp_pl.retrieval.retrievers import Retriever, SplitView, resolve_k
@@ -221,8 +222,12 @@ def prepare_retrieval(
 
         kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
         return prepare_selected(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
-    start, task = time.perf_counter(), retrieval_task(get_task(task), config)
+    kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
     retriever = make_retriever(config.retriever, config)
+    if isinstance(retriever, HybridRetriever):  # the members' own caches first (reused when there)
+        prepare_members(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
+        attach_source(retriever, task, config, cache_dir)
+    start, task = time.perf_counter(), retrieval_task(get_task(task), config)
     covered = sorted(set(available_splits(data_dir, task)) | set(splits))
     index, report = build_profile_index(
         task,
@@ -345,6 +350,25 @@ def load_retrieved(
     return retrieved
 
 
+def open_results(
+    task: str | Task, split: str, config: RetrievalConfig, cache_dir: str | Path
+) -> tuple[RetrievalResults, dict]:
+    """The cached results of `split` under `config` and their index's manifest.
+
+    Raises:
+        CacheError: not prepared, or damaged.
+    """
+    task = retrieval_task(get_task(task), config)
+    retriever = make_retriever(config.retriever, config)
+    folder = cache_folder(cache_dir, task, config, retriever)
+    manifest = read_manifest(folder)
+    key = results_key(stable_hash(manifest["key"]), split, retriever, config)
+    try:
+        return RetrievalResults.load(results_path(folder, key), key), manifest
+    except FileNotFoundError:
+        raise CacheError(f"no cached {split} results of {config.retriever} under {folder}") from None
+
+
 def results_fingerprint(task: str | Task, split: str, config: RetrievalConfig, cache_dir: str | Path) -> str:
     """A hash of the results file `load_retrieved` reads for `split`: its key (which names the
     index it was ranked on, so an encoder folder replaced in place changes it) and its content.
@@ -371,6 +395,7 @@ __all__ = [
     "RetrievalResults",
     "Retrieved",
     "load_retrieved",
+    "open_results",
     "prepare_retrieval",
     "results_fingerprint",
 ]
