@@ -10,6 +10,7 @@ from lamp_pl.retrieval.config import RETRIEVERS
 from lamp_pl.retrieval.controls import MixedRetriever, OtherUsersBM25, OtherUsersRandom
 from lamp_pl.retrieval.hybrid import HybridRetriever, member_configs
 from lamp_pl.retrieval.protocol import Retriever
+from lamp_pl.retrieval.rerank import RerankedRetriever, first_stage_config
 from lamp_pl.retrieval.retrievers import (
     BM25Retriever,
     DenseRetriever,
@@ -21,7 +22,23 @@ from lamp_pl.retrieval.retrievers import (
 
 
 def make_retriever(name: str, config: Any) -> Retriever:
-    """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields)."""
+    """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields);
+    with ``rerank`` set, its lists reordered by that cross-encoder (`lamp_pl.retrieval.rerank`)."""
+    first = _make(name, config)
+    if not getattr(config, "rerank", None) or name == "none":
+        return first
+    load = {k: getattr(config, k) for k in ("precision", "device", "trust_remote_code")}
+    return RerankedRetriever(
+        first=first,
+        model=str(config.rerank),
+        depth=first_stage_config(config).k_max,
+        batch_size=config.rerank_batch_size,
+        max_length=config.rerank_max_length,
+        load=load,
+    )
+
+
+def _make(name: str, config: Any) -> Retriever:
     bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method, "impl": config.bm25_impl}
     makers: dict[str, Callable[[], Retriever]] = {
         "none": NoRetriever,
@@ -56,7 +73,7 @@ def make_retriever(name: str, config: Any) -> Retriever:
 def _component(name: str, config: Any) -> Retriever:
     if name in ("mixed", "hybrid"):
         raise ConfigError(f"a `mixed` retriever cannot take its inputs or outputs from a `{name}`")
-    return make_retriever(name, config)
+    return _make(name, config)
 
 
 __all__ = ["RETRIEVERS", "make_retriever"]
