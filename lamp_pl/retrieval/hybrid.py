@@ -127,7 +127,8 @@ def attach_source(retriever: HybridRetriever, task: Any, config: Any, cache_dir:
 
     def source(view: SplitView, m: int, q: int) -> Ranking:
         if (view.split, m) not in loaded:
-            results, manifest = open_results(task, view.split, configs[m], cache_dir)
+            opened: tuple[Any, dict] = open_results(task, view.split, configs[m], cache_dir)
+            results, manifest = opened
             mine = view.index.manifest
             if (
                 manifest["key"]["inputs"] != mine["key"]["inputs"]

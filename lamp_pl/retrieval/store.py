@@ -57,7 +57,7 @@ class Picked(Sequence[str]):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if not isinstance(index, slice):
             return self.base[int(self.rows[index])]
         rows = self.rows[index]
