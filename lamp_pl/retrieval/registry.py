@@ -27,6 +27,8 @@ def make_retriever(name: str, config: Any) -> Retriever:
     first = _make(name, config)
     if not getattr(config, "rerank", None) or name == "none":
         return first
+    if name == "mixed":  # its lists pair two retrievers' items: one score cannot reorder both
+        raise ConfigError("retrieval.rerank does not apply to the `mixed` retriever")
     load = {k: getattr(config, k) for k in ("precision", "device", "trust_remote_code")}
     return RerankedRetriever(
         first=first,

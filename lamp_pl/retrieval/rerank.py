@@ -140,19 +140,29 @@ class RerankedRetriever(NoRetriever):
                 pairs += [(view.query(q), view.text(int(r))) for r in first.items]
                 owners.append((view.split, q, len(first.items)))
         lo, hi = len(pairs) * rank // world_size, len(pairs) * (rank + 1) // world_size
-        mine = self.scorer().score(pairs[lo:hi]) if hi > lo else np.empty(0, dtype=np.float32)
+        shard = folder / f".rerank-shard-{rank}-of-{world_size}.npy"
+        mine, error = np.empty(0, dtype=np.float32), None
+        try:
+            mine = self.scorer().score(pairs[lo:hi]) if hi > lo else mine
+            if world_size > 1:
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f".rerank-shard-{rank}-of-{world_size}.{os.getpid()}.tmp.npy"
+                np.save(tmp, mine)
+                os.replace(tmp, shard)
+        except Exception as failure:  # noqa: BLE001 -- re-raised after the barriers, so no rank hangs
+            error = failure
         if world_size > 1:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".rerank-shard-{rank}-of-{world_size}.{os.getpid()}.tmp.npy"
-            np.save(tmp, mine)
-            os.replace(tmp, folder / f".rerank-shard-{rank}-of-{world_size}.npy")
             barrier()
-            if rank == 0:
-                mine = np.concatenate(
-                    [np.load(folder / f".rerank-shard-{r}-of-{world_size}.npy") for r in range(world_size)]
-                )
+            try:
+                if rank == 0 and error is None:
+                    shards = [folder / f".rerank-shard-{r}-of-{world_size}.npy" for r in range(world_size)]
+                    mine = np.concatenate([np.load(path) for path in shards])
+            except Exception as failure:  # noqa: BLE001 -- a rank that failed left no shard
+                error = failure
             barrier()
-            (folder / f".rerank-shard-{rank}-of-{world_size}.npy").unlink(missing_ok=True)
+            shard.unlink(missing_ok=True)
+        if error is not None:
+            raise error
         if rank == 0:
             at = 0
             for split, q, n in owners:
