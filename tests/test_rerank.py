@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from lamp_pl.cli import main
 from lamp_pl.data.lamp import load_split
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.rerank import CrossEncoderScorer, first_stage_config
@@ -96,3 +99,15 @@ def test_sharded_scoring_equals_one_process(cross_encoder, data_root, tmp_path):
         atol=1e-5,
     )
     assert not list((tmp_path / "two").rglob(".rerank-shard-*"))  # shards cleaned up
+
+
+def test_inspect_shows_both_stages_scores(cross_encoder, data_root, tiny_t5, tmp_path, capsys):
+    retrieval = {"retriever": "bm25", "rerank": str(cross_encoder), "rerank_depth": 6, "k_max": 4}
+    data = {"task": "LaMP_2", "data_dir": str(data_root), "cache_dir": str(tmp_path / "cache")}
+    data.update(tokenizer=str(tiny_t5), k=3, max_input_length=128, retrieval=retrieval)
+    (tmp_path / "rerank.yaml").write_text(yaml.safe_dump({"data": data}))
+    question = next(q for q in load_split(data_root, "LaMP_2", "dev") if len(q.profile) > 3)
+    assert main(["inspect", "--config", str(tmp_path / "rerank.yaml"), "--split", "dev", "--id", question.id]) == 0
+    shown = json.loads(capsys.readouterr().out)["retrieved"]
+    assert len(shown) == 3 and all("first_stage_score" in item for item in shown)
+    assert [item["score"] for item in shown] == sorted((item["score"] for item in shown), reverse=True)

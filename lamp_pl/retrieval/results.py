@@ -223,12 +223,11 @@ def prepare_retrieval(
         call on this rank), dim, seconds, items_per_second (encoded per encoding second), cache_dir,
         reused (nothing built or computed), and per-split results files.
     """
+    kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
     if config.retriever == "selected":
         from lamp_pl.retrieval.selected import prepare_selected
 
-        kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
         return prepare_selected(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
-    kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
     retriever = make_retriever(config.retriever, config)
     if isinstance(retriever, HybridRetriever):  # the members' own caches first (reused when there)
         prepare_members(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
