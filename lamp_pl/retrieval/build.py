@@ -31,7 +31,6 @@ from lamp_pl.cache import (
     file_sha256,
     file_sha256_by_state,
     no_space,
-    preallocate,
     stable_hash,
     swap_in,
 )
@@ -39,7 +38,7 @@ from lamp_pl.data.lamp import split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
 from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
 from lamp_pl.retrieval.ingest import write_tables
-from lamp_pl.retrieval.store import EmbeddingStore, Picked
+from lamp_pl.retrieval.store import EmbeddingStore, Picked, open_store
 from lamp_pl.tasks import Task
 
 FORMAT = 1
@@ -86,20 +85,6 @@ def write_manifest(folder: Path, key: dict, counts: dict, info: dict, files: dic
     (folder / "manifest.json").write_text(
         json.dumps({"key": key, "counts": counts, "info": info, "files": files}, indent=1)
     )
-
-
-def open_store(path: Path, shape: tuple[int, int]) -> np.memmap:
-    """A new float32 .npy memmap whose blocks are allocated up front: a full disk is a clear
-    `NoSpaceError` here, not a SIGBUS when a page of the map is first written."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
-    try:
-        with open(path, "wb") as stream:
-            np.lib.format.write_array_header_1_0(stream, header)
-            offset = stream.tell()
-    except OSError as error:
-        raise no_space(error, path) from None
-    preallocate(path, offset + 4 * shape[0] * shape[1])
-    return np.lib.format.open_memmap(path, mode="r+")
 
 
 def _shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:

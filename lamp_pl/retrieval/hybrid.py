@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lamp_pl.errors import ConfigError
+from lamp_pl.retrieval.index import CacheError
 from lamp_pl.retrieval.protocol import Ranking, Retriever, SplitView
 from lamp_pl.retrieval.retrievers import NoRetriever
 
@@ -113,21 +114,19 @@ def prepare_members(
     return [prepare(task, data_dir, splits, member, cache_dir, **kw) for member in member_configs(config)]
 
 
-def attach_source(retriever: HybridRetriever, task: Any, config: Any, cache_dir: Any) -> None:
-    """Make `retriever` read its members' cached rankings (prepared by `prepare_members`).
+def attach_source(retriever: HybridRetriever, config: Any, open_results: Callable[[str, Any], tuple]) -> None:
+    """Make `retriever` read its members' cached rankings (prepared by `prepare_members`);
+    `open_results(split, member config)` gives a member's (results, index manifest).
 
     Raises:
         CacheError: a member's cache is missing, or was built from other questions files.
     """
-    from lamp_pl.retrieval.index import CacheError
-    from lamp_pl.retrieval.results import open_results
-
     loaded: dict[tuple[str, int], Any] = {}
     configs = member_configs(config)
 
     def source(view: SplitView, m: int, q: int) -> Ranking:
         if (view.split, m) not in loaded:
-            opened: tuple[Any, dict] = open_results(task, view.split, configs[m], cache_dir)
+            opened: tuple[Any, dict] = open_results(view.split, configs[m])
             results, manifest = opened
             mine = view.index.manifest
             if (

@@ -170,15 +170,14 @@ class RerankedRetriever(NoRetriever):
                 at += n
 
 
-def attach_first_stage(retriever: RerankedRetriever, task: Any, config: Any, cache_dir: Any) -> None:
-    """Make `retriever` read the first stage's cached lists (prepared before)."""
-    from lamp_pl.retrieval.results import open_results
-
+def attach_first_stage(retriever: RerankedRetriever, config: Any, open_results: Callable[[str, Any], tuple]) -> None:
+    """Make `retriever` read the first stage's cached lists (prepared before);
+    `open_results(split, config)` gives a config's (results, index manifest)."""
     loaded: dict[str, Any] = {}
 
     def source(view: SplitView, q: int) -> Ranking:
         if view.split not in loaded:
-            loaded[view.split] = open_results(task, view.split, first_stage_config(config), cache_dir)[0]
+            loaded[view.split] = open_results(view.split, first_stage_config(config))[0]
         results = loaded[view.split]
         rows = slice(int(results.offsets[q]), int(results.offsets[q + 1]))
         return Ranking(results.items[rows], results.scores[rows])

@@ -9,6 +9,7 @@ encoder, no FAISS (DataLoader workers can read it).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -231,10 +232,10 @@ def prepare_retrieval(
     retriever = make_retriever(config.retriever, config)
     if isinstance(retriever, HybridRetriever):  # the members' own caches first (reused when there)
         prepare_members(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
-        attach_source(retriever, task, config, cache_dir)
+        attach_source(retriever, config, functools.partial(open_results, task, cache_dir=cache_dir))
     if isinstance(retriever, RerankedRetriever):  # the first stage's cache first (reused when there)
         prepare_retrieval(task, data_dir, splits, first_stage_config(config), cache_dir, **kwargs)
-        attach_first_stage(retriever, task, config, cache_dir)
+        attach_first_stage(retriever, config, functools.partial(open_results, task, cache_dir=cache_dir))
     start, task = time.perf_counter(), retrieval_task(get_task(task), config)
     covered = sorted(set(available_splits(data_dir, task)) | set(splits))
     index, report = build_profile_index(

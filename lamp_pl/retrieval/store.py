@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lamp_pl.cache import file_record, stable_hash, verify_files, write_text_atomic
+from lamp_pl.cache import file_record, no_space, preallocate, stable_hash, verify_files, write_text_atomic
 
 if TYPE_CHECKING:
     from lamp_pl.retrieval.encoder import Encoder, EncoderSettings
@@ -66,11 +66,18 @@ class Picked(Sequence[str]):
         return [self.base[int(r)] for r in rows]
 
 
-def open_vectors(path: Path, shape: tuple[int, int]) -> np.memmap:
-    """A new float32 .npy memmap (blocks allocated up front; see `lamp_pl.retrieval.build`)."""
-    from lamp_pl.retrieval.build import open_store  # build imports this module
-
-    return open_store(path, shape)
+def open_store(path: Path, shape: tuple[int, int]) -> np.memmap:
+    """A new float32 .npy memmap whose blocks are allocated up front: a full disk is a clear
+    `NoSpaceError` here, not a SIGBUS when a page of the map is first written."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    try:
+        with open(path, "wb") as stream:
+            np.lib.format.write_array_header_1_0(stream, header)
+            offset = stream.tell()
+    except OSError as error:
+        raise no_space(error, path) from None
+    preallocate(path, offset + 4 * shape[0] * shape[1])
+    return np.lib.format.open_memmap(path, mode="r+")
 
 
 class EmbeddingStore:
@@ -107,7 +114,7 @@ class EmbeddingStore:
         vectors_path, digests_path = self.folder / f"{name}.vectors.npy", self.folder / f"{name}.digests.npy"
         tmp = self.folder / f".{name}.vectors.npy.tmp"
         try:
-            vectors = open_vectors(tmp, (len(texts), encoder.dim))
+            vectors = open_store(tmp, (len(texts), encoder.dim))
             encoder.encode(texts, vectors, desc=f"encoding {len(texts)} new texts", role=role)
             vectors.flush()
             del vectors
@@ -146,7 +153,7 @@ class EmbeddingStore:
         dim = chunks[0][1].shape[1] if chunks else encoder().dim
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            out = open_vectors(tmp, (len(texts), dim))
+            out = open_store(tmp, (len(texts), dim))
             for c, (_, vectors) in enumerate(chunks):
                 positions = np.flatnonzero(found == c)
                 for lo in range(0, len(positions), _BLOCK):
@@ -173,4 +180,4 @@ class EmbeddingStore:
         return found, rows
 
 
-__all__ = ["EmbeddingStore", "Picked", "text_digests"]
+__all__ = ["EmbeddingStore", "Picked", "open_store", "text_digests"]
