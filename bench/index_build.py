@@ -98,8 +98,16 @@ def run_variant(name: str, args: argparse.Namespace, root: Path) -> dict:
         seed=args.seed,
     )
     splits = available_splits(data, task)
+    # The agreement check is against Contriever's rule (mean pooling, inner product): pinned, so a
+    # folder declaring another recipe (MiniLM: + Normalize) is still compared like for like.
     config = RetrievalConfig(
-        retriever="contriever", k_max=args.k, encoder=args.encoder, encode_batch_size=args.batch_size
+        retriever="contriever",
+        k_max=args.k,
+        encoder=args.encoder,
+        encode_batch_size=args.batch_size,
+        pooling="mean",
+        normalize=False,
+        encoder_max_length=512,
     )
     cache = root / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)  # a first build is a cold one, even in a kept --workdir

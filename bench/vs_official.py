@@ -192,7 +192,16 @@ def lamp_pl_config(bench: Bench, task: str, root: Path, layout: str, t5: Path) -
             "cache_dir": str(folder / "cache"),
             "tokenizer": str(t5),
             "k": a.k,
-            "retrieval": {"retriever": "contriever", "encoder": bench.minilm, "encoder_max_length": 512, "k_max": -1},
+            # MiniLM stands in for Contriever: its rule (mean pooling, raw inner product) is pinned,
+            # not the folder's own (mean + Normalize, 256 tokens).
+            "retrieval": {
+                "retriever": "contriever",
+                "encoder": bench.minilm,
+                "encoder_max_length": 512,
+                "pooling": "mean",
+                "normalize": False,
+                "k_max": -1,
+            },
             "max_input_length": a.max_length,
             "max_target_length": a.max_length,  # the official preprocessor truncates targets at max_length too
             "batch_size": a.batch_size,

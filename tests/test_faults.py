@@ -525,7 +525,8 @@ def test_disk_full_encode_is_a_clear_error(clean, data_root, tiny_t5, tiny_bert,
     )
     lines = [line for line in done.stderr.splitlines() if line.startswith("lamp-pl")]
     assert done.returncode == 2, done.stderr[-3000:]
-    assert len(lines) == 1 and "No space left" in lines[0] and "embeddings.npy" in lines[0], done.stderr[-3000:]
+    # The vectors are first written into the shared store (<cache>/embeddings/...vectors.npy).
+    assert len(lines) == 1 and "No space left" in lines[0] and "vectors.npy" in lines[0], done.stderr[-3000:]
     assert not list((tmp_path / "cache").rglob("manifest.json"))
 
 

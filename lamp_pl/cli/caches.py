@@ -71,7 +71,9 @@ def inspect(data: LaMPData, id: str, split: str = "dev") -> dict:
         "query": data.task.query(question.input),
         "retrieved": [
             {"id": item["id"], "score": score, "text": data.task.item_text(item)}
-            for item, score in zip(retrieved.items, retrieved.scores)
+            # A reranked list shows both stages: the cross-encoder's score and the first stage's.
+            | ({"first_stage_score": retrieved.first_scores[i]} if retrieved.first_scores else {})
+            for i, (item, score) in enumerate(zip(retrieved.items, retrieved.scores))
         ]
         if retrieved
         else [],

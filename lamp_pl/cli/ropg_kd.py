@@ -123,7 +123,7 @@ def ropg_kd(recipe: str | Path | dict[str, Any]) -> dict:
             training,
             method=method,
             val_utilities=dev,
-            normalize=base_dm.retrieval.normalize,
+            normalize=bool(base_dm.retrieval.normalize),
             **options,
         )
     evaluate("trained", ["--data.retrieval.encoder", str(encoder)])

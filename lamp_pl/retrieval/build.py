@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +31,6 @@ from lamp_pl.cache import (
     file_sha256,
     file_sha256_by_state,
     no_space,
-    preallocate,
     stable_hash,
     swap_in,
 )
@@ -40,6 +38,7 @@ from lamp_pl.data.lamp import split_files
 from lamp_pl.retrieval.encoder import Encoder, EncoderSettings, encoder_slug
 from lamp_pl.retrieval.index import CacheError, JsonLines, ProfileIndex, check_cache
 from lamp_pl.retrieval.ingest import write_tables
+from lamp_pl.retrieval.store import EmbeddingStore, Picked, open_store
 from lamp_pl.tasks import Task
 
 FORMAT = 1
@@ -61,6 +60,8 @@ def index_folder(cache_dir: str | Path, task: Task, settings: EncoderSettings | 
         "max_length": settings.max_length,
         "normalize": settings.normalize,
         "precision": settings.precision,
+        "pooling": settings.pooling,
+        "prefixes": [settings.query_prefix, settings.item_prefix],
     }
     return Path(cache_dir) / task.cache_name / f"{encoder_slug(settings.name)}-{stable_hash(shaping)[:8]}"
 
@@ -84,20 +85,6 @@ def write_manifest(folder: Path, key: dict, counts: dict, info: dict, files: dic
     (folder / "manifest.json").write_text(
         json.dumps({"key": key, "counts": counts, "info": info, "files": files}, indent=1)
     )
-
-
-def open_store(path: Path, shape: tuple[int, int]) -> np.memmap:
-    """A new float32 .npy memmap whose blocks are allocated up front: a full disk is a clear
-    `NoSpaceError` here, not a SIGBUS when a page of the map is first written."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
-    try:
-        with open(path, "wb") as stream:
-            np.lib.format.write_array_header_1_0(stream, header)
-            offset = stream.tell()
-    except OSError as error:
-        raise no_space(error, path) from None
-    preallocate(path, offset + 4 * shape[0] * shape[1])
-    return np.lib.format.open_memmap(path, mode="r+")
 
 
 def _shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -130,19 +117,40 @@ class TextRows(Sequence[str]):
         return self.texts[self.lo + index % len(self)]
 
 
-def _encode_into(path: Path, texts: Sequence[str], encoder: Encoder) -> float:
-    """Stream encodings of `texts` into a new .npy memmap at `path`, renamed into place when full,
-    so a half-written file never has the final name. Returns the seconds spent in forward passes."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        store = open_store(tmp, (len(texts), encoder.dim))
-        encoder.encode(texts, store, desc=f"encoding {path.stem}")
-        store.flush()
-        del store
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return encoder.forward_seconds
+class Encoding:
+    """Encodes texts for one build through the shared `EmbeddingStore`: only texts the store lacks
+    reach the encoder, which is built on first need (a build whose texts are all stored loads no
+    model). `encoded` and `forward_seconds` add up over the calls."""
+
+    def __init__(self, cache_dir: Path, settings: EncoderSettings, progress: bool) -> None:
+        self.store, self.settings, self.progress = EmbeddingStore(cache_dir, settings), settings, progress
+        self.encoder: Encoder | None = None
+        self.encoded = 0
+
+    def _encoder(self) -> Encoder:
+        self.encoder = self.encoder or self.settings.build(self.progress)
+        return self.encoder
+
+    @property
+    def forward_seconds(self) -> float:
+        return self.encoder.forward_seconds if self.encoder else 0.0
+
+    def into(self, path: Path, texts: Sequence[str], role: str = "item") -> None:
+        """Write the embeddings of `texts` as the .npy `path` (renamed into place when full)."""
+        self.encoded += self.store.fill(path, texts, role, self._encoder)
+
+    def queries(self, tables: Path) -> None:
+        """When queries take another prefix than items: ``query_embeddings.npy`` holds each
+        distinct query text (rows ``query_text_rows.npy``, sorted) encoded as a query."""
+        if self.store.recipe.query_prefix == self.store.recipe.item_prefix:
+            return
+        parts = []
+        for split in tables.glob("split-*.npz"):
+            with np.load(split) as data:
+                parts.append(data["query_rows"])
+        rows = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        np.save(tables / "query_text_rows.npy", rows)
+        self.into(tables / "query_embeddings.npy", Picked(TextRows(JsonLines(tables / "texts.jsonl")), rows), "query")
 
 
 def _write_tables(task: Task, inputs: dict[str, Path], folder: Path) -> dict:
@@ -160,8 +168,9 @@ def _finish(folder: Path, tmp: Path, key: dict, counts: dict, inputs: dict[str, 
     """Write the manifest (last) into the complete `tmp` folder and move it into place."""
     dim = int(np.load(tmp / "embeddings.npy", mmap_mode="r").shape[1]) if (tmp / "embeddings.npy").exists() else None
     files = counts.pop("_files")
-    if dim is not None:  # written out of order through a memory map, so read back once (from the page cache)
-        files["embeddings.npy"] = file_record(tmp / "embeddings.npy")
+    for name in ("embeddings.npy", "query_text_rows.npy", "query_embeddings.npy"):
+        if (tmp / name).exists():  # written out of order through a memory map, so read back once
+            files[name] = file_record(tmp / name)
     info = {
         **info,
         "ingest": counts.pop("_ingest"),
@@ -172,7 +181,13 @@ def _finish(folder: Path, tmp: Path, key: dict, counts: dict, inputs: dict[str, 
 
 
 def _build_single(
-    task: Task, inputs: dict[str, Path], key: dict, folder: Path, settings: EncoderSettings | None, progress: bool
+    task: Task,
+    inputs: dict[str, Path],
+    key: dict,
+    folder: Path,
+    settings: EncoderSettings | None,
+    progress: bool,
+    cache_dir: Path,
 ) -> tuple[int, float]:
     """One process: tables, then the store, into a temporary sibling of `folder`."""
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
@@ -180,10 +195,10 @@ def _build_single(
     try:
         counts = _write_tables(task, inputs, tmp)
         if settings is not None:
-            start = time.perf_counter()
-            texts = TextRows(JsonLines(tmp / "texts.jsonl"))
-            forward = _encode_into(tmp / "embeddings.npy", texts, settings.build(progress))
-            encoded, seconds = len(texts), time.perf_counter() - start
+            start, encoding = time.perf_counter(), Encoding(cache_dir, settings, progress)
+            encoding.into(tmp / "embeddings.npy", TextRows(JsonLines(tmp / "texts.jsonl")))
+            encoding.queries(tmp)
+            encoded, seconds, forward = encoding.encoded, time.perf_counter() - start, encoding.forward_seconds
         _finish(
             folder,
             tmp,
@@ -199,18 +214,17 @@ def _build_single(
     return encoded, seconds
 
 
-def _assemble_store(tables: Path, build_dir: Path, settings: EncoderSettings, world_size: int, progress: bool) -> int:
+def _assemble_store(tables: Path, build_dir: Path, encoding: Encoding, world_size: int) -> None:
     """Copy the ranks' shards into ``tables/embeddings.npy`` (chunked: memory bounded by the chunk,
-    not the store); a missing shard, from a rank that failed, is encoded here. Returns texts encoded."""
-    texts, encoded, encoder = JsonLines(tables / "texts.jsonl"), 0, None
+    not the store); a missing shard, from a rank that failed, is encoded here, and so are the
+    queries when they take their own prefix."""
+    texts = JsonLines(tables / "texts.jsonl")
     shards = []
     for r in range(world_size):
         lo, hi = _shard_bounds(len(texts), r, world_size)
         path = build_dir / f"shard-{r:03d}-of-{world_size:03d}.npy"
         if not path.is_file():
-            encoder = encoder or settings.build(progress)
-            _encode_into(path, TextRows(texts, lo, hi), encoder)
-            encoded += hi - lo
+            encoding.into(path, TextRows(texts, lo, hi))
         shards.append((lo, hi, np.load(path, mmap_mode="r")))
     dim = shards[0][2].shape[1]
     store = open_store(tables / "embeddings.npy", (len(texts), dim))
@@ -220,7 +234,7 @@ def _assemble_store(tables: Path, build_dir: Path, settings: EncoderSettings, wo
         for at in range(0, hi - lo, 1 << 16):
             store[lo + at : lo + min(at + (1 << 16), hi - lo)] = shard[at : at + (1 << 16)]
     store.flush()
-    return encoded
+    encoding.queries(tables)
 
 
 def _build_sharded(
@@ -234,6 +248,7 @@ def _build_sharded(
     world_size: int,
     barrier: Callable[[], None],
     progress: bool,
+    cache_dir: Path,
 ) -> tuple[int, float]:
     """Every rank calls this; it calls `barrier` three times on each, errors or not.
 
@@ -244,7 +259,8 @@ def _build_sharded(
     """
     build_dir = folder.parent / f".{folder.name}.build-{stable_hash(key)}"
     tables = build_dir / "tables"
-    encoded, seconds, forward, error, counts = 0, 0.0, 0.0, None, None
+    seconds, error, counts = 0.0, None, None
+    encoding = Encoding(cache_dir, settings, progress) if settings is not None else None
     try:
         if rank == 0 and build:
             build_dir.mkdir(exist_ok=True)
@@ -261,14 +277,14 @@ def _build_sharded(
         error = failure
     barrier()
     try:
-        if error is None and settings is not None and tables.is_dir():
+        if error is None and encoding is not None and tables.is_dir():
             texts = JsonLines(tables / "texts.jsonl")
             lo, hi = _shard_bounds(len(texts), rank, world_size)
             path = build_dir / f"shard-{rank:03d}-of-{world_size:03d}.npy"
             if not path.is_file():  # a shard from an interrupted identical build is complete
                 start = time.perf_counter()
-                forward = _encode_into(path, TextRows(texts, lo, hi), settings.build(progress))
-                encoded, seconds = hi - lo, time.perf_counter() - start
+                encoding.into(path, TextRows(texts, lo, hi))
+                seconds = time.perf_counter() - start
     except Exception as failure:  # noqa: BLE001
         error = failure
     barrier()
@@ -276,8 +292,8 @@ def _build_sharded(
         try:
             if build and error is None:
                 assert counts is not None  # written by this rank before the first barrier
-                if settings is not None:
-                    encoded += _assemble_store(tables, build_dir, settings, world_size, progress)
+                if encoding is not None:
+                    _assemble_store(tables, build_dir, encoding, world_size)
                 _finish(
                     folder,
                     tables,
@@ -285,9 +301,9 @@ def _build_sharded(
                     counts,
                     inputs,
                     {
-                        "encoded_here": encoded,
+                        "encoded_here": encoding.encoded if encoding else 0,
                         "encode_seconds": seconds,
-                        "forward_seconds": forward,
+                        "forward_seconds": encoding.forward_seconds if encoding else 0.0,
                         "world_size": world_size,
                     },
                 )
@@ -297,7 +313,7 @@ def _build_sharded(
     barrier()
     if error is not None:
         raise error
-    return encoded, seconds
+    return encoding.encoded if encoding else 0, seconds
 
 
 def build_profile_index(
@@ -351,11 +367,11 @@ def build_profile_index(
         build = index is None
         if world_size == 1:
             if build:
-                encoded, seconds = _build_single(task, inputs, key, folder, settings, progress)
+                encoded, seconds = _build_single(task, inputs, key, folder, settings, progress, Path(cache_dir))
         else:
             assert barrier is not None
             encoded, seconds = _build_sharded(
-                task, inputs, key, folder, settings, build, rank, world_size, barrier, progress
+                task, inputs, key, folder, settings, build, rank, world_size, barrier, progress, Path(cache_dir)
             )
         try:
             # Sharded: reopen even when valid here, in case rank 0 judged otherwise and rebuilt.

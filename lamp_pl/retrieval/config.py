@@ -7,7 +7,7 @@ errors list them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
 
 from lamp_pl.errors import ConfigError
@@ -26,6 +26,7 @@ RetrieverName = Literal[
     "other_users_bm25",
     "mixed",
     "selected",
+    "hybrid",
 ]
 RETRIEVERS: tuple[str, ...] = get_args(RetrieverName)
 
@@ -39,11 +40,19 @@ class RetrievalConfig:
     k_max: int = 16
     """Ranked items cached per question; any k <= k_max (plus offset) is then free. -1 = all."""
     encoder: str = "facebook/contriever"
-    """Dense encoder: hub name or local folder (mean pooling, inner product)."""
-    encoder_max_length: int = 512
-    """Truncation length of the encoder (further capped by the model's own limit)."""
-    normalize: bool = False
-    """L2-normalise embeddings (cosine instead of Contriever's inner product)."""
+    """Dense encoder: hub name or local folder, encoded as its sentence-transformers files say
+    (pooling, Normalize, max_seq_length, prompts); without them as Contriever (mean, inner product)."""
+    encoder_max_length: int | None = None
+    """Truncation length of the encoder (None: the model's declared max_seq_length, else 512;
+    further capped by the model's own limit)."""
+    normalize: bool | None = None
+    """L2-normalise embeddings (cosine); None: as the model declares (a Normalize module), else no."""
+    pooling: str | None = None
+    """mean | cls | last_token | max; None: as the model declares, else mean (Contriever)."""
+    query_prefix: str | None = None
+    """Text put before each query (e5: ``"query: "``); None: the model's declared query prompt."""
+    item_prefix: str | None = None
+    """Text put before each profile item (e5: ``"passage: "``); None: the model's document prompt."""
     encode_batch_size: int = 64
     """Texts per encoder forward pass (length-sorted batches)."""
     precision: str = "auto"
@@ -78,6 +87,25 @@ class RetrievalConfig:
     official ranker's --use_date does for dense and BM25 (`lamp_pl.retrieval.dated`)."""
     selector: str | None = None
     """selected: the selector's choices file (`lamp_pl.retrieval.selected`)."""
+    hybrid_members: list[str] = field(default_factory=lambda: ["bm25", "contriever"])
+    """hybrid: the retrievers whose rankings are fused (`lamp_pl.retrieval.hybrid`)."""
+    hybrid_fusion: Literal["rrf", "weighted"] = "rrf"
+    """hybrid: rrf (reciprocal-rank fusion) | weighted (sum of min-max normalised scores)."""
+    hybrid_rrf_k: float = 60.0
+    """hybrid: the constant of reciprocal-rank fusion, 1 / (rrf_k + rank)."""
+    hybrid_weights: list[float] | None = None
+    """hybrid: one weight per member (None: all 1)."""
+    hybrid_depth: int = 100
+    """hybrid: items each member ranks before fusion (-1: whole profiles)."""
+    rerank: str | None = None
+    """Cross-encoder (hub name or folder) rescoring the first stage's top `rerank_depth` items of
+    each question; k_max of them are kept (`lamp_pl.retrieval.rerank`). None: no reranking."""
+    rerank_depth: int = 50
+    """Rerank: first-stage candidates rescored per question (N)."""
+    rerank_batch_size: int = 32
+    """Rerank: (query, item) pairs per cross-encoder forward pass (length-sorted batches)."""
+    rerank_max_length: int = 512
+    """Rerank: truncation length of a (query, item) pair."""
 
     def __post_init__(self) -> None:
         for field_name in ("retriever", "mixed_inputs", "mixed_outputs"):
@@ -85,6 +113,11 @@ class RetrievalConfig:
                 raise ConfigError(f"{field_name}={getattr(self, field_name)!r}; choose one of {', '.join(RETRIEVERS)}")
         if self.k_max < 1 and self.k_max != -1:
             raise ConfigError(f"k_max must be >= 1, or -1 for whole profiles (got {self.k_max})")
+        for member in self.hybrid_members:
+            if member not in RETRIEVERS:
+                raise ConfigError(f"hybrid_members: {member!r}; choose from {', '.join(RETRIEVERS)}")
+        if self.rerank_depth < 1:
+            raise ConfigError(f"rerank_depth must be >= 1 (got {self.rerank_depth})")
 
     def encoder_settings(self) -> EncoderSettings:
         from lamp_pl.retrieval.encoder import EncoderSettings  # torch: only when encoding
@@ -98,4 +131,7 @@ class RetrievalConfig:
             self.trust_remote_code,
             self.encode_batch_size,
             self.device,
+            self.pooling,
+            self.query_prefix,
+            self.item_prefix,
         )

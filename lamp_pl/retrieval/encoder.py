@@ -1,4 +1,8 @@
-"""Dense text encoder: any Hugging Face encoder with mean pooling (Contriever's recipe).
+"""Dense text encoder: any Hugging Face encoder, pooled as its model declares (`recipe`).
+
+A folder with sentence-transformers files is encoded as ``SentenceTransformer.encode`` would
+(pooling, Normalize, max_seq_length, query / document prompts); any other model keeps Contriever's
+recipe: mean pooling, raw inner product.
 
 The cost of retrieval is dominated by encoding, so this module does it the cheap way: texts are
 tokenized once, sorted by token length so that each batch carries little padding, run under
@@ -24,6 +28,7 @@ from tqdm.auto import tqdm
 from lamp_pl.cache import stable_hash
 from lamp_pl.errors import ConfigError
 from lamp_pl.models.pretrained import load_pretrained
+from lamp_pl.retrieval.recipe import EncodingRecipe, pool, read_recipe
 
 if TYPE_CHECKING:  # torch loads with the first encoder: a cached index never needs it
     import torch
@@ -54,22 +59,26 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 def mean_pooling(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Average the token states under the attention mask (Contriever's pooling)."""
-    mask = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return pool(hidden, mask, "mean")
 
 
 class Encoder:
-    """A Hugging Face encoder (AutoModel + AutoTokenizer) that maps texts to mean-pooled vectors.
+    """A Hugging Face encoder (AutoModel + AutoTokenizer) that maps texts to pooled vectors.
 
-    Scores between two encodings are inner products; `normalize=True` turns them into cosines.
+    Pooling, normalisation, length and prefixes are the model's own (`read_recipe`) unless given.
+    Scores between two encodings are inner products; normalised vectors make them cosines.
     `forward_calls` counts model forward passes of this instance and `total_forward_calls` those
     of all instances, so callers (and tests) can check that a cached build encoded nothing.
 
     Args:
         name_or_path: hub name (``facebook/contriever``) or local folder; ``HF_HUB_OFFLINE=1`` is
             honoured by transformers itself, so an offline run only needs the files locally.
-        max_length: truncation length, further capped by what the model and tokenizer support.
-        normalize: L2-normalise the pooled vectors.
+        max_length: truncation length (None: the model's declared max_seq_length, else 512),
+            further capped by what the model and tokenizer support.
+        normalize: L2-normalise the pooled vectors (None: as the model declares; no otherwise).
+        pooling: mean | cls | last_token | max (None: as the model declares; mean otherwise).
+        query_prefix: text put before each query (None: the model's ``query`` prompt).
+        item_prefix: text put before each profile item (None: the model's document prompt).
         batch_size: texts per forward pass.
         precision: ``auto`` (fp16 on CUDA, else fp32), ``fp32``, ``fp16`` or ``bf16``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
@@ -88,8 +97,11 @@ class Encoder:
         self,
         name_or_path: str | Path = "facebook/contriever",
         *,
-        max_length: int = 512,
-        normalize: bool = False,
+        max_length: int | None = None,
+        normalize: bool | None = None,
+        pooling: str | None = None,
+        query_prefix: str | None = None,
+        item_prefix: str | None = None,
         batch_size: int = 64,
         precision: str = "auto",
         device: str = "auto",
@@ -100,12 +112,15 @@ class Encoder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        self.name = str(name_or_path)
+        recipe = read_recipe(self.name, revision, pooling is not None)
+        self.recipe = recipe.with_overrides(pooling, normalize, query_prefix, item_prefix)
+        max_length = max_length or self.recipe.max_length or 512
         if batch_size < 1 or max_length < 1:
             raise ConfigError(f"batch_size and max_length must be positive (got {batch_size}, {max_length})")
-        self.name = str(name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
-        self.normalize, self.batch_size, self.progress = normalize, batch_size, progress
+        self.normalize, self.batch_size, self.progress = self.recipe.normalize, batch_size, progress
         self.forward_calls, self.peak_window_tokens, self.forward_seconds = 0, 0, 0.0
         self.tokenizer = AutoTokenizer.from_pretrained(
             self.name, revision=revision, trust_remote_code=trust_remote_code
@@ -120,7 +135,9 @@ class Encoder:
         self.max_length = min(max_length, *self._model_limits())
         self.window_tokens = max(window_tokens, batch_size * self.max_length)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        logger.info("encoder %s on %s (%s), max_length %d", self.name, self.device, self.dtype, self.max_length)
+        logger.info(
+            "encoder %s on %s (%s), max_length %d, %s", self.name, self.device, self.dtype, self.max_length, self.recipe
+        )
 
     def _model_limits(self) -> list[int]:
         """Lengths past which the model has no position embeddings or the tokenizer no meaning."""
@@ -139,10 +156,13 @@ class Encoder:
         with torch.inference_mode():  # configs without hidden_size: ask the model
             return int(self._forward(*self._pad(self.tokenize(["dimension probe"]))).shape[1])
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text, truncated to `max_length`, without padding."""
+    def tokenize(self, texts: Sequence[str], role: str | None = None) -> list[list[int]]:
+        """Token ids of each text (after the `role`'s prefix: ``query``, ``item`` or None),
+        truncated to `max_length`, without padding."""
+        prefix = self.recipe.prefix(role)
+        texts = [prefix + text for text in texts] if prefix else list(texts)
         return self.tokenizer(
-            list(texts),
+            [text.lower() for text in texts] if self.recipe.lower_case else texts,
             truncation=True,
             max_length=self.max_length,
             padding=False,
@@ -160,7 +180,7 @@ class Encoder:
         output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
         hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
         # Pool in float32: fp16 sums over 512 tokens lose precision.
-        pooled = mean_pooling(hidden.float(), mask.to(self.device))
+        pooled = pool(hidden.float(), mask.to(self.device), self.recipe.pooling)
         pooled = torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
         if pooled.device.type == "cuda":
             torch.cuda.synchronize(pooled.device)
@@ -178,13 +198,21 @@ class Encoder:
             mask[row, : len(tokens)] = 1
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
-    def encode(self, texts: Sequence[str], out: np.ndarray | None = None, *, desc: str = "encoding") -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        out: np.ndarray | None = None,
+        *,
+        desc: str = "encoding",
+        role: str | None = None,
+    ) -> np.ndarray:
         """Encode `texts` into rows of `out` (allocated when None), in the order given.
 
         Args:
             texts: the texts; row i of the result belongs to texts[i].
             out: a preallocated float32 array or memmap of shape (len(texts), dim).
             desc: label of the progress bar.
+            role: ``query`` or ``item`` puts that role's prefix first; None encodes texts as given.
 
         Returns:
             `out`, filled.
@@ -197,7 +225,7 @@ class Encoder:
             raise ValueError(f"output has {out.shape[0]} rows for {len(texts)} texts")
         bar = tqdm(total=len(texts), desc=desc, unit="item", disable=not self.progress, dynamic_ncols=True)
         with torch.inference_mode(), bar:
-            for first, tokens, lengths in self.windows(texts):
+            for first, tokens, lengths in self.windows(texts, role):
                 starts = np.cumsum(lengths) - lengths
                 # Longest first: an out-of-memory batch shows at once, not at the very end.
                 order = np.argsort(-lengths, kind="stable")
@@ -208,7 +236,7 @@ class Encoder:
                     bar.update(len(rows))
         return out
 
-    def windows(self, texts: Sequence[str]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def windows(self, texts: Sequence[str], role: str | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Consecutive runs of `texts`, tokenized, each within `window_tokens` tokens.
 
         Yields:
@@ -219,7 +247,7 @@ class Encoder:
         # Texts per tokenizer call: many (fewer calls), but never more tokens than the budget.
         step = max(self.batch_size, min(4096, self.window_tokens // self.max_length))
         for lo in range(0, len(texts), step):
-            ids = self.tokenize(texts[lo : lo + step])
+            ids = self.tokenize(texts[lo : lo + step], role)
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
             del ids
@@ -262,27 +290,41 @@ def folder_fingerprint(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """How to build an `Encoder`; `key()` is the part a cached store depends on."""
+    """How to build an `Encoder`; `key()` is the part a cached store depends on. None: as the
+    model declares (`lamp_pl.retrieval.recipe`)."""
 
     name: str = "facebook/contriever"
     revision: str | None = None
-    max_length: int = 512
-    normalize: bool = False
+    max_length: int | None = None
+    normalize: bool | None = None
     precision: str = "auto"
     trust_remote_code: bool = False
     batch_size: int = 64
     device: str = "auto"
+    pooling: str | None = None
+    query_prefix: str | None = None
+    item_prefix: str | None = None
+
+    def recipe(self) -> EncodingRecipe:
+        """The encoding recipe: the model's declared one with these settings on top."""
+        declared = read_recipe(self.name, self.revision, self.pooling is not None)
+        return declared.with_overrides(self.pooling, self.normalize, self.query_prefix, self.item_prefix)
 
     def key(self) -> dict:
         """Manifest fields: batch size and device change nothing but float noise, so they are left
-        out; `precision` is recorded as configured (``auto`` means fp16 on GPU, fp32 on CPU)."""
+        out; `precision` is recorded as configured (``auto`` means fp16 on GPU, fp32 on CPU); the
+        recipe as resolved (the model's choices with the settings on top)."""
+        recipe = self.recipe()
         return {
             "name": self.name,
             "revision": self.revision,
             "fingerprint": folder_fingerprint(self.name),
-            "max_length": self.max_length,
-            "pooling": "mean",
-            "normalize": self.normalize,
+            "max_length": self.max_length or recipe.max_length or 512,
+            "pooling": recipe.pooling,
+            "normalize": recipe.normalize,
+            "query_prefix": recipe.query_prefix,
+            "item_prefix": recipe.item_prefix,
+            "lower_case": recipe.lower_case,
             "precision": self.precision,
             "dtype": "float32",
         }
@@ -292,6 +334,9 @@ class EncoderSettings:
             self.name,
             max_length=self.max_length,
             normalize=self.normalize,
+            pooling=self.pooling,
+            query_prefix=self.query_prefix,
+            item_prefix=self.item_prefix,
             batch_size=self.batch_size,
             precision=self.precision,
             device=self.device,

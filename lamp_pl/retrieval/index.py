@@ -9,7 +9,10 @@ sibling and moved into place with `os.replace` once complete; guarded by `<folde
 * ``item_text.npy`` -- each item's text row; ``users.jsonl`` + ``user_offsets/user_items.npy`` --
   each user's items (union over their questions and splits, sorted) as CSR;
 * ``split-<name>.npz`` -- question ids, user and query row of each question, profile as CSR;
-* ``embeddings.npy`` -- float32 (texts, dim); only when a dense retriever needs it.
+* ``embeddings.npy`` -- float32 (texts, dim); only when a dense retriever needs it; copied from
+  the shared `lamp_pl.retrieval.store.EmbeddingStore`, texts encoded as items (their prefix);
+* ``query_embeddings.npy`` + ``query_text_rows.npy`` -- only when queries take another prefix
+  than items (e5's ``query: ``): each distinct query text, encoded as a query, and its text row.
 
 A user's FAISS index is not stored: it is an `IndexFlatIP` over that user's rows of the memmap,
 built on demand (a copy of a few hundred rows); each question's search is restricted to its own
@@ -140,6 +143,9 @@ class ProfileIndex:
             self.embeddings = (
                 np.load(self.folder / "embeddings.npy", mmap_mode="r") if self.manifest["key"].get("encoder") else None
             )
+            separate = "query_embeddings.npy" in self.manifest["files"]
+            self.query_text_rows = np.load(self.folder / "query_text_rows.npy") if separate else None
+            self.query_embeddings = np.load(self.folder / "query_embeddings.npy", mmap_mode="r") if separate else None
         except CacheError:
             raise
         except (OSError, ValueError, KeyError, EOFError) as error:
@@ -153,6 +159,8 @@ class ProfileIndex:
         }
         if self.embeddings is not None:
             expected["embeddings"] = (self.embeddings.shape, (counts["texts"], counts["dim"]))
+        if self.query_embeddings is not None and self.query_text_rows is not None:
+            expected["query_embeddings"] = (self.query_embeddings.shape, (len(self.query_text_rows), counts["dim"]))
         wrong = [f"{name}: {got} != {want}" for name, (got, want) in expected.items() if got != want]
         if wrong:
             raise CacheError(f"{self.folder}: arrays do not match the manifest ({'; '.join(wrong)})")
@@ -199,6 +207,15 @@ class ProfileIndex:
             self._faiss.popitem(last=False)
         return index
 
+    def query_vector(self, query_row: int) -> np.ndarray:
+        """The embedding of text row `query_row` encoded as a query (its own prefix, if any)."""
+        if self.query_embeddings is None or self.query_text_rows is None:
+            return np.asarray(self.embeddings[query_row])  # type: ignore[index]
+        at = int(np.searchsorted(self.query_text_rows, query_row))
+        if at >= len(self.query_text_rows) or int(self.query_text_rows[at]) != query_row:
+            raise CacheError(f"{self.folder}: text row {query_row} was not encoded as a query")
+        return np.asarray(self.query_embeddings[at])
+
     def search(self, query_row: int, user: int, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` of `candidates` (item rows of `user`) by inner product with text row `query_row`.
 
@@ -217,7 +234,7 @@ class ProfileIndex:
         if len(candidates) < len(members):
             positions = np.searchsorted(members, candidates).astype(np.int64)
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(positions))
-        query = np.ascontiguousarray(self.embeddings[query_row][None], dtype=np.float32)
+        query = np.ascontiguousarray(self.query_vector(query_row)[None], dtype=np.float32)
         scores, found = index.search(query, k, params=params)
         keep = found[0] >= 0
         return members[found[0][keep]], scores[0][keep]

@@ -27,6 +27,8 @@ class Ranking:
     scores: np.ndarray
     output_items: np.ndarray | None = None
     """`mixed` only: whose output field replaces each item's output field."""
+    first_scores: np.ndarray | None = None
+    """Reranked only: each item's first-stage score (`scores` are the cross-encoder's)."""
 
     @classmethod
     def of(cls, items: Any, scores: Any = None) -> Ranking:

@@ -8,7 +8,9 @@ from typing import Any
 from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.config import RETRIEVERS
 from lamp_pl.retrieval.controls import MixedRetriever, OtherUsersBM25, OtherUsersRandom
+from lamp_pl.retrieval.hybrid import HybridRetriever, member_configs
 from lamp_pl.retrieval.protocol import Retriever
+from lamp_pl.retrieval.rerank import RerankedRetriever, first_stage_config
 from lamp_pl.retrieval.retrievers import (
     BM25Retriever,
     DenseRetriever,
@@ -20,7 +22,25 @@ from lamp_pl.retrieval.retrievers import (
 
 
 def make_retriever(name: str, config: Any) -> Retriever:
-    """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields)."""
+    """The retriever `name`, configured from a `RetrievalConfig` (or anything with its fields);
+    with ``rerank`` set, its lists reordered by that cross-encoder (`lamp_pl.retrieval.rerank`)."""
+    first = _make(name, config)
+    if not getattr(config, "rerank", None) or name == "none":
+        return first
+    if name == "mixed":  # its lists pair two retrievers' items: one score cannot reorder both
+        raise ConfigError("retrieval.rerank does not apply to the `mixed` retriever")
+    load = {k: getattr(config, k) for k in ("precision", "device", "trust_remote_code")}
+    return RerankedRetriever(
+        first=first,
+        model=str(config.rerank),
+        depth=first_stage_config(config).k_max,
+        batch_size=config.rerank_batch_size,
+        max_length=config.rerank_max_length,
+        load=load,
+    )
+
+
+def _make(name: str, config: Any) -> Retriever:
     bm25 = {"tokenizer": config.bm25_tokenizer, "method": config.bm25_method, "impl": config.bm25_impl}
     makers: dict[str, Callable[[], Retriever]] = {
         "none": NoRetriever,
@@ -34,6 +54,13 @@ def make_retriever(name: str, config: Any) -> Retriever:
         "mixed": lambda: MixedRetriever(
             inputs=_component(config.mixed_inputs, config), outputs=_component(config.mixed_outputs, config)
         ),
+        "hybrid": lambda: HybridRetriever(
+            members=[make_retriever(c.retriever, c) for c in member_configs(config)],
+            fusion=config.hybrid_fusion,
+            rrf_k=float(config.hybrid_rrf_k),
+            weights=None if config.hybrid_weights is None else [float(w) for w in config.hybrid_weights],
+            depth=config.hybrid_depth,
+        ),
     }
     if name == "selected":
         raise ValueError(
@@ -46,9 +73,9 @@ def make_retriever(name: str, config: Any) -> Retriever:
 
 
 def _component(name: str, config: Any) -> Retriever:
-    if name == "mixed":
-        raise ConfigError("a `mixed` retriever cannot take its inputs or outputs from another `mixed`")
-    return make_retriever(name, config)
+    if name in ("mixed", "hybrid"):
+        raise ConfigError(f"a `mixed` retriever cannot take its inputs or outputs from a `{name}`")
+    return _make(name, config)
 
 
 __all__ = ["RETRIEVERS", "make_retriever"]

@@ -9,6 +9,7 @@ encoder, no FAISS (DataLoader workers can read it).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -35,13 +36,15 @@ from lamp_pl.errors import ConfigError
 from lamp_pl.retrieval.build import build_profile_index, index_folder
 from lamp_pl.retrieval.config import RetrievalConfig
 from lamp_pl.retrieval.dated import retrieval_task
+from lamp_pl.retrieval.hybrid import HybridRetriever, attach_source, prepare_members
 from lamp_pl.retrieval.index import CacheError, JsonLines, read_manifest
 from lamp_pl.retrieval.registry import make_retriever
+from lamp_pl.retrieval.rerank import RerankedRetriever, attach_first_stage, first_stage_config
 from lamp_pl.retrieval.retrievers import Retriever, SplitView, resolve_k
 from lamp_pl.tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2  # 2: first_scores (a reranked list's first-stage scores)
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Retrieved:
     items: list[dict]
     scores: list[float]
     item_ids: list[str]
+    first_scores: list[float] | None = None
+    """Reranked: each item's first-stage score (`scores` are the cross-encoder's)."""
 
 
 def cache_folder(cache_dir: str | Path, task: Task, config: RetrievalConfig, retriever: Retriever) -> Path:
@@ -77,7 +82,7 @@ class RetrievalResults:
     """One split's cached rankings (plain numpy, picklable): question q's list is
     ``items[offsets[q]:offsets[q+1]]`` (with `scores`, and `output_items` for `mixed`)."""
 
-    FIELDS = ("question_ids", "offsets", "items", "scores", "output_items", "profile_sizes", "complete")
+    FIELDS = ("question_ids", "offsets", "items", "scores", "output_items", "profile_sizes", "complete", "first_scores")
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.__dict__.update(arrays)
@@ -152,7 +157,7 @@ class RetrievalResults:
 
     @classmethod
     def compute(cls, view: SplitView, retriever: Retriever, k_max: int, progress: bool = True) -> RetrievalResults:
-        offsets, items, scores, outputs, complete = [0], [], [], [], []
+        offsets, items, scores, outputs, complete, firsts = [0], [], [], [], [], []
         for q in tqdm(range(len(view)), desc=f"retrieving {view.split}", unit="q", disable=not progress):
             k = k_max if k_max > 0 else len(view.tables.profile(q))
             ranking = retriever.rank(view, q, k)
@@ -160,6 +165,8 @@ class RetrievalResults:
             scores.append(ranking.scores)
             if ranking.output_items is not None:
                 outputs.append(ranking.output_items)
+            if ranking.first_scores is not None:
+                firsts.append(ranking.first_scores)
             offsets.append(offsets[-1] + len(ranking.items))
             complete.append(len(ranking.items) < k or k_max <= 0)
 
@@ -175,6 +182,7 @@ class RetrievalResults:
                 "output_items": cat(outputs, np.int64),
                 "profile_sizes": np.diff(view.tables.offsets),
                 "complete": np.array(complete, dtype=bool),
+                "first_scores": cat(firsts, np.float32),
             }
         )
 
@@ -216,13 +224,19 @@ def prepare_retrieval(
         call on this rank), dim, seconds, items_per_second (encoded per encoding second), cache_dir,
         reused (nothing built or computed), and per-split results files.
     """
+    kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
     if config.retriever == "selected":
         from lamp_pl.retrieval.selected import prepare_selected
 
-        kwargs = {"rank": rank, "world_size": world_size, "barrier": barrier, "progress": progress}
         return prepare_selected(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
-    start, task = time.perf_counter(), retrieval_task(get_task(task), config)
     retriever = make_retriever(config.retriever, config)
+    if isinstance(retriever, HybridRetriever):  # the members' own caches first (reused when there)
+        prepare_members(prepare_retrieval, task, data_dir, splits, config, cache_dir, **kwargs)
+        attach_source(retriever, config, functools.partial(open_results, task, cache_dir=cache_dir))
+    if isinstance(retriever, RerankedRetriever):  # the first stage's cache first (reused when there)
+        prepare_retrieval(task, data_dir, splits, first_stage_config(config), cache_dir, **kwargs)
+        attach_first_stage(retriever, config, functools.partial(open_results, task, cache_dir=cache_dir))
+    start, task = time.perf_counter(), retrieval_task(get_task(task), config)
     covered = sorted(set(available_splits(data_dir, task)) | set(splits))
     index, report = build_profile_index(
         task,
@@ -236,6 +250,8 @@ def prepare_retrieval(
         progress=progress,
     )
     computed, error = {}, None
+    if isinstance(retriever, RerankedRetriever):  # every rank scores its shard of the pairs
+        _score_pending(retriever, task, data_dir, splits, config, index, rank, world_size, barrier)
     if rank == 0:
         try:
             for split in splits:
@@ -272,6 +288,20 @@ def prepare_retrieval(
         "index_reused": report["reused"],
         "results_computed": computed,
     }
+
+
+def _score_pending(retriever, task, data_dir, splits, config, index, rank, world_size, barrier) -> None:
+    """Cross-encoder scores of the splits whose reranked results are not cached yet."""
+    views = []
+    for split in splits:
+        key = results_key(index.hash, split, retriever, config)
+        try:
+            RetrievalResults.load(results_path(index.folder, key), key)
+        except (FileNotFoundError, CacheError):
+            questions = load_questions(data_dir, task, split, outputs=False)
+            views.append(SplitView(task, index, split, questions, config.drop_identical))
+    if views:
+        retriever.score_splits(views, rank, world_size, barrier, index.folder / "results")
 
 
 def _check_inputs(task: Task, data_dir: str | Path, folder: Path, manifest: dict) -> None:
@@ -341,8 +371,28 @@ def load_retrieved(
                 {**a, output_field: b[output_field], "id": f"{a['id']}+{b['id']}"}
                 for a, b in zip(chosen, others, strict=True)
             ]
-        retrieved.append(Retrieved(qid, chosen, results.scores[rows].tolist(), [str(i["id"]) for i in chosen]))
+        firsts = results.first_scores[rows].tolist() if len(results.first_scores) else None
+        retrieved.append(Retrieved(qid, chosen, results.scores[rows].tolist(), [str(i["id"]) for i in chosen], firsts))
     return retrieved
+
+
+def open_results(
+    task: str | Task, split: str, config: RetrievalConfig, cache_dir: str | Path
+) -> tuple[RetrievalResults, dict]:
+    """The cached results of `split` under `config` and their index's manifest.
+
+    Raises:
+        CacheError: not prepared, or damaged.
+    """
+    task = retrieval_task(get_task(task), config)
+    retriever = make_retriever(config.retriever, config)
+    folder = cache_folder(cache_dir, task, config, retriever)
+    manifest = read_manifest(folder)
+    key = results_key(stable_hash(manifest["key"]), split, retriever, config)
+    try:
+        return RetrievalResults.load(results_path(folder, key), key), manifest
+    except FileNotFoundError:
+        raise CacheError(f"no cached {split} results of {config.retriever} under {folder}") from None
 
 
 def results_fingerprint(task: str | Task, split: str, config: RetrievalConfig, cache_dir: str | Path) -> str:
@@ -371,6 +421,7 @@ __all__ = [
     "RetrievalResults",
     "Retrieved",
     "load_retrieved",
+    "open_results",
     "prepare_retrieval",
     "results_fingerprint",
 ]

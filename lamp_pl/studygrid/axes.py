@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamp_pl.errors import LaMPError
+from lamp_pl.retrieval.config import RETRIEVERS
 from lamp_pl.tasks.longform import source_of
 
 # The study axes' options, and where a config file sets each (dotted keys of its YAML).
@@ -71,10 +72,29 @@ def _split_value(axis: str, value: str, need_dir: bool) -> tuple[str, str | None
     return name, folder or None
 
 
+def retriever_fragment(value: str) -> Path | None:
+    """The config fragment a retriever axis value names, None for a retriever's own name: a YAML
+    path, or a fragment shipped under ``retriever/`` (``bge``, ``e5``, ``gte``,
+    ``contriever_rerank``, ``hybrid``...; `lamp-pl configs` lists them)."""
+    from lamp_pl.shipped import find_shipped
+
+    if value in RETRIEVERS:
+        return None
+    if value.endswith((".yaml", ".yml")):
+        return Path(value)
+    shipped = find_shipped(value, "retriever")
+    if shipped is not None:
+        return shipped
+    raise GridAxisError(
+        f"grid axis retriever: {value!r} is neither a retriever ({', '.join(RETRIEVERS)}) "
+        "nor a config fragment (a .yaml path or a shipped name under retriever/)"
+    )
+
+
 def label(axis: str, value: str) -> str:
     """How a value appears in names and tables: a model fragment by its file stem, a task or
     split protocol by its name (without the folder)."""
-    if axis == "model":
+    if axis == "model" or (axis == "retriever" and value.endswith((".yaml", ".yml"))):
         return Path(value).stem
     if axis in ("task", "split"):
         return value.partition("=")[0]
@@ -91,6 +111,8 @@ def check_values(axes: dict[str, list[str]]) -> None:
                 _split_value(axis, value, need_dir=axis == "split")
             elif axis == "model" and not Path(value).is_file():
                 raise GridAxisError(f"grid axis model: {value}: no such config fragment")
+            elif axis == "retriever" and not (retriever_fragment(value) or Path(__file__)).is_file():
+                raise GridAxisError(f"grid axis retriever: {value}: no such config fragment")
             elif axis == "seed" and not value.lstrip("-").isdigit():
                 raise GridAxisError(f"grid axis seed: {value!r} is not an integer")
 
@@ -103,8 +125,11 @@ def combinations(axes: dict[str, list[str]]) -> list[Point]:
 
 
 def config_args(values: dict[str, str]) -> list[str]:
-    """The `--config` arguments a point adds after the grid's configs (its model fragment)."""
-    return ["--config", values["model"]] if "model" in values else []
+    """The `--config` arguments a point adds after the grid's configs (its model fragment, and its
+    retriever's when the retriever value names a fragment such as ``bge``)."""
+    out = ["--config", values["model"]] if "model" in values else []
+    fragment = retriever_fragment(values["retriever"]) if "retriever" in values else None
+    return [*out, "--config", str(fragment)] if fragment else out
 
 
 def override_args(values: dict[str, str]) -> list[str]:
@@ -121,7 +146,7 @@ def override_args(values: dict[str, str]) -> list[str]:
             out += ["--data.source", "null"] if task else []  # a LaMP task reads LaMP files, never a dataset
             out += ["--data.data_dir", folder] if folder else []
     for axis, option in STUDY_AXES.items():
-        if axis in values:
+        if axis in values and not (axis == "retriever" and retriever_fragment(values[axis])):
             out += [f"--{option}", values[axis]]
     if "seed" in values:
         seed = values["seed"]
@@ -172,5 +197,6 @@ __all__ = [
     "extra_settings",
     "label",
     "override_args",
+    "retriever_fragment",
     "task_data",
 ]
