@@ -18,9 +18,9 @@ import yaml
 from lamp_pl.cli import COMMANDS, TRAINING, load, main
 from lamp_pl.cli.tree import parse_command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "configs"
-# configs/recipes/ holds grid files (`lamp-pl grid --recipe`), not LightningCLI configs: tests/test_grid_recipes.py
+# configs/recipes/ holds grid files (`lamp-pl grid --recipe`), not LightningCLI configs: tests/studygrid/test_grid_recipes.py
 # loads every one of them.
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.relative_to(CONFIG_DIR).parts[0] != "recipes")
 README = Path(os.environ.get("LAMP_PL_README", ROOT / "README.md"))

@@ -19,7 +19,7 @@ from lamp_pl.pipeline.sharding import UnpaddedShards
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 from lamp_pl.retrieval.view import RetrievalView, prepare_views
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(data_root: Path, cache: Path, tokenizer: Path) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from lamp_pl.cli import COMMANDS, TRAINING, build_parser, load, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def loadable(name: str):

@@ -196,7 +196,7 @@ def test_kill_9_then_rerun_requests_only_unanswered(server, local_run, tiny_llam
     args += ["--model.served", section]
     cache = tmp_path / "runs" / "served_responses.jsonl"
     code = "import sys; from lamp_pl.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     child = subprocess.Popen([sys.executable, "-c", code, "test", *args], env=env, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
