@@ -18,7 +18,7 @@ from typing import Any
 import torch.multiprocessing as mp
 
 WORLD_SIZE = 2
-JOB_TIMEOUT_S = 120  # a rank that waits longer than this for its peer has hung
+JOB_TIMEOUT_S = 300  # a job (or a collective waiting for the peer) longer than this has hung
 
 
 def _free_port() -> int:
@@ -29,11 +29,14 @@ def _free_port() -> int:
 
 def _rank_loop(rank: int, port: int, jobs: Any, results: Any) -> None:
     """One rank: join the group, then run each job sent to it until told to stop (None)."""
+    import torch
     import torch.distributed as dist
 
+    torch.set_num_threads(1)  # two ranks on a 2-core machine, as the DDP tests' OMP_NUM_THREADS=1
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # keep gloo's traffic on loopback
+    timeout = timedelta(seconds=JOB_TIMEOUT_S)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=60)
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timeout
     )
     try:
         while (job := jobs.get()) is not None:

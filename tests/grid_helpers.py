@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,17 +29,29 @@ def grid_process(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def run_grid(args: list[str], timeout: float = 600) -> str:
-    """Run `lamp-pl grid` to its end in a subprocess; return its output (fail on a non-zero exit)."""
-    process = grid_process(args)
+def run_grid(args: list[str]) -> str:
+    """Run `lamp-pl grid` to its end in this process, as `main(["grid", ...])` (its points still run
+    in the grid's own spawned worker processes, or submitit's jobs); return what it printed (fail
+    on a non-zero exit). In-process, a grid costs no interpreter start-up of its own."""
+    from lamp_pl.cli import main
+
+    printed = io.StringIO()
+    threads = {key: os.environ.get(key) for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update(dict.fromkeys(threads, "1"))  # the workers' threads, as grid_process sets them
     try:
-        output, _ = process.communicate(timeout=timeout)
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            try:
+                code = main(["grid", *args])
+            except SystemExit as exit_:
+                code = exit_.code
     finally:
-        if process.poll() is None:  # timed out: stop the grid and its workers
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    text = output.decode()
-    assert process.returncode == 0, text[-3000:]
+        for key, value in threads.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    text = printed.getvalue()
+    assert code in (0, None), text[-3000:]
     return text
 
 
