@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,10 +30,26 @@ def grid_process(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def run_grid(args: list[str]) -> str:
-    """Run `lamp-pl grid` to its end in this process, as `main(["grid", ...])` (its points still run
-    in the grid's own spawned worker processes, or submitit's jobs); return what it printed (fail
-    on a non-zero exit). In-process, a grid costs no interpreter start-up of its own."""
+def run_grid(args: list[str], timeout: float = 600) -> str:
+    """Run `lamp-pl grid` to its end in a subprocess; return its output (fail on a non-zero exit).
+    The Slurm launcher's test keeps it: run in-process under pytest-xdist, that grid left the
+    worker's captured output closed for every later test."""
+    process = grid_process(args)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:  # timed out: stop the grid and its workers
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = output.decode()
+    assert process.returncode == 0, text[-3000:]
+    return text
+
+
+def run_grid_here(args: list[str]) -> str:
+    """Run a local `lamp-pl grid` to its end in this process, as `main(["grid", ...])` (its points
+    still run in the grid's own spawned worker processes); return what it printed (fail on a
+    non-zero exit). In-process, a grid costs no interpreter start-up of its own."""
     from lamp_pl.cli import main
 
     printed = io.StringIO()
