@@ -43,6 +43,17 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def gloo_ranks():
+    """Two gloo ranks (spawned processes) shared by the tests that check a metric's DDP sync; the
+    job functions must live in modules on the ranks' sys.path (tests/ and tests/metrics/)."""
+    from gloo_helpers import GlooRanks
+
+    ranks = GlooRanks()
+    yield ranks
+    ranks.close()
+
+
+@pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     """Synthetic LaMP folders for every task (small), shared by the session."""
     from lamp_pl.data.synthetic import write_synthetic
@@ -89,3 +100,26 @@ def tiny_llama(data_root, tmp_path_factory) -> Path:
     from lamp_pl.demo.models import build_tiny_causal
 
     return build_tiny_causal(tmp_path_factory.mktemp("models") / "llama", _corpus(data_root), vocab_size=800)
+
+
+_SHARED_SCOPES = ("module", "class", "package")
+# Session fixtures that start processes: their tests run on one worker, so they start once.
+_SHARED_SESSION = ("gloo_ranks",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (`--dist loadgroup`, setup.cfg), keep every test of a module that uses a
+    module-scoped fixture (a server, a fitted model, a built context) on one worker, so the
+    fixture is built once, as in one process; the other tests are dealt out one by one."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        if defs is None:
+            continue
+        processes = [name for name in _SHARED_SESSION if name in defs.name2fixturedefs]
+        shared = any(
+            fixturedefs and fixturedefs[-1].scope in _SHARED_SCOPES and name != "one_torch_thread"
+            for name, fixturedefs in defs.name2fixturedefs.items()
+        )
+        if processes or shared:
+            item.add_marker(pytest.mark.xdist_group(processes[0] if processes else item.module.__name__))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import os
 import signal
 import subprocess
@@ -29,7 +31,9 @@ def grid_process(args: list[str]) -> subprocess.Popen:
 
 
 def run_grid(args: list[str], timeout: float = 600) -> str:
-    """Run `lamp-pl grid` to its end in a subprocess; return its output (fail on a non-zero exit)."""
+    """Run `lamp-pl grid` to its end in a subprocess; return its output (fail on a non-zero exit).
+    The Slurm launcher's test keeps it: run in-process under pytest-xdist, that grid left the
+    worker's captured output closed for every later test."""
     process = grid_process(args)
     try:
         output, _ = process.communicate(timeout=timeout)
@@ -39,6 +43,32 @@ def run_grid(args: list[str], timeout: float = 600) -> str:
             process.wait()
     text = output.decode()
     assert process.returncode == 0, text[-3000:]
+    return text
+
+
+def run_grid_here(args: list[str]) -> str:
+    """Run a local `lamp-pl grid` to its end in this process, as `main(["grid", ...])` (its points
+    still run in the grid's own spawned worker processes); return what it printed (fail on a
+    non-zero exit). In-process, a grid costs no interpreter start-up of its own."""
+    from lamp_pl.cli import main
+
+    printed = io.StringIO()
+    threads = {key: os.environ.get(key) for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update(dict.fromkeys(threads, "1"))  # the workers' threads, as grid_process sets them
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            try:
+                code = main(["grid", *args])
+            except SystemExit as exit_:
+                code = exit_.code
+    finally:
+        for key, value in threads.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    text = printed.getvalue()
+    assert code in (0, None), text[-3000:]
     return text
 
 

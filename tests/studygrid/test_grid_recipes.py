@@ -14,7 +14,7 @@ from lamp_pl.shipped import find_shipped, shipped_names
 from lamp_pl.studygrid.axes import check_values
 from lamp_pl.studygrid.recipes import RecipeError, load_recipe, recipe_path, write_submission
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_shipped_recipes_are_the_four_studies():

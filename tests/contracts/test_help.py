@@ -14,7 +14,7 @@ from docstring_parser import parse
 from lamp_pl.cli import COMMANDS, TRAINING, build_parser, load, main
 from lamp_pl.cli.tree import parse_command, type_hints
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The config sections a command receives as objects: documented by their classes' docstrings.
 SECTIONS = {"data", "model"}
 # Settings of the library functions that only a Python caller passes (objects, process ranks).

@@ -9,19 +9,12 @@ ratings, punctuation/case variation and empty strings.
 from __future__ import annotations
 
 import math
-import os
 import random
-import socket
-import sys
 import warnings
-from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
@@ -260,37 +253,22 @@ def test_build_metrics_validation() -> None:
 
 
 # ---------------------------------------------------------------- DDP (2 gloo ranks)
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, port: int, cases: dict, out_dir: str) -> None:
-    if sys.platform == "linux":
-        # Otherwise gloo binds to whatever interface the hostname resolves to;
-        # keep all traffic on loopback.
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
-    )
-    try:
-        results = {}
-        for name, (kind, labels, shards) in cases.items():
-            metric = build_metrics(kind, labels)
-            preds, golds = shards[rank]
-            if preds:  # a rank with an empty shard must still take part in the sync
-                metric.update(preds, golds)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                results[name] = {k: v.item() for k, v in metric.compute().items()}
-        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _ddp_job(rank: int, cases: dict) -> dict:
+    """One rank's share of every case, computed (and synced) on the shared gloo group."""
+    results = {}
+    for name, (kind, labels, shards) in cases.items():
+        metric = build_metrics(kind, labels)
+        preds, golds = shards[rank]
+        if preds:  # a rank with an empty shard must still take part in the sync
+            metric.update(preds, golds)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[name] = {k: v.item() for k, v in metric.compute().items()}
+    return results
 
 
 @pytest.mark.timeout(120)
-def test_ddp_two_ranks_match_single_process(tmp_path: Path) -> None:
+def test_ddp_two_ranks_match_single_process(gloo_ranks) -> None:
     rng = random.Random(1234)
     data = {
         "classification": (LAMP2_LABELS, make_classification(rng, 101, LAMP2_LABELS)),
@@ -308,15 +286,14 @@ def test_ddp_two_ranks_match_single_process(tmp_path: Path) -> None:
     cases["empty_rank"] = ("classification", LAMP2_LABELS, [(preds, golds), ([], [])])
     expected["empty_rank"] = expected["classification"]
 
-    mp.spawn(_ddp_worker, args=(_free_port(), cases, str(tmp_path)), nprocs=2, join=True)
+    per_rank = gloo_ranks.run(_ddp_job, [cases, cases])
 
     refs = {
         "classification": ref_classification(*data["classification"][1], LAMP2_LABELS),
         "regression": ref_regression(*data["regression"][1]),
         "generation": ref_generation(*data["generation"][1]),
     }
-    for rank in range(2):
-        results = torch.load(tmp_path / f"rank{rank}.pt")
+    for results in per_rank:
         for name, want in expected.items():
             assert_close(results[name], want)
         for kind, ref in refs.items():

@@ -15,7 +15,7 @@ import yaml
 from helpers import bm25_data
 from lamp_pl.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Runs a command in this process, then prints which heavy modules it loaded (on the last line).
 PROBE = """
 import json, sys

@@ -20,7 +20,7 @@ from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 from lamp_pl.retrieval.view import RetrievalView, prepare_views
 from lamp_pl.tasks import get_task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(data_root: Path, cache: Path, tokenizer: Path) -> dict:

@@ -14,7 +14,7 @@ import pytest
 from lamp_pl.cli import COMMANDS, TRAINING, build_parser, load, main
 from lamp_pl.cli.tree import plain_help
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def loadable(name: str):

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import sys
-from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from sklearn.metrics import f1_score
 
 from lamp_pl.metrics.lamp import build_metrics
@@ -82,42 +74,28 @@ def test_without_users_has_no_user_mean() -> None:
     assert metric.compute()["f1_micro"].item() == 1.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, port: int, shards: list, out_dir: str) -> None:
-    if sys.platform == "linux":
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
-    )
-    try:
-        results = {}
-        for name, per_rank in shards.items():
-            metric = build_metrics("multilabel", LABELS)
-            preds, golds, who = per_rank[rank]
-            if preds:  # an empty rank must still take part in the sync
-                metric.update(preds, golds, who)
-            results[name] = {k: v.item() for k, v in metric.compute().items()}
-        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _job(rank: int, shards: dict) -> dict:
+    """One rank's share of each split, computed (and synced) on the shared gloo group."""
+    results = {}
+    for name, per_rank in shards.items():
+        metric = build_metrics("multilabel", LABELS)
+        preds, golds, who = per_rank[rank]
+        if preds:  # an empty rank must still take part in the sync
+            metric.update(preds, golds, who)
+        results[name] = {k: v.item() for k, v in metric.compute().items()}
+    return results
 
 
 @pytest.mark.timeout(120)
-def test_two_gloo_ranks_match_sklearn(tmp_path: Path) -> None:
+def test_two_gloo_ranks_match_sklearn(gloo_ranks) -> None:
     preds, golds, who, pred, gold = _random_case(7, n=83)
     cut = 29  # uneven shards, and the same users on both ranks
     shards = {
         "split": [(preds[:cut], golds[:cut], who[:cut]), (preds[cut:], golds[cut:], who[cut:])],
         "empty_rank": [(preds, golds, who), ([], [], [])],
     }
-    mp.spawn(_worker, args=(_free_port(), shards, str(tmp_path)), nprocs=2, join=True)
+    per_rank = gloo_ranks.run(_job, [shards, shards])
     want = _reference(pred, gold, who)
-    for rank in range(2):
-        results = torch.load(tmp_path / f"rank{rank}.pt")
+    for results in per_rank:
         for name in shards:
             assert results[name] == pytest.approx(want, abs=1e-12)

@@ -147,7 +147,7 @@ def test_bare_input_when_no_factor_fits_or_no_items(tok):
 
 # --- golden cases produced by the official code (tests/data/README.md says how) -------------------
 
-GOLDEN = [json.loads(line) for line in (Path(__file__).parent / "data" / "official_prompts.jsonl").open()]
+GOLDEN = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "official_prompts.jsonl").open()]
 
 
 @pytest.mark.parametrize("name", sorted(INPUTS))

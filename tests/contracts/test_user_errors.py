@@ -28,7 +28,7 @@ from helpers import CONF
 from lamp_pl.adapters.store import adapter_path
 from lamp_pl.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TASK = "LaMP_3"
 LATIN1 = "caf\xe9 cr\xe8me, na\xefve".encode("latin-1")
 
@@ -476,7 +476,7 @@ def test_truncated_task_adapter_is_named(ctx, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# Full disk during each cache write (a file-size limit, as tests/test_faults.py does), in-process
+# Full disk during each cache write (a file-size limit, as tests/contracts/test_faults.py does), in-process
 
 
 @contextlib.contextmanager

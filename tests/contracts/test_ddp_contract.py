@@ -19,7 +19,7 @@ from lamp_pl.cli import main
 from lamp_pl.pipeline.tokenized import TokenizedSplit
 from lamp_pl.tasks import get_task
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def free_port() -> int:

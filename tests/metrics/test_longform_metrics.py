@@ -9,18 +9,10 @@ stem matches), and the default path is checked to skip METEOR with one warning.
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
 import warnings
-from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sacrebleu
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from nltk.tokenize import TreebankWordTokenizer
 from nltk.translate.meteor_score import meteor_score
 from rouge_score import rouge_scorer
@@ -100,33 +92,18 @@ def test_without_wordnet_meteor_is_skipped_with_one_warning(monkeypatch) -> None
         check(values, want)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _job(rank: int, shard: tuple) -> dict:
+    """One rank's shard, computed (and synced) on the shared gloo group."""
+    metric = LongFormMetrics(meteor=meteor_resources())
+    preds, refs = shard
+    metric.update(preds, refs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {k: v.item() for k, v in metric.compute().items()}
 
 
-def _worker(rank: int, port: int, shards: list, out_dir: str) -> None:
-    if sys.platform == "linux":
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
-    )
-    try:
-        metric = LongFormMetrics(meteor=meteor_resources())
-        preds, refs = shards[rank]
-        metric.update(preds, refs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            values = {k: v.item() for k, v in metric.compute().items()}
-        torch.save(values, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def test_two_gloo_ranks_match_the_references(tmp_path: Path) -> None:
+def test_two_gloo_ranks_match_the_references(gloo_ranks) -> None:
     shards = [(PREDS[:2], REFS[:2]), (PREDS[2:], REFS[2:])]  # uneven, as DDP's unpadded evaluation
-    mp.spawn(_worker, args=(_free_port(), shards, str(tmp_path)), nprocs=2, join=True)
     want = reference(PREDS, REFS)
-    for rank in range(2):
-        check(torch.load(tmp_path / f"rank{rank}.pt"), want)
+    for values in gloo_ranks.run(_job, shards):
+        check(values, want)

@@ -24,7 +24,7 @@ from lamp_pl.lightning.settings import TrainSettings
 from lamp_pl.prompts import build_prompt
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # float sums depend on the thread count
 
@@ -233,7 +233,7 @@ def test_two_gloo_ranks_match_one_process(setup, tiny_t5, tiny_bert, data_root, 
             "2",
             "--master_port",
             "29533",
-            str(ROOT / "tests" / "learned_ddp_worker.py"),
+            str(Path(__file__).parent / "learned_ddp_worker.py"),
             json.dumps(args),
         ],
         check=False,

@@ -17,7 +17,7 @@ from helpers import base_args
 from lamp_pl.cli import main
 from lamp_pl.shipped import find_shipped, resolve_config, shipped_names, shipped_root
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_child(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:

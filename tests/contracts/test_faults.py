@@ -36,7 +36,7 @@ from lamp_pl.retrieval import RetrievalConfig, load_retrieved
 from lamp_pl.retrieval.build import index_folder
 
 TASK = "LaMP_7"
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 # ---------------------------------------------------------------------------------------------
 # 1. Values, not only shapes

@@ -4,7 +4,7 @@ file-order predictions file.
 The crash this guards against: sorting cut the split into batches first and dealt the batches to
 the ranks, so a split that fitted in one batch left rank 1 with no batch at all; Lightning then
 stops rank 1 (`DataLoader within local rank has zero length`) while rank 0 waits in the
-collectives of `on_test_epoch_end` (gloo: "Connection closed by peer"), as tests/test_ddp.py did
+collectives of `on_test_epoch_end` (gloo: "Connection closed by peer"), as tests/contracts/test_ddp.py did
 on LaMP-2's 4 test questions in batches of 4.
 """
 
@@ -68,7 +68,7 @@ def test_two_ranks_write_the_file_order_predictions_with_sorted_batches(talkativ
     process: the shape that crashed), greedy, outputs that differ from prompt to prompt: file order
     on one process, then file order and sorted batches on 2 ranks, give one and the same file (and
     metrics). Token-bounded batches are laid out as count-bounded ones (checked on the loaders
-    here) and give the file-order predictions on one process (tests/test_length_sorted.py)."""
+    here) and give the file-order predictions on one process (tests/pipeline/test_length_sorted.py)."""
     data = ["--data.task", "LaMP_4", "--data.data_dir", str(data_root), "--data.cache_dir", str(tmp_path / "cache")]
     data += ["--data.tokenizer", str(talkative_t5), "--data.eval_batch_size", "12", "--data.test_split", "train"]
     data += ["--data.max_input_length", "512"]

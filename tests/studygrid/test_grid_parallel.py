@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from grid_helpers import grid_args, grid_process, run_grid, table
+from grid_helpers import grid_args, grid_process, run_grid_here, table
 
 from lamp_pl.cli import main
 from lamp_pl.studygrid.owner import process_exists
@@ -21,8 +21,8 @@ AXES = ["--retriever", "bm25", "random", "--k", "1", "2"]
 
 def test_four_points_on_two_workers_match_a_sequential_run(tiny_t5, data_root, tmp_path):
     parallel, sequential = tmp_path / "parallel", tmp_path / "sequential"
-    run_grid(grid_args(tiny_t5, data_root, tmp_path, parallel, *AXES, "--workers", "2", "--no_plots"))
-    output = run_grid(grid_args(tiny_t5, data_root, tmp_path, sequential, *AXES, "--workers", "1", "--no_plots"))
+    run_grid_here(grid_args(tiny_t5, data_root, tmp_path, parallel, *AXES, "--workers", "2", "--no_plots"))
+    output = run_grid_here(grid_args(tiny_t5, data_root, tmp_path, sequential, *AXES, "--workers", "1", "--no_plots"))
     assert "4 points, 4 runs, 0 done, 4 to run" in output
     rows = table(parallel / "results.csv")
     assert len(rows) == 4 and all(row["rouge-1"] != "" for row in rows)
@@ -48,7 +48,7 @@ def test_killed_grid_resumes_and_matches_an_uninterrupted_one(tiny_t5, data_root
     a second grid over the same points is refused while it runs, and the rerun resumes."""
     two_epochs = ["--trainer.max_epochs", "2", "--retriever", "bm25", "random", "--workers", "1", "--no_plots"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    run_grid(grid_args(tiny_t5, data_root, tmp_path, reference, *two_epochs))
+    run_grid_here(grid_args(tiny_t5, data_root, tmp_path, reference, *two_epochs))
     args = grid_args(tiny_t5, data_root, tmp_path, killed, *two_epochs)
     first, second = killed / "retriever=bm25", killed / "retriever=random"
     process = grid_process(args)
@@ -73,7 +73,7 @@ def test_killed_grid_resumes_and_matches_an_uninterrupted_one(tiny_t5, data_root
     assert read_state(first).done and read_state(second).status == "running"
     untouched = {p: p.stat().st_mtime_ns for p in [first / LOG_FILE, *first.rglob("*.json"), *first.rglob("*.ckpt")]}
 
-    output = run_grid(args)
+    output = run_grid_here(args)
     assert "2 points, 2 runs, 1 done, 1 to run" in output
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
     assert read_state(first).attempts == 1

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from grid_helpers import REPO, grid_args, run_grid, table
+from grid_helpers import REPO, grid_args, run_grid_here, table
 from longform_helpers import LONGLAMP_METRICS
 
 from lamp_pl.cli import main
@@ -47,7 +47,7 @@ def test_a_grid_over_lamp_and_longlamp_tasks(tiny_t5: Path, data_root: Path, tmp
     out = tmp_path / "grid"
     axes = ["--task", f"LaMP_5={data_root}", f"{ABSTRACTS}={hub}", "--k", "0", "1", "--baseline", "k=0"]
     options = ["--no-fit", "--workers", "1", "--no_plots", "--resamples", "50"]  # test only: the data and metrics path
-    run_grid(grid_args(tiny_t5, data_root, tmp_path, out, *axes, *options))
+    run_grid_here(grid_args(tiny_t5, data_root, tmp_path, out, *axes, *options))
     rows = {(row["task"], row["k"]): row for row in table(out / "results.csv")}
     assert set(rows) == {(task, k) for task in ("LaMP_5", ABSTRACTS) for k in ("0", "1")}
     for k in ("0", "1"):

@@ -214,7 +214,7 @@ def test_kill_9_then_rerun_requests_only_unanswered(server, local_run, tiny_llam
     args += ["--model.served", section]
     cache = tmp_path / "runs" / "served_responses.jsonl"
     code = "import sys; from lamp_pl.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     child = subprocess.Popen([sys.executable, "-c", code, "test", *args], env=env, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -428,7 +428,7 @@ def test_refusals_are_one_line_naming_the_setting_or_url(tiny_llama, data_root, 
     # Nothing listening, through the console script's process: the URL once, in one line.
     nowhere = f"http://127.0.0.1:{free_port()}/v1"
     code = "import sys; from lamp_pl.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     result = subprocess.run(
         [sys.executable, "-c", code, "test", *args, "--model.served.base_url", nowhere],
         env=env,

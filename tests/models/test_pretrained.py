@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Two threads load an encoder at the same moment (as the thread ranks of a sharded index build
 # do), then a T5 whose checkpoint stores its shared word embeddings once is loaded.
 SCRIPT = """

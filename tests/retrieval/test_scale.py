@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -100,43 +99,29 @@ def test_the_encoders_window_holds_no_more_than_its_token_budget(tiny_bert):
     np.testing.assert_allclose(encoder.encode(texts), wide, rtol=1e-5, atol=1e-6)
 
 
-def _rank(rank: int, data: str, cache: str, encoder: str, out: str) -> None:
+def _rank(rank: int, paths: tuple[str, str, str]) -> dict:
+    """One rank's share of the index build, on the shared gloo group (tests/gloo_helpers.py)."""
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=2)
-    try:
-        _, summary = build_profile_index(
-            get_task(TASK),
-            data,
-            SPLITS,
-            cache,
-            EncoderSettings(encoder, device="cpu"),
-            rank=rank,
-            world_size=2,
-            barrier=dist.barrier,
-            progress=False,
-        )
-        Path(out, f"rank-{rank}.json").write_text(json.dumps({"parsed": stream.parse_count, **summary}))
-    finally:
-        dist.destroy_process_group()
+    data, cache, encoder = paths
+    before = stream.parse_count  # the rank's process is shared: count this build's parses only
+    _, summary = build_profile_index(
+        get_task(TASK),
+        data,
+        SPLITS,
+        cache,
+        EncoderSettings(encoder, device="cpu"),
+        rank=rank,
+        world_size=2,
+        barrier=dist.barrier,
+        progress=False,
+    )
+    return {"parsed": stream.parse_count - before, **summary}
 
 
-def test_under_two_gloo_ranks_only_one_process_parses_the_questions(data, tiny_bert, tmp_path):
-    import torch.multiprocessing as mp
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    processes = [
-        mp.get_context("spawn").Process(
-            target=_rank, args=(r, str(data), str(tmp_path / "cache"), str(tiny_bert), str(tmp_path))
-        )
-        for r in range(2)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-    assert [p.exitcode for p in processes] == [0, 0]
-    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
+def test_under_two_gloo_ranks_only_one_process_parses_the_questions(data, tiny_bert, tmp_path, gloo_ranks):
+    paths = (str(data), str(tmp_path / "cache"), str(tiny_bert))
+    ranks = gloo_ranks.run(_rank, [paths, paths])
     assert [r["parsed"] for r in ranks] == [len(SPLITS), 0]
     assert all(r["encoded"] > 0 for r in ranks)  # each rank encoded its slice
     index = ProfileIndex(ranks[0]["folder"])

@@ -21,9 +21,9 @@ from lamp_pl.cli import COMMANDS, TRAINING, load, main
 from lamp_pl.cli.tree import parse_command
 from lamp_pl.shipped import shipped_root
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = shipped_root()  # lamp_pl/configs, package data
-# recipes/ holds grid files (`lamp-pl grid --recipe`), not LightningCLI configs: tests/test_grid_recipes.py
+# recipes/ holds grid files (`lamp-pl grid --recipe`), not LightningCLI configs: tests/studygrid/test_grid_recipes.py
 # loads every one of them.
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.relative_to(CONFIG_DIR).parts[0] != "recipes")
 README = Path(os.environ.get("LAMP_PL_README", ROOT / "README.md"))
