@@ -122,7 +122,14 @@ def help_text(name: str) -> str:
         return "usage: lamp-pl" + text[text.index(" ", len("usage: ")) :] if text.startswith("usage: ") else text
     if command.raw:
         module = __import__(command.target.partition(":")[0], fromlist=["parser"])
-        return module.parser().format_help()
+        if hasattr(module, "parser"):
+            return module.parser().format_help()
+        # A raw command that forwards to another (fit-retriever-rl is fit-retriever --method rl):
+        # its help is what it prints.
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            load(command)(["--help"])
+        return out.getvalue()
     return build_parser(name, load(command)).format_help()
 
 
