@@ -1,9 +1,10 @@
 """Synthetic proof of the learned-retrieval methods, through the `lamp-pl` commands: each single
 retriever, the oracle, RSPG Pre and Post, ROPG-KD and ROPG-RL, one- and two-stage per-user LoRA.
 
-Not a test: ``OMP_NUM_THREADS=1 python bench/methods_proof.py --seeds 0 1 2`` prints a Markdown
-table (mean and spread over seeds, overall and per kind of user) and writes
-``<workdir>/table.json``. Per seed it writes two LaMP-2 data folders of its own:
+Not a test: ``OMP_NUM_THREADS=2 python bench/methods_proof.py --size full --threads 2`` prints a
+Markdown table (mean and spread over seeds, overall and per kind of user), each method against its
+baseline with the paired bootstrap interval on the same questions, and writes
+``<workdir>/table.json``; ``--size tiny`` checks in a few minutes that every command runs. Per seed it writes two LaMP-2 data folders of its own:
 
 * **copy** (the generator's training data): each question's profile is two items with one random
   tag, and the gold is that tag. A tiny random T5 fitted on it with k = 1 learns to answer with
@@ -201,17 +202,17 @@ def utilities(path: Path, names) -> dict[str, dict[str, float]]:
     return {n: {r["id"]: float(r["utilities"][n]["metric"]) for r in records} for n in names}
 
 
-def generator(args) -> tuple[Path, Path, Path]:
-    """The tiny T5 folder, the fitted copy generator's checkpoint, and the tiny BERT folder (all
-    seeds share them: the generator is fitted once, on the copy data)."""
+def generator(args) -> tuple[Path, Path]:
+    """The tiny T5 folder and the fitted copy generator's checkpoint (all seeds share them: the
+    generator is fitted once, on the copy data)."""
     from lamp_pl.cli.ropg_kd import best_checkpoint
-    from lamp_pl.demo.models import build_tiny_bert, build_tiny_t5
+    from lamp_pl.demo.models import build_tiny_t5
 
-    work, world = Path(args.workdir).resolve() / "generator", World(0)
+    settings = f"{args.copy_questions}q_{args.d_model}d_{args.epochs}e_{args.lr}"
+    work, world = Path(args.workdir).resolve().parent / f"generator_{settings}", World(0)
     corpus = [world.template.format(text=CUE), 'the tag for the movie: "" is ""', *TAGS, " ".join(world.filler)]
     corpus = corpus * 20 + [" ".join(words) for words in world.topics] * 20
     t5 = build_tiny_t5(work / "t5", corpus, vocab_size=600, d_model=args.d_model, seed=0)
-    bert = build_tiny_bert(work / "bert", [re.sub(r"[^a-z0-9]", " ", t.lower()) for t in corpus], seed=0)
     if not list((work / "run").rglob("last*.ckpt")):
         copy_data(world, work / "copy", args.copy_questions)
         config = work / "config.yaml"
@@ -221,17 +222,18 @@ def generator(args) -> tuple[Path, Path, Path]:
             f"--trainer.default_root_dir {work}/run",
             work / "commands.txt",
         )
-    return t5, best_checkpoint(work / "run"), bert
+    return t5, best_checkpoint(work / "run")
 
 
-def run_seed(args, seed: int, t5: Path, ckpt: Path, bert: Path) -> dict[str, dict[str, float]]:
+def run_seed(args, seed: int, t5: Path, ckpt: Path) -> dict[str, dict[str, float]]:
     """Every row of the table for one seed: question id -> 1.0 (right) / 0.0, per row."""
     from lamp_pl.demo.models import minilm_path
 
+    encoder = minilm_path()  # the pool's dense retriever, the selectors' and the ROPG start
     work = Path(args.workdir).resolve() / f"seed{seed}"
     golds = planted_data(World(seed), work / "planted", args.users, args.questions, args.recent)
     config = work / "config.yaml"
-    config.write_text(CONFIG.format(seed=seed, epochs=args.epochs, lr=args.lr, t5=t5, work=work, minilm=minilm_path()))
+    config.write_text(CONFIG.format(seed=seed, epochs=args.epochs, lr=args.lr, t5=t5, work=work, minilm=encoder))
     log, rows = work / "commands.txt", {}
     log.write_text("")
 
@@ -265,8 +267,9 @@ def run_seed(args, seed: int, t5: Path, ckpt: Path, bert: Path) -> dict[str, dic
     for mode in ("Pre", "Post"):
         out = work / f"rspg_{mode.lower()}"
         run(
-            f"fit-selector --train {train} --encoder {bert} --out_dir {out} --mode {mode.lower()} --temperature 0.1 "
-            f"--max_epochs {args.selector_epochs} --lr {args.selector_lr} --max_length 128 --seed {seed}"
+            f"fit-selector --train {train} --encoder {encoder} --out_dir {out} --mode {mode.lower()} "
+            f"--temperature {args.selector_temperature} --max_epochs {args.selector_epochs} --lr {args.selector_lr} "
+            f"--max_length 128 --seed {seed}"
         )
         report = printed_json(
             run(
@@ -280,20 +283,26 @@ def run_seed(args, seed: int, t5: Path, ckpt: Path, bert: Path) -> dict[str, dic
     items = printed_path(
         run(
             f"score-items {cfg} --candidates 12 --split train --data.retrieval.retriever contriever "
-            f"--data.retrieval.encoder {bert} --progress false"
+            f"--data.retrieval.encoder {encoder} --progress false"
         )
     )
-    learned = {"dense (tiny BERT, untrained)": {"retriever": "contriever", "encoder": str(bert)}}
-    for method, command in (("KD", "fit-retriever"), ("RL", "fit-retriever-rl --k 1 --samples 4")):
-        encoder = printed_path(
+    learned = {}
+    for method, command in (("KD", "fit-retriever"), ("RL", f"fit-retriever-rl --k 1 --samples {args.rl_samples}")):
+        trained = printed_path(
             run(
-                f"{command} --train_utilities {items} --encoder {bert} --out_dir {work}/ropg_{method.lower()} "
+                f"{command} --train_utilities {items} --encoder {encoder} --out_dir {work}/ropg_{method.lower()} "
                 f"--max_epochs {args.retriever_epochs} --lr {args.retriever_lr} --batch_size 8 --max_length 64 "
+                "--group_by_user true "
+                f"--temperature {args.retriever_temperature} --utility_temperature {args.utility_temperature} "
+                f"{'--use_metric true ' if args.use_metric else ''}"
                 f"--seed {seed} --trainer '{{\"enable_progress_bar\": false}}'"
             )
         )
-        learned[f"ROPG-{method} (tiny BERT)"] = {"retriever": "contriever", "encoder": str(encoder)}
+        learned[f"ROPG-{method} (from MiniLM)"] = {"retriever": "contriever", "encoder": str(trained)}
     rows.update(utilities(scored("learned", learned, "test"), learned))
+    if not args.peft:
+        rows["_shares"] = shares
+        return rows
 
     k0 = "--data.k 0 --data.retrieval.retriever none"
     peft = f"{cfg} --epochs {args.user_epochs} --lr {args.user_lr} --r 8 --alpha 16 --seed {seed}"
@@ -321,36 +330,100 @@ def kinds(row: dict[str, float]) -> list[float]:
     return [statistics.mean(v) if v else float("nan") for v in (list(row.values()), topical, recent)]
 
 
+SIZES = {
+    "tiny": {"users": 10, "seeds": [0], "selector_epochs": 1, "retriever_epochs": 1, "copy_questions": 300},
+    "small": {"users": 100, "seeds": [0, 1]},
+    "full": {"users": 400, "seeds": [0, 1, 2, 3, 4]},
+}
+"""``--size`` presets: tiny checks that every command runs (its figures mean nothing), small is
+the few-minutes configuration, full the one the docs report; explicit options override them."""
+
+COMPARISONS = {
+    "RSPG-Pre": "best single",
+    "RSPG-Post": "best single",
+    "oracle (best of the 4 per question)": "best single",
+    "ROPG-KD (from MiniLM)": "contriever",
+    "ROPG-RL (from MiniLM)": "contriever",
+}
+"""Each method's baseline row: the best single retriever of the pool (by mean over all seeds'
+questions) for the selectors, the untrained MiniLM it starts from (the pool's `contriever`) for
+ROPG."""
+
+
+def pooled(per_seed: dict[int, dict], name: str) -> dict[str, float]:
+    """A row's question scores over every seed (seeds draw different questions: ``<seed>:<id>``)."""
+    return {f"{seed}:{q}": v for seed, rows in per_seed.items() for q, v in rows[name].items()}
+
+
+def bootstrap_rows(per_seed: dict[int, dict]) -> list[str]:
+    """Markdown rows: each method against its baseline, paired on the same questions, with the
+    grid's bootstrap (`lamp_pl.studygrid.stats.paired_bootstrap`), and for RSPG the share of
+    the best-single-to-oracle gap it closes."""
+    from lamp_pl.studygrid.stats import paired_bootstrap
+
+    singles = {n: pooled(per_seed, n) for n in POOL}
+    best = max(singles, key=lambda n: statistics.mean(singles[n].values()))
+    oracle = pooled(per_seed, "oracle (best of the 4 per question)")
+    gap = statistics.mean(oracle.values()) - statistics.mean(singles[best].values())
+    lines = [
+        f"| method | baseline | method - baseline (95% paired bootstrap) | questions | share of the {best}-to-oracle gap |",
+        "|---|---|---|---|---|",
+    ]
+    for name, against in COMPARISONS.items():
+        if name not in per_seed[next(iter(per_seed))]:
+            continue
+        base = best if against == "best single" else against
+        stats = paired_bootstrap(singles[base], pooled(per_seed, name), resamples=2000)
+        closed = f"{stats['diff'] / gap:.2f}" if against == "best single" and gap > 0 else ""
+        lines.append(
+            f"| {name} | {base} | {stats['diff']:+.3f} ({stats['ci_low']:+.3f} to {stats['ci_high']:+.3f}) "
+            f"| {stats['questions']} | {closed} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--users", type=int, default=48, help="planted users (60/20/20 train/dev/test)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small", help="a preset (see SIZES)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--users", type=int, default=None, help="planted users (60/20/20 train/dev/test)")
     parser.add_argument("--questions", type=int, default=4, help="questions per planted user")
     parser.add_argument("--recent", type=int, default=2, help="newest items carrying a recent user's tag")
     parser.add_argument("--copy_questions", type=int, default=1500, help="generator training questions")
     parser.add_argument("--d_model", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5, help="generator epochs")
     parser.add_argument("--lr", type=float, default=5e-3, help="generator learning rate")
-    parser.add_argument("--retriever_epochs", type=int, default=10)
-    parser.add_argument("--retriever_lr", type=float, default=2e-3)
-    parser.add_argument("--selector_epochs", type=int, default=30)
-    parser.add_argument("--selector_lr", type=float, default=3e-3)
-    parser.add_argument("--user_epochs", type=int, default=10)
-    parser.add_argument("--user_lr", type=float, default=5e-3)
+    parser.add_argument("--retriever_epochs", type=int, default=3)
+    parser.add_argument("--retriever_lr", type=float, default=5e-5)
+    parser.add_argument("--retriever_temperature", type=float, default=1.0)
+    parser.add_argument("--utility_temperature", type=float, default=1.0)
+    parser.add_argument("--use_metric", action="store_true", help="ROPG distils/rewards the metric, not the likelihood")
+    parser.add_argument("--rl_samples", type=int, default=4)
+    parser.add_argument("--selector_epochs", type=int, default=5)
+    parser.add_argument("--selector_lr", type=float, default=1e-4)
+    parser.add_argument("--selector_temperature", type=float, default=0.1)
+    parser.add_argument("--peft", action="store_true", help="also the per-user LoRA rows (slow)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--workdir", default="runs/methods_proof")
-    args = parser.parse_args(argv)
+    parser.add_argument("--workdir", default=None, help="default runs/methods_proof/<size>")
+    given = parser.parse_args(argv)
+    defaults = vars(parser.parse_args([]))
+    preset = SIZES[given.size]
+    for key, value in preset.items():  # a preset fills what the command line left at its default
+        if getattr(given, key) in (None, defaults[key]):
+            setattr(given, key, value)
+    args = given
+    args.workdir = args.workdir or f"runs/methods_proof/{args.size}"
     import torch
 
     torch.set_num_threads(args.threads)
     start, per_seed = time.perf_counter(), {}
-    t5, ckpt, bert = generator(args)
+    t5, ckpt = generator(args)
     print(f"generator: {time.perf_counter() - start:.0f} s", flush=True)
     for seed in args.seeds:
         began = time.perf_counter()
         done = Path(args.workdir) / f"seed{seed}" / "rows.json"  # a rerun reuses finished seeds
         if not done.is_file():
-            done.write_text(json.dumps(run_seed(args, seed, t5, ckpt, bert)))
+            done.write_text(json.dumps(run_seed(args, seed, t5, ckpt)))
         per_seed[seed] = json.loads(done.read_text())
         print(f"seed {seed}: {time.perf_counter() - began:.0f} s", flush=True)
     seconds = round(time.perf_counter() - start, 1)
@@ -363,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in table.items():
         cells = [f"{statistics.mean(c):.2f} ({min(c):.2f} - {max(c):.2f})" for c in zip(*values)]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    print("\n".join(bootstrap_rows(per_seed)))
     shares = {
         k: statistics.mean(per_seed[s]["_shares"][k] for s in args.seeds) for k in per_seed[args.seeds[0]]["_shares"]
     }
