@@ -86,7 +86,7 @@ def retriever_fragment(value: str) -> Path | None:
     if shipped is not None:
         return shipped
     raise GridAxisError(
-        f"grid axis retriever: {value!r} is neither a retriever ({', '.join(RETRIEVERS)}) "
+        f"--retriever {value}: neither a retriever ({', '.join(RETRIEVERS)}) "
         "nor a config fragment (a .yaml path or a shipped name under retriever/)"
     )
 
@@ -111,10 +111,16 @@ def check_values(axes: dict[str, list[str]]) -> None:
                 _split_value(axis, value, need_dir=axis == "split")
             elif axis == "model" and not Path(value).is_file():
                 raise GridAxisError(f"grid axis model: {value}: no such config fragment")
-            elif axis == "retriever" and not (retriever_fragment(value) or Path(__file__)).is_file():
+            elif axis == "retriever" and not _usable_retriever(value):
                 raise GridAxisError(f"grid axis retriever: {value}: no such config fragment")
             elif axis == "seed" and not value.lstrip("-").isdigit():
                 raise GridAxisError(f"grid axis seed: {value!r} is not an integer")
+
+
+def _usable_retriever(value: str) -> bool:
+    """A retriever's own name, or a config fragment that exists."""
+    fragment = retriever_fragment(value)
+    return fragment is None or fragment.is_file()
 
 
 def combinations(axes: dict[str, list[str]]) -> list[Point]:
