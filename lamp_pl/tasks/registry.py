@@ -19,14 +19,8 @@ _BUILTIN: dict[str, Task] = {}
 """The tasks shipped with lamp_pl; a custom spec may never take one of their names."""
 
 
-_BENCHMARK: dict[str, Task] = {}
-
-
-def _benchmark_tasks() -> dict[str, Task]:
-    """The LongLaMP and LaMP-QA tasks (`lamp_pl.tasks.longform`), registered on first use."""
-    if not _BENCHMARK:
-        _BENCHMARK.update({task.name: task for task in LONGFORM_TASKS})
-    return _BENCHMARK
+_BENCHMARK: dict[str, Task] = {task.name: task for task in LONGFORM_TASKS}
+"""The LongLaMP and LaMP-QA tasks, registered when first asked for (`lamp_pl.tasks.longform`)."""
 
 
 def register_task(task: Task, overwrite: bool = False) -> Task:
@@ -52,16 +46,16 @@ def get_task(name: str | Task) -> Task:
         return name
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if name in _benchmark_tasks():
-        return register_task(_benchmark_tasks()[name])
+    if name in _BENCHMARK:
+        return register_task(_BENCHMARK[name])
     if name.endswith(".json") and Path(name).is_file():
         task = Task.from_file(name)
-        if task.name in _BUILTIN or task.name in _benchmark_tasks():
+        if task.name in _BUILTIN or task.name in _BENCHMARK:
             raise ConfigError(
                 f"{name}: custom task name {task.name!r} is a built-in task's name; give the spec another name"
             )
         return register_task(task, overwrite=True)
-    known = ", ".join(sorted({*task_names(), *_benchmark_tasks()}))
+    known = ", ".join(sorted({*task_names(), *_BENCHMARK}))
     raise ConfigError(f"unknown task {name!r}; known tasks: {known} (or a path to a task .json)")
 
 
@@ -72,7 +66,7 @@ def task_names() -> list[str]:
 
 def benchmark_task_names() -> list[str]:
     """The LongLaMP and LaMP-QA tasks (read with `datasets`; see `lamp_pl.tasks.longform`)."""
-    return sorted(_benchmark_tasks())
+    return sorted(_BENCHMARK)
 
 
 def builtin_task_names() -> list[str]:
@@ -83,6 +77,6 @@ def builtin_task_names() -> list[str]:
 for _task in LAMP_TASKS:
     _BUILTIN[_task.name] = register_task(_task)
 SHIPPED.update(_BUILTIN)
-SHIPPED.update({task.name: task for task in LONGFORM_TASKS})
+SHIPPED.update(_BENCHMARK)
 
 __all__ = ["benchmark_task_names", "builtin_task_names", "get_task", "register_task", "task_names"]
