@@ -48,6 +48,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TAGS = ("comedy", "action", "classic", "fantasy", "romance", "violence", "sci-fi", "dystopia")
 CUE = "new release"
+MARK = "velumo"
+"""The word a recent user's newest items carry (``--mark``): text a trained retriever can learn to
+pair with the cue, which shares no word with it (BM25 cannot match them) and means nothing to an
+untrained encoder."""
 POOL = {n: {"retriever": n} for n in ("none", "bm25", "recency", "contriever")}
 """The retrievers the selectors choose from (contriever: all-MiniLM-L6-v2) and the oracle's."""
 
@@ -112,8 +116,12 @@ def copy_data(world: World, dest: Path, questions: int) -> None:
         write_split(dest / "LaMP_2", split, records, golds)
 
 
-def planted_data(world: World, dest: Path, users: int, questions: int, recent: int) -> dict[str, str]:
-    """The methods' data (see the module docstring); returns each test question's gold."""
+def planted_data(
+    world: World, dest: Path, users: int, questions: int, recent: int, shares: tuple = (0.6, 0.2), mark: bool = True
+) -> dict[str, str]:
+    """The methods' data (see the module docstring); returns each test question's gold. `shares`:
+    the train and dev fractions of the users (test: the rest); `mark`: recent users' newest items
+    carry `MARK`."""
     rng, day = world.rng, datetime.date(2015, 1, 1)
     shared = [rng.choice(TAGS) for _ in world.topics]
     splits: dict[str, tuple[list[dict], dict[str, str]]] = {s: ([], {}) for s in ("train", "dev", "test")}
@@ -126,10 +134,16 @@ def planted_data(world: World, dest: Path, users: int, questions: int, recent: i
         profile = []
         for j in range(size):
             topic = rng.randrange(len(world.topics))
-            tag = special if kind == "r" and j >= size - recent else mapping[topic]
+            newest = kind == "r" and j >= size - recent
+            tag = special if newest else mapping[topic]
             date = (day + datetime.timedelta(days=3 * j)).isoformat()
-            profile.append({"id": f"{uid}-{j:02d}", "description": world.text(topic), "tag": tag, "date": date})
-        split = "train" if u < 0.6 * users else "dev" if u < 0.8 * users else "test"
+            text = world.text(topic)
+            if newest and mark:
+                words = text.split()
+                words.insert(world.rng.randrange(len(words) + 1), MARK)
+                text = " ".join(words)
+            profile.append({"id": f"{uid}-{j:02d}", "description": text, "tag": tag, "date": date})
+        split = "train" if u < shares[0] * users else "dev" if u < sum(shares) * users else "test"
         for q in range(questions):
             topic = rng.randrange(len(world.topics))
             text = f"{CUE} {world.text(topic)}" if kind == "r" else world.text(topic)
@@ -172,9 +186,11 @@ def lamp(command: str, log: Path) -> str:
 
     with log.open("a") as file:
         file.write(f"lamp-pl {command}\n")
-    out = io.StringIO()
+    out, began = io.StringIO(), time.perf_counter()
     with contextlib.redirect_stdout(out):
         code = main(shlex.split(command))
+    with log.open("a") as file:
+        file.write(f"  ({time.perf_counter() - began:.0f} s)\n")
     if code not in (0, None):
         raise SystemExit(f"lamp-pl {command}: exit status {code}")
     return out.getvalue()
@@ -231,7 +247,8 @@ def run_seed(args, seed: int, t5: Path, ckpt: Path) -> dict[str, dict[str, float
 
     encoder = minilm_path()  # the pool's dense retriever, the selectors' and the ROPG start
     work = Path(args.workdir).resolve() / f"seed{seed}"
-    golds = planted_data(World(seed), work / "planted", args.users, args.questions, args.recent)
+    shares = (args.train_share, args.dev_share)
+    golds = planted_data(World(seed), work / "planted", args.users, args.questions, args.recent, shares, args.mark)
     config = work / "config.yaml"
     config.write_text(CONFIG.format(seed=seed, epochs=args.epochs, lr=args.lr, t5=t5, work=work, minilm=encoder))
     log, rows = work / "commands.txt", {}
@@ -269,7 +286,7 @@ def run_seed(args, seed: int, t5: Path, ckpt: Path) -> dict[str, dict[str, float
         run(
             f"fit-selector --train {train} --encoder {encoder} --out_dir {out} --mode {mode.lower()} "
             f"--temperature {args.selector_temperature} --max_epochs {args.selector_epochs} --lr {args.selector_lr} "
-            f"--max_length 128 --seed {seed}"
+            f"--max_length 64 --reads query --seed {seed}"
         )
         report = printed_json(
             run(
@@ -333,7 +350,7 @@ def kinds(row: dict[str, float]) -> list[float]:
 SIZES = {
     "tiny": {"users": 10, "seeds": [0], "selector_epochs": 1, "retriever_epochs": 1, "copy_questions": 300},
     "small": {"users": 100, "seeds": [0, 1]},
-    "full": {"users": 400, "seeds": [0, 1, 2, 3, 4]},
+    "full": {"users": 200, "seeds": [0, 1, 2, 3, 4], "train_share": 0.4, "dev_share": 0.1},
 }
 """``--size`` presets: tiny checks that every command runs (its figures mean nothing), small is
 the few-minutes configuration, full the one the docs report; explicit options override them."""
@@ -389,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=None, help="planted users (60/20/20 train/dev/test)")
     parser.add_argument("--questions", type=int, default=4, help="questions per planted user")
     parser.add_argument("--recent", type=int, default=2, help="newest items carrying a recent user's tag")
+    parser.add_argument(
+        "--mark",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"recent users' newest items carry the word {MARK!r} (learnable by ROPG; --no-mark: the text holds no sign)",
+    )
+    parser.add_argument("--train_share", type=float, default=0.6, help="share of the users in train")
+    parser.add_argument("--dev_share", type=float, default=0.2, help="share of the users in dev (test: the rest)")
     parser.add_argument("--copy_questions", type=int, default=1500, help="generator training questions")
     parser.add_argument("--d_model", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5, help="generator epochs")

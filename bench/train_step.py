@@ -3,7 +3,7 @@
 Both consume the same LaMP batches (synthetic LaMP-2, BM25 top-1 prompts from LaMPDataModule),
 the same randomly initialised model, the same LoRA and the same precision; each variant runs in its
 own process so peak memory is its own. Printed per variant: tokens/s (prompt + target tokens
-trained on), mean step time after warm-up, peak memory (CUDA max allocated on GPU, max RSS on CPU).
+trained on), median step time after warm-up (and the mean), peak memory (CUDA max allocated on GPU, max RSS on CPU).
 
     python bench/train_step.py --shape small              # CPU: a tiny Llama, a smoke figure
     python bench/train_step.py --shape 0.5b --steps 30    # GPU: Qwen2 shaped like Qwen2.5-0.5B, bf16
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -180,7 +181,7 @@ def one(args: argparse.Namespace) -> dict:
         if torch.cuda.is_available()
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
-    step = sum(times) / len(times)
+    step = statistics.median(times)  # the median: a step the OS or allocator delayed does not move it
     return {
         "impl": args.impl,
         "lora": args.lora,
@@ -188,6 +189,7 @@ def one(args: argparse.Namespace) -> dict:
         "precision": args.precision,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "step_ms": round(1000 * step, 2),
+        "mean_step_ms": round(1000 * sum(times) / len(times), 2),
         "tokens_per_s": round(tokens / sum(times), 1),
         "peak_mib": round(peak, 1),
         "peak_kind": "cuda_max_allocated" if torch.cuda.is_available() else "max_rss",
@@ -197,8 +199,8 @@ def one(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="small")
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
     parser.add_argument("--workdir", default=None, help="keep data caches here between runs")

@@ -46,7 +46,10 @@ def task_table(task: str, stages: dict, args: argparse.Namespace) -> list[str]:
         lines.append(_row(f"ranking ({name}), s", stage["official_s"], stage["lamp_pl_s"], stage["agree"], cpu=stage))
     train, ev = stages["training"], stages["evaluation"]
     best = train["best_dev"]
-    diverge = f"training diverges numerically: best dev metric official {best['official']}, lamp_pl {best['lamp_pl']}"
+    shown = {side: "n/a" if value is None else f"{float(value):.3f}" for side, value in best.items()}
+    diverge = f"training diverges numerically: best dev metric official {shown['official']}, lamp_pl {shown['lamp_pl']}"
+    if train.get("majority") is not None:
+        diverge += f" (answering the most frequent dev label alone: {train['majority']:.3f})"
     name = "training (merge + train_llm.py / fit), s"
     lines.append(_row(name, train["official_s"], train["lamp_pl_s"], train["agree"], cpu=train))
     per_sample = f"{train['samples']} samples ({args.epochs} epochs); {diverge}"

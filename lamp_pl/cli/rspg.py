@@ -80,6 +80,7 @@ def fit_selector(
     temperature: float = 1.0,
     training: TrainSettings = SELECTOR_TRAINING,
     max_length: int = 256,
+    reads: Literal["input", "query"] = "input",
 ) -> Path:
     """Train the RSPG retriever selector (Pre or Post) on per-retriever utilities.
 
@@ -96,13 +97,24 @@ def fit_selector(
             weight decay, and the seed of the initialisation and batch order (`--lr`,
             `--batch_size`, `--max_epochs`, `--seed` ... also work).
         max_length: Encoder input tokens.
+        reads: What the selector reads of a question: `input` (all of it) or `query` (the task's
+            retrieval query; on LaMP-2 the description without the instruction every question
+            repeats, about a tenth of the tokens).
     """
     from lamp_pl.learned.selector import train_selector
     from lamp_pl.learned.utilities import load_retriever_utilities
 
     records = load_retriever_utilities(train)
     train_selector(
-        records, encoder, out_dir, training, mode=mode, metric=metric, temperature=temperature, max_length=max_length
+        records,
+        encoder,
+        out_dir,
+        training,
+        mode=mode,
+        metric=metric,
+        temperature=temperature,
+        max_length=max_length,
+        reads=reads,
     )
     return Path(out_dir) / "selector.ckpt"
 

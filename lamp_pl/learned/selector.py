@@ -33,12 +33,26 @@ def selector_target(utilities: torch.Tensor, temperature: float) -> torch.Tensor
     return torch.softmax(utilities / temperature, dim=-1)
 
 
-def selector_texts(record: dict, pool: list[str], mode: str) -> list[str]:
-    """What the selector reads of a question: its input (pre) or, per retriever, the input
-    followed by that retriever's item texts (post)."""
+def question_text(record: dict, reads: str = "input") -> str:
+    """The question's text a selector reads: its whole input, or the task's retrieval query."""
+    if reads == "input":
+        return record["input"]
+    if record.get("query") is None:
+        raise ValueError(
+            f"question {record.get('id')!r} has no 'query' (utilities written before selectors could read "
+            "the query): run score-retrievers again, or fit with --reads input"
+        )
+    return record["query"]
+
+
+def selector_texts(record: dict, pool: list[str], mode: str, reads: str = "input") -> list[str]:
+    """What the selector reads of a question: its text (pre) or, per retriever, the text followed
+    by that retriever's item texts (post). The text is the whole input or, with ``reads="query"``,
+    the task's retrieval query (the input less the instruction every question shares)."""
+    text = question_text(record, reads)
     if mode == "pre":
-        return [record["input"]]
-    return [SEPARATOR.join([record["input"], *record["items"][name]]) for name in pool]
+        return [text]
+    return [SEPARATOR.join([text, *record["items"][name]]) for name in pool]
 
 
 class SelectorModule(L.LightningModule):
@@ -52,6 +66,7 @@ class SelectorModule(L.LightningModule):
         temperature: float = 1.0,
         training: TrainSettings | dict | None = None,
         max_length: int = 256,
+        reads: Literal["input", "query"] = "input",
     ) -> None:
         """
         Args:
@@ -62,10 +77,16 @@ class SelectorModule(L.LightningModule):
             training: The learning rate, weight decay and warm-up of AdamW (linear warm-up then
                 decay); None = `SELECTOR_TRAINING`.
             max_length: Truncation of the selector's texts.
+            reads: ``input`` (the question's whole input) or ``query`` (the task's retrieval
+                query: on LaMP-2 the description without the instruction and tag list every
+                question repeats, a tenth of the tokens).
         """
         super().__init__()
         if mode not in ("pre", "post"):
             raise ValueError(f"selector mode must be 'pre' or 'post', got {mode!r}")
+        if reads not in ("input", "query"):
+            raise ValueError(f"selector reads must be 'input' or 'query', got {reads!r}")
+        self.reads = reads
         self.settings = TrainSettings.of(training or SELECTOR_TRAINING)
         training = self.settings.as_dict()  # save_hyperparameters reads this frame: plain values
         self.save_hyperparameters()
@@ -111,15 +132,16 @@ class SelectorModule(L.LightningModule):
         pool, chosen = self.pool, {}
         for start in range(0, len(records), batch_size):
             part = records[start : start + batch_size]
-            best = self.scores([selector_texts(r, pool, self.mode) for r in part]).argmax(-1).tolist()
+            texts = [selector_texts(r, pool, self.mode, self.reads) for r in part]
+            best = self.scores(texts).argmax(-1).tolist()
             chosen.update({r["id"]: pool[b] for r, b in zip(part, best)})
         return chosen
 
 
-def selector_batches(records: list[dict], pool: list[str], mode: str, metric: str) -> list[dict]:
+def selector_batches(records: list[dict], pool: list[str], mode: str, metric: str, reads: str = "input") -> list[dict]:
     """Training rows: the selector's texts and the utilities in pool order."""
     return [
-        {"texts": selector_texts(r, pool, mode), "utilities": [float(r["utilities"][n][metric]) for n in pool]}
+        {"texts": selector_texts(r, pool, mode, reads), "utilities": [float(r["utilities"][n][metric]) for n in pool]}
         for r in records
     ]
 
@@ -138,6 +160,7 @@ def train_selector(
     metric: str = "metric",
     temperature: float = 1.0,
     max_length: int = 256,
+    reads: Literal["input", "query"] = "input",
     trainer: dict[str, Any] | None = None,
 ) -> SelectorModule:
     """Train an RSPG selector on `load_retriever_utilities` records; save ``<out_dir>/selector.ckpt``
@@ -148,14 +171,14 @@ def train_selector(
         training: Learning rate, weight decay, warm-up, questions per step, passes and the seed
             of the initialisation and the batch order.
         metric: ``metric`` or ``log_likelihood``: which utility is distilled.
-        mode, temperature, max_length: see `SelectorModule`.
+        mode, temperature, max_length, reads: see `SelectorModule`.
         trainer: Extra `lightning.Trainer` arguments.
     """
     seed = training.seed
     L.seed_everything(seed, workers=True, verbose=False)
     pool = sorted(records[0]["utilities"])
-    module = SelectorModule(encoder, pool, mode, temperature, training, max_length=max_length)
-    rows = selector_batches(records, pool, mode, metric)
+    module = SelectorModule(encoder, pool, mode, temperature, training, max_length=max_length, reads=reads)
+    rows = selector_batches(records, pool, mode, metric, reads)
     generator = torch.Generator().manual_seed(seed)
     loader: DataLoader = DataLoader(
         rows,  # type: ignore[arg-type]  # a list is a map-style dataset
@@ -171,8 +194,9 @@ def train_selector(
 
 
 def selection_records(datamodule, pool: dict[str, dict], split: str) -> list[dict]:
-    """What the selector reads of each question of `split`: ``id``, ``input`` and ``items``
-    (retriever -> its retrieved item texts), from each member's retrieval cache."""
+    """What the selector reads of each question of `split`: ``id``, ``input``, ``query`` (the
+    task's retrieval query) and ``items`` (retriever -> its retrieved item texts), from each
+    member's retrieval cache."""
     from lamp_pl.data.lamp import load_split
     from lamp_pl.learned.utilities import pool_views
 
@@ -186,7 +210,10 @@ def selection_records(datamodule, pool: dict[str, dict], split: str) -> list[dic
             continue
         view.prepare(progress=False)
         items[name] = [[dm.task.item_text(i) for i in r.items] for r in view.retrieved()]
-    return [{"id": q.id, "input": q.input, "items": {n: items[n][j] for n in items}} for j, q in enumerate(questions)]
+    return [
+        {"id": q.id, "input": q.input, "query": dm.task.query(q.input), "items": {n: items[n][j] for n in items}}
+        for j, q in enumerate(questions)
+    ]
 
 
 def select_retrievers(
@@ -221,6 +248,7 @@ __all__ = [
     "selection_records",
     "selector_batches",
     "selector_target",
+    "question_text",
     "selector_texts",
     "train_selector",
 ]

@@ -27,7 +27,9 @@ from lamp_pl.learned.scoring import _generate, example_metric, load_generator, r
 from lamp_pl.retrieval.selected import member_config
 from lamp_pl.retrieval.view import RetrievalView
 
-RETRIEVER_UTILITIES_FORMAT = 2  # 2: generated outputs truncate the prompt as the data module does
+RETRIEVER_UTILITIES_FORMAT = (
+    3  # 2: generated outputs truncate the prompt as the data module does; 3: records carry the query
+)
 DEFAULT_POOL: dict[str, dict] = {
     "none": {"retriever": "none"},
     "contriever": {"retriever": "contriever"},
@@ -81,6 +83,7 @@ def _score_chunk(dm, generator, questions, retrieved: dict[str, list], batch_siz
                 "id": question.id,
                 "user": question.user,
                 "input": question.input,
+                "query": dm.task.query(question.input),
                 "gold": question.output,
                 "items": {n: [dm.task.item_text(i) for i in retrieved[n][q].items] for n in names},
                 "utilities": {

@@ -16,7 +16,7 @@ import yaml
 from helpers import base_args
 from lamp_pl.learned.distill import collate_utilities
 from lamp_pl.learned.rl import RLRetrieverModule, policy_gradient_loss
-from lamp_pl.learned.selector import SelectorModule, selector_batches, selector_target
+from lamp_pl.learned.selector import SelectorModule, selector_batches, selector_target, selector_texts
 from lamp_pl.lightning.datamodule import LaMPDataModule
 from lamp_pl.retrieval import RetrievalConfig, load_retrieved, prepare_retrieval
 from lamp_pl.retrieval.dated import MissingDateError, dated_task
@@ -80,6 +80,20 @@ def test_selector_target_is_the_softmax_of_utilities_over_temperature(tiny_bert)
             assert float(module.loss(batch)) == pytest.approx(float(expected), rel=1e-5)
         assert module.scores(batch["texts"]).shape == (2, 2)
         assert set(module.choose(records).values()) <= {"bm25", "none"}
+
+
+def test_a_selector_reading_the_query_reads_it_in_place_of_the_input(tiny_bert) -> None:
+    record = {"id": "q1", "input": "which tag? description: alpha beta", "query": "alpha beta"}
+    record["items"] = {"bm25": ["x"], "none": []}
+    assert selector_texts(record, ["bm25", "none"], "pre", "query") == ["alpha beta"]
+    assert selector_texts(record, ["bm25", "none"], "post", "query") == ["alpha beta | x", "alpha beta"]
+    assert selector_texts(record, ["bm25", "none"], "post") == [record["input"] + " | x", record["input"]]
+    module = SelectorModule(str(tiny_bert), ["bm25", "none"], "pre", max_length=32, reads="query")
+    assert module.hparams["reads"] == "query" and set(module.choose([record]).values()) <= {"bm25", "none"}
+    with pytest.raises(ValueError, match="no 'query'.*score-retrievers again"):
+        selector_texts({"id": "old", "input": "x", "items": {}}, ["bm25"], "pre", "query")
+    with pytest.raises(ValueError, match="reads must be"):
+        SelectorModule(str(tiny_bert), ["bm25"], "pre", reads="prompt")  # type: ignore[arg-type]
 
 
 def _datamodule(data_root: Path, tiny_t5: Path, cache: Path, **retrieval) -> LaMPDataModule:

@@ -39,6 +39,7 @@ def test_score_retrievers_scores_each_members_prompt_and_caches_by_pool(data_roo
     for q in (0, len(questions) - 1):
         record, question = records[q], questions[q]
         assert record["gold"] == question.output and record["items"]["none"] == []
+        assert record["query"] == dm.task.query(question.input) and record["query"] in question.input
         for name in ("bm25", "recency"):
             assert record["items"][name] == [dm.task.item_text(item) for item in ranked[name][q].items]
         for name in POOL:
