@@ -117,3 +117,76 @@ def report(results: dict, machine: dict[str, Any], records: list[dict], args: ar
     lines += targets(results, args)
     lines += replacements(records)
     return "\n".join(lines)
+
+
+def _span(values: list[float], unit: str) -> str:
+    """`low-high` of several runs' figures (one figure when they agree to the unit shown)."""
+    low, high = unit.format(min(values)), unit.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def combined(summaries: list[dict]) -> str:
+    """One table per task over several runs' `summary.json`: each figure as the range of the runs.
+
+    The speed-up is the range of the runs' own ratios (each run's official over its lamp_pl), not
+    a ratio of the ranges.
+    """
+    lines = [
+        f"{len(summaries)} runs; load average at start {_span([s['machine']['load_start'] for s in summaries], '{:.1f}')}"
+    ]
+    for task in summaries[0]["tasks"]:
+        runs = [s["tasks"][task] for s in summaries]
+        lines += [
+            f"\n### {task}\n",
+            "| stage | official | lamp_pl | speed-up | CPU ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        rows: dict[str, list[dict]] = {
+            f"ranking ({name}), s": [r["ranking"][name] for r in runs] for name in runs[0]["ranking"]
+        }
+        rows["training (merge + train_llm.py / fit), s"] = [r["training"] for r in runs]
+        rows["evaluation (test split, same checkpoint), s"] = [r["evaluation"] for r in runs]
+        for name, stages in rows.items():
+            walls = [_ratio(s["official_s"], s["lamp_pl_s"]) for s in stages]
+            cpus = [_ratio(s["official_cpu"], s["lamp_pl_cpu"]) for s in stages]
+            lines.append(
+                f"| {name} | {_span([s['official_s'] for s in stages], '{:.1f}')} | "
+                f"{_span([s['lamp_pl_s'] for s in stages], '{:.1f}')} | {_span(walls, '{:.2f}')}x | {_span(cpus, '{:.2f}')}x |"
+            )
+        trains = [r["training"] for r in runs]
+        official = [t["official_per_sample_ms"] for t in trains]
+        ours = [t["lamp_pl_per_sample_ms"] for t in trains]
+        ratios = [_ratio(o, m) for o, m in zip(official, ours)]
+        lines.append(
+            f"| training per sample, ms | {_span(official, '{:.2f}')} | {_span(ours, '{:.2f}')} | {_span(ratios, '{:.2f}')}x | |"
+        )
+        ends = []
+        for r in runs:
+            layout = "time" if any("time-based" in k for k in r["ranking"]) else "user"
+            ends.append(end_to_end(r, layout))
+        walls = [_ratio(o, m) for o, m, _ in ends]
+        cpus = [_ratio(c["official_cpu"], c["lamp_pl_cpu"]) for _, _, c in ends]
+        lines.append(
+            f"| end to end (contriever), s | {_span([o for o, _, _ in ends], '{:.1f}')} | "
+            f"{_span([m for _, m, _ in ends], '{:.1f}')} | {_span(walls, '{:.2f}')}x | {_span(cpus, '{:.2f}')}x |"
+        )
+        spread = (max(ours) - min(ours)) / min(ours)
+        best = [t["best_dev"] for t in trains]
+        lines.append(
+            f"\nlamp_pl's time per training sample moved by {spread:.1%} between runs "
+            f"(official: {(max(official) - min(official)) / min(official):.1%}); best dev metric, official "
+            f"{_span([float(b['official'] or 0) for b in best], '{:.3f}')}, lamp_pl {_span([float(b['lamp_pl'] or 0) for b in best], '{:.3f}')}"
+            + (f"; the most frequent dev label alone: {trains[0]['majority']:.3f}" if trains[0].get("majority") else "")
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print("python bench/vs_official_report.py RUN/summary.json [RUN/summary.json ...]: the runs' range table")
+        raise SystemExit(0)
+    print(combined([json.loads(Path(p).read_text()) for p in sys.argv[1:]]))

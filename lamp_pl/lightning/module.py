@@ -18,6 +18,7 @@ from lamp_pl.errors import ConfigError
 from lamp_pl.evaluation.predictions import gather_predictions, output_dirs, write_run_outputs
 from lamp_pl.lightning.optim import adamw_with_linear_warmup
 from lamp_pl.lightning.settings import TrainSettings
+from lamp_pl.lightning.steplog import loss_reaches_loggers, loss_read_every_step
 from lamp_pl.metrics.lamp import build_metrics
 from lamp_pl.models import FamilyName, get_family
 from lamp_pl.models.adapters import (
@@ -113,6 +114,7 @@ class LaMPModel(L.LightningModule):
         """
         super().__init__()
         warnings.filterwarnings("ignore", message=TRANSFER_NOTICE)
+        self._log_every_step, self._unlogged_loss = True, None
         self.save_hyperparameters()
         self.task = get_task(task)
         max_new_tokens = max_new_tokens or self.task.max_new_tokens or 128
@@ -223,8 +225,20 @@ class LaMPModel(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
+        if self._log_every_step:
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
+        else:  # logged in on_train_batch_end on the steps the loggers write (lamp_pl.lightning.steplog)
+            self._unlogged_loss = (loss.detach(), len(batch["ids"]))
         return loss
+
+    def on_train_start(self) -> None:
+        self._log_every_step = loss_read_every_step(self.trainer)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        unlogged, self._unlogged_loss = self._unlogged_loss, None
+        if unlogged is not None and loss_reaches_loggers(self.trainer):
+            loss, size = unlogged
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
 
     @torch.no_grad()
     def generate(self, batch: dict) -> list[str]:
