@@ -6,6 +6,7 @@ own process so peak memory is its own. Printed per variant: tokens/s (prompt + t
 trained on), median step time after warm-up (and the mean), peak memory (CUDA max allocated on GPU, max RSS on CPU).
 
     python bench/train_step.py --shape small              # CPU: a tiny Llama, a smoke figure
+    python bench/train_step.py --shape small --interleave 5   # both loops in turn in one process: a steadier ratio
     python bench/train_step.py --shape 0.5b --steps 30    # GPU: Qwen2 shaped like Qwen2.5-0.5B, bf16
 """
 
@@ -196,6 +197,39 @@ def one(args: argparse.Namespace) -> dict:
     }
 
 
+def interleaved(args: argparse.Namespace) -> int:
+    """Both loops in this one process, in turn, `--interleave` rounds: the ratio of each round's
+    medians. Separate processes (the default) give each its own peak memory, but on a shared or
+    virtual machine one process can run 20-40% slower than the next for its whole life; in one
+    process, alternating, both loops meet the same conditions, so the ratio holds still."""
+    torch.manual_seed(0)
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="lamp_bench_"))
+    data = batches(root, args.shape, args.steps, args.batch_size)
+    print(
+        f"{'lora':5} {'round':>5} {'plain ms':>9} {'lamp_pl ms':>10} {'ratio':>6}  ({args.shape}, {args.precision}, median step)"
+    )
+    summary = {}
+    for lora in (False, True):
+        ratios = []
+        for round_ in range(args.interleave):
+            order = ("plain", "lamp_pl") if round_ % 2 == 0 else ("lamp_pl", "plain")
+            medians = {}
+            for impl in order:
+                run = run_lamp if impl == "lamp_pl" else run_plain
+                medians[impl] = statistics.median(run(data, args.shape, lora, args.precision, args.warmup))
+            ratios.append(medians["lamp_pl"] / medians["plain"])
+            print(
+                f"{lora!s:5} {round_ + 1:5} {1000 * medians['plain']:9.2f} {1000 * medians['lamp_pl']:10.2f} {ratios[-1]:6.3f}"
+            )
+        summary[lora] = ratios
+    for lora, ratios in summary.items():
+        print(
+            f"lora={lora}: lamp_pl/plain step time, median of {len(ratios)} rounds {statistics.median(ratios):.3f} "
+            f"(range {min(ratios):.3f}-{max(ratios):.3f})"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="small")
@@ -206,8 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="keep data caches here between runs")
     parser.add_argument("--impl", choices=["lamp_pl", "plain"], default=None, help="run one variant (internal)")
     parser.add_argument("--lora", action="store_true", help="with --impl: LoRA on")
+    parser.add_argument(
+        "--interleave", type=int, default=0, help="R rounds of both loops in one process, in turn (no memory figures)"
+    )
     args = parser.parse_args(argv)
     args.precision = args.precision or ("bf16-mixed" if torch.cuda.is_available() else "32-true")
+    if args.interleave:
+        return interleaved(args)
     if args.impl is not None:
         print(json.dumps(one(args)))
         return 0

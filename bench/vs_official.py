@@ -1,8 +1,9 @@
 """The official LaMP scripts against lamp_pl, stage by stage, on the same data, models and settings.
 
-    python bench/vs_official.py OFFICIAL_CHECKOUT                  # default size: about 15 min on 2 quiet cores
+    python bench/vs_official.py OFFICIAL_CHECKOUT                  # default size: about 6 min on 2 quiet cores
     python bench/vs_official.py OFFICIAL_CHECKOUT --size small     # a quick check: about 9 min of CPU
     python bench/vs_official.py OFFICIAL_CHECKOUT --tasks LaMP_2 --users 8 --epochs 1 --threads 2 --work /tmp/vs
+    python bench/vs_official.py OFFICIAL_CHECKOUT --ranking-only --rankers bm25 --layouts time --profile 200 400
 
 OFFICIAL_CHECKOUT is a clone of LaMP-Benchmark (github.com/LaMP-Benchmark/LaMP), fetched outside this
 repository and never committed; its scripts need their own virtual environment (transformers
@@ -339,6 +340,8 @@ def run_task(bench: Bench, task: str) -> dict:
         for ranker in bench.args.rankers:
             print(f"  {task} ranking, {layout}-based, {ranker}", flush=True)
             stages["ranking"][f"{ranker}, {layout}-based"] = ranking(bench, task, root, layout, ranker, configs[layout])
+    if bench.args.ranking_only:
+        return stages
     layout = bench.args.train_layout
     ranked = stages["ranking"][f"contriever, {layout}-based"]["folder"]
     print(f"  {task} training and evaluation, {layout}-based", flush=True)
@@ -367,13 +370,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--beams", type=int, default=4, help="official generation_num_beams")
     parser.add_argument("--lr", type=float, default=5e-3, help="learning rate (a random tiny T5 needs more than 5e-5)")
     parser.add_argument("--threads", type=int, help="OMP/MKL threads of every subprocess (default: torch's)")
+    parser.add_argument(
+        "--ranking-only", action="store_true", help="only the ranking stage (e.g. bm25 alone on larger profiles)"
+    )
     parser.add_argument("--work", type=Path, help="work folder, kept (default: a temporary one, removed)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for key, value in SIZES[args.size].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.train_layout not in args.layouts or "contriever" not in args.rankers:
+    needs = not args.ranking_only and (args.train_layout not in args.layouts or "contriever" not in args.rankers)
+    if needs:
         parser.error("--train-layout must be one of --layouts, and --rankers must include contriever")
     return args
 
