@@ -19,6 +19,7 @@ from lamp_pl.evaluation.predictions import gather_predictions, output_dirs, writ
 from lamp_pl.lightning.optim import adamw_with_linear_warmup
 from lamp_pl.lightning.settings import TrainSettings
 from lamp_pl.lightning.steplog import loss_reaches_loggers, loss_read_every_step
+from lamp_pl.lightning.transfer import is_flat_batch, move_flat_batch
 from lamp_pl.metrics.lamp import build_metrics
 from lamp_pl.models import FamilyName, get_family
 from lamp_pl.models.adapters import (
@@ -42,11 +43,6 @@ LaMPModel, since a filter installed at import can be undone by a `catch_warnings
 
 TRAINABLE_ONLY = "lamp_pl_trainable_only"
 """Checkpoint key set when `state_dict` holds only the trainable (adapter) weights."""
-
-
-def _holds_tensor(values: list) -> bool:
-    """Whether a batch's list field holds a tensor at its first level (text fields never do)."""
-    return any(isinstance(v, torch.Tensor) for v in values)
 
 
 def _default_tokenizer(model_name_or_path: str, family: str, served: Any) -> str:
@@ -207,20 +203,9 @@ class LaMPModel(L.LightningModule):
         return self.family.loss(self.model, batch)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Move a LaMP batch's tensors to `device`; its text fields stay as they are.
-
-        A LaMP batch (`lamp_pl.pipeline.tokenized.collate`) holds tensors at its top level only,
-        beside lists of ids, targets and retrieved items. Lightning's default walks every element
-        of those lists looking for tensors, a cost paid on every step (about 1-2 ms a batch of 8
-        with k items each on CPU); anything else takes the default path.
-        """
-        if isinstance(batch, dict) and all(isinstance(v, (torch.Tensor, list)) for v in batch.values()):
-            if not any(_holds_tensor(v) for v in batch.values() if isinstance(v, list)):
-                non_blocking = device.type == "cuda" if isinstance(device, torch.device) else False
-                return {
-                    k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
-                    for k, v in batch.items()
-                }
+        """A LaMP batch's tensors to `device`, its text fields as they are (`lamp_pl.lightning.transfer`)."""
+        if is_flat_batch(batch):
+            return move_flat_batch(batch, device)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
