@@ -253,8 +253,11 @@ def test_two_gloo_ranks_match_one_process(setup, tiny_t5, tiny_bert, data_root, 
 
     mine, theirs = load_file(encoder / "model.safetensors"), load_file(Path(report["encoder"]) / "model.safetensors")
     assert mine.keys() == theirs.keys()
+    # Two ranks average two half-batch gradients where one process averages the whole batch: the
+    # same value up to float summation order, which 2 epochs of AdamW carry into the weights at
+    # about 1e-5 (seen: 1.5e-5 on one element of 1,024); a wrong gradient differs by orders more.
     for name in mine:
-        torch.testing.assert_close(theirs[name], mine[name], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(theirs[name], mine[name], atol=1e-4, rtol=1e-3)
 
 
 def test_user_grouped_order_keeps_users_together_and_splits_over_ranks():
