@@ -91,11 +91,10 @@ def profile(family: str, steps: int, warmup: int, workdir: Path) -> list[tuple[s
 
     data = train_step.batches(workdir, "small", steps, 8)
     model = build(family)
-    model.configure_callbacks = list  # no checkpoint writes inside a timing loop
     clock = Clock()
-    network = model.model
-    clock.wrap(network, "forward", "forward")
-    clock.wrap(model.family, "training_sequences", "sequences") if hasattr(model.family, "training_sequences") else None
+    clock.wrap(model.model, "forward", "forward")
+    if hasattr(model.family, "training_sequences"):  # the causal family joins prompts and targets
+        clock.wrap(model.family, "training_sequences", "sequences")
     clock.wrap(model, "log", "log")
     clock.wrap(model, "backward", "backward")
     clock.wrap(model, "transfer_batch_to_device", "data")
@@ -114,19 +113,7 @@ def profile(family: str, steps: int, warmup: int, workdir: Path) -> list[tuple[s
             for config in trainer.lr_scheduler_configs:
                 clock.wrap(config.scheduler, "step", "update")
 
-    loader = torch.utils.data.DataLoader(data, batch_size=None, collate_fn=lambda b: b)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=len(data),
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Iterations()],
-        limit_val_batches=0,
-    )
-    trainer.fit(model, train_dataloaders=loader)
+    train_step.fit_on_batches(model, data, [Iterations()], accelerator="cpu")
     rows = []
     for step in clock.steps[warmup:]:
         closure = step.get("sequences", 0) + step.get("forward", 0) + step.get("backward", 0) + step.get("log", 0)

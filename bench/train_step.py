@@ -121,10 +121,18 @@ def run_lamp(data: list[dict], shape: str, lora: bool, precision: str, warmup: i
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - self.start)
 
-    model = build_model(shape, lora)
+    fit_on_batches(build_model(shape, lora), data, [StepTimer()], precision=precision)
+    return times[warmup:]
+
+
+def fit_on_batches(model, data: list[dict], callbacks: list, precision: str = "32-true", accelerator: str = "auto"):
+    """Train `model` one step per batch of `data` with a bare Lightning `Trainer`: no logger, no
+    checkpoints, no progress bar, no validation (nothing but the loop inside a timing)."""
+    import lightning as L
+
     model.configure_callbacks = list  # no checkpointing inside a timing loop
     trainer = L.Trainer(
-        accelerator="auto",
+        accelerator=accelerator,
         devices=1,
         precision=precision,
         max_steps=len(data),
@@ -132,11 +140,10 @@ def run_lamp(data: list[dict], shape: str, lora: bool, precision: str, warmup: i
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[StepTimer()],
+        callbacks=callbacks,
         limit_val_batches=0,
     )
     trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None, collate_fn=lambda b: b))
-    return times[warmup:]
 
 
 def run_plain(data: list[dict], shape: str, lora: bool, precision: str, warmup: int) -> list[float]:

@@ -27,9 +27,8 @@ from lamp_pl.learned.scoring import _generate, example_metric, load_generator, r
 from lamp_pl.retrieval.selected import member_config
 from lamp_pl.retrieval.view import RetrievalView
 
-RETRIEVER_UTILITIES_FORMAT = (
-    3  # 2: generated outputs truncate the prompt as the data module does; 3: records carry the query
-)
+# 2: generated outputs truncate the prompt as the data module does; 3: records carry the query.
+RETRIEVER_UTILITIES_FORMAT = 3
 DEFAULT_POOL: dict[str, dict] = {
     "none": {"retriever": "none"},
     "contriever": {"retriever": "contriever"},
