@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from lamp_pl.pipeline.data import LaMPData
 
 
-def index(data: LaMPData, verify: bool = False) -> dict:
+def index(data: LaMPData, verify: bool = False, prompts: bool = True) -> dict:
     """Build (or verify) every data cache of a config; print a JSON summary.
 
     Encodes profiles, builds the per-user indexes, ranks every split's items and tokenizes the
@@ -30,14 +30,17 @@ def index(data: LaMPData, verify: bool = False) -> dict:
         data: The config's data section.
         verify: Checksum every cache file in full (a damaged one is rebuilt); a plain open checks
             sizes and the checksums of small files only.
+        prompts: Also build and tokenize every prompt. False ranks only (what the official
+            `rank_profiles.py` does), never loading the tokenizer; `fit`, `test` and `inspect`
+            tokenize the prompts they need on first use.
     """
     start = time.perf_counter()
     resolve_data_section(data)  # tokenizer and encoder exist, before any data is prepared
     data.write_synthetic_data()
     check_splits_present(data.data_dir, data.task, stage_splits(data))  # before anything is cached
     with full_checks() if verify else contextlib.nullcontext():
-        summary = data.build(data.splits_for(None)) or {}
-    summary["verified"] = verify
+        summary = data.build(data.splits_for(None), prompts=prompts) or {}
+    summary.update(verified=verify, prompts=prompts)
     summary.setdefault("seconds", round(time.perf_counter() - start, 3))
     summary.update(task=data.task.name, retriever=data.retrieval.retriever, cache_dir=str(data.cache_dir))
     return summary

@@ -179,7 +179,7 @@ def _text_field(
     return value
 
 
-_NESTED = (dict, list)
+_STR_ONLY = {str}
 MAX_DEPTH = 16
 """Deepest nesting accepted inside a profile item (LaMP's are flat; items are re-encoded as JSON)."""
 
@@ -220,13 +220,18 @@ def _check_unique_id(path, profile: list, positions: dict[str, int], position: i
         )
 
 
-def validate_question(path: str | Path, record: Any, index: int, task: Task) -> LaMPQuestion:
+def validate_question(
+    path: str | Path, record: Any, index: int, task: Task, profile_checked: bool = False
+) -> LaMPQuestion:
     """Validate one record of a questions file (shape and values) into a `LaMPQuestion`.
 
     Args:
         path: the file, for the message.
         record: the parsed record.
         index: its position in the file.
+        profile_checked: this record's profile passed these checks earlier in this process (the
+            same file, unchanged): its per-item loop, most of the work on long profiles, is
+            skipped. The items are never rewritten, so the question is the same either way.
 
     Raises:
         LaMPDataError: naming the file, the record (index and id) and the field.
@@ -242,16 +247,27 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
     profile = record.get("profile")
     if not isinstance(profile, list):
         raise LaMPDataError(path, "missing or not a list", index, qid, "profile")
+    if not profile_checked:
+        _check_profile(path, profile, index, qid, task)
+    user_id = record.get("user_id")
+    if user_id is not None and not isinstance(user_id, str | int):
+        raise LaMPDataError(path, f"expected a string, got {_describe(user_id)}", index, qid, "user_id")
+    return LaMPQuestion(qid, text, profile, None, None if user_id is None else str(user_id))
+
+
+def _check_profile(path: Path, profile: list, index: int, qid: str, task: Task) -> None:
+    """Every profile item: an object with the task's text fields, not nested deeply, ids unique."""
     item_positions: dict[str, int] = {}
-    names = ("id", *task.profile_fields)
+    names = {"id", *task.profile_fields}
     checks_ratings = task.metric_kind == "regression"
     for position, item in enumerate(profile):
-        # The common case at a glance: a flat object whose needed fields are all strings.
+        # The common case at a glance: a flat object of strings holding every needed field (any
+        # other item takes the full checks below, which accept more).
         if (
             type(item) is dict
             and not checks_ratings
-            and all(type(item.get(name)) is str for name in names)
-            and not any(isinstance(value, _NESTED) for value in item.values())
+            and set(map(type, item.values())) == _STR_ONLY
+            and names <= item.keys()
         ):
             _check_unique_id(path, profile, item_positions, position, index, qid)
             continue
@@ -279,10 +295,6 @@ def validate_question(path: str | Path, record: Any, index: int, task: Task) -> 
             if task.metric_kind == "regression" and name == task.output_field:
                 _check_rating(path, value, task, index, qid, f"profile[{position}].{name}")
         _check_unique_id(path, profile, item_positions, position, index, qid)
-    user_id = record.get("user_id")
-    if user_id is not None and not isinstance(user_id, str | int):
-        raise LaMPDataError(path, f"expected a string, got {_describe(user_id)}", index, qid, "user_id")
-    return LaMPQuestion(qid, text, profile, None, None if user_id is None else str(user_id))
 
 
 def validate_gold(path: str | Path, record: Any, index: int, task: Task) -> tuple[str, str]:

@@ -4,8 +4,10 @@ A questions file is either one JSON array of question objects or JSON Lines (LaM
 file). `iter_records` walks either one with `json.JSONDecoder.raw_decode` over buffered chunks, so
 memory holds one record and one chunk, whatever the file's size. `stream_questions` validates
 each record as `load_split` does (the same per-record function, so the messages are the same: file,
-record, field) and checks that ids are unique. `load_questions` is `load_split` without the
-profiles, for the code that needs every question's id, input and gold but not their profiles.
+record, field) and checks that ids are unique; a file it has read whole once in this process, and
+that has not changed since, gets its profile items' checks skipped after that. `load_questions` is
+`load_split` without the profiles, for the code that needs every question's id, input and gold but
+not their profiles.
 """
 
 from __future__ import annotations
@@ -39,9 +41,23 @@ parse_count = 0
 """Questions files this process has started to stream (tests check who parsed what under DDP)."""
 
 
-def _validate(path: Path, record: Any, index: int, task: Task) -> LaMPQuestion:
+_checked_files: set[tuple] = set()
+"""Questions files whose every record this process has validated in full, by `_file_state`: `index`
+streams a split up to three times (item tables, rankings, prompts), and on long profiles the
+per-item checks were most of a pass (bench/vs_official.py's BM25 ranking: 720 questions of 200-400
+items). Only a whole pass adds a file, so a pass stopped early or failed checks it again."""
+
+
+def _file_state(path: Path, task: Task) -> tuple:
+    # The file as it is now and the rules it was checked against: an edited file, even one of the
+    # same size within the clock's resolution, changes its inode on an atomic replace or its mtime.
+    state = path.stat()
+    return (str(path.resolve()), state.st_size, state.st_mtime_ns, state.st_ino, task.fingerprint)
+
+
+def _validate(path: Path, record: Any, index: int, task: Task, profile_checked: bool = False) -> LaMPQuestion:
     # The one call into lamp_pl.data.lamp's per-record validation, so both readers say the same.
-    return validate_question(path, record, index, task)
+    return validate_question(path, record, index, task, profile_checked)
 
 
 class _Buffer:
@@ -179,15 +195,18 @@ def stream_questions(path: str | Path, task: str | Task) -> Iterator[LaMPQuestio
     global parse_count
     parse_count += 1
     path, task = Path(path), get_task(task)
+    state = _file_state(path, task)
+    checked = state in _checked_files
     seen: dict[str, int] = {}
     for index, record in enumerate(iter_records(path)):
-        question = _validate(path, record, index, task)
+        question = _validate(path, record, index, task, profile_checked=checked)
         if question.id in seen:
             raise LaMPDataError(path, f"duplicate id (first at record {seen[question.id]})", index, question.id, "id")
         seen[question.id] = index
         yield question
     if not seen:
         raise LaMPDataError(path, "the questions list is empty: nothing to train on, score or predict")
+    _checked_files.add(state)
 
 
 def load_questions(

@@ -34,8 +34,10 @@ def load_checkpoint_model(ckpt_path: str | Path):
     # The base model and tokenizer it names must still be there, before anything is built.
     resolve_model(hparams.get("model_name_or_path"), hparams.get("random_init"))
     resolve_tokenizer(hparams.get("tokenizer") or hparams.get("model_name_or_path"))
-    # load_from_checkpoint calls configure_model before loading, as the Trainer does.
-    model = LaMPModel.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    # load_from_checkpoint calls configure_model before loading, as the Trainer does. The export is
+    # built on the CPU with transformers' default attention: a run trained with FlashAttention on a
+    # GPU exports anywhere, and the saved files do not carry the choice.
+    model = LaMPModel.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True, attn_implementation=None)
     return model.eval(), checkpoint
 
 

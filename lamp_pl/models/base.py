@@ -3,13 +3,16 @@ check that the data's tokenizer fits the model's vocabulary."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
-from lamp_pl.errors import ConfigError
+from lamp_pl.errors import ConfigError, LaMPError
 from lamp_pl.models.pretrained import load_pretrained
 from lamp_pl.tasks import Task
 
@@ -28,6 +31,41 @@ def check_vocabulary(model: torch.nn.Module, tokenizer: Any, model_name: str) ->
         )
 
 
+def check_attn_implementation(attn_implementation: str | None) -> None:
+    """Refuse an attention implementation transformers does not know, before any data or weights load.
+
+    Whether the model supports a known one (T5 has no FlashAttention) is transformers' check when
+    the weights load (`attention_errors`).
+    """
+    if attn_implementation is None:
+        return
+    try:
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, is_kernel
+    except ImportError:  # another transformers layout: its own check when the model loads
+        return
+    known = ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
+    # "paged|sdpa" and the like: transformers drops the prefix; a hub kernel is "org/repo".
+    if attn_implementation.removeprefix("paged|") in known or is_kernel(attn_implementation):
+        return
+    raise ConfigError(
+        f"model.attn_implementation: {attn_implementation!r} is not an attention implementation of "
+        f"transformers; choose one of {known}, a hub kernel (org/repo) or null (transformers' default)"
+    )
+
+
+@contextlib.contextmanager
+def attention_errors(attn_implementation: str | None) -> Iterator[None]:
+    """transformers' refusal of the requested attention (e.g. FlashAttention on T5, or without a
+    GPU) as a one-line `ConfigError` naming `model.attn_implementation`, its message kept."""
+    try:
+        yield
+    except (ValueError, ImportError) as error:
+        about_attention = re.search(r"attn|attention", str(error), flags=re.IGNORECASE) is not None
+        if attn_implementation is None or isinstance(error, LaMPError) or not about_attention:
+            raise
+        raise ConfigError(f"model.attn_implementation {attn_implementation!r}: {error}") from error
+
+
 @dataclass
 class FamilyBase:
     """Build settings common to every family; subclasses add the loss and generation."""
@@ -37,6 +75,9 @@ class FamilyBase:
     task: Task
     random_init: dict[str, Any] | None = None
     trust_remote_code: bool = False
+    attn_implementation: str | None = None
+    """transformers' attention implementation (`eager`, `sdpa`, `flash_attention_2`, ...), passed to
+    `from_pretrained` / `from_config`; None leaves transformers' default."""
     load_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra `from_pretrained` arguments (quantization config, device map)."""
     num_beams: int = 1
@@ -62,14 +103,17 @@ class FamilyBase:
         import transformers
 
         auto = getattr(transformers, self.auto_class_name)
+        attention = {} if self.attn_implementation is None else {"attn_implementation": self.attn_implementation}
         if self.random_init is None:
-            model = load_pretrained(
-                auto,
-                self.model_name_or_path,
-                trust_remote_code=self.trust_remote_code,
-                **self.config_overrides(),
-                **self.load_kwargs,
-            )
+            with attention_errors(self.attn_implementation):
+                model = load_pretrained(
+                    auto,
+                    self.model_name_or_path,
+                    trust_remote_code=self.trust_remote_code,
+                    **attention,
+                    **self.config_overrides(),
+                    **self.load_kwargs,
+                )
         else:
             fields = dict(self.random_init)
             model_type = fields.pop("model_type", self.default_model_type)
@@ -77,7 +121,8 @@ class FamilyBase:
                 model_type,
                 **{"vocab_size": len(self.tokenizer), **self.token_ids(), **self.config_overrides(), **fields},
             )
-            model = auto.from_config(config)
+            with attention_errors(self.attn_implementation):
+                model = auto.from_config(config, **attention)
         untied = [name for name, parameter in model.named_parameters() if parameter.is_meta]
         if untied:
             raise RuntimeError(

@@ -250,12 +250,18 @@ class LaMPData:
         return self.build(self.splits_for(None)) or {}
 
     def build(
-        self, splits: list[str], rank: int = 0, world_size: int = 1, strategy: Collective | None = None
+        self,
+        splits: list[str],
+        rank: int = 0,
+        world_size: int = 1,
+        strategy: Collective | None = None,
+        prompts: bool = True,
     ) -> dict | None:
         """Encode, index, rank and tokenize `splits` (a no-op for what is cached already).
 
         With a `strategy` (DDP), every rank must call it; rank 0 tokenizes, and an error on any
-        rank ends the call with an error on every rank (`agree_on_failure`).
+        rank ends the call with an error on every rank (`agree_on_failure`). With `prompts` False
+        the prompts are left for the first `fit` / `test` to tokenize (and the tokenizer unloaded).
         """
         splits = [s for s in splits if self._has_split(s)]
         summary, error = None, None
@@ -264,7 +270,7 @@ class LaMPData:
                 barrier = strategy.barrier if strategy is not None else None
                 views = [self.view(split) for split in splits]
                 summary = prepare_views(views, rank=rank, world_size=world_size, barrier=barrier)
-            if rank == 0:
+            if rank == 0 and prompts:
                 for split in splits:
                     if not folder_is_valid(self._prompt_folder(split)):
                         self._tokenized(split, build=True)

@@ -49,6 +49,19 @@ def test_index_builds_once_then_reuses(dense_config, capsys):
     assert second["reused"] and second["encoded"] == 0
 
 
+def test_index_without_prompts_ranks_only_and_a_later_index_tokenizes(dense_config, capsys):
+    config = yaml.safe_load(dense_config.read_text())
+    config["data"]["retrieval"] = {"retriever": "bm25"}
+    bm25 = write_config(dense_config.with_name("bm25.yaml"), config["data"])
+    ranked = run_json(capsys, ["index", "--config", str(bm25), "--prompts", "false"])
+    assert ranked["prompts"] is False and all(ranked["results_computed"].values())
+    cache = Path(config["data"]["cache_dir"]) / "LaMP_2"
+    assert not list(cache.glob("prompts/*")), "no prompt was tokenized"
+    full = run_json(capsys, ["index", "--config", str(bm25)])
+    assert full["prompts"] is True and not any(full["results_computed"].values())  # rankings reused
+    assert {p.name.split("-")[0] for p in cache.glob("prompts/*")} >= {"train", "dev", "test"}
+
+
 def test_inspect_shows_query_items_and_prompt(dense_config, data_root, capsys):
     question = load_split(data_root, "LaMP_2", "dev")[1]
     shown = run_json(capsys, ["inspect", "--config", str(dense_config), "--split", "dev", "--id", question.id])

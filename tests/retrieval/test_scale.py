@@ -128,3 +128,27 @@ def test_under_two_gloo_ranks_only_one_process_parses_the_questions(data, tiny_b
     assert index.manifest["info"]["ingest"]["parsed_files"] == len(SPLITS)
     assert sum(r["encoded"] for r in ranks) == index.manifest["counts"]["texts"]
     assert np.isfinite(index.embeddings).all() and np.abs(index.embeddings).sum(axis=1).min() > 0  # every row written
+
+
+def test_a_file_read_whole_is_checked_once_until_it_changes(data, monkeypatch):
+    """`index` streams a split up to three times: the profile items' checks run on the first pass
+    only, and again whenever the file changed (or an earlier pass stopped before its end)."""
+    from lamp_pl.data import lamp
+
+    checked = []
+    monkeypatch.setattr(lamp, "_check_profile", lambda *args: checked.append(args[2]))
+    monkeypatch.setattr(stream, "_checked_files", set())
+    path = data / TASK / "dev_questions.json"
+    records = json.loads(path.read_text())
+    next(iter(stream.stream_questions(path, TASK)))  # a pass stopped early marks nothing
+    first = [q.id for q in stream.stream_questions(path, TASK)]
+    assert checked == [0, *range(len(records))]
+    again = [q.id for q in stream.stream_questions(path, TASK)]
+    assert again == first and len(checked) == len(records) + 1  # the same questions, unchecked
+    monkeypatch.undo()  # the real checks, and a memo that remembers this file
+    monkeypatch.setattr(stream, "_checked_files", set())
+    list(stream.stream_questions(path, TASK))
+    del records[-1]["profile"][0]["title"]
+    path.write_text(json.dumps(records))  # changed since: checked in full again
+    with pytest.raises(LaMPDataError, match=rf"record {len(records) - 1}.*profile\[0\]\.title"):
+        list(stream.stream_questions(path, TASK))
