@@ -53,12 +53,14 @@ import vs_official_compare as compare  # noqa: E402
 from vs_official_report import report  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
-LEARN_USERS, LEARN_EPOCHS = 50, 10
-"""The default training data: time-based, 50 users x 10 questions a split (500 training questions)."""
+LEARN_USERS, LEARN_EPOCHS, LEARN_DEV = 50, 20, 100
+"""The default training data: time-based, 50 users x 10 questions a split (500 training and test
+questions), 20 epochs, each validated on the dev split's first 100 questions (both sides validate
+every epoch: a whole dev split cost more than the training)."""
 SIZES = {
     "small": {
         **{"users": 4, "questions": 2, "profile": (8, 16), "gen_max_length": 128},
-        **{"learn_users": 4, "learn_questions": 2, "epochs": 1},
+        **{"learn_users": 4, "learn_questions": 2, "learn_dev": 8, "epochs": 1},
     },
     # Ranking on 72 questions a layout (the official contriever ranking costs about 0.8 s of CPU a
     # question); training and evaluation on their own, larger time-based data, ranked by lamp_pl
@@ -67,7 +69,7 @@ SIZES = {
     # generation_max_length 32 keeps the evaluation of every epoch affordable (both sides).
     "default": {
         **{"users": 8, "questions": 3, "profile": (10, 30), "gen_max_length": 32},
-        **{"learn_users": LEARN_USERS, "learn_questions": 10, "epochs": LEARN_EPOCHS},
+        **{"learn_users": LEARN_USERS, "learn_questions": 10, "learn_dev": LEARN_DEV, "epochs": LEARN_EPOCHS},
     },
 }
 LAMP2_FIX = "corpus, query = classification_movies_query_corpus_maker("
@@ -280,6 +282,7 @@ def learning_data(bench: Bench, task: str, t5: Path) -> tuple[Path, Path, Path]:
         time_based=True,
         seed=a.seed,
     )
+    keep_first(root / task, "dev", a.learn_dev)
     config = lamp_pl_config(bench, task, root, "learn", t5, retriever="bm25")
     bench.lamp_pl(["index", "--config", config, "--prompts", "false"], config.parent / "index.log")
     data, ranked = compare.lamp_pl_data(config), bench.work / "official" / "learn" / task / "rank"
@@ -288,6 +291,16 @@ def learning_data(bench: Bench, task: str, t5: Path) -> tuple[Path, Path, Path]:
         lists = {got.question_id: list(got.item_ids) for got in data.view(split).top(10**9).retrieved()}
         (ranked / f"rank_{split}.json").write_text(json.dumps(lists))
     return root, config, ranked
+
+
+def keep_first(folder: Path, split: str, n: int) -> None:
+    """Only the first `n` questions of a split (and their golds), in both of its files."""
+    questions_path, outputs_path = folder / f"{split}_questions.json", folder / f"{split}_outputs.json"
+    questions, outputs = json.loads(questions_path.read_text())[:n], json.loads(outputs_path.read_text())
+    kept = {q["id"] for q in questions}
+    outputs["golds"] = [g for g in outputs["golds"] if g["id"] in kept]
+    questions_path.write_text(json.dumps(questions, indent=1))
+    outputs_path.write_text(json.dumps(outputs, indent=1))
 
 
 def training(bench: Bench, task: str, root: Path, layout: str, config: Path, t5: Path, ranked: Path) -> dict:
@@ -421,6 +434,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--questions", type=int, help="ranking: questions per user and split (time-based)")
     parser.add_argument("--learn-users", type=int, help="training and evaluation: time-based users")
     parser.add_argument("--learn-questions", type=int, help="training and evaluation: questions per user and split")
+    parser.add_argument(
+        "--learn-dev", type=int, help="training: dev questions each epoch validates on (the first ones)"
+    )
     parser.add_argument("--epochs", type=int, help="training epochs")
     parser.add_argument("--profile", type=int, nargs=2, help="min and max profile items")
     parser.add_argument("--layouts", nargs="+", default=["user", "time"], choices=["user", "time"])

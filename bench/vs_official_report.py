@@ -115,8 +115,8 @@ def report(results: dict, machine: dict[str, Any], records: list[dict], args: ar
         f"(lamp_pl max_new_tokens {args.gen_max_length - 1}), batch {args.batch_size}, beams {args.beams}, "
         f"lr {args.lr}; profiles {args.profile[0]}-{args.profile[1]} items; ranking: time-based {args.users} users x "
         f"{args.questions} questions per split, user-based {3 * args.users * args.questions} users; training and "
-        f"evaluation: time-based {args.learn_users} users x {args.learn_questions} questions per split, "
-        f"{args.epochs} epochs, ranked by lamp_pl's BM25 for both sides",
+        f"evaluation: time-based {args.learn_users} users x {args.learn_questions} questions per split (dev: the first "
+        f"{args.learn_dev}), {args.epochs} epochs, ranked by lamp_pl's BM25 for both sides",
         "ranking: `lamp-pl index --prompts false` (ranks only, as rank_profiles.py; fit and test tokenize the "
         "prompts, as train_llm.py and evaluate_llm.py do); training per sample: the epochs' training batches only "
         "(official: the Trainer's epoch begin to end; lamp_pl: epoch start to validation start), without validation "
@@ -183,7 +183,11 @@ def combined(summaries: list[dict]) -> str:
             f"\nlamp_pl's time per training sample moved by {spread:.1%} between runs "
             f"(official: {(max(official) - min(official)) / min(official):.1%}); best dev metric, official "
             f"{_span([float(b['official'] or 0) for b in best], '{:.3f}')}, lamp_pl {_span([float(b['lamp_pl'] or 0) for b in best], '{:.3f}')}"
-            + (f"; one answer for every question at best: {trains[0]['majority']:.3f}" if trains[0].get("majority") else "")
+            + (
+                f"; one answer for every question at best: {trains[0]['majority']:.3f}"
+                if trains[0].get("majority")
+                else ""
+            )
         )
     return "\n".join(lines)
 
