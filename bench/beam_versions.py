@@ -1,0 +1,112 @@
+"""Whose beam search a difference in predictions is: plain transformers in each environment.
+
+`bench/vs_official.py` compares `evaluate_llm.py`'s test predictions (transformers 4.27) with
+`lamp-pl test`'s (transformers 5) on the same checkpoint. This script runs `generate` itself, with
+no lamp_pl and no official code, on the official evaluation's own prompts (file order, batches of
+16, inputs truncated at 256 tokens, 4 beams, `max_length` 32, as the bench's default settings) in
+both environments (transformers 5 with the attention the bench's lamp_pl side uses, eager), and
+counts agreement three ways: official against plain 4.27, lamp_pl against plain 5, and plain 4.27
+against plain 5. When the first two agree fully, a difference between official and lamp_pl is the
+installed transformers' beam search, not either program. It also times the generation loop alone
+in each environment (tokenize, generate, decode; the model loaded, no imports counted), the part of
+an evaluation that neither program's own code changes.
+
+    python bench/beam_versions.py runs/vs1 LaMP_4 --official-python ../venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def generate(checkpoint: str, record: str, out: str, beams: int, max_length: int, truncate: int, attn: str) -> None:
+    """Plain `generate` over the recorded evaluation prompts; writes {version, predictions, seconds}."""
+    import torch
+    import transformers
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    # transformers before 4.36 has one T5 attention (eager) and no argument to choose it.
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    choice = {"attn_implementation": attn} if (major, minor) >= (4, 36) else {}
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint, **choice).eval()
+    prompts = json.loads(Path(record).read_text())["prompts"]["eval_dataset"]
+    ids, predictions = list(prompts), {}
+    start = time.perf_counter()
+    for at in range(0, len(ids), 16):
+        chunk = ids[at : at + 16]
+        texts = [prompts[i] for i in chunk]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=truncate)
+        batch = {k: v for k, v in batch.items() if k != "token_type_ids"}
+        with torch.no_grad():
+            generated = model.generate(**batch, num_beams=beams, max_length=max_length)
+        for qid, text in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
+            predictions[qid] = text.strip()
+    seconds = time.perf_counter() - start
+    Path(out).write_text(
+        json.dumps({"transformers": transformers.__version__, "predictions": predictions, "seconds": seconds})
+    )
+
+
+def agreement(a: dict[str, str], b: dict[str, str]) -> str:
+    differ = [qid for qid in a if a[qid] != b.get(qid)]
+    return f"{len(a) - len(differ)}/{len(a)} identical" + (f" (differ: {', '.join(differ[:9])})" if differ else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path, help="a bench/vs_official.py --work folder")
+    parser.add_argument("task", choices=["LaMP_2", "LaMP_4"])
+    parser.add_argument("--official-python", required=True, help="Python of the official environment")
+    parser.add_argument("--beams", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=32, help="generation_max_length")
+    parser.add_argument("--truncate", type=int, default=256, help="max_length of the inputs")
+    parser.add_argument(
+        "--attn", default="eager", help="attention in the newer transformers (the bench's lamp_pl config: eager)"
+    )
+    parser.add_argument("--generate", nargs=3, metavar=("CKPT", "RECORD", "OUT"), help=argparse.SUPPRESS)
+    a = parser.parse_args(argv)
+    if a.generate:
+        checkpoint, record, out = a.generate
+        generate(checkpoint, record, out, a.beams, a.max_length, a.truncate, a.attn)
+        return 0
+    summary = json.loads((a.work / "summary.json").read_text())["tasks"][a.task]
+    checkpoint = summary["training"]["best_checkpoint"]
+    (record,) = (a.work / "official").glob(f"*/{a.task}/eval/evaluate_llm.record.json")
+    official_record = json.loads(record.read_text())
+    official = dict(zip(official_record["prompts"]["eval_dataset"], official_record["evaluations"][-1]["predictions"]))
+    (ours_file,) = (a.work / "lamp_pl").glob(f"*/{a.task}/test-official-checkpoint/**/predictions_test.json")
+    ours = {g["id"]: g["output"].strip() for g in json.loads(ours_file.read_text())["golds"]}
+    plain = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, python in (("official env", a.official_python), ("lamp_pl env", sys.executable)):
+            out = Path(folder) / "out.json"
+            options = ["--beams", a.beams, "--max-length", a.max_length, "--truncate", a.truncate, "--attn", a.attn]
+            command = [python, __file__, a.work, a.task, "--official-python", a.official_python, *options]
+            subprocess.run([str(c) for c in [*command, "--generate", checkpoint, record, out]], check=True)
+            plain[name] = json.loads(out.read_text())
+    old, new = plain["official env"], plain["lamp_pl env"]
+    print(f"{a.task}, {len(official)} test questions, checkpoint {checkpoint}")
+    print(
+        f"official evaluate_llm.py vs plain transformers {old['transformers']}: {agreement(official, old['predictions'])}"
+    )
+    print(f"lamp-pl test vs plain transformers {new['transformers']}: {agreement(ours, new['predictions'])}")
+    print(
+        f"plain transformers {old['transformers']} vs {new['transformers']}: "
+        f"{agreement(old['predictions'], new['predictions'])}"
+    )
+    print(
+        f"generation alone (tokenize, generate, decode; models loaded): transformers {old['transformers']} "
+        f"{old['seconds']:.1f} s, {new['transformers']} {new['seconds']:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
