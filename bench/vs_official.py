@@ -1,7 +1,7 @@
 """The official LaMP scripts against lamp_pl, stage by stage, on the same data, models and settings.
 
     python bench/vs_official.py OFFICIAL_CHECKOUT                  # default size: about 15 min on 2 quiet cores
-    python bench/vs_official.py OFFICIAL_CHECKOUT --size small     # a quick check: about 9 min of CPU
+    python bench/vs_official.py OFFICIAL_CHECKOUT --size small     # a quick check: about 5 min of CPU
     python bench/vs_official.py OFFICIAL_CHECKOUT --tasks LaMP_2 --users 8 --epochs 1 --threads 2 --work /tmp/vs
     python bench/vs_official.py OFFICIAL_CHECKOUT --ranking-only --rankers bm25 --layouts time --profile 200 400
 
