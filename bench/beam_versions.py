@@ -2,8 +2,8 @@
 
 `bench/vs_official.py` compares `evaluate_llm.py`'s test predictions (transformers 4.27) with
 `lamp-pl test`'s (transformers 5) on the same checkpoint. This script runs `generate` itself, with
-no lamp_pl and no official code, on the official evaluation's own prompts (file order, batches of
-16, inputs truncated at 256 tokens, 4 beams, `max_length` 32, as the bench's default settings) in
+no lamp_pl and no official code, on the official evaluation's own prompts (file order, with the
+batch size, input truncation, beams and `max_length` of the run's lamp_pl config) in
 both environments (transformers 5 with the attention the bench's lamp_pl side uses, eager), and
 counts agreement three ways: official against plain 4.27, lamp_pl against plain 5, and plain 4.27
 against plain 5. When the first two agree fully, a difference between official and lamp_pl is the
@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 
-def generate(checkpoint: str, record: str, out: str, beams: int, max_length: int, truncate: int, attn: str) -> None:
+def generate(
+    checkpoint: str, record: str, out: str, beams: int, max_length: int, truncate: int, attn: str, batch: int
+) -> None:
     """Plain `generate` over the recorded evaluation prompts; writes {version, predictions, seconds}."""
     import torch
     import transformers
@@ -39,8 +41,8 @@ def generate(checkpoint: str, record: str, out: str, beams: int, max_length: int
     prompts = json.loads(Path(record).read_text())["prompts"]["eval_dataset"]
     ids, predictions = list(prompts), {}
     start = time.perf_counter()
-    for at in range(0, len(ids), 16):
-        chunk = ids[at : at + 16]
+    for at in range(0, len(ids), batch):
+        chunk = ids[at : at + batch]
         texts = [prompts[i] for i in chunk]
         batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=truncate)
         batch = {k: v for k, v in batch.items() if k != "token_type_ids"}
@@ -64,9 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("work", type=Path, help="a bench/vs_official.py --work folder")
     parser.add_argument("task", choices=["LaMP_2", "LaMP_4"])
     parser.add_argument("--official-python", required=True, help="Python of the official environment")
-    parser.add_argument("--beams", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=32, help="generation_max_length")
-    parser.add_argument("--truncate", type=int, default=256, help="max_length of the inputs")
+    # Unset, each comes from the run's lamp_pl config (the settings both sides evaluated with).
+    parser.add_argument("--beams", type=int, help="num_beams")
+    parser.add_argument("--max-length", type=int, help="generation_max_length (lamp_pl's max_new_tokens + 1)")
+    parser.add_argument("--truncate", type=int, help="max_length of the inputs")
+    parser.add_argument("--batch", type=int, help="evaluation batch size")
     parser.add_argument(
         "--attn", default="eager", help="attention in the newer transformers (the bench's lamp_pl config: eager)"
     )
@@ -74,20 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     if a.generate:
         checkpoint, record, out = a.generate
-        generate(checkpoint, record, out, a.beams, a.max_length, a.truncate, a.attn)
+        generate(checkpoint, record, out, a.beams, a.max_length, a.truncate, a.attn, a.batch)
         return 0
     summary = json.loads((a.work / "summary.json").read_text())["tasks"][a.task]
+    config = json.loads((a.work / "lamp-pl" / "learn" / a.task / "config.yaml").read_text())  # JSON is YAML
+    a.beams = a.beams or config["model"]["num_beams"]
+    a.max_length = a.max_length or config["model"]["max_new_tokens"] + 1
+    a.truncate = a.truncate or config["data"]["max_input_length"]
+    a.batch = a.batch or config["data"]["eval_batch_size"]
     checkpoint = summary["training"]["best_checkpoint"]
     (record,) = (a.work / "official").glob(f"*/{a.task}/eval/evaluate_llm.record.json")
     official_record = json.loads(record.read_text())
     official = dict(zip(official_record["prompts"]["eval_dataset"], official_record["evaluations"][-1]["predictions"]))
-    (ours_file,) = (a.work / "lamp_pl").glob(f"*/{a.task}/test-official-checkpoint/**/predictions_test.json")
+    (ours_file,) = (a.work / "lamp-pl").glob(f"*/{a.task}/test-official-checkpoint/**/predictions_test.json")
     ours = {g["id"]: g["output"].strip() for g in json.loads(ours_file.read_text())["golds"]}
     plain = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, python in (("official env", a.official_python), ("lamp_pl env", sys.executable)):
             out = Path(folder) / "out.json"
             options = ["--beams", a.beams, "--max-length", a.max_length, "--truncate", a.truncate, "--attn", a.attn]
+            options += ["--batch", a.batch]
             command = [python, __file__, a.work, a.task, "--official-python", a.official_python, *options]
             subprocess.run([str(c) for c in [*command, "--generate", checkpoint, record, out]], check=True)
             plain[name] = json.loads(out.read_text())

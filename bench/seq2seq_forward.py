@@ -5,7 +5,7 @@ shows a per-sample difference: the same batches (dumped once from a `lamp-pl` co
 forward, backward and AdamW in the installed transformers, so the official environment's
 transformers 4.27 and lamp_pl's can be timed on identical tensors and weights.
 
-    python bench/seq2seq_forward.py dump runs/vs1/lamp_pl/time/LaMP_4/config.yaml /tmp/batches.pt
+    python bench/seq2seq_forward.py dump runs/vs1/lamp-pl/learn/LaMP_4/config.yaml /tmp/batches.pt
     python bench/seq2seq_forward.py time runs/vs1/models/LaMP_4 /tmp/batches.pt                 # default attention
     python bench/seq2seq_forward.py time runs/vs1/models/LaMP_4 /tmp/batches.pt --attn eager
     ../venv/bin/python bench/seq2seq_forward.py time runs/vs1/models/LaMP_4 /tmp/batches.pt     # the official env

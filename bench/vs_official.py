@@ -182,7 +182,9 @@ def build_t5(bench: Bench, task: str) -> Path:
 
 def lamp_pl_config(bench: Bench, task: str, root: Path, layout: str, t5: Path, retriever: str = "contriever") -> Path:
     """One config for `lamp-pl index / fit / test`, with the official scripts' settings."""
-    a, folder = bench.args, bench.work / "lamp_pl" / layout / task
+    # "lamp-pl", not "lamp_pl": a folder named as the package would shadow it for `python -m`
+    # run from the work folder (an editable install is found after the current directory).
+    a, folder = bench.args, bench.work / "lamp-pl" / layout / task
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "seed_everything": a.seed,
