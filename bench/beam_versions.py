@@ -44,10 +44,10 @@ def generate(
     for at in range(0, len(ids), batch):
         chunk = ids[at : at + batch]
         texts = [prompts[i] for i in chunk]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=truncate)
-        batch = {k: v for k, v in batch.items() if k != "token_type_ids"}
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=truncate)
+        inputs = {k: v for k, v in encoded.items() if k != "token_type_ids"}
         with torch.no_grad():
-            generated = model.generate(**batch, num_beams=beams, max_length=max_length)
+            generated = model.generate(**inputs, num_beams=beams, max_length=max_length)
         for qid, text in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
             predictions[qid] = text.strip()
     seconds = time.perf_counter() - start

@@ -6,7 +6,8 @@ tiny Llama on the same LaMP batches as `bench/train_step.py` (lamp_pl's `LaMPMod
 Lightning `Trainer`, and the plain loop: forward, backward, AdamW, `zero_grad`), each profiled over
 the same steps after warm-up. Printed: per step, the number of ATen operator calls and their summed
 self CPU time in each loop, the time outside any operator (Python: the model's own Python,
-Lightning's loop and hooks, lamp_pl's batch handling), and the operators whose calls per step differ between the two, with their time.
+Lightning's loop and hooks, lamp_pl's batch handling), and the operators whose calls per step
+differ between the two, with their time.
 Counts are exact; times carry the profiler's own cost and the machine's noise.
 
     python bench/step_ops.py                 # full fine-tuning
@@ -100,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         plain, plain_ms = profile_plain(data, a.lora, a.warmup)
         ours, ours_ms = profile_lamp(data, a.lora, a.warmup)
     rows = []
-    for name, calls, op_ms in (("plain", *_totals(plain)), ("lamp_pl", *_totals(ours))):
-        wall = plain_ms if name == "plain" else ours_ms
+    for name, ops, wall in (("plain", plain, plain_ms), ("lamp_pl", ours, ours_ms)):
+        calls, op_ms = _totals(ops)
         rows.append(f"| {name} | {calls:.0f} | {op_ms:.2f} | {wall:.2f} | {wall - op_ms:.2f} |")
     print(f"{'LoRA' if a.lora else 'full fine-tuning'}, {a.steps - a.warmup} steps profiled after {a.warmup}")
     print("\n| loop | operator calls a step | operators' self CPU ms a step | wall ms a step | outside operators, ms |")
